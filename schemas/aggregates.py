@@ -1,0 +1,69 @@
+"""The worker's output: one record per (tenant, model, window), on a compacted topic.
+
+A window's first record has `revision` 1; a late event that lands in a closed window
+produces the same key again with `revision + 1` and the new absolute totals. Totals are
+absolute, never deltas, so a replayed or re-emitted record cannot be counted twice:
+readers keep the record with the highest `revision` (ties: the highest `event_count`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+TOKEN_TYPES = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "reasoning_output_tokens",
+)
+
+AGGREGATE_SCHEMA_VERSION = 1
+
+
+def window_key(tenant_id: str, model: str, window_start_ms: int, window_size_s: int) -> str:
+    """The record key `tenant|model|window_start_ms|window_size_s`; identifiers never hold '|'."""
+    return f"{tenant_id}|{model}|{window_start_ms}|{window_size_s}"
+
+
+class WindowTotals(BaseModel):
+    """Absolute token totals of one tenant and model in one tumbling event-time window."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = 1
+    tenant_id: str
+    model: str
+    window_start_ms: int = Field(ge=0, description="Window start, UTC epoch milliseconds.")
+    window_size_s: int = Field(gt=0)
+    input_tokens: int = Field(ge=0)
+    output_tokens: int = Field(ge=0)
+    cache_read_input_tokens: int = Field(ge=0)
+    cache_creation_input_tokens: int = Field(ge=0)
+    reasoning_output_tokens: int = Field(ge=0)
+    event_count: int = Field(ge=0)
+    first_event_time_ms: int = Field(ge=0)
+    last_event_time_ms: int = Field(ge=0)
+    revision: int = Field(ge=1, description="1 when the window closes, +1 per correction.")
+    emitted_at_ms: int = Field(ge=0, description="Wall-clock time the worker emitted this.")
+
+    @property
+    def key(self) -> str:
+        return window_key(self.tenant_id, self.model, self.window_start_ms, self.window_size_s)
+
+    @property
+    def window_end_ms(self) -> int:
+        return self.window_start_ms + self.window_size_s * 1000
+
+    def tokens(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in TOKEN_TYPES}
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.model_dump())
+
+    @classmethod
+    def from_bytes(cls, value: bytes) -> WindowTotals:
+        return cls.model_validate(orjson.loads(value))

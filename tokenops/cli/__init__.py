@@ -1,0 +1,37 @@
+"""The `tokenops` command: one Typer app, one module per command group."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from tokenops.cli import config_cmd, stack_cmd
+from tokenops.errors import TokenopsError
+from tokenops.logs import configure_logging
+
+app = typer.Typer(
+    name="tokenops",
+    help="Billing-grade token-usage metering: Kafka in, Faust windows, ClickHouse and "
+    "Prometheus out.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(stack_cmd.app, name="stack")
+app.add_typer(config_cmd.app, name="config")
+
+err = Console(stderr=True)
+
+
+def main() -> None:
+    """Entry point: a `TokenopsError` becomes one readable line and exit code 1."""
+    configure_logging()
+    try:
+        app()  # standalone: click prints usage errors and exits by itself
+    except TokenopsError as exc:
+        err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        if exc.hint:
+            err.print(f"[bold]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
+        sys.exit(1)

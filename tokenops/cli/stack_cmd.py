@@ -1,0 +1,69 @@
+"""`tokenops stack up | down | status`."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tokenops.settings import StackSettings, load
+from tokenops.stack import LocalStack
+
+app = typer.Typer(help="Start, stop and inspect the local stack (Kafka, Prometheus, Alertmanager).")
+console = Console()
+
+
+def _stack() -> LocalStack:
+    return LocalStack(load(StackSettings))
+
+
+@app.command()
+def up(
+    force: bool = typer.Option(
+        False, "--force", help="Delete a state directory holding another cluster's data."
+    ),
+) -> None:
+    """Start Kafka (KRaft), Prometheus and Alertmanager, and create the pipeline's topics.
+
+    The first run fetches the Kafka jars from Maven Central into the cache directory and
+    installs Prometheus and Alertmanager from Debian's packages if they are missing.
+    """
+    stack = _stack()
+    running = stack.running()
+    if len(running) == 3:
+        console.print(f"the local stack is already running ({', '.join(running)})")
+        _print_status(stack)
+        return
+    with console.status("starting the local stack (the first start fetches Kafka's jars)"):
+        stack.up(force=force)
+    _print_status(stack)
+
+
+@app.command()
+def down() -> None:
+    """Stop every component of the local stack; data stays in the state directory."""
+    stopped = _stack().down()
+    console.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@app.command()
+def status() -> None:
+    """Show each component with its address, pid, version and state. Exit 1 if any is down."""
+    stack = _stack()
+    rows = _print_status(stack)
+    if not all(row.up for row in rows):
+        raise typer.Exit(1)
+
+
+def _print_status(stack: LocalStack) -> list:  # type: ignore[type-arg]
+    rows = stack.status()
+    table = Table(title=f"tokenops local stack ({stack.settings.state_dir})")
+    for column in ("component", "state", "address", "pid", "version"):
+        table.add_column(column)
+    for row in rows:
+        colour = "green" if row.up else "red"
+        table.add_row(
+            row.name, f"[{colour}]{row.state}[/]", row.address, str(row.pid or "-"), row.version
+        )
+    console.print(table)
+    return rows

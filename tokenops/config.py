@@ -1,0 +1,12 @@
+"""The settings models `tokenops config show` lists, one per component."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings
+
+from tokenops.settings import KafkaSettings, StackSettings, TopicSettings
+
+
+def settings_sections() -> list[type[BaseSettings]]:
+    # Components add their model here as they land, so `config show` stays complete.
+    return [KafkaSettings, TopicSettings, StackSettings]

@@ -1,0 +1,121 @@
+"""Settings shared by every component: the Kafka connection, topic names, the local stack.
+
+Each component has one frozen pydantic-settings model, read from `TOKENOPS_*` environment
+variables by entry points only (`load`). Components take the model as a parameter, so
+tests build them directly without touching the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tokenops.errors import ConfigError
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def _default_state_dir() -> Path:
+    return Path.home() / ".local" / "state" / "tokenops"
+
+
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "tokenops"
+
+
+class KafkaSettings(BaseSettings):
+    """How every tokenops client reaches Kafka.
+
+    `client_config` passes further librdkafka properties through under their own names
+    (for example `{"socket.keepalive.enable": "true"}`); tokenops invents no aliases.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TOKENOPS_KAFKA_", frozen=True)
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: Path | None = None
+    ssl_certificate_location: Path | None = None
+    ssl_key_location: Path | None = None
+    ssl_key_password: SecretStr | None = None
+    client_config: dict[str, str] = Field(default_factory=dict)
+
+    def librdkafka(self) -> dict[str, Any]:
+        """The confluent-kafka (librdkafka) configuration for this connection."""
+        config: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        optional = {
+            "sasl.mechanism": self.sasl_mechanism,
+            "sasl.username": self.sasl_username,
+            "sasl.password": _reveal(self.sasl_password),
+            "ssl.ca.location": self.ssl_ca_location,
+            "ssl.certificate.location": self.ssl_certificate_location,
+            "ssl.key.location": self.ssl_key_location,
+            "ssl.key.password": _reveal(self.ssl_key_password),
+        }
+        config.update({k: str(v) for k, v in optional.items() if v is not None})
+        config.update(self.client_config)
+        return config
+
+
+class TopicSettings(BaseSettings):
+    """Topic names and their partition count; the `.v1` suffix is the wire version."""
+
+    model_config = SettingsConfigDict(env_prefix="TOKENOPS_TOPIC_", frozen=True)
+
+    usage: str = "tokenops.usage.v1"
+    aggregates: str = "tokenops.aggregates.v1"
+    dead_letter: str = "tokenops.dead-letter.v1"
+    quota_alerts: str = "tokenops.quota-alerts.v1"
+    quotas: str = "tokenops.quotas.v1"
+    partitions: int = Field(default=4, ge=1, le=1024)
+    replication_factor: int = Field(default=1, ge=1, le=16)
+
+
+class StackSettings(BaseSettings):
+    """The local stack that `tokenops stack up` starts: where it keeps data, its ports."""
+
+    model_config = SettingsConfigDict(env_prefix="TOKENOPS_STACK_", frozen=True)
+
+    state_dir: Path = Field(default_factory=_default_state_dir)
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    kafka_port: int = Field(default=9092, ge=1, le=65535)
+    kafka_controller_port: int = Field(default=9097, ge=1, le=65535)
+    kafka_heap_mb: int = Field(default=1024, ge=256)
+    prometheus_port: int = Field(default=9090, ge=1, le=65535)
+    alertmanager_port: int = Field(default=9093, ge=1, le=65535)
+    start_timeout_s: float = Field(default=90.0, gt=0)
+
+    def env_name(self, field: str) -> str:
+        """The environment variable that sets `field`, for error messages."""
+        return f"TOKENOPS_STACK_{field.upper()}"
+
+
+def _reveal(secret: SecretStr | None) -> str | None:
+    return None if secret is None else secret.get_secret_value()
+
+
+def load(cls: type[S], **overrides: Any) -> S:
+    """Read `cls` from the environment, turning validation errors into one `ConfigError`.
+
+    Every problem is reported at once, one line each, naming the environment variable.
+    """
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            name = f"{prefix}{field}".upper() if field else prefix.rstrip("_")
+            value = error.get("input")
+            problems.append(f"{name}={value!r}: {error['msg']}")
+        raise ConfigError(problems) from exc
