@@ -50,7 +50,7 @@ class ManagedProcess:
             pid = int(self.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        if _alive(pid):
+        if is_alive(pid):
             return pid
         self.pid_file.unlink(missing_ok=True)
         return None
@@ -83,11 +83,11 @@ class ManagedProcess:
             return False
         _signal_group(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
-        while _alive(pid) and time.monotonic() < deadline:
+        while is_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _alive(pid):
+        if is_alive(pid):
             _signal_group(pid, signal.SIGKILL)
-            while _alive(pid):
+            while is_alive(pid):
                 time.sleep(0.05)
         self.pid_file.unlink(missing_ok=True)
         return True
@@ -97,7 +97,7 @@ class ManagedProcess:
         pid = self.pid()
         if pid is not None:
             _signal_group(pid, signal.SIGKILL)
-            while _alive(pid):
+            while is_alive(pid):
                 time.sleep(0.05)
             self.pid_file.unlink(missing_ok=True)
 
@@ -108,7 +108,8 @@ class ManagedProcess:
             return ""
 
 
-def _alive(pid: int) -> bool:
+def is_alive(pid: int) -> bool:
+    """True while `pid` runs; a zombie (exited, not yet reaped) counts as gone."""
     try:
         # A zombie child of this very process still answers kill(0); reap it first.
         with contextlib.suppress(ChildProcessError):
