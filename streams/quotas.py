@@ -1,0 +1,200 @@
+"""Quota evaluation in the stream: usage per tenant, quota and period, and threshold crossings.
+
+`QuotaEvaluator` is pure: no Kafka, no clock unless none is given. The worker owns one per
+partition, calls `load(state)` after recovering the partition, then `apply(events)` for
+each batch of deduplicated, accepted events, and persists the returned state delta in the
+same atomic changelog write as its other state, together with the returned alerts. So a
+replay after a crash starts from the state that matches the last committed outputs, and
+each crossing is emitted exactly once per quota, period and threshold. The alert key
+(`tenant|quota|period_start_ms|threshold_pct`) still makes any re-delivery recognisable.
+
+State is a plain mapping `str -> dict` of JSON-safe values:
+- `"<tenant>|<quota>|<period_start_ms>"` -> `{"usage": int | str, "crossed": [pct, ...],
+  "end_ms": int}`; `usage` is a decimal string for cost budgets;
+- `"~watermark"` -> `{"time_ms": int}`: the highest event time seen on the partition.
+
+An event counts in the period that holds its event time, also when it arrives late. A
+period's cell is dropped once the watermark is `late_horizon_ms` past the period's end
+(`rate_late_horizon_ms` for minute quotas); later events for it are counted in
+`stats["late_ignored"]` and can no longer raise alerts, so an evicted cell is never
+recreated to alert twice. Changes to the quota book apply from the next event on;
+thresholds already crossed in a period stay crossed when a limit changes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from tokenops.schemas.aggregates import TOKEN_TYPES
+from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
+from tokenops.streams.quota_book import QuotaBook
+
+WATERMARK_KEY = "~watermark"
+_HOUR_MS = 3_600_000
+
+
+class UsageLike(Protocol):
+    """What the evaluator reads from an event (`tokenops.schemas.UsageEvent` fits)."""
+
+    @property
+    def tenant_id(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def time(self) -> datetime: ...
+
+
+@dataclass
+class _Cell:
+    usage: int | Decimal
+    crossed: list[int]
+    end_ms: int
+
+    def dump(self) -> dict[str, Any]:
+        usage = str(self.usage) if isinstance(self.usage, Decimal) else self.usage
+        return {"usage": usage, "crossed": list(self.crossed), "end_ms": self.end_ms}
+
+
+@dataclass
+class QuotaEvaluator:
+    """Usage and crossings of the quotas in `book`, for the tenants of one partition."""
+
+    book: QuotaBook
+    late_horizon_ms: int = 24 * _HOUR_MS
+    rate_late_horizon_ms: int = 5 * 60_000
+    cells: dict[str, _Cell] = field(default_factory=dict)
+    watermark_ms: int = 0
+    stats: dict[str, int] = field(default_factory=lambda: {"events": 0, "late_ignored": 0})
+
+    def load(self, state: Mapping[str, Mapping[str, Any]]) -> None:
+        """Replace the in-memory state with `state` (as recovered from the changelog)."""
+        self.cells.clear()
+        self.watermark_ms = 0
+        for key, value in state.items():
+            if key == WATERMARK_KEY:
+                self.watermark_ms = int(value["time_ms"])
+                continue
+            raw = value["usage"]
+            usage: int | Decimal = Decimal(raw) if isinstance(raw, str) else int(raw)
+            self.cells[key] = _Cell(usage, [int(t) for t in value["crossed"]], int(value["end_ms"]))
+
+    def state(self) -> dict[str, dict[str, Any]]:
+        """The whole state, as `load` takes it."""
+        state = {key: cell.dump() for key, cell in self.cells.items()}
+        state[WATERMARK_KEY] = {"time_ms": self.watermark_ms}
+        return state
+
+    def apply(
+        self, events: Iterable[UsageLike], *, now_ms: int | None = None
+    ) -> tuple[list[QuotaAlert], dict[str, dict[str, Any] | None]]:
+        """Count `events` and return (new crossings, state delta: key -> value or None).
+
+        The delta holds every cell this batch changed or evicted (None = delete) and the
+        watermark; applying it to the previous state gives `state()`.
+        """
+        emitted_at = int(time.time() * 1000) if now_ms is None else now_ms
+        alerts: list[QuotaAlert] = []
+        touched: set[str] = set()
+        for event in events:
+            self.stats["events"] += 1
+            time_ms = _time_ms(event)
+            self.watermark_ms = max(self.watermark_ms, time_ms)
+            quotas = self.book.for_tenant(event.tenant_id)
+            if not quotas:
+                continue
+            tokens = {name: int(getattr(event, name, 0) or 0) for name in TOKEN_TYPES}
+            for quota in quotas:
+                if quota.model is not None and quota.model != event.model:
+                    continue
+                key = self._count(quota, time_ms, tokens, emitted_at, alerts)
+                if key is not None:
+                    touched.add(key)
+        delta: dict[str, dict[str, Any] | None] = {k: self.cells[k].dump() for k in touched}
+        delta.update(dict.fromkeys(self._evict()))
+        delta[WATERMARK_KEY] = {"time_ms": self.watermark_ms}
+        return alerts, delta
+
+    def _count(
+        self,
+        quota: QuotaDefinition,
+        time_ms: int,
+        tokens: dict[str, int],
+        emitted_at: int,
+        alerts: list[QuotaAlert],
+    ) -> str | None:
+        start, end = quota.period_bounds(time_ms)
+        if end + self._horizon(quota) < self.watermark_ms:
+            self.stats["late_ignored"] += 1  # its cell may be evicted: never alert twice
+            return None
+        added = quota.usage_of(tokens)
+        if not added:
+            return None
+        key = f"{quota.tenant_id}|{quota.name}|{start}"
+        cell = self.cells.get(key)
+        if cell is None:
+            cell = self.cells[key] = _Cell(Decimal(0) if quota.is_cost else 0, [], end)
+        cell.usage += added
+        for pct in quota.thresholds_pct:
+            if pct not in cell.crossed and cell.usage * 100 >= quota.limit * pct:
+                cell.crossed.append(pct)
+                alerts.append(_alert(quota, start, end, pct, cell.usage, time_ms, emitted_at))
+        return key
+
+    def _horizon(self, quota: QuotaDefinition) -> int:
+        return self.rate_late_horizon_ms if quota.period == "minute" else self.late_horizon_ms
+
+    def _evict(self) -> list[str]:
+        # A cell lives until the late horizon of its period has passed; the longest
+        # horizon applies because the cell does not remember its quota's period.
+        limit = self.watermark_ms - max(self.late_horizon_ms, self.rate_late_horizon_ms)
+        minute_limit = self.watermark_ms - self.rate_late_horizon_ms
+        gone = [
+            key
+            for key, cell in self.cells.items()
+            if cell.end_ms < limit or (cell.end_ms < minute_limit and _is_minute_cell(key, cell))
+        ]
+        for key in gone:
+            del self.cells[key]
+        return gone
+
+
+def _is_minute_cell(key: str, cell: _Cell) -> bool:
+    start = int(key.rsplit("|", 1)[1])
+    return cell.end_ms - start == 60_000
+
+
+def _time_ms(event: UsageLike) -> int:
+    explicit = getattr(event, "time_ms", None)
+    if isinstance(explicit, int):
+        return explicit
+    return int(event.time.timestamp() * 1000)
+
+
+def _alert(
+    quota: QuotaDefinition,
+    start: int,
+    end: int,
+    pct: int,
+    usage: int | Decimal,
+    time_ms: int,
+    emitted_at: int,
+) -> QuotaAlert:
+    return QuotaAlert(
+        tenant_id=quota.tenant_id,
+        quota=quota.name,
+        model=quota.model,
+        period=quota.period,
+        period_start_ms=start,
+        period_end_ms=end,
+        threshold_pct=pct,
+        usage=Decimal(usage),
+        limit=quota.limit,
+        unit=(quota.currency or "tokens") if quota.is_cost else "tokens",
+        time_ms=time_ms,
+        emitted_at_ms=emitted_at,
+    )
