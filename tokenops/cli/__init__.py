@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
-from tokenops.cli import config_cmd, demo_cmd, stack_cmd
+from tokenops.cli import config_cmd, demo_cmd, stack_cmd, topics_cmd
 from tokenops.errors import TokenopsError
 from tokenops.logs import configure_logging
 
@@ -21,6 +21,7 @@ app = typer.Typer(
 )
 app.add_typer(stack_cmd.app, name="stack")
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(topics_cmd.app, name="topics")
 app.command(name="demo")(demo_cmd.demo)
 
 err = Console(stderr=True)
