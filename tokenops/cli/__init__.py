@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
-from tokenops.cli import config_cmd, demo_cmd, stack_cmd, topics_cmd
+from tokenops.cli import config_cmd, demo_cmd, quota_cmd, stack_cmd, topics_cmd
 from tokenops.errors import TokenopsError
 from tokenops.logs import configure_logging
 
@@ -22,6 +22,7 @@ app = typer.Typer(
 app.add_typer(stack_cmd.app, name="stack")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(topics_cmd.app, name="topics")
+app.add_typer(quota_cmd.app, name="quota")
 app.command(name="demo")(demo_cmd.demo)
 
 err = Console(stderr=True)
