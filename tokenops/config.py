@@ -5,8 +5,9 @@ from __future__ import annotations
 from pydantic_settings import BaseSettings
 
 from tokenops.settings import KafkaSettings, StackSettings, TopicSettings
+from tokenops.sinks.clickhouse.settings import ClickHouseSettings
 
 
 def settings_sections() -> list[type[BaseSettings]]:
     # Components add their model here as they land, so `config show` stays complete.
-    return [KafkaSettings, TopicSettings, StackSettings]
+    return [KafkaSettings, TopicSettings, StackSettings, ClickHouseSettings]

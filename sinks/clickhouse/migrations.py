@@ -1,0 +1,128 @@
+"""Versioned, idempotent schema migrations from deploy/clickhouse/migrations/NNNN_name.sql.
+
+Applied versions are recorded in `schema_migrations` with a checksum of the file. Every
+statement is written to be re-runnable (IF NOT EXISTS), so a crash half-way through a
+migration is repaired by running `migrate` again. Editing an applied migration is an
+error: add a new one instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from clickhouse_connect.driver.client import Client
+from tokenops.sinks.clickhouse.errors import MigrationError
+
+from tokenops.paths import deploy_dir
+
+logger = logging.getLogger(__name__)
+
+_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_STATEMENT_END = re.compile(r";[ \t]*(?:\n|$)")
+_TTL = re.compile(r"TTL toDateTime\(time\) \+ toIntervalDay\((\d+)\)")
+
+_LEDGER = """
+CREATE TABLE IF NOT EXISTS schema_migrations
+(
+    version UInt32,
+    name String,
+    checksum String,
+    applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = MergeTree
+ORDER BY version
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()[:16]
+
+    def statements(self) -> list[str]:
+        chunks = (chunk.strip() for chunk in _STATEMENT_END.split(self.sql))
+        return [c for c in chunks if any(_is_code(line) for line in c.splitlines())]
+
+
+def _is_code(line: str) -> bool:
+    stripped = line.strip()
+    return bool(stripped) and not stripped.startswith("--")
+
+
+def migrations_dir() -> Path:
+    return deploy_dir() / "clickhouse" / "migrations"
+
+
+def load_migrations(folder: Path | None = None) -> list[Migration]:
+    """The migrations in `folder`, ordered by version; a gap or a duplicate is an error."""
+    found = []
+    for path in sorted((folder or migrations_dir()).glob("*.sql")):
+        match = _FILE.match(path.name)
+        if match is None:
+            raise MigrationError(f"migration file {path} is not named NNNN_name.sql")
+        found.append(Migration(int(match[1]), match[2], path.read_text()))
+    for expected, migration in enumerate(found, start=1):
+        if migration.version != expected:
+            raise MigrationError(f"migration {migration.version:04d} is out of sequence")
+    return found
+
+
+def migrate(client: Client, retention_days: int, folder: Path | None = None) -> list[str]:
+    """Apply every pending migration and the raw-event retention; returns what it did."""
+    client.command(_LEDGER)
+    applied = {
+        int(row[0]): str(row[2])
+        for row in client.query("SELECT version, name, checksum FROM schema_migrations").result_rows
+    }
+    done = []
+    for migration in load_migrations(folder):
+        label = f"{migration.version:04d}_{migration.name}"
+        if migration.version in applied:
+            if applied[migration.version] != migration.checksum:
+                raise MigrationError(
+                    f"migration {label} changed after it was applied",
+                    hint="never edit an applied migration; add a new NNNN_name.sql instead",
+                )
+            continue
+        for statement in migration.statements():
+            try:
+                client.command(statement)
+            except Exception as exc:
+                raise MigrationError(f"migration {label} failed: {exc}") from exc
+        client.insert(
+            "schema_migrations",
+            [[migration.version, migration.name, migration.checksum]],
+            column_names=["version", "name", "checksum"],
+        )
+        logger.info("applied migration %s", label)
+        done.append(f"migration {label}")
+    retention = _apply_retention(client, retention_days)
+    return done + ([retention] if retention else [])
+
+
+def _apply_retention(client: Client, days: int) -> str | None:
+    engine = str(
+        client.query(
+            "SELECT engine_full FROM system.tables "
+            "WHERE database = currentDatabase() AND name = 'raw_events'"
+        ).result_rows[0][0]
+    )
+    match = _TTL.search(engine)
+    current = int(match[1]) if match else 0
+    if current == days:
+        return None
+    if days == 0:
+        client.command("ALTER TABLE raw_events REMOVE TTL")
+        return "raw_events retention: keep forever"
+    # `days` is a validated int, not user text; DDL cannot take a bound parameter here.
+    client.command(f"ALTER TABLE raw_events MODIFY TTL toDateTime(time) + INTERVAL {days:d} DAY")
+    return f"raw_events retention: {days} days"

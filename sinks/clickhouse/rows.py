@@ -1,0 +1,118 @@
+"""Kafka records to ClickHouse rows: window totals and raw usage events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tokenops.schemas import WindowTotals
+from tokenops.schemas.event import UsageEvent
+
+WINDOW_COLUMNS = [
+    "tenant_id",
+    "model",
+    "window_start",
+    "window_size_s",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "reasoning_output_tokens",
+    "event_count",
+    "first_event_time",
+    "last_event_time",
+    "revision",
+    "emitted_at",
+]
+
+EVENT_COLUMNS = [
+    "source",
+    "id",
+    "time",
+    "tenant_id",
+    "project_id",
+    "agent_id",
+    "user_id",
+    "api_key_id",
+    "region",
+    "node_id",
+    "model",
+    "provider",
+    "operation",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "reasoning_output_tokens",
+    "attributes",
+    "kafka_partition",
+    "kafka_offset",
+]
+
+
+def window_row(w: WindowTotals) -> list[object]:
+    # DateTime64(3) columns take epoch milliseconds as they are: no float on the way.
+    return [
+        w.tenant_id,
+        w.model,
+        w.window_start_ms,
+        w.window_size_s,
+        w.input_tokens,
+        w.output_tokens,
+        w.cache_read_input_tokens,
+        w.cache_creation_input_tokens,
+        w.reasoning_output_tokens,
+        w.event_count,
+        w.first_event_time_ms,
+        w.last_event_time_ms,
+        w.revision,
+        w.emitted_at_ms,
+    ]
+
+
+def event_row(e: UsageEvent, partition: int, offset: int) -> list[object]:
+    d = e.__dict__  # frozen model: read fields without pydantic's attribute machinery
+    return [
+        d["source"],
+        d["id"],
+        e.time_ms,
+        d["tenant_id"],
+        d["project_id"] or "",
+        d["agent_id"] or "",
+        d["user_id"] or "",
+        d["api_key_id"] or "",
+        d["region"] or "",
+        d["node_id"] or "",
+        d["model"],
+        d["provider"],
+        d["operation"],
+        d["input_tokens"],
+        d["output_tokens"],
+        d["cache_read_input_tokens"],
+        d["cache_creation_input_tokens"],
+        d["reasoning_output_tokens"],
+        d["attributes"],
+        partition,
+        offset,
+    ]
+
+
+def supersedes(new: WindowTotals, old: WindowTotals) -> bool:
+    """The reader's rule: the highest revision wins, ties go to the higher event count."""
+    return (new.revision, new.event_count) > (old.revision, old.event_count)
+
+
+@dataclass
+class Batch:
+    """What one flush writes: the latest record per window, and raw event rows."""
+
+    windows: dict[str, WindowTotals] = field(default_factory=dict)
+    events: list[list[object]] = field(default_factory=list)
+    records: int = 0
+
+    def add_window(self, w: WindowTotals) -> None:
+        old = self.windows.get(w.key)
+        if old is None or supersedes(w, old):
+            self.windows[w.key] = w
+
+    def __len__(self) -> int:
+        return len(self.windows) + len(self.events)

@@ -1,0 +1,64 @@
+"""`ClickHouseSettings`: where the billing store lives and how the sink writes to it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+class ClickHouseSettings(BaseSettings):
+    """The billing store: the embedded chDB store by default, or a real server by URL.
+
+    `url` is `http(s)://host:port` for a ClickHouse server or `chdb:///abs/path` for an
+    embedded store; unset means the embedded store at `<state_dir>/clickhouse`.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TOKENOPS_CLICKHOUSE_", frozen=True)
+
+    url: str | None = None
+    database: str = "tokenops"
+    username: str = "default"
+    password: SecretStr | None = None
+    verify_tls: bool = True
+    ca_cert: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    batch_max_rows: int = Field(default=50_000, ge=1)
+    batch_max_ms: int = Field(default=1_000, ge=1)
+    raw_events: bool = True
+    raw_events_retention_days: int = Field(default=400, ge=0, description="0 keeps forever.")
+    consumer_group: str = "tokenops-clickhouse-sink"
+    retry_initial_ms: int = Field(default=200, ge=1)
+    retry_max_ms: int = Field(default=10_000, ge=1)
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=9466, ge=0, le=65535, description="0 turns it off.")
+    prices_file: Path | None = None
+
+    @field_validator("database")
+    @classmethod
+    def _plain_identifier(cls, value: str) -> str:
+        # The name is part of DDL (CREATE DATABASE cannot take a bound parameter).
+        if not _IDENTIFIER.match(value):
+            raise ValueError("must be letters, digits and '_' and start with a letter or '_'")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://", "chdb://")):
+            raise ValueError("must start with http://, https:// or chdb:///")
+        return value
+
+    def embedded_path(self, state_dir: Path) -> Path | None:
+        """The embedded store's folder, or None when `url` names a server."""
+        if self.url is None:
+            return (state_dir / "clickhouse").resolve()
+        if self.url.startswith("chdb://"):
+            return Path(self.url.removeprefix("chdb://")).resolve()
+        return None

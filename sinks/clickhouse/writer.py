@@ -1,0 +1,89 @@
+"""The sink's write boundary: one batch into ClickHouse, durable when `write` returns."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from clickhouse_connect.driver.client import Client
+from tokenops.schemas import WindowTotals
+from tokenops.sinks.clickhouse.rows import EVENT_COLUMNS, WINDOW_COLUMNS, Batch, window_row
+
+logger = logging.getLogger(__name__)
+
+_TOKENS = """sum(input_tokens), sum(output_tokens), sum(cache_read_input_tokens),
+    sum(cache_creation_input_tokens), sum(reasoning_output_tokens), sum(event_count)"""
+
+# Each rollup bucket is recomputed from the level below, read FINAL, and inserted as an
+# absolute row whose version (`computed_at`) is the server time of the read: the last
+# recomputation saw every write that finished before it, so it wins.
+_REFRESH_HOURLY = f"""
+INSERT INTO usage_hourly
+SELECT tenant_id, model, toStartOfHour(window_start) AS hour, {_TOKENS}, count(), now64(9)
+FROM window_totals FINAL
+WHERE tenant_id IN {{tenants:Array(String)}}
+  AND (tenant_id, model, toStartOfHour(window_start))
+      IN {{keys:Array(Tuple(String, String, DateTime('UTC')))}}
+GROUP BY tenant_id, model, hour
+"""
+_REFRESH_DAILY = f"""
+INSERT INTO usage_daily
+SELECT tenant_id, model, toDate(hour) AS day, {_TOKENS}, sum(window_count), now64(9)
+FROM usage_hourly FINAL
+WHERE tenant_id IN {{tenants:Array(String)}}
+  AND (tenant_id, model, toDate(hour)) IN {{keys:Array(Tuple(String, String, Date))}}
+GROUP BY tenant_id, model, day
+"""
+_REFRESH_MONTHLY = f"""
+INSERT INTO usage_monthly
+SELECT tenant_id, model, toStartOfMonth(day) AS month, {_TOKENS}, sum(window_count), now64(9)
+FROM usage_daily FINAL
+WHERE tenant_id IN {{tenants:Array(String)}}
+  AND (tenant_id, model, toStartOfMonth(day)) IN {{keys:Array(Tuple(String, String, Date))}}
+GROUP BY tenant_id, model, month
+"""
+
+
+class ClickHouseWriter:
+    """Writes batches: raw events, then window totals, then the rollups they touch.
+
+    Every step is idempotent (absolute rows, replacing engines, recomputed buckets), so
+    a batch retried after a failure at any step, or replayed after a crash, leaves the
+    same totals. `write` returns only when all of it is stored.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def write(self, batch: Batch) -> None:
+        if batch.events:
+            self.client.insert("raw_events", batch.events, column_names=EVENT_COLUMNS)
+        if batch.windows:
+            self.write_windows(batch.windows.values())
+
+    def write_windows(self, windows: Iterable[WindowTotals]) -> None:
+        windows = list(windows)
+        rows = [window_row(w) for w in windows]
+        self.client.insert("window_totals", rows, column_names=WINDOW_COLUMNS)
+        self.refresh_rollups(windows)
+
+    def refresh_rollups(self, windows: list[WindowTotals]) -> None:
+        """Recompute every hour, day and month bucket that `windows` fall into."""
+        hours = {(w.tenant_id, w.model, _hour(w.window_start_ms)) for w in windows}
+        days = {(t, m, h.date()) for t, m, h in hours}
+        months = {(t, m, d.replace(day=1)) for t, m, d in days}
+        tenants = sorted({w.tenant_id for w in windows})
+        for statement, keys in (
+            (_REFRESH_HOURLY, hours),
+            (_REFRESH_DAILY, days),
+            (_REFRESH_MONTHLY, months),
+        ):
+            self.client.command(statement, parameters={"tenants": tenants, "keys": sorted(keys)})
+        logger.debug(
+            "refreshed rollups hours=%d days=%d months=%d", len(hours), len(days), len(months)
+        )
+
+
+def _hour(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms // 3_600_000 * 3600, UTC)
