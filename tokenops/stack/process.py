@@ -56,6 +56,11 @@ class ManagedProcess:
         return None
 
     def start(self, argv: Sequence[str], *, cwd: Path | None = None) -> int:
+        return self.start_with_env(argv, None, cwd=cwd)
+
+    def start_with_env(
+        self, argv: Sequence[str], env: dict[str, str] | None, *, cwd: Path | None = None
+    ) -> int:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
@@ -63,6 +68,7 @@ class ManagedProcess:
                 proc = subprocess.Popen(
                     list(argv),
                     cwd=cwd,
+                    env=env,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from tokenops.settings import KafkaSettings, StackSettings, TopicSettings
 from tokenops.stack.alerting import AlertmanagerServer, PrometheusServer
 from tokenops.stack.kafka import KafkaBroker
+from tokenops.stack.process import ManagedProcess
 from tokenops.topics import ensure_topics, pipeline_topics
 
 
@@ -57,8 +58,17 @@ class LocalStack:
         self.prometheus.start()
 
     def down(self) -> list[str]:
-        """Stop everything, Prometheus first; returns the names of what was running."""
+        """Stop pipeline processes, then Prometheus, Alertmanager and Kafka.
+
+        Returns the names of what was running.
+        """
         stopped = []
+        daemons = {"kafka", "prometheus", "alertmanager"}
+        for pid_file in sorted((self.settings.state_dir / "run").glob("*.pid")):
+            if pid_file.stem not in daemons:
+                service = ManagedProcess(pid_file.stem, pid_file, pid_file.with_suffix(".log"))
+                if service.stop():
+                    stopped.append(pid_file.stem)
         for daemon in (self.prometheus, self.alertmanager, self.kafka):
             if daemon.stop():
                 stopped.append(daemon.name)
