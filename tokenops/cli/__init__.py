@@ -7,7 +7,16 @@ import sys
 import typer
 from rich.console import Console
 
-from tokenops.cli import config_cmd, demo_cmd, quota_cmd, stack_cmd, topics_cmd
+from tokenops.cli import (
+    clickhouse_cmd,
+    config_cmd,
+    demo_cmd,
+    quota_cmd,
+    sink_cmd,
+    stack_cmd,
+    topics_cmd,
+    worker_cmd,
+)
 from tokenops.errors import TokenopsError
 from tokenops.logs import configure_logging
 
@@ -24,6 +33,9 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(topics_cmd.app, name="topics")
 app.add_typer(quota_cmd.app, name="quota")
 app.command(name="demo")(demo_cmd.demo)
+app.add_typer(sink_cmd.app, name="sink")
+app.command(name="worker")(worker_cmd.worker)
+clickhouse_cmd.register(app)
 
 err = Console(stderr=True)
 

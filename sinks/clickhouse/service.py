@@ -1,0 +1,75 @@
+"""`run_sink`: the process behind `tokenops sink clickhouse`, from open store to shutdown."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+from tokenops.sinks.clickhouse.endpoint import SinkEndpoint
+from tokenops.sinks.clickhouse.metrics import SinkMetrics
+from tokenops.sinks.clickhouse.migrations import migrate
+from tokenops.sinks.clickhouse.prices import load_prices, sync_prices
+from tokenops.sinks.clickhouse.rows import Batch
+from tokenops.sinks.clickhouse.settings import ClickHouseSettings
+from tokenops.sinks.clickhouse.sink import BatchWriter, ClickHouseSink
+from tokenops.sinks.clickhouse.store import ClickHouseStore, open_store
+from tokenops.sinks.clickhouse.writer import ClickHouseWriter
+
+from tokenops.settings import KafkaSettings, TopicSettings
+
+logger = logging.getLogger(__name__)
+
+
+class LockedWriter:
+    """Serialises the sink's writes with the endpoint's reads on the one shared client."""
+
+    def __init__(self, writer: BatchWriter, lock: threading.Lock) -> None:
+        self.writer, self.lock = writer, lock
+
+    def write(self, batch: Batch) -> None:
+        with self.lock:
+            self.writer.write(batch)
+
+
+def prepare_store(store: ClickHouseStore, prices_file: Path | None) -> list[str]:
+    """Migrate and load prices; returns what changed, for the caller to report."""
+    done = migrate(store.client, store.settings.raw_events_retention_days)
+    book = load_prices(prices_file or store.settings.prices_file)
+    if sync_prices(store.client, book):
+        done.append(f"prices: loaded {len(book.prices)} prices (digest {book.digest})")
+    return done
+
+
+def run_sink(
+    kafka: KafkaSettings,
+    topics: TopicSettings,
+    settings: ClickHouseSettings,
+    state_dir: Path,
+    *,
+    stop: threading.Event | None = None,
+    registry: CollectorRegistry | None = None,
+) -> None:
+    """Open the store, migrate it, serve /metrics and queries, and sink until `stop`."""
+    registry = registry or CollectorRegistry()
+    store = open_store(settings, state_dir)
+    endpoint: SinkEndpoint | None = None
+    try:
+        for change in prepare_store(store, settings.prices_file):
+            logger.info("store prepared: %s", change)
+        lock = threading.Lock()
+        if settings.http_port:
+            endpoint = SinkEndpoint(
+                settings.http_host, settings.http_port, store.client, lock, registry
+            )
+            endpoint.start()
+            store.advertise(endpoint.url)
+        writer = LockedWriter(ClickHouseWriter(store.client), lock)
+        sink = ClickHouseSink(kafka, topics, settings, writer, SinkMetrics(registry), stop)
+        logger.info("clickhouse sink writing to %s", store.description)
+        sink.run()
+    finally:
+        if endpoint is not None:
+            endpoint.stop()
+        store.close()

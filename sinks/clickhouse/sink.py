@@ -1,0 +1,181 @@
+"""`ClickHouseSink`: window totals (and raw usage events) from Kafka into ClickHouse.
+
+The loop is collect -> write -> commit. A batch closes at `batch_max_rows` rows or
+`batch_max_ms` after its first record. Offsets are committed only after `write` returned,
+that is after the batch is durable; while writes fail the sink retries with exponential
+backoff, holds the batch, commits nothing, and reports it in metrics and logs. Every write
+is idempotent (see `ClickHouseWriter`), so anything re-read after a crash or a rebalance
+is written again with the same effect.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Protocol, cast
+
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from pydantic import ValidationError
+from tokenops.schemas import WindowTotals
+from tokenops.schemas.codec import decode_record
+from tokenops.schemas.errors import InvalidEventError
+from tokenops.sinks.clickhouse.metrics import SinkMetrics
+from tokenops.sinks.clickhouse.rows import Batch, event_row
+from tokenops.sinks.clickhouse.settings import ClickHouseSettings
+
+from tokenops.settings import KafkaSettings, TopicSettings
+
+logger = logging.getLogger(__name__)
+
+
+class BatchWriter(Protocol):
+    def write(self, batch: Batch) -> None:
+        """Store the batch durably or raise; called again with the same batch on failure."""
+
+
+class ClickHouseSink:
+    """One consumer in the sink's group; `run()` until `stop` is set."""
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        topics: TopicSettings,
+        settings: ClickHouseSettings,
+        writer: BatchWriter,
+        metrics: SinkMetrics,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.settings = settings
+        self.writer = writer
+        self.metrics = metrics
+        self.stop = stop or threading.Event()
+        self.aggregates_topic = topics.aggregates
+        self.usage_topic = topics.usage if settings.raw_events else None
+        config: dict[str, Any] = {
+            # A sink blocked on ClickHouse does not poll; it must not be evicted meanwhile.
+            "max.poll.interval.ms": 3_600_000,
+            **kafka.librdkafka(),
+            "group.id": settings.consumer_group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+        self.consumer = Consumer(config)
+        self._batch = Batch()
+        self._offsets: dict[tuple[str, int], int] = {}
+        self._deadline: float | None = None
+
+    def run(self) -> None:
+        topics = [self.aggregates_topic] + ([self.usage_topic] if self.usage_topic else [])
+        self.consumer.subscribe(topics, on_revoke=self._on_revoke)
+        logger.info("clickhouse sink consuming topics=%s", ",".join(topics))
+        try:
+            while not self.stop.is_set():
+                self.collect()
+                self.flush_pending()
+        finally:
+            self.consumer.close()
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Called inside consume(): finish the batch in hand while its partitions are still
+        # ours, so the next owner starts exactly after it. Nothing is dropped.
+        self.flush_pending()
+
+    def flush_pending(self) -> None:
+        """Write the pending batch and commit its offsets (kept if stopped mid-outage)."""
+        batch, offsets = self._batch, self._offsets
+        self._batch, self._offsets, self._deadline = Batch(), {}, None
+        if offsets and self.flush(batch):
+            self.commit(offsets)
+
+    def collect(self) -> None:
+        """Consume until the batch is full or `batch_max_ms` passed since its first record."""
+        while not self.stop.is_set() and len(self._batch) < self.settings.batch_max_rows:
+            now = time.monotonic()
+            if self._deadline is not None and now >= self._deadline:
+                break
+            wait = 0.2 if self._deadline is None else min(0.2, self._deadline - now)
+            room = min(10_000, self.settings.batch_max_rows - len(self._batch))
+            messages = self.consumer.consume(num_messages=room, timeout=wait)
+            for message in messages:
+                position = self._add(self._batch, message)
+                if position is not None:
+                    self._offsets[position[0]] = position[1]
+            if messages and self._deadline is None:
+                self._deadline = now + self.settings.batch_max_ms / 1000
+
+    def _add(self, batch: Batch, message: Message) -> tuple[tuple[str, int], int] | None:
+        """Add one record; returns ((topic, partition), next offset), None for an error."""
+        error = message.error()
+        if error is not None:
+            if error.code() != KafkaError._PARTITION_EOF:
+                logger.warning("kafka consumer error: %s", error.str())
+            return None
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        assert topic is not None and partition is not None and offset is not None
+        position = ((topic, partition), offset + 1)
+        batch.records += 1
+        value = message.value()
+        if message.topic() == self.aggregates_topic:
+            self.metrics.records.labels("aggregates").inc()
+            if value is None:  # a compaction tombstone
+                return position
+            try:
+                batch.add_window(WindowTotals.from_bytes(value))
+            except (ValueError, ValidationError) as exc:
+                self.metrics.invalid.labels("aggregates").inc()
+                logger.error("skipped invalid window totals offset=%d: %s", offset, exc)
+            return position
+        self.metrics.records.labels("usage").inc()
+        try:
+            events = decode_record(value, cast("list[tuple[str, bytes]] | None", message.headers()))
+        except InvalidEventError:
+            self.metrics.invalid.labels("usage").inc()  # the worker dead-letters it
+            return position
+        batch.events.extend(event_row(e, partition, offset) for e in events)
+        return position
+
+    def flush(self, batch: Batch) -> bool:
+        """Write `batch`, retrying with backoff until it is durable; False if stopped first."""
+        if not batch.windows and not batch.events:
+            return True
+        delay_ms = self.settings.retry_initial_ms
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.monotonic()
+            try:
+                self.writer.write(batch)
+            except Exception as exc:  # any storage failure: hold the batch, retry
+                self.metrics.write_failures.inc()
+                self.metrics.blocked.set(1)
+                logger.warning(
+                    "clickhouse write failed attempt=%d rows=%d retry_in_ms=%d: %s",
+                    attempt,
+                    len(batch),
+                    delay_ms,
+                    exc,
+                )
+                if self.stop.wait(delay_ms / 1000):
+                    logger.warning("stopping with an unwritten batch; its offsets stay uncommitted")
+                    return False
+                delay_ms = min(delay_ms * 2, self.settings.retry_max_ms)
+                continue
+            self.metrics.write_seconds.observe(time.monotonic() - started)
+            if attempt > 1:
+                logger.info("clickhouse writes recovered after attempts=%d", attempt)
+            self.metrics.blocked.set(0)
+            self.metrics.rows.labels("raw_events").inc(len(batch.events))
+            self.metrics.rows.labels("window_totals").inc(len(batch.windows))
+            return True
+
+    def commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        """Commit after a durable write. A failed commit only means a harmless replay."""
+        positions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        try:
+            self.consumer.commit(offsets=positions, asynchronous=False)
+        except Exception as exc:
+            logger.warning("offset commit failed (the batch will be replayed): %s", exc)
+            return
+        self.metrics.batches.inc()
+        self.metrics.last_commit.set_to_current_time()
