@@ -1,0 +1,200 @@
+"""`PrometheusSink`: consumes the compacted topics and serves `/metrics`.
+
+On start the sink reads the quota topic to its end (so tenants with quotas get labels
+first), then the aggregates, quota-alerts and dead-letter topics from their beginning,
+with no consumer group: every start rebuilds the same counters and gauges from the
+compacted topics, so values are right again without new traffic. Offsets are never
+committed. A second thread polls the worker group's committed offsets for the lag gauge.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from pydantic import ValidationError
+from tokenops.schemas.aggregates import WindowTotals
+from tokenops.schemas.quota import QuotaAlert
+from tokenops.sinks.prometheus_collector import StateCollector
+from tokenops.sinks.prometheus_settings import PrometheusSinkSettings
+from tokenops.sinks.prometheus_state import ExporterState
+
+from tokenops.settings import KafkaSettings, TopicSettings
+
+logger = logging.getLogger(__name__)
+DLQ_REASON, DLQ_ORIGIN = "tokenops.dlq.reason", ("topic", "partition", "offset")
+
+
+class PrometheusSink:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        topics: TopicSettings,
+        settings: PrometheusSinkSettings,
+        *,
+        registry: CollectorRegistry | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.kafka, self.topics, self.settings = kafka, topics, settings
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.state = ExporterState(
+            max_tenants=settings.max_tenants,
+            max_models=settings.max_models,
+            correction_horizon_ms=settings.correction_horizon_s * 1000,
+            usage_retention_ms=settings.usage_retention_s * 1000,
+        )
+        self.lock = threading.Lock()
+        self.ready = threading.Event()
+        self._lag: dict[tuple[str, str, int], int] = {}
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._server: Any = None
+        self.errors = Counter(
+            "tokenops_prometheus_sink_errors",
+            "Records the sink could not read or decode, and Kafka errors, by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.close_delay = Histogram(
+            "tokenops_window_close_delay_seconds",
+            "Wall-clock delay from a window's end to its first (revision 1) record.",
+            buckets=(1, 5, 15, 30, 45, 60, 90, 120, 300, 600, 1800),
+            registry=self.registry,
+        )
+        self.registry.register(
+            StateCollector(self.state, self.lock, lambda: dict(self._lag), self.ready.is_set, clock)
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_port) if self._server is not None else self.settings.port
+
+    def start(self) -> None:
+        """Serve /metrics and start consuming; returns at once (see `ready`)."""
+        self._server, _ = start_http_server(
+            self.settings.port, addr=self.settings.host, registry=self.registry
+        )
+        for target, name in ((self._consume, "prom-sink-consume"), (self._poll_lag, "prom-lag")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        logger.info("prometheus sink listening port=%d", self.port)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def _consumer(self, group: str, **extra: Any) -> Consumer:
+        config = {**self.kafka.librdkafka(), "group.id": group, "enable.auto.commit": False}
+        return Consumer({**config, **extra})
+
+    def _partitions(self, consumer: Consumer, topic: str) -> list[TopicPartition]:
+        while not self._stop.is_set():
+            found = consumer.list_topics(topic, timeout=10).topics.get(topic)
+            if found is not None and found.error is None and found.partitions:
+                return [TopicPartition(topic, p, OFFSET_BEGINNING) for p in found.partitions]
+            time.sleep(1)  # the topic is created by `tokenops topics create` or the worker
+        return []
+
+    def _consume(self) -> None:
+        consumer = self._consumer(
+            f"tokenops-prometheus-sink-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": True}
+        )
+        t = self.topics
+        try:
+            quota_parts = self._partitions(consumer, t.quotas)
+            consumer.assign(quota_parts)
+            pending = {(p.topic, p.partition) for p in quota_parts}
+            rest_assigned = False
+            while not self._stop.is_set():
+                if not pending and not rest_assigned:
+                    rest = [self._partitions(consumer, x) for x in (t.aggregates, t.quota_alerts)]
+                    rest.append(self._partitions(consumer, t.dead_letter))
+                    parts = [p for group in rest for p in group]
+                    consumer.incremental_assign(parts)
+                    pending, rest_assigned = {(p.topic, p.partition) for p in parts}, True
+                messages = consumer.consume(1000, timeout=0.5)
+                with self.lock:
+                    for message in messages:
+                        self._handle(message, pending)
+                    delays, self.state.close_delays_s = self.state.close_delays_s, []
+                for delay in delays:
+                    self.close_delay.observe(delay)
+                if rest_assigned and not pending and not self.ready.is_set():
+                    self.state.evict()
+                    self.ready.set()
+                    logger.info("prometheus sink caught up with its topics")
+        finally:
+            consumer.close()
+
+    def _handle(self, message: Message, pending: set[tuple[str, int]]) -> None:
+        error = message.error()
+        if error is not None:
+            if error.code() == KafkaError._PARTITION_EOF:
+                pending.discard((message.topic() or "", message.partition() or 0))
+            else:
+                self.errors.labels("kafka").inc()
+                logger.warning("prometheus sink kafka error %s", error.str())
+            return
+        topic, value = message.topic(), message.value()
+        try:
+            if topic == self.topics.quotas:
+                self.state.on_quota(message.key(), value)
+            elif value is None:
+                return
+            elif topic == self.topics.aggregates:
+                self.state.on_window(WindowTotals.from_bytes(value))
+            elif topic == self.topics.quota_alerts:
+                self.state.on_alert(QuotaAlert.from_bytes(value))
+            elif topic == self.topics.dead_letter:
+                headers = _text_headers(message)
+                t, p, o = (headers.get(f"tokenops.dlq.{name}", "") for name in DLQ_ORIGIN)
+                self.state.on_dead_letter(headers.get(DLQ_REASON, "unknown"), (t, p, o))
+        except (ValidationError, ValueError) as exc:
+            self.errors.labels("decode").inc()
+            logger.warning("prometheus sink skipped record topic=%s error=%s", topic, exc)
+
+    def _poll_lag(self) -> None:
+        group = self.settings.worker_group
+        consumer = self._consumer(group)  # never subscribes: reads the group's commits only
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._lag = self._read_lag(consumer, group)
+                except Exception as exc:  # a broker hiccup must not stop the exporter
+                    self.errors.labels("lag").inc()
+                    logger.warning("cannot read consumer lag group=%s error=%s", group, exc)
+                self._stop.wait(self.settings.lag_interval_s)
+        finally:
+            consumer.close()
+
+    def _read_lag(self, consumer: Consumer, group: str) -> dict[tuple[str, str, int], int]:
+        topic = self.topics.usage
+        found = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if found is None or found.error is not None:
+            return {}
+        parts = [TopicPartition(topic, p) for p in found.partitions]
+        lag = {}
+        for committed in consumer.committed(parts, timeout=10):
+            low, high = consumer.get_watermark_offsets(committed, timeout=10, cached=False)
+            position = committed.offset if committed.offset >= 0 else low
+            lag[(group, topic, committed.partition)] = max(0, high - position)
+        return lag
+
+
+def _text_headers(message: Message) -> dict[str, str]:
+    pairs: Any = message.headers() or []
+    return {
+        str(k): v.decode(errors="replace") if isinstance(v, bytes) else str(v or "")
+        for k, v in pairs
+    }

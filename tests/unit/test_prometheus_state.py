@@ -1,0 +1,133 @@
+"""The exporter's state and collector: counters from absolute revisions, bounded labels."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from prometheus_client import CollectorRegistry
+from tokenops.schemas.aggregates import WindowTotals
+from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
+from tokenops.sinks.prometheus_collector import StateCollector
+from tokenops.sinks.prometheus_state import ExporterState
+
+NOW = int(datetime(2026, 11, 27, 12, 0, 30, tzinfo=UTC).timestamp() * 1000)
+MINUTE = 60_000
+
+
+def totals(
+    tenant: str, start: int, tokens: int, revision: int = 1, events: int = 1
+) -> WindowTotals:
+    return WindowTotals(
+        tenant_id=tenant,
+        model="m1",
+        window_start_ms=start,
+        window_size_s=60,
+        input_tokens=tokens,
+        output_tokens=0,
+        cache_read_input_tokens=0,
+        cache_creation_input_tokens=0,
+        reasoning_output_tokens=0,
+        event_count=events,
+        first_event_time_ms=start,
+        last_event_time_ms=start + 1,
+        revision=revision,
+        emitted_at_ms=start + 95_000,
+    )
+
+
+def registry_for(state: ExporterState) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    collector = StateCollector(state, threading.Lock(), dict, lambda: True, lambda: NOW / 1000)
+    registry.register(collector)
+    return registry
+
+
+def tokens(registry: CollectorRegistry, tenant: str) -> float | None:
+    labels = {"tenant": tenant, "model": "m1", "token_type": "input_tokens"}
+    return registry.get_sample_value("tokenops_tokens_total", labels)
+
+
+def test_revisions_replace_and_replays_do_not_add() -> None:
+    state = ExporterState()
+    registry = registry_for(state)
+    start = NOW - 10 * MINUTE
+    for record in [totals("a", start, 100), totals("a", start, 100), totals("a", start, 150, 2, 2)]:
+        state.on_window(record)
+    state.on_window(totals("a", start, 100))  # an old revision, replayed
+    assert tokens(registry, "a") == 150
+    assert registry.get_sample_value("tokenops_events_total", {"tenant": "a", "model": "m1"}) == 2
+    assert registry.get_sample_value("tokenops_window_corrections_total") == 1
+
+
+def test_tenants_beyond_the_limit_become_other_and_are_counted() -> None:
+    state = ExporterState(max_tenants=2)
+    registry = registry_for(state)
+    for i, tenant in enumerate(["a", "b", "c", "d", "c"]):
+        state.on_window(totals(tenant, NOW - (i + 5) * MINUTE, 10))
+    assert tokens(registry, "a") == 10 and tokens(registry, "b") == 10
+    assert tokens(registry, "c") is None and tokens(registry, "other") == 30
+    assert registry.get_sample_value("tokenops_prometheus_sink_collapsed_tenants") == 2
+    assert registry.get_sample_value("tokenops_prometheus_sink_tenant_limit") == 2
+
+
+def test_tenants_with_quotas_are_labelled_first() -> None:
+    state = ExporterState(max_tenants=1)
+    quota = QuotaDefinition(tenant_id="q", name="daily", period="day", limit=1000)
+    state.on_quota(quota.key.encode(), quota.to_bytes())
+    state.on_window(totals("a", NOW - 5 * MINUTE, 10))
+    state.on_window(totals("q", NOW - 5 * MINUTE, 400))
+    registry = registry_for(state)
+    assert tokens(registry, "q") == 400 and tokens(registry, "other") == 10
+    labels = {"tenant": "q", "quota": "daily", "period": "day"}
+    assert registry.get_sample_value("tokenops_quota_usage_ratio", labels) == 0.4
+    assert registry.get_sample_value("tokenops_quota_limit", labels) == 1000
+
+
+def test_quota_ratio_counts_the_current_period_and_takes_alerts_at_once() -> None:
+    state = ExporterState()
+    day = QuotaDefinition(tenant_id="a", name="daily", period="day", limit=1000)
+    rate = QuotaDefinition(tenant_id="a", name="tpm", period="minute", limit=100)
+    for quota in (day, rate):
+        state.on_quota(quota.key.encode(), quota.to_bytes())
+    state.on_window(totals("a", NOW - 24 * 60 * MINUTE, 900))  # yesterday
+    state.on_window(totals("a", NOW - 30 * MINUTE, 300))
+    state.on_window(totals("a", NOW - MINUTE - 30_000, 150))  # the last closed minute
+    registry = registry_for(state)
+
+    def ratio(name: str, period: str) -> float | None:
+        labels = {"tenant": "a", "quota": name, "period": period}
+        return registry.get_sample_value("tokenops_quota_usage_ratio", labels)
+
+    assert ratio("daily", "day") == 0.45 and ratio("tpm", "minute") == 1.5
+    start = NOW - NOW % (24 * 60 * MINUTE)
+    alert = QuotaAlert(
+        tenant_id="a",
+        quota="daily",
+        period="day",
+        period_start_ms=start,
+        period_end_ms=start + 24 * 60 * MINUTE,
+        threshold_pct=80,
+        usage=Decimal(820),
+        limit=Decimal(1000),
+        unit="tokens",
+        time_ms=NOW,
+        emitted_at_ms=NOW,
+    )
+    state.on_alert(alert)
+    assert ratio("daily", "day") == 0.82
+    state.on_quota(day.key.encode(), None)
+    assert ratio("daily", "day") is None
+
+
+def test_dead_letters_count_once_per_origin_with_bounded_reasons() -> None:
+    state = ExporterState()
+    registry = registry_for(state)
+    state.on_dead_letter("too_late: event older than horizon", ("usage", "0", "5"))
+    state.on_dead_letter("too_late: event older than horizon", ("usage", "0", "5"))
+    for i in range(30):
+        state.on_dead_letter(f"reason{i}: x", ("usage", "1", str(i)))
+    dead = "tokenops_dead_letter_records_total"
+    assert registry.get_sample_value(dead, {"reason": "too_late"}) == 1
+    assert registry.get_sample_value(dead, {"reason": "other"}) == 11
