@@ -6,8 +6,15 @@ from pydantic_settings import BaseSettings
 
 from tokenops.settings import KafkaSettings, StackSettings, TopicSettings
 from tokenops.sinks.clickhouse.settings import ClickHouseSettings
+from tokenops.sinks.prometheus_settings import PrometheusSinkSettings
 
 
 def settings_sections() -> list[type[BaseSettings]]:
     # Components add their model here as they land, so `config show` stays complete.
-    return [KafkaSettings, TopicSettings, StackSettings, ClickHouseSettings]
+    return [
+        KafkaSettings,
+        TopicSettings,
+        StackSettings,
+        ClickHouseSettings,
+        PrometheusSinkSettings,
+    ]
