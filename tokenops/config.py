@@ -7,6 +7,7 @@ from pydantic_settings import BaseSettings
 from tokenops.settings import KafkaSettings, StackSettings, TopicSettings
 from tokenops.sinks.clickhouse.settings import ClickHouseSettings
 from tokenops.sinks.prometheus_settings import PrometheusSinkSettings
+from tokenops.streams.settings import WorkerSettings
 
 
 def settings_sections() -> list[type[BaseSettings]]:
@@ -17,4 +18,5 @@ def settings_sections() -> list[type[BaseSettings]]:
         StackSettings,
         ClickHouseSettings,
         PrometheusSinkSettings,
+        WorkerSettings,
     ]

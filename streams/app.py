@@ -1,0 +1,121 @@
+"""The Faust application of `tokenops worker`: one agent, batches, rebalance hooks.
+
+Faust provides the consumer group (assignment, rebalances, heartbeats) and the fetch
+pipeline; windows, dedup and state are ours (`worker.py`). Faust's windowed tables,
+`on_window_close` and `exactly_once` are not used (design brief, section 1).
+
+Rebalance: Faust revokes every partition first (eager protocol) and waits until the
+agent acked its in-flight batch; we then drop those partitions' state. When the
+rebalance completes, we recover the assigned partitions and COMMIT each one's state
+offset, which is what Faust seeks to right after (`Recovery._resume_streams`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+from prometheus_client import CollectorRegistry
+from tokenops.streams.metrics import WorkerMetrics
+from tokenops.streams.partition import Decoder, InputRecord
+from tokenops.streams.processors import ProcessorFactory
+from tokenops.streams.settings import WorkerSettings
+from tokenops.streams.worker import StreamWorker
+
+from tokenops.settings import KafkaSettings, TopicSettings
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: WorkerSettings,
+    kafka: KafkaSettings,
+    topics: TopicSettings,
+    registry: CollectorRegistry,
+    decode: Decoder,
+    processors: Sequence[ProcessorFactory] = (),
+) -> tuple[faust.App, StreamWorker]:
+    if kafka.security_protocol != "PLAINTEXT":
+        logger.warning("the Faust consumer connects in PLAINTEXT; outputs use librdkafka")
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
+        store="memory://",
+        web_enabled=False,
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
+        broker_commit_interval=2.0,
+        stream_buffer_maxsize=max(4096, settings.batch_max_records * 2),
+        broker_max_poll_records=max(500, settings.batch_max_records),
+        consumer_max_fetch_size=16 * 1024 * 1024,
+        stream_wait_empty=False,
+    )
+    metrics = WorkerMetrics(registry)
+    worker = StreamWorker(settings, kafka, topics, metrics, decode, processors)
+    topic = app.topic(
+        topics.usage, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+    usage = topics.usage
+
+    @app.agent(topic, name="aggregate")
+    async def aggregate(stream: Any) -> None:
+        async for events in stream.take_events(
+            settings.batch_max_records, within=settings.batch_within_s
+        ):
+            grouped: dict[int, list[InputRecord]] = {}
+            for event in events:
+                m = event.message
+                grouped.setdefault(m.partition, []).append(
+                    InputRecord(m.offset, m.key, m.value, m.headers, int(m.timestamp * 1000))
+                )
+            await _or_die(worker.handle(grouped))
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+        worker.ready.clear()
+        await _or_die(worker.revoke({tp.partition for tp in revoked if tp.topic == usage}))
+
+    @app.on_rebalance_complete.connect
+    async def on_rebalance_complete(sender: Any, **kwargs: Any) -> None:
+        assigned = {tp for tp in app.consumer.assignment() if tp.topic == usage}
+        mine = {tp.partition for tp in assigned}
+        await _or_die(worker.revoke(set(worker.states) - mine))
+        offsets = await _or_die(worker.assign(mine))
+        commit = {tp: offsets[tp.partition] for tp in assigned}
+        if commit and not await app.consumer._commit(commit):
+            logger.warning("could not commit the state offsets; records below are skipped")
+        worker.ready.set()
+        logger.info("assigned partitions=%s offsets=%s", sorted(mine), offsets)
+
+    @app.timer(interval=max(0.2, min(settings.idle_timeout_s / 4, 5.0)))
+    async def idle() -> None:
+        await _or_die(worker.idle_tick())
+
+    @app.timer(interval=settings.log_every_s)
+    async def report() -> None:
+        logger.info("worker %s", metrics.summary())
+
+    return app, worker
+
+
+async def _or_die(step: Any) -> Any:
+    """Run one step of the worker; any failure ends the process at once.
+
+    The state on disk and in the changelog is only ever a whole batch ahead or behind, so
+    the safe reaction to anything unexpected is to stop and let the restart replay. A
+    graceful Faust shutdown could commit offsets of a batch that never became durable.
+    """
+    try:
+        return await step
+    except Exception:
+        logger.critical("worker step failed, exiting to replay from durable state", exc_info=True)
+        logging.shutdown()
+        time.sleep(0.1)
+        os._exit(70)

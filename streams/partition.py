@@ -1,0 +1,228 @@
+"""One input partition's worker state, and the processing of one batch of its records.
+
+`PartitionState.process(records)` turns a batch into outputs (window totals, corrections,
+dead letters, processor outputs) and one `StateDelta`; the caller makes the outputs and
+the delta durable, in that order, then calls `commit()`. Nothing here talks to Kafka.
+Every input record ends as exactly one of: counted (its events counted or recognised as
+duplicates) or dead-lettered; records below `next_offset` were already done and skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from tokenops.schemas.aggregates import WindowTotals
+from tokenops.schemas.errors import InvalidEventError
+from tokenops.schemas.event import UsageEvent
+from tokenops.streams.deadletter import dead_letter_headers
+from tokenops.streams.delta import StateDelta
+from tokenops.streams.processors import OutputRecord, PartitionProcessor
+from tokenops.streams.store import PartitionStore
+from tokenops.streams.windows import NO_TIME, Totals, WindowBook
+
+_BUCKET = struct.Struct(">q")
+# (value, headers, now_ms) -> events; `now_ms` is the record's Kafka timestamp, so the
+# future-skew rule gives the same answer when a record is replayed after a crash.
+Decoder = Callable[[bytes, Any, int], list[UsageEvent]]
+
+
+class InputRecord(NamedTuple):
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: Any  # list of (name, bytes) pairs, as the client gives them
+    timestamp_ms: int
+
+
+@dataclass
+class BatchCounts:
+    records: int = 0
+    skipped: int = 0  # below next_offset: already in the state (replay after a crash)
+    dead_lettered: int = 0
+    events: int = 0  # events in counted records
+    counted: int = 0
+    duplicates: int = 0
+    late_events: int = 0
+    corrections: int = 0
+    windows_closed: int = 0
+    dead_letter_fields: list[str] = field(default_factory=list)
+
+
+def digest(source: str, event_id: str) -> bytes:
+    return hashlib.blake2b(f"{source}\x00{event_id}".encode(), digest_size=16).digest()
+
+
+class PartitionState:
+    def __init__(
+        self,
+        *,
+        topic: str,
+        partition: int,
+        store: PartitionStore,
+        owner: str,
+        window_s: int,
+        lateness_ms: int,
+        horizon_ms: int,
+        outputs: tuple[str, str],  # aggregates topic, dead-letter topic
+        decode: Decoder,
+        processors: Sequence[PartitionProcessor] = (),
+    ) -> None:
+        self.topic, self.partition, self.store, self.owner = topic, partition, store, owner
+        self.window_s, self.horizon_ms = window_s, horizon_ms
+        self.aggregates_topic, self.dead_letter_topic = outputs
+        self.decode, self.processors = decode, list(processors)
+        meta = store.meta
+        self.next_offset: int = meta.get("next_offset", 0)
+        self.book = WindowBook(
+            window_s * 1000,
+            lateness_ms,
+            open_windows=store.open_windows(),
+            max_event_ms=meta.get("max_event_ms", NO_TIME),
+            watermark_ms=meta.get("watermark_ms", NO_TIME),
+        )
+        for processor in self.processors:
+            processor.load(store.processor_state(processor.name))
+
+    def process(
+        self, records: Sequence[InputRecord], now_ms: int
+    ) -> tuple[list[OutputRecord], StateDelta, BatchCounts]:
+        counts = BatchCounts()
+        outputs: list[OutputRecord] = []
+        start = self.next_offset
+        cutoff = self.book.watermark_ms - self.horizon_ms
+        accepted: list[list[UsageEvent]] = []
+        for record in records:
+            if record.offset < self.next_offset:
+                counts.skipped += 1
+                continue
+            counts.records += 1
+            self.next_offset = record.offset + 1
+            try:
+                events = self.decode(record.value, record.headers, record.timestamp_ms)
+                for i, event in enumerate(events):
+                    if event.time_ms < cutoff:
+                        raise InvalidEventError(
+                            "time", event.time, "too_late: older than the dedup horizon", index=i
+                        )
+            except InvalidEventError as exc:
+                counts.dead_lettered += 1
+                counts.dead_letter_fields.append(exc.field)
+                outputs.append(self._dead_letter(record, exc, now_ms))
+                continue
+            accepted.append(events)
+        delta = StateDelta(self.owner, start, self.next_offset)
+        fresh = self._count(accepted, counts, delta)
+        for processor in self.processors:
+            extra, changes = processor.apply(fresh, now_ms=now_ms)
+            outputs.extend(extra)
+            delta.processors[processor.name] = changes
+        self._finish(delta, outputs, counts, now_ms, NO_TIME)
+        return outputs, delta, counts
+
+    def idle_tick(self, now_ms: int, floor_ms: int) -> tuple[list[OutputRecord], StateDelta] | None:
+        """Advance the watermark to `floor_ms`; a delta only if some window closed."""
+        self.book.begin(self.store.closed_window)
+        delta = StateDelta(self.owner, self.next_offset, self.next_offset)
+        outputs: list[OutputRecord] = []
+        counts = BatchCounts()
+        self._finish(delta, outputs, counts, now_ms, floor_ms)
+        return (outputs, delta) if delta.closed else None
+
+    def commit(self, delta: StateDelta, changelog_next: int) -> None:
+        """The delta is in the changelog at `changelog_next - 1`: make it local."""
+        self.store.apply(delta, changelog_next, self.owner)
+
+    def _count(
+        self, accepted: list[list[UsageEvent]], counts: BatchCounts, delta: StateDelta
+    ) -> list[UsageEvent]:
+        book = self.book
+        book.begin(self.store.closed_window)
+        events = [e for batch in accepted for e in batch]
+        digests = [digest(e.source, e.id) for e in events]
+        stored = self.store.seen(digests)
+        seen_now: set[bytes] = set()
+        fresh: list[UsageEvent] = []
+        entries = bytearray()
+        bucket_ms = self.store.bucket_ms
+        for event, key, old in zip(events, digests, stored, strict=True):
+            if old or key in seen_now:
+                counts.duplicates += 1
+                continue
+            seen_now.add(key)
+            t = event.time_ms
+            entries += key + _BUCKET.pack(t // bucket_ms)
+            d = event.__dict__
+            tokens = (
+                d["input_tokens"],
+                d["output_tokens"],
+                d["cache_read_input_tokens"],
+                d["cache_creation_input_tokens"],
+                d["reasoning_output_tokens"],
+            )
+            book.add(d["tenant_id"], d["model"], t, tokens)
+            fresh.append(event)
+        counts.events = len(events)
+        counts.counted = len(fresh)
+        delta.dedup = bytes(entries)
+        return fresh
+
+    def _finish(
+        self,
+        delta: StateDelta,
+        outputs: list[OutputRecord],
+        counts: BatchCounts,
+        now_ms: int,
+        floor_ms: int,
+    ) -> None:
+        result = self.book.finish(watermark_floor_ms=floor_ms)
+        counts.late_events += result.late_events
+        counts.corrections += result.corrections
+        counts.windows_closed += len(result.closed)
+        delta.watermark_ms = self.book.watermark_ms
+        delta.max_event_ms = self.book.max_event_ms
+        if self.book.watermark_ms > NO_TIME:
+            delta.expire_before_ms = self.book.watermark_ms - self.horizon_ms
+        delta.open = [(t, m, s, v) for (t, m, s), v in result.open.items()]
+        delta.unopened = result.closed
+        delta.closed = [(t, m, s, v) for (t, m, s), v in result.emitted.items()]
+        for (tenant_id, model, start), totals in result.emitted.items():
+            outputs.append(self._totals_record(tenant_id, model, start, totals, now_ms))
+
+    def _totals_record(
+        self, tenant_id: str, model: str, start: int, v: Totals, now_ms: int
+    ) -> OutputRecord:
+        totals = WindowTotals(
+            tenant_id=tenant_id,
+            model=model,
+            window_start_ms=start,
+            window_size_s=self.window_s,
+            input_tokens=v[0],
+            output_tokens=v[1],
+            cache_read_input_tokens=v[2],
+            cache_creation_input_tokens=v[3],
+            reasoning_output_tokens=v[4],
+            event_count=v[5],
+            first_event_time_ms=v[6],
+            last_event_time_ms=v[7],
+            revision=v[8],
+            emitted_at_ms=now_ms,
+        )
+        return OutputRecord(self.aggregates_topic, totals.key.encode(), totals.to_bytes())
+
+    def _dead_letter(
+        self, record: InputRecord, exc: InvalidEventError, now_ms: int
+    ) -> OutputRecord:
+        headers = dead_letter_headers(
+            record.headers,
+            reason=str(exc.message),
+            field=exc.field,
+            topic=self.topic,
+            partition=self.partition,
+            offset=record.offset,
+            time_ms=now_ms,
+        )
+        return OutputRecord(self.dead_letter_topic, record.key, record.value, headers)

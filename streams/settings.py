@@ -1,0 +1,70 @@
+"""`WorkerSettings`: how the stream worker windows, deduplicates, batches and reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tokenops.settings import _default_state_dir
+
+
+def _default_worker_state_dir() -> Path:
+    return _default_state_dir() / "worker"
+
+
+class WorkerSettings(BaseSettings):
+    """The stream worker (`tokenops worker`), read from `TOKENOPS_WORKER_*`.
+
+    Windows are tumbling in event time: `window_s` long, closed when the partition's
+    watermark (highest event time seen minus `allowed_lateness_s`) passes their end. A
+    partition without records for `idle_timeout_s` of wall-clock time advances its
+    watermark to `now - allowed_lateness_s`. Duplicates (same `source` + `id`) are
+    recognised, and late events corrected, for `dedup_horizon_s` of event time.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TOKENOPS_WORKER_", frozen=True)
+
+    app_id: str = Field(default="tokenops-worker", pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    window_s: int = Field(default=60, ge=1, le=86_400)
+    allowed_lateness_s: float = Field(default=30.0, ge=0)
+    idle_timeout_s: float = Field(default=60.0, gt=0)
+    dedup_horizon_s: int = Field(default=86_400, ge=60)
+    state_dir: Path = Field(default_factory=_default_worker_state_dir)
+    batch_max_records: int = Field(default=2_000, ge=1, le=1_000_000)
+    batch_within_s: float = Field(default=0.2, gt=0)
+    changelog_topic: str | None = Field(
+        default=None, description="Default: '<app_id>.state-changelog'."
+    )
+    changelog_retention_s: int = Field(
+        default=7 * 86_400, ge=3600, description="Must cover dedup_horizon_s and open windows."
+    )
+    session_timeout_s: float = Field(default=30.0, ge=6)
+    heartbeat_interval_s: float = Field(default=3.0, gt=0)
+    http_port: int = Field(default=6066, ge=0, le=65_535, description="0 = no HTTP server.")
+    log_every_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _horizon_covers_lateness(self) -> WorkerSettings:
+        if self.dedup_horizon_s < self.window_s + self.allowed_lateness_s:
+            raise ValueError("dedup_horizon_s must be at least window_s + allowed_lateness_s")
+        if self.changelog_retention_s < self.dedup_horizon_s:
+            raise ValueError("changelog_retention_s must be at least dedup_horizon_s")
+        return self
+
+    @property
+    def changelog(self) -> str:
+        return self.changelog_topic or f"{self.app_id}.state-changelog"
+
+    @property
+    def window_ms(self) -> int:
+        return self.window_s * 1000
+
+    @property
+    def lateness_ms(self) -> int:
+        return int(self.allowed_lateness_s * 1000)
+
+    @property
+    def horizon_ms(self) -> int:
+        return self.dedup_horizon_s * 1000

@@ -1,0 +1,137 @@
+"""Event-time tumbling windows of one partition: the watermark, closing, late corrections.
+
+Pure logic with explicit timestamps, no Kafka and no clock. One `WindowBook` per input
+partition holds the open windows and the watermark; `begin()` starts a batch, `add()`
+counts one accepted event, `finish()` advances the watermark and closes windows. A batch
+decides lateness against the watermark it started with, so its result depends only on
+the state before it and its events.
+
+Totals are plain lists (`Totals`): five token counts (`TOKEN_TYPES` order), the event
+count, the first and last event time and the revision (0 while the window is open).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+WindowId = tuple[str, str, int]  # tenant_id, model, window_start_ms
+Totals = list[int]
+COUNT, FIRST, LAST, REVISION = 5, 6, 7, 8
+NO_TIME = -(2**62)
+
+
+def new_totals(time_ms: int) -> Totals:
+    return [0, 0, 0, 0, 0, 0, time_ms, time_ms, 0]
+
+
+def add_event(totals: Totals, tokens: tuple[int, int, int, int, int], time_ms: int) -> None:
+    totals[0] += tokens[0]
+    totals[1] += tokens[1]
+    totals[2] += tokens[2]
+    totals[3] += tokens[3]
+    totals[4] += tokens[4]
+    totals[COUNT] += 1
+    if time_ms < totals[FIRST]:
+        totals[FIRST] = time_ms
+    if time_ms > totals[LAST]:
+        totals[LAST] = time_ms
+
+
+@dataclass
+class BatchResult:
+    """What one batch changed: every value absolute, ready to emit and to persist."""
+
+    open: dict[WindowId, Totals] = field(default_factory=dict)  # touched, still open
+    emitted: dict[WindowId, Totals] = field(default_factory=dict)  # closed or corrected
+    closed: list[WindowId] = field(default_factory=list)  # left the open set
+    late_events: int = 0
+    corrections: int = 0
+
+
+class WindowBook:
+    """The open windows and watermark of one partition.
+
+    `closed_lookup(window)` returns the stored totals of a closed window (or None); it is
+    consulted only for late events, whose window already closed.
+    """
+
+    def __init__(
+        self,
+        window_ms: int,
+        lateness_ms: int,
+        *,
+        open_windows: dict[int, dict[tuple[str, str], Totals]] | None = None,
+        max_event_ms: int = NO_TIME,
+        watermark_ms: int = NO_TIME,
+    ) -> None:
+        self.window_ms = window_ms
+        self.lateness_ms = lateness_ms
+        # by window start, so closing touches only the windows that end
+        self.open: dict[int, dict[tuple[str, str], Totals]] = open_windows or {}
+        self.max_event_ms = max_event_ms
+        self.watermark_ms = watermark_ms
+        self._batch: BatchResult | None = None
+        self._lookup: Callable[[WindowId], Totals | None] = lambda _: None
+
+    def window_start(self, time_ms: int) -> int:
+        return time_ms - time_ms % self.window_ms
+
+    def is_late(self, time_ms: int) -> bool:
+        """True if the event's window already closed (its end is at or below the watermark)."""
+        return self.window_start(time_ms) + self.window_ms <= self.watermark_ms
+
+    def begin(self, closed_lookup: Callable[[WindowId], Totals | None]) -> None:
+        self._batch = BatchResult()
+        self._lookup = closed_lookup
+
+    def add(
+        self, tenant_id: str, model: str, time_ms: int, tokens: tuple[int, int, int, int, int]
+    ) -> None:
+        batch = self._batch
+        assert batch is not None, "add() outside begin()/finish()"
+        start = time_ms - time_ms % self.window_ms
+        window = (tenant_id, model, start)
+        if time_ms > self.max_event_ms:
+            self.max_event_ms = time_ms
+        if start + self.window_ms > self.watermark_ms:
+            slot = self.open.get(start)
+            if slot is None:
+                slot = self.open[start] = {}
+            totals = slot.get((tenant_id, model))
+            if totals is None:
+                totals = slot[(tenant_id, model)] = new_totals(time_ms)
+            add_event(totals, tokens, time_ms)
+            batch.open[window] = totals
+            return
+        batch.late_events += 1
+        corrected = batch.emitted.get(window)
+        if corrected is None:
+            stored = self._lookup(window)
+            corrected = list(stored) if stored is not None else new_totals(time_ms)
+            corrected[REVISION] += 1  # a window never seen before gets revision 1
+            batch.emitted[window] = corrected
+            batch.corrections += 1
+        add_event(corrected, tokens, time_ms)
+
+    def finish(self, *, watermark_floor_ms: int = NO_TIME) -> BatchResult:
+        """End the batch: advance the watermark (never backwards) and close windows.
+
+        `watermark_floor_ms` lets an idle partition's watermark follow the wall clock.
+        """
+        batch = self._batch if self._batch is not None else BatchResult()
+        self._batch = None
+        watermark = max(self.watermark_ms, self.max_event_ms - self.lateness_ms, watermark_floor_ms)
+        self.watermark_ms = watermark
+        window_ms = self.window_ms
+        for start in sorted(s for s in self.open if s + window_ms <= watermark):
+            for (tenant_id, model), totals in self.open.pop(start).items():
+                window = (tenant_id, model, start)
+                totals[REVISION] = 1
+                batch.open.pop(window, None)
+                batch.closed.append(window)
+                batch.emitted[window] = totals
+        return batch
+
+    def open_windows(self) -> dict[WindowId, Totals]:
+        return {(t, m, s): v for s, slot in self.open.items() for (t, m), v in slot.items()}

@@ -1,0 +1,157 @@
+"""The worker's partitions: recovery on assignment, durable batches, idle ticks.
+
+`StreamWorker` owns one `PartitionState` per assigned input partition. Every batch, for
+every partition in it: compute outputs and a delta (`PartitionState.process`), publish
+the outputs and the delta's changelog record and wait for Kafka's acks, then apply the
+delta to the local store. One lock serialises batches, idle ticks and rebalances.
+Faust's committed offsets do not decide where a partition resumes: its state's next
+offset does (committed to Kafka again on every assignment, and records below it are
+skipped), so committed offsets matter only for lag monitoring.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from tokenops.streams.changelog import ChangelogRecovery
+from tokenops.streams.delta import DELTA_KEY, StateDelta
+from tokenops.streams.metrics import WorkerMetrics
+from tokenops.streams.partition import Decoder, InputRecord, PartitionState
+from tokenops.streams.processors import OutputRecord, ProcessorFactory
+from tokenops.streams.publisher import BatchPublisher
+from tokenops.streams.settings import WorkerSettings
+from tokenops.streams.store import PartitionStore
+from tokenops.streams.windows import NO_TIME
+
+from tokenops.settings import KafkaSettings, TopicSettings
+
+logger = logging.getLogger(__name__)
+
+
+class StreamWorker:
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        kafka: KafkaSettings,
+        topics: TopicSettings,
+        metrics: WorkerMetrics,
+        decode: Decoder,
+        processors: Sequence[ProcessorFactory] = (),
+    ) -> None:
+        self.settings, self.topics, self.metrics = settings, topics, metrics
+        self.decode, self.processor_factories = decode, list(processors)
+        self.publisher = BatchPublisher(kafka, client_id=f"{settings.app_id}-out")
+        self.recovery = ChangelogRecovery(kafka, settings.changelog, self.publisher)
+        self.states: dict[int, PartitionState] = {}
+        self.last_input: dict[int, float] = {}
+        self.lock = asyncio.Lock()
+        self.ready = threading.Event()  # set once the assigned partitions are recovered
+
+    def _path(self, partition: int) -> Path:
+        return self.settings.state_dir / self.settings.app_id / f"{self.topics.usage}-{partition}"
+
+    def _open_store(self, path: Path) -> PartitionStore:
+        bucket_ms = min(3_600_000, max(1000, self.settings.horizon_ms // 8))
+        return PartitionStore(path, bucket_ms=bucket_ms, window_ms=self.settings.window_ms)
+
+    async def assign(self, partitions: set[int]) -> dict[int, int]:
+        """Recover every newly assigned partition; returns {partition: next input offset}."""
+        loop = asyncio.get_running_loop()
+        async with self.lock:
+            for partition in sorted(partitions - set(self.states)):
+                store, owner = await loop.run_in_executor(
+                    None, self.recovery.recover, partition, self._open_store, self._path(partition)
+                )
+                s = self.settings
+                self.states[partition] = PartitionState(
+                    topic=self.topics.usage,
+                    partition=partition,
+                    store=store,
+                    owner=owner,
+                    window_s=s.window_s,
+                    lateness_ms=s.lateness_ms,
+                    horizon_ms=s.horizon_ms,
+                    outputs=(self.topics.aggregates, self.topics.dead_letter),
+                    decode=self.decode,
+                    processors=[factory(partition) for factory in self.processor_factories],
+                )
+                self.last_input[partition] = time.monotonic()
+            self.metrics.partitions.set(len(self.states))
+            return {p: self.states[p].next_offset for p in partitions if p in self.states}
+
+    async def revoke(self, partitions: set[int]) -> None:
+        async with self.lock:
+            for partition in partitions:
+                state = self.states.pop(partition, None)
+                if state is not None:
+                    state.store.close()
+            self.metrics.partitions.set(len(self.states))
+
+    async def handle(self, records: dict[int, list[InputRecord]]) -> None:
+        """Make one batch durable; records of partitions we do not own are ignored."""
+        async with self.lock:
+            now_ms = int(time.time() * 1000)
+            work: list[tuple[PartitionState, StateDelta]] = []
+            outputs: list[OutputRecord] = []
+            for partition, batch in records.items():
+                state = self.states.get(partition)
+                if state is None:
+                    continue
+                self.last_input[partition] = time.monotonic()
+                out, delta, counts = state.process(batch, now_ms)
+                outputs += out
+                work.append((state, delta))
+                self.metrics.record(counts)
+            await self._publish(outputs, work)
+
+    async def idle_tick(self) -> None:
+        """Close the windows of partitions without input for `idle_timeout_s`."""
+        async with self.lock:
+            now = time.monotonic()
+            now_ms = int(time.time() * 1000)
+            work: list[tuple[PartitionState, StateDelta]] = []
+            outputs: list[OutputRecord] = []
+            for partition, state in self.states.items():
+                if now - self.last_input.get(partition, now) < self.settings.idle_timeout_s:
+                    continue
+                result = state.idle_tick(now_ms, now_ms - self.settings.lateness_ms)
+                if result is not None:
+                    outputs += result[0]
+                    work.append((state, result[1]))
+                    self.metrics.windows_closed.inc(len(result[1].unopened))
+            if work:
+                await self._publish(outputs, work)
+            self._gauges(now_ms)
+
+    async def _publish(
+        self, outputs: list[OutputRecord], work: list[tuple[PartitionState, StateDelta]]
+    ) -> None:
+        changelog = self.settings.changelog
+        records = [(changelog, st.partition, DELTA_KEY, delta.to_bytes()) for st, delta in work]
+        loop = asyncio.get_running_loop()
+        offsets = await loop.run_in_executor(None, self.publisher.publish, outputs, records)
+        for (state, delta), offset in zip(work, offsets, strict=True):
+            state.commit(delta, offset + 1)
+        self.metrics.batches.inc()
+
+    def _gauges(self, now_ms: int) -> None:
+        marks = [s.book.watermark_ms for s in self.states.values() if s.book.watermark_ms > NO_TIME]
+        if marks:
+            self.metrics.watermark_lag.set(max(0.0, (now_ms - min(marks)) / 1000))
+        self.metrics.open_windows.set(
+            sum(len(w) for s in self.states.values() for w in s.book.open.values())
+        )
+
+    def close(self) -> None:
+        for state in self.states.values():
+            state.store.close()
+        self.states.clear()
+        self.publisher.close()
+
+
+DecoderFactory = Callable[[], Decoder]

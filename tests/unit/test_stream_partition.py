@@ -1,0 +1,116 @@
+"""One partition's batch processing: dedup, dead letters, replay skipping, state on disk."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tokenops.schemas.aggregates import WindowTotals
+from tokenops.schemas.codec import decode_record, encode_batch, encode_event
+from tokenops.schemas.event import UsageEvent
+from tokenops.streams.deadletter import DLQ_FIELD, DLQ_OFFSET, DLQ_REASON
+from tokenops.streams.delta import StateDelta
+from tokenops.streams.partition import InputRecord, PartitionState
+from tokenops.streams.store import PartitionStore
+
+T0 = 1_750_000_020_000  # a minute boundary in the past
+
+
+def _event(i: int, t_ms: int, tenant: str = "acme", source: str = "//node/1") -> UsageEvent:
+    return UsageEvent(
+        id=f"e{i}",
+        source=source,
+        time=datetime.fromtimestamp(t_ms / 1000, UTC),
+        tenant_id=tenant,
+        model="m1",
+        provider="p",
+        input_tokens=10,
+        output_tokens=4,
+    )
+
+
+def _decode(value: bytes, headers: Any, now_ms: int) -> list[UsageEvent]:
+    return decode_record(value, headers, now_ms=now_ms)
+
+
+def _state(path: Path, **kw: Any) -> PartitionState:
+    store = PartitionStore(path, bucket_ms=3_600_000, window_ms=60_000)
+    return PartitionState(
+        topic="usage",
+        partition=0,
+        store=store,
+        owner="me",
+        window_s=60,
+        lateness_ms=30_000,
+        horizon_ms=86_400_000,
+        outputs=("aggs", "dlq"),
+        decode=_decode,
+        **kw,
+    )
+
+
+def _record(offset: int, value: bytes) -> InputRecord:
+    return InputRecord(offset, b"acme", value, [("x", b"1")], T0 + 10_000_000)
+
+
+def test_duplicates_are_counted_once_within_and_across_batches(tmp_path: Path) -> None:
+    state = _state(tmp_path / "p0")
+    batch = encode_batch([_event(1, T0 + 1), _event(2, T0 + 2), _event(1, T0 + 1)])
+    outputs, delta, counts = state.process([_record(0, batch)], T0)
+    state.commit(delta, 1)
+    assert (counts.counted, counts.duplicates) == (2, 1)
+    _, delta, counts = state.process([_record(1, encode_event(_event(2, T0 + 2)))], T0)
+    state.commit(delta, 2)
+    assert (counts.counted, counts.duplicates) == (0, 1)
+    assert state.book.open[T0][("acme", "m1")][5] == 2
+
+
+def test_malformed_record_is_dead_lettered_whole_with_reason_headers(tmp_path: Path) -> None:
+    state = _state(tmp_path / "p0")
+    good = encode_event(_event(1, T0 + 1))
+    outputs, _, counts = state.process([_record(0, good), _record(1, b"{not json")], T0)
+    assert counts.dead_lettered == 1 and counts.counted == 1
+    (dead,) = outputs
+    assert dead.topic == "dlq" and dead.value == b"{not json" and dead.key == b"acme"
+    headers = dict(dead.headers or [])
+    assert headers["x"] == b"1" and headers[DLQ_FIELD] == b"record"
+    assert headers[DLQ_OFFSET] == b"1" and headers[DLQ_REASON]
+
+
+def test_records_below_the_state_offset_are_skipped(tmp_path: Path) -> None:
+    state = _state(tmp_path / "p0")
+    _, delta, _ = state.process([_record(0, encode_event(_event(1, T0 + 1)))], T0)
+    state.commit(delta, 1)
+    _, delta, counts = state.process(
+        [_record(0, encode_event(_event(1, T0 + 1))), _record(1, encode_event(_event(2, T0)))],
+        T0,
+    )
+    assert counts.skipped == 1 and counts.records == 1 and counts.counted == 1
+    assert delta.start_offset == 1 and delta.next_offset == 2
+
+
+def test_state_survives_a_restart_and_the_changelog_rebuilds_it(tmp_path: Path) -> None:
+    state = _state(tmp_path / "p0")
+    deltas: list[bytes] = []
+    events = [_event(1, T0 + 1), _event(2, T0 + 61_000), _event(3, T0 + 200_000)]
+    for offset, event in enumerate(events):
+        outputs, delta, _ = state.process([_record(offset, encode_event(event))], T0)
+        state.commit(delta, offset + 1)
+        deltas.append(delta.to_bytes())
+    closed = [WindowTotals.from_bytes(o.value) for o in outputs]
+    assert {c.window_start_ms for c in closed} == {T0, T0 + 60_000}
+    state.store.close()
+    # a late event for a closed window, after a restart from the local store
+    again = _state(tmp_path / "p0")
+    assert again.next_offset == 3
+    outputs, delta, counts = again.process([_record(3, encode_event(_event(4, T0 + 5)))], T0)
+    fixed = WindowTotals.from_bytes(outputs[0].value)
+    assert (fixed.revision, fixed.event_count, fixed.input_tokens) == (2, 2, 20)
+    # the same deltas rebuild the same state in a fresh store
+    fresh = PartitionStore(tmp_path / "rebuilt", bucket_ms=3_600_000, window_ms=60_000)
+    for i, raw in enumerate(deltas):
+        fresh.apply(StateDelta.from_bytes(raw), i + 1, "me")
+    assert fresh.closed_window(("acme", "m1", T0)) == again.store.closed_window(("acme", "m1", T0))
+    assert fresh.open_windows() == again.store.open_windows()
+    assert fresh.seen([b"x" * 16]) == [False]

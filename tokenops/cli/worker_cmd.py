@@ -1,0 +1,48 @@
+"""`tokenops worker`: run the stream worker (Faust) until stopped."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from tokenops.settings import KafkaSettings, TopicSettings, load
+from tokenops.streams.settings import WorkerSettings
+
+logger = logging.getLogger(__name__)
+
+
+def worker() -> None:
+    """Aggregate usage events into exact per-tenant, per-model window totals.
+
+    Reads TOKENOPS_WORKER_*, TOKENOPS_KAFKA_* and TOKENOPS_TOPIC_*; serves /metrics and
+    /healthz on TOKENOPS_WORKER_HTTP_PORT. Run several with the same app id to share the
+    partitions; a stopped or killed worker's partitions move to the others.
+    """
+    import faust
+
+    from tokenops.schemas.codec import decode_record
+    from tokenops.streams.app import create_app
+    from tokenops.streams.metrics import serve_http
+    from tokenops.streams.topics import ensure_worker_topics
+
+    settings, kafka, topics = load(WorkerSettings), load(KafkaSettings), load(TopicSettings)
+    ensure_worker_topics(settings, kafka, topics)
+
+    def decode(value: bytes, headers: Any, now_ms: int) -> Any:
+        return decode_record(value, _headers(headers), now_ms=now_ms)
+
+    registry = CollectorRegistry()
+    app, stream_worker = create_app(settings, kafka, topics, registry, decode)
+    if settings.http_port:
+        serve_http(registry, settings.http_port, stream_worker.ready)
+    level = logging.getLevelName(logging.getLogger().level)
+    faust.Worker(app, loglevel=level, quiet=True, redirect_stdouts=False).execute_from_commandline()
+
+
+def _headers(headers: Any) -> list[tuple[str, bytes]] | None:
+    if not headers:
+        return None
+    items = headers.items() if isinstance(headers, dict) else headers
+    return [(str(k), bytes(v or b"")) for k, v in items]
