@@ -1,5 +1,41 @@
 """The data contracts of tokenops: usage events in, window totals out."""
 
 from tokenops.schemas.aggregates import TOKEN_TYPES, WindowTotals, window_key
+from tokenops.schemas.codec import (
+    BATCH_CONTENT_TYPE,
+    BATCH_HEADERS,
+    CLOUDEVENTS_CONTENT_TYPE,
+    CONTENT_TYPE_HEADER,
+    EVENT_HEADERS,
+    MAX_BATCH_EVENTS,
+    MAX_RECORD_BYTES,
+    decode_record,
+    encode_batch,
+    encode_event,
+    kafka_key,
+)
+from tokenops.schemas.errors import InvalidEventError
+from tokenops.schemas.event import MAX_EVENT_BYTES, SCHEMA_VERSION, UsageEvent
+from tokenops.schemas.fastpath import build_event
 
-__all__ = ["TOKEN_TYPES", "WindowTotals", "window_key"]
+__all__ = [
+    "BATCH_CONTENT_TYPE",
+    "BATCH_HEADERS",
+    "CLOUDEVENTS_CONTENT_TYPE",
+    "CONTENT_TYPE_HEADER",
+    "EVENT_HEADERS",
+    "MAX_BATCH_EVENTS",
+    "MAX_EVENT_BYTES",
+    "MAX_RECORD_BYTES",
+    "SCHEMA_VERSION",
+    "TOKEN_TYPES",
+    "InvalidEventError",
+    "UsageEvent",
+    "WindowTotals",
+    "build_event",
+    "decode_record",
+    "encode_batch",
+    "encode_event",
+    "kafka_key",
+    "window_key",
+]
