@@ -22,6 +22,7 @@ METRIC_NAMES = (
     "tokenops_events_total",
     "tokenops_quota_usage_ratio",
     "tokenops_quota_limit",
+    "tokenops_quota_period_end_timestamp_seconds",
     "tokenops_consumer_lag_records",
     "tokenops_dead_letter_records_total",
     "tokenops_window_corrections_total",
@@ -97,12 +98,19 @@ class StateCollector(Collector):
             "The quota's limit per period, in tokens (or currency units for a budget).",
             labels=labels,
         )
+        end = GaugeMetricFamily(
+            "tokenops_quota_period_end_timestamp_seconds",
+            "When the quota's current period ends (for projections to the period's end).",
+            labels=labels,
+        )
         for sample in self.state.quota_samples(int(self.clock() * 1000)):
             values = [sample.tenant, sample.quota, sample.period]
             ratio.add_metric(values, sample.usage_ratio)
             limit.add_metric(values, sample.limit)
+            end.add_metric(values, sample.period_end_ms / 1000)
         yield ratio
         yield limit
+        yield end
 
     def _health_metrics(self) -> Iterator[Metric]:
         state = self.state

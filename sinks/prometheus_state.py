@@ -36,6 +36,7 @@ class QuotaSample:
     period: str
     usage_ratio: float
     limit: float
+    period_end_ms: int
 
 
 @dataclass
@@ -172,9 +173,10 @@ class ExporterState:
             if alert is not None and alert.period_start_ms >= start and alert.period_end_ms <= end:
                 usage = max(usage, float(alert.usage))
             limit = float(quota.limit)
-            samples.append(
-                QuotaSample(quota.tenant_id, quota.name, quota.period, usage / limit, limit)
+            sample = QuotaSample(
+                quota.tenant_id, quota.name, quota.period, usage / limit, limit, end
             )
+            samples.append(sample)
         return samples
 
     def _usage(self, quota: QuotaDefinition, now_ms: int) -> float:

@@ -1,0 +1,163 @@
+"""The checked-in Prometheus, Alertmanager and Grafana files: valid, tested, documented.
+
+Runs Debian's `promtool` and `amtool` (installed by `make setup`); no server is started.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+from typing import Any
+
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry
+from tokenops.schemas.aggregates import WindowTotals
+from tokenops.schemas.quota import QuotaDefinition
+from tokenops.sinks.clickhouse.metrics import SinkMetrics
+from tokenops.sinks.prometheus_collector import METRIC_NAMES
+from tokenops.sinks.prometheus_settings import PrometheusSinkSettings
+from tokenops.sinks.prometheus_sink import PrometheusSink
+
+from tokenops.paths import deploy_dir
+from tokenops.settings import KafkaSettings, TopicSettings
+
+DEPLOY = deploy_dir()
+OPERATIONS = DEPLOY.parent / "docs" / "operations.md"
+
+
+def run(*argv: str) -> str:
+    if shutil.which(argv[0]) is None:
+        pytest.fail(f"{argv[0]} is missing: run `make setup` (Debian prometheus packages)")
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    document = yaml.safe_load((DEPLOY / "prometheus" / "rules" / "tokenops.rules.yml").read_text())
+    return [rule for group in document["groups"] for rule in group["rules"] if "alert" in rule]
+
+
+def test_promtool_checks_the_prometheus_config_and_rules() -> None:
+    assert "SUCCESS" in run(
+        "promtool", "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml")
+    )
+
+
+def test_promtool_rule_unit_tests_pass() -> None:
+    tests = sorted((DEPLOY / "prometheus" / "tests").glob("*.yml"))
+    assert tests
+    assert "SUCCESS" in run("promtool", "test", "rules", *map(str, tests))
+
+
+def test_every_alert_has_a_unit_test() -> None:
+    tested = set()
+    for path in (DEPLOY / "prometheus" / "tests").glob("*.yml"):
+        for case in yaml.safe_load(path.read_text())["tests"]:
+            tested |= {t["alertname"] for t in case.get("alert_rule_test", []) if t["exp_alerts"]}
+    assert {rule["alert"] for rule in alert_rules()} <= tested
+
+
+def test_every_alert_has_severity_and_a_runbook_entry() -> None:
+    anchors = {
+        re.sub(r"[^a-z0-9 -]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+        for line in OPERATIONS.read_text().splitlines()
+        if line.startswith("#")
+    }
+    for rule in alert_rules():
+        assert rule["labels"]["severity"] in {"critical", "warning", "info"}, rule["alert"]
+        url = rule["annotations"]["runbook_url"]
+        assert url == f"docs/operations.md#{rule['alert'].lower()}", url
+        assert rule["alert"].lower() in anchors, f"no runbook heading for {rule['alert']}"
+        if "Quota" in rule["alert"] or "PerMinute" in rule["alert"]:
+            assert "$labels.tenant" in rule["annotations"]["summary"]
+
+
+def test_amtool_checks_the_alertmanager_config_and_routes() -> None:
+    config = str(DEPLOY / "alertmanager" / "alertmanager.yml")
+    assert "SUCCESS" in run("amtool", "check-config", config)
+    for severity, receiver in [
+        ("critical", "critical"),
+        ("warning", "warning"),
+        ("info", "default"),
+    ]:
+        routed = run(
+            "amtool",
+            "config",
+            "routes",
+            "test",
+            f"--config.file={config}",
+            f"severity={severity}",
+            "tenant=acme",
+            "alertname=TokenopsQuotaWarning",
+        )
+        assert routed.strip().splitlines()[0] == receiver
+
+
+WINDOW = WindowTotals(
+    tenant_id="acme",
+    model="m1",
+    window_start_ms=int(time.time() * 1000) // 60_000 * 60_000 - 120_000,
+    window_size_s=60,
+    input_tokens=10,
+    output_tokens=5,
+    cache_read_input_tokens=0,
+    cache_creation_input_tokens=0,
+    reasoning_output_tokens=0,
+    event_count=1,
+    first_event_time_ms=1,
+    last_event_time_ms=2,
+    revision=1,
+    emitted_at_ms=3,
+)
+
+
+def exporter_metric_names() -> set[str]:
+    registry = CollectorRegistry()
+    sink = PrometheusSink(
+        KafkaSettings(), TopicSettings(), PrometheusSinkSettings(), registry=registry
+    )
+    sink.errors.labels("decode")
+    quota = QuotaDefinition(tenant_id="acme", name="daily", period="day", limit=1000)
+    sink.state.on_quota(quota.key.encode(), quota.to_bytes())
+    sink.state.on_window(WINDOW)
+    sink.state.on_dead_letter("tenant_id: invalid", ("usage", "0", "1"))
+    sink._lag[("tokenops-worker", "usage", 0)] = 5
+    names = {sample.name for family in registry.collect() for sample in family.samples}
+    names |= {family.name for family in registry.collect()}
+    clickhouse = CollectorRegistry()
+    SinkMetrics(clickhouse)
+    names |= {s.name for family in clickhouse.collect() for s in family.samples}
+    return names | {"up"}
+
+
+def test_the_exporter_exposes_every_documented_metric() -> None:
+    known = exporter_metric_names()
+    assert set(METRIC_NAMES) <= {n.removesuffix("_bucket") for n in known} | known
+
+
+def test_the_grafana_dashboard_is_valid_and_uses_only_exported_metrics() -> None:
+    path = DEPLOY / "grafana" / "tokenops-dashboard.json"
+    dashboard = json.loads(path.read_text())
+    assert dashboard["uid"] and dashboard["panels"]
+    known = exporter_metric_names()
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    for panel in dashboard["panels"]:
+        if panel["type"] == "row":
+            continue
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            for name in re.findall(r"\b(?:tokenops_[a-z_]+|up)\b", target["expr"]):
+                assert name in known, f"panel {panel['title']!r}: {name} is not exported"
+
+
+def test_the_rules_use_only_exported_metrics() -> None:
+    known = exporter_metric_names()
+    for rule in alert_rules():
+        for name in re.findall(r"\b(?:tokenops_[a-z_]+)\b", rule["expr"]):
+            assert name in known, f"{rule['alert']}: {name} is not exported"
