@@ -33,8 +33,12 @@ def worker() -> None:
     def decode(value: bytes, headers: Any, now_ms: int) -> Any:
         return decode_record(value, _headers(headers), now_ms=now_ms)
 
+    from tokenops.streams.quota_processor import quota_processors
+
+    quotas, quota_watcher = quota_processors(kafka, topics)  # quotas ride the worker's state
+    quota_watcher.start()
     registry = CollectorRegistry()
-    app, stream_worker = create_app(settings, kafka, topics, registry, decode)
+    app, stream_worker = create_app(settings, kafka, topics, registry, decode, [quotas])
     if settings.http_port:
         serve_http(registry, settings.http_port, stream_worker.ready)
     level = logging.getLevelName(logging.getLogger().level)

@@ -1,0 +1,119 @@
+"""The quota evaluator as a worker partition processor, and the quota topic it follows.
+
+`quota_processors(kafka, topics)` gives the worker what it needs: a factory of
+`QuotaProcessor`s (one per input partition, sharing one `QuotaBook`) and a
+`QuotaWatcher` thread that keeps the book current from the compacted quota topic.
+Crossings are published to `TopicSettings().quota_alerts` with the key
+`tenant|quota|period_start_ms|threshold_pct`; the worker publishes them before the state
+delta that records them becomes durable, so a crash can repeat an alert record (same key,
+same value apart from `emitted_at_ms`) but never lose or re-decide one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from tokenops.schemas.event import UsageEvent
+from tokenops.streams.processors import OutputRecord, ProcessorFactory
+from tokenops.streams.quota_book import QuotaBook
+from tokenops.streams.quotas import QuotaEvaluator
+
+from tokenops.settings import KafkaSettings, TopicSettings
+
+logger = logging.getLogger(__name__)
+_HEADERS = [("content-type", b"application/json")]
+
+
+class QuotaProcessor:
+    """Quota usage and crossings of one input partition (a `PartitionProcessor`)."""
+
+    name = "quotas"
+
+    def __init__(self, book: QuotaBook, alerts_topic: str) -> None:
+        self.evaluator = QuotaEvaluator(book)
+        self.alerts_topic = alerts_topic
+
+    def load(self, state: Mapping[str, Any]) -> None:
+        self.evaluator.load(state)
+
+    def apply(
+        self, events: Sequence[UsageEvent], *, now_ms: int
+    ) -> tuple[list[OutputRecord], dict[str, Any]]:
+        alerts, delta = self.evaluator.apply(events, now_ms=now_ms)
+        for alert in alerts:
+            logger.info(
+                "quota threshold crossed tenant=%s quota=%s threshold_pct=%d usage=%s limit=%s",
+                alert.tenant_id,
+                alert.quota,
+                alert.threshold_pct,
+                alert.usage,
+                alert.limit,
+            )
+        records = [
+            OutputRecord(self.alerts_topic, a.key.encode(), a.to_bytes(), list(_HEADERS))
+            for a in alerts
+        ]
+        return records, delta
+
+
+class QuotaWatcher:
+    """A daemon thread applying every quota-topic record to `book`, from the beginning."""
+
+    def __init__(self, kafka: KafkaSettings, topics: TopicSettings, book: QuotaBook) -> None:
+        self.kafka, self.topic, self.book = kafka, topics.quotas, book
+        self.loaded = threading.Event()  # set once the topic was read to its end
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="quota-watcher", daemon=True)
+
+    def start(self, *, wait_s: float = 30.0) -> None:
+        self._thread.start()
+        if not self.loaded.wait(wait_s):
+            logger.warning("quota topic %s not read to its end within %.0f s", self.topic, wait_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        consumer = Consumer(
+            {
+                **self.kafka.librdkafka(),
+                "group.id": f"tokenops-quota-watcher-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+            }
+        )
+        consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
+        try:
+            while not self._stop.is_set():
+                message = consumer.poll(0.5)
+                if message is None:
+                    continue
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        self.loaded.set()
+                    elif error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                        logger.warning("quota topic %s: %s", self.topic, error.str())
+                    continue
+                self.book.apply_record(message.key(), message.value())
+        finally:
+            consumer.close()
+
+
+def quota_processors(
+    kafka: KafkaSettings, topics: TopicSettings
+) -> tuple[ProcessorFactory, QuotaWatcher]:
+    """The worker's quota processor factory and the (not yet started) quota watcher."""
+    book = QuotaBook()
+    watcher = QuotaWatcher(kafka, topics, book)
+
+    def factory(_partition: int) -> QuotaProcessor:
+        return QuotaProcessor(book, topics.quota_alerts)
+
+    return factory, watcher
