@@ -30,7 +30,7 @@ from tokenops.schemas.event import (
     UsageEvent,
     to_epoch_ms,
 )
-from tokenops.schemas.fastpath import MISSING, validate_fields
+from tokenops.schemas.fastpath import MISSING, quick_event, validate_fields
 
 CONTENT_TYPE_HEADER = "content-type"
 CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
@@ -126,7 +126,7 @@ def decode_record(
     if content_type == CLOUDEVENTS_CONTENT_TYPE:
         if len(value) > MAX_EVENT_BYTES:
             raise InvalidEventError("record", value[:64], f"event exceeds {MAX_EVENT_BYTES} bytes")
-        return [_event(body, latest_ms)]
+        return [from_cloudevent(body, latest_ms)]
     if content_type != BATCH_CONTENT_TYPE:
         raise InvalidEventError(CONTENT_TYPE_HEADER, content_type, "unknown content type")
     return _batch(body, latest_ms)
@@ -145,7 +145,7 @@ def _batch(body: dict[str, Any], latest_ms: int) -> list[UsageEvent]:
     events = []
     for index, item in enumerate(items):
         try:
-            event = _event(item, latest_ms)
+            event = from_cloudevent(item, latest_ms)
         except InvalidEventError as exc:
             raise exc.at(index) from None
         if event.tenant_id != tenant:
@@ -182,6 +182,21 @@ def envelope_fields(ce: Any) -> tuple[dict[str, Any], Any, Any, Any]:
     return data, ce.get("id", MISSING), ce.get("source", MISSING), ce.get("time", MISSING)
 
 
-def _event(ce: Any, latest_ms: int) -> UsageEvent:
+def from_cloudevent(ce: Any, latest_ms: int) -> UsageEvent:
+    """The event of one decoded CloudEvent, times up to `latest_ms`; or InvalidEventError."""
+    try:
+        if (
+            ce.keys() == _CORE
+            and ce["specversion"] == SPECVERSION
+            and ce["type"] == EVENT_TYPE
+            and ce["data"].__class__ is dict
+        ):
+            event = quick_event(
+                ce["data"], ce["id"], ce["source"], ce["time"], _EARLIEST_MS, latest_ms
+            )
+            if event is not None:
+                return event
+    except (TypeError, AttributeError, ValueError):  # not the common shape: go carefully
+        pass
     data, event_id, source, when = envelope_fields(ce)
     return validate_fields(data, event_id, source, when, _EARLIEST_MS, latest_ms)

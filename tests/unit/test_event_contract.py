@@ -21,7 +21,7 @@ from tokenops.schemas import (
     encode_batch,
     encode_event,
 )
-from tokenops.schemas.codec import envelope_fields, to_cloudevent
+from tokenops.schemas.codec import envelope_fields, from_cloudevent, to_cloudevent
 from tokenops.schemas.event import (
     IDENTIFIER_PATTERN,
     MAX_TOKENS,
@@ -29,7 +29,7 @@ from tokenops.schemas.event import (
     invalid_event_error,
     to_epoch_ms,
 )
-from tokenops.schemas.fastpath import MISSING, validate_fields
+from tokenops.schemas.fastpath import MISSING
 from tokenops.schemas.jsonschema import SCHEMA_DIR, rendered
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
@@ -126,15 +126,7 @@ def reference(ce: dict[str, Any]) -> UsageEvent:
 
 
 def fast(ce: dict[str, Any]) -> UsageEvent:
-    data, event_id, source, when = envelope_fields(ce)
-    return validate_fields(
-        data,
-        event_id,
-        source,
-        when,
-        to_epoch_ms(datetime(2020, 1, 1, tzinfo=UTC)),
-        NOW_MS + int(SKEW_S * 1000),
-    )
+    return from_cloudevent(ce, NOW_MS + int(SKEW_S * 1000))
 
 
 def outcome(decode: Any, ce: dict[str, Any]) -> tuple[str, Any]:
