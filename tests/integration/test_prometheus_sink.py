@@ -1,0 +1,156 @@
+"""The Prometheus sink on the real broker: values from the topics, rebuilt after a restart."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+
+import pytest
+from confluent_kafka import Producer
+from prometheus_client.parser import text_string_to_metric_families
+from tokenops.schemas.aggregates import WindowTotals
+from tokenops.schemas.quota import QuotaAlert, QuotaDefinition, period_bounds
+from tokenops.sinks.prometheus_settings import PrometheusSinkSettings
+from tokenops.sinks.prometheus_sink import PrometheusSink
+
+from tokenops.settings import KafkaSettings, TopicSettings
+
+pytestmark = pytest.mark.integration
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+@pytest.fixture
+def topics(new_topic: Callable[..., str]) -> TopicSettings:
+    compacted = {"cleanup.policy": "compact"}
+    return TopicSettings(
+        usage=new_topic("usage", 2),
+        aggregates=new_topic("aggs", 2, compacted),
+        dead_letter=new_topic("dlq", 2),
+        quota_alerts=new_topic("alerts", 2),
+        quotas=new_topic("quotas", 1, compacted),
+    )
+
+
+def window(tenant: str, start: int, tokens: int, revision: int = 1) -> WindowTotals:
+    return WindowTotals(
+        tenant_id=tenant,
+        model="m1",
+        window_start_ms=start,
+        window_size_s=60,
+        input_tokens=tokens,
+        output_tokens=tokens // 2,
+        cache_read_input_tokens=0,
+        cache_creation_input_tokens=0,
+        reasoning_output_tokens=0,
+        event_count=revision,
+        first_event_time_ms=start,
+        last_event_time_ms=start + 1,
+        revision=revision,
+        emitted_at_ms=start + 90_000,
+    )
+
+
+def scrape(sink: PrometheusSink) -> Samples:
+    with urllib.request.urlopen(f"http://127.0.0.1:{sink.port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if not s.name.endswith("_created")
+    }
+
+
+@pytest.fixture
+def started(
+    kafka_settings: KafkaSettings, topics: TopicSettings
+) -> Iterator[Callable[[], PrometheusSink]]:
+    sinks: list[PrometheusSink] = []
+
+    def start() -> PrometheusSink:
+        settings = PrometheusSinkSettings(host="127.0.0.1", port=0, max_tenants=2, lag_interval_s=1)
+        sink = PrometheusSink(kafka_settings, topics, settings)
+        sink.start()
+        sinks.append(sink)
+        assert sink.ready.wait(30), "the sink did not catch up with its topics"
+        return sink
+
+    yield start
+    for sink in sinks:
+        sink.stop()
+
+
+def test_gauges_are_right_after_a_restart_and_tenants_are_bounded(
+    kafka_settings: KafkaSettings, topics: TopicSettings, started: Callable[[], PrometheusSink]
+) -> None:
+    now = int(time.time() * 1000)
+    minute = now - now % 60_000 - 120_000
+    day_start, day_end = period_bounds("day", now)
+    producer = Producer(kafka_settings.librdkafka())
+    quota = QuotaDefinition(tenant_id="quota-tenant", name="daily", period="day", limit=10_000)
+    producer.produce(topics.quotas, quota.to_bytes(), key=quota.key.encode())
+    for record in [
+        window("t1", minute, 100),
+        window("t2", minute, 200),
+        window("t3", minute, 300),  # beyond max_tenants=2 with quota-tenant labelled first
+        window("quota-tenant", minute, 2000),
+        window("quota-tenant", minute, 4000, revision=2),  # a late correction replaces it
+    ]:
+        producer.produce(topics.aggregates, record.to_bytes(), key=record.key.encode())
+    alert = QuotaAlert(
+        tenant_id="quota-tenant",
+        quota="daily",
+        period="day",
+        period_start_ms=day_start,
+        period_end_ms=day_end,
+        threshold_pct=80,
+        usage=Decimal(8100),
+        limit=Decimal(10_000),
+        unit="tokens",
+        time_ms=now,
+        emitted_at_ms=now,
+    )
+    producer.produce(topics.quota_alerts, alert.to_bytes(), key=alert.key.encode())
+    headers = [("tokenops.dlq.reason", b"tenant_id: bad"), ("tokenops.dlq.offset", b"7")]
+    producer.produce(topics.dead_letter, b"{junk", headers=headers)
+    producer.produce(topics.usage, b"x", key=b"t1")
+    assert producer.flush(30) == 0
+
+    first = started()
+    values = scrape(first)
+
+    def tokens(tenant: str) -> float | None:
+        labels = (("model", "m1"), ("tenant", tenant), ("token_type", "input_tokens"))
+        return values.get(("tokenops_tokens_total", labels))
+
+    assert tokens("quota-tenant") == 4000 and tokens("t1") == 100
+    assert tokens("t2") is None and tokens("other") == 500
+    assert values[("tokenops_prometheus_sink_collapsed_tenants", ())] == 2
+    ratio = (
+        "tokenops_quota_usage_ratio",
+        (("period", "day"), ("quota", "daily"), ("tenant", "quota-tenant")),
+    )
+    assert values[ratio] == 0.81  # the alert's usage is ahead of the closed windows (0.6)
+    assert values[("tokenops_dead_letter_records_total", (("reason", "tenant_id"),))] == 1
+    assert values[("tokenops_window_corrections_total", ())] == 1
+    assert values[("tokenops_prometheus_sink_ready", ())] == 1
+
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:  # the worker group never committed: lag = all records
+        lag = [v for k, v in scrape(first).items() if k[0] == "tokenops_consumer_lag_records"]
+        if sum(lag) == 1:
+            break
+        time.sleep(0.5)
+    assert len(lag) == 2 and sum(lag) == 1
+
+    first.stop()
+    second = started()  # no new traffic: everything comes back from the topics
+    rebuilt = scrape(second)
+    stable = {
+        k: v
+        for k, v in values.items()
+        if not k[0].startswith(("tokenops_consumer_lag", "python_", "process_"))
+    }
+    assert {k: rebuilt.get(k) for k in stable} == stable
