@@ -146,7 +146,7 @@ def _acquire(path: Path) -> None:
 
 
 def _write_owner(handle: IO[str], endpoint: str | None) -> None:
-    command = " ".join(["tokenops", *sys.argv[1:3]]) if sys.argv else "python"
+    command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:3]]) if sys.argv else "python"
     handle.seek(0)
     handle.truncate()
     handle.write(json.dumps({"pid": os.getpid(), "command": command, "endpoint": endpoint}))
