@@ -74,14 +74,14 @@ class StateCollector(Collector):
             "Tokens counted in closed windows (latest revision), by type.",
             labels=["tenant", "model", "token_type"],
         )
-        for (tenant, model, token_type), value in sorted(self.state.tokens.items()):
+        for (tenant, model, token_type), value in sorted(self.state.labelled_tokens().items()):
             tokens.add_metric([tenant, model, token_type], value)
         events = CounterMetricFamily(
             "tokenops_events",
             "Usage events counted in closed windows (after deduplication).",
             labels=["tenant", "model"],
         )
-        for (tenant, model), value in sorted(self.state.events.items()):
+        for (tenant, model), value in sorted(self.state.labelled_events().items()):
             events.add_metric([tenant, model], value)
         yield tokens
         yield events

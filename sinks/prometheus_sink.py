@@ -48,6 +48,7 @@ class PrometheusSink:
             max_models=settings.max_models,
             correction_horizon_ms=settings.correction_horizon_s * 1000,
             usage_retention_ms=settings.usage_retention_s * 1000,
+            bootstrapping=True,
         )
         self.lock = threading.Lock()
         self.ready = threading.Event()
@@ -131,7 +132,9 @@ class PrometheusSink:
                 for delay in delays:
                     self.close_delay.observe(delay)
                 if rest_assigned and not pending and not self.ready.is_set():
-                    self.state.evict()
+                    with self.lock:
+                        self.state.evict()
+                        self.state.finish_bootstrap()
                     self.ready.set()
                     logger.info("prometheus sink caught up with its topics")
         finally:
@@ -167,12 +170,17 @@ class PrometheusSink:
     def _poll_lag(self) -> None:
         group = self.settings.worker_group
         consumer = self._consumer(group)  # never subscribes: reads the group's commits only
+        polled = False
         try:
             while not self._stop.is_set():
                 try:
                     self._lag = self._read_lag(consumer, group)
+                    polled = True
                 except Exception as exc:  # a broker hiccup must not stop the exporter
-                    self.errors.labels("lag").inc()
+                    # The group's coordinator may still be loading at start: count only
+                    # failures after a first success.
+                    if polled:
+                        self.errors.labels("lag").inc()
                     logger.warning("cannot read consumer lag group=%s error=%s", group, exc)
                 self._stop.wait(self.settings.lag_interval_s)
         finally:

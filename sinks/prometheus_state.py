@@ -52,8 +52,9 @@ class ExporterState:
     counts: Counter[str] = field(default_factory=Counter)
     close_delays_s: list[float] = field(default_factory=list)  # drained by the collector
     last_event_ms: int = 0
+    bootstrapping: bool = False  # while True, only quota tenants get labels (see below)
     _tenants: set[str] = field(default_factory=set)
-    _collapsed: set[str] = field(default_factory=set)
+    _seen: Counter[str] = field(default_factory=Counter)  # tokens per tenant, for ranking
     _models: set[str] = field(default_factory=set)
     # tenant -> (model, window_start_ms, window_size_s) -> latest revision seen
     _windows: dict[str, dict[tuple[str, int, int], _Window]] = field(
@@ -70,11 +71,23 @@ class ExporterState:
         """The tenant's label value: itself while fewer than `max_tenants` are labelled."""
         if tenant in self._tenants:
             return tenant
-        if len(self._tenants) < self.max_tenants:
+        if len(self._tenants) < self.max_tenants and not self.bootstrapping:
             self._tenants.add(tenant)
             return tenant
-        self._collapsed.add(tenant)
         return OTHER
+
+    def finish_bootstrap(self) -> None:
+        """Label tenants after replaying the topics: quota tenants, then the largest.
+
+        Ranking by tokens (ties by name) makes the labelled set independent of the order
+        in which partitions were read, so a restart labels the same tenants again.
+        """
+        self.bootstrapping = False
+        ranked = sorted(self._seen.items(), key=lambda item: (-item[1], item[0]))
+        for tenant, _ in ranked:
+            if len(self._tenants) >= self.max_tenants:
+                break
+            self._tenants.add(tenant)
 
     def model_label(self, model: str) -> str:
         if model in self._models or len(self._models) < self.max_models:
@@ -84,13 +97,27 @@ class ExporterState:
 
     @property
     def collapsed_tenants(self) -> int:
-        return len(self._collapsed)
+        return sum(1 for tenant in self._seen if tenant not in self._tenants)
+
+    def labelled_tokens(self) -> Counter[tuple[str, str, str]]:
+        """Token counters by (tenant label, model label, type): the rest summed as other."""
+        out: Counter[tuple[str, str, str]] = Counter()
+        for (tenant, model, name), value in self.tokens.items():
+            out[(tenant if tenant in self._tenants else OTHER, model, name)] += value
+        return out
+
+    def labelled_events(self) -> Counter[tuple[str, str]]:
+        out: Counter[tuple[str, str]] = Counter()
+        for (tenant, model), value in self.events.items():
+            out[(tenant if tenant in self._tenants else OTHER, model)] += value
+        return out
 
     def on_quota(self, key: bytes | None, value: bytes | None) -> None:
         self.book.apply_record(key, value)
         if value:
             for quota in self.book.for_tenant((key or b"").decode().split("|", 1)[0]):
-                self.tenant_label(quota.tenant_id)  # tenants with quotas are labelled first
+                if len(self._tenants) < self.max_tenants:  # quota tenants are labelled first
+                    self._tenants.add(quota.tenant_id)
 
     def on_alert(self, alert: QuotaAlert) -> None:
         self.counts["quota_alerts"] += 1
@@ -136,7 +163,10 @@ class ExporterState:
         previous = old.tokens if old is not None else (0,) * len(TOKEN_TYPES)
         added = [n - p for n, p in zip(new, previous, strict=True)]
         windows[window_id] = _Window(totals.revision, totals.event_count, new)
-        tenant, model = self.tenant_label(totals.tenant_id), self.model_label(totals.model)
+        # Counters stay per tenant; labels are applied when scraped (`labelled_tokens`).
+        tenant, model = totals.tenant_id, self.model_label(totals.model)
+        self.tenant_label(tenant)
+        self._seen[tenant] += sum(added)
         for name, amount in zip(TOKEN_TYPES, added, strict=True):
             self.tokens[(tenant, model, name)] += amount
         self.events[(tenant, model)] += totals.event_count - (old.event_count if old else 0)

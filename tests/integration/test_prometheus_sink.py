@@ -94,7 +94,7 @@ def test_gauges_are_right_after_a_restart_and_tenants_are_bounded(
     for record in [
         window("t1", minute, 100),
         window("t2", minute, 200),
-        window("t3", minute, 300),  # beyond max_tenants=2 with quota-tenant labelled first
+        window("t3", minute, 300),  # max_tenants=2: quota-tenant first, then the largest
         window("quota-tenant", minute, 2000),
         window("quota-tenant", minute, 4000, revision=2),  # a late correction replaces it
     ]:
@@ -125,8 +125,8 @@ def test_gauges_are_right_after_a_restart_and_tenants_are_bounded(
         labels = (("model", "m1"), ("tenant", tenant), ("token_type", "input_tokens"))
         return values.get(("tokenops_tokens_total", labels))
 
-    assert tokens("quota-tenant") == 4000 and tokens("t1") == 100
-    assert tokens("t2") is None and tokens("other") == 500
+    assert tokens("quota-tenant") == 4000 and tokens("t3") == 300
+    assert tokens("t1") is None and tokens("t2") is None and tokens("other") == 300
     assert values[("tokenops_prometheus_sink_collapsed_tenants", ())] == 2
     ratio = (
         "tokenops_quota_usage_ratio",
