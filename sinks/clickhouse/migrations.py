@@ -26,16 +26,19 @@ _STATEMENT_END = re.compile(r";[ \t]*(?:\n|$)")
 _TTL = re.compile(r"TTL toDateTime\(time\) \+ toIntervalDay\((\d+)\)")
 
 _LEDGER = """
-CREATE TABLE IF NOT EXISTS schema_migrations
+CREATE TABLE IF NOT EXISTS schema_migrations{on_cluster}
 (
     version UInt32,
     name String,
     checksum String,
     applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
 )
-ENGINE = MergeTree
+ENGINE = {engine}
 ORDER BY version
 """
+_CLUSTER_LEDGER = (
+    "ReplicatedMergeTree('/clickhouse/tables/all/{database}/schema_migrations', '{replica}')"
+)
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,9 @@ def _is_code(line: str) -> bool:
     return bool(stripped) and not stripped.startswith("--")
 
 
-def migrations_dir() -> Path:
-    return deploy_dir() / "clickhouse" / "migrations"
+def migrations_dir(variant: str = "single") -> Path:
+    """deploy/clickhouse/migrations (one server or chDB) or deploy/clickhouse/cluster."""
+    return deploy_dir() / "clickhouse" / ("cluster" if variant == "cluster" else "migrations")
 
 
 def load_migrations(folder: Path | None = None) -> list[Migration]:
@@ -76,15 +80,23 @@ def load_migrations(folder: Path | None = None) -> list[Migration]:
     return found
 
 
-def migrate(client: Client, retention_days: int, folder: Path | None = None) -> list[str]:
+def migrate(
+    client: Client, retention_days: int, variant: str = "single", folder: Path | None = None
+) -> list[str]:
     """Apply every pending migration and the raw-event retention; returns what it did."""
-    client.command(_LEDGER)
+    cluster = variant == "cluster"
+    client.command(
+        _LEDGER.format(
+            on_cluster=" ON CLUSTER tokenops" if cluster else "",
+            engine=_CLUSTER_LEDGER if cluster else "MergeTree",
+        )
+    )
     applied = {
         int(row[0]): str(row[2])
         for row in client.query("SELECT version, name, checksum FROM schema_migrations").result_rows
     }
     done = []
-    for migration in load_migrations(folder):
+    for migration in load_migrations(folder or migrations_dir(variant)):
         label = f"{migration.version:04d}_{migration.name}"
         if migration.version in applied:
             if applied[migration.version] != migration.checksum:
@@ -105,15 +117,17 @@ def migrate(client: Client, retention_days: int, folder: Path | None = None) -> 
         )
         logger.info("applied migration %s", label)
         done.append(f"migration {label}")
-    retention = _apply_retention(client, retention_days)
+    retention = _apply_retention(client, retention_days, cluster)
     return done + ([retention] if retention else [])
 
 
-def _apply_retention(client: Client, days: int) -> str | None:
+def _apply_retention(client: Client, days: int, cluster: bool) -> str | None:
+    table = "raw_events_local ON CLUSTER tokenops" if cluster else "raw_events"
     engine = str(
         client.query(
             "SELECT engine_full FROM system.tables "
-            "WHERE database = currentDatabase() AND name = 'raw_events'"
+            "WHERE database = currentDatabase() AND name = {name:String}",
+            parameters={"name": table.split()[0]},
         ).result_rows[0][0]
     )
     match = _TTL.search(engine)
@@ -121,8 +135,8 @@ def _apply_retention(client: Client, days: int) -> str | None:
     if current == days:
         return None
     if days == 0:
-        client.command("ALTER TABLE raw_events REMOVE TTL")
+        client.command(f"ALTER TABLE {table} REMOVE TTL")
         return "raw_events retention: keep forever"
     # `days` is a validated int, not user text; DDL cannot take a bound parameter here.
-    client.command(f"ALTER TABLE raw_events MODIFY TTL toDateTime(time) + INTERVAL {days:d} DAY")
+    client.command(f"ALTER TABLE {table} MODIFY TTL toDateTime(time) + INTERVAL {days:d} DAY")
     return f"raw_events retention: {days} days"

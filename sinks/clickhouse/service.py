@@ -35,8 +35,9 @@ class LockedWriter:
 
 def prepare_store(store: ClickHouseStore, prices_file: Path | None) -> list[str]:
     """Migrate and load prices; returns what changed, for the caller to report."""
-    done = migrate(store.client, store.settings.raw_events_retention_days)
-    book = load_prices(prices_file or store.settings.prices_file)
+    settings = store.settings
+    done = migrate(store.client, settings.raw_events_retention_days, settings.schema_variant)
+    book = load_prices(prices_file or settings.prices_file)
     if sync_prices(store.client, book):
         done.append(f"prices: loaded {len(book.prices)} prices (digest {book.digest})")
     return done
@@ -65,7 +66,7 @@ def run_sink(
             )
             endpoint.start()
             store.advertise(endpoint.url)
-        writer = LockedWriter(ClickHouseWriter(store.client), lock)
+        writer = LockedWriter(ClickHouseWriter(store.client, settings.insert_settings()), lock)
         sink = ClickHouseSink(kafka, topics, settings, writer, SinkMetrics(registry), stop)
         logger.info("clickhouse sink writing to %s", store.description)
         sink.run()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +23,10 @@ class ClickHouseSettings(BaseSettings):
 
     url: str | None = None
     database: str = "tokenops"
+    schema_variant: Literal["single", "cluster"] = Field(
+        default="single",
+        description="cluster: deploy/clickhouse/cluster/ DDL (Replicated + Distributed).",
+    )
     username: str = "default"
     password: SecretStr | None = None
     verify_tls: bool = True
@@ -54,6 +59,12 @@ class ClickHouseSettings(BaseSettings):
         if value is not None and not value.startswith(("http://", "https://", "chdb://")):
             raise ValueError("must start with http://, https:// or chdb:///")
         return value
+
+    def insert_settings(self) -> dict[str, object]:
+        """Per-insert settings: on a cluster, durable means forwarded and replicated."""
+        if self.schema_variant == "cluster":
+            return {"distributed_foreground_insert": 1, "insert_quorum": "auto"}
+        return {}
 
     def embedded_path(self, state_dir: Path) -> Path | None:
         """The embedded store's folder, or None when `url` names a server."""

@@ -53,19 +53,24 @@ class ClickHouseWriter:
     same totals. `write` returns only when all of it is stored.
     """
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, settings: dict[str, object] | None = None) -> None:
         self.client = client
+        self.settings = settings or {}
 
     def write(self, batch: Batch) -> None:
         if batch.events:
-            self.client.insert("raw_events", batch.events, column_names=EVENT_COLUMNS)
+            self.client.insert(
+                "raw_events", batch.events, column_names=EVENT_COLUMNS, settings=self.settings
+            )
         if batch.windows:
             self.write_windows(batch.windows.values())
 
     def write_windows(self, windows: Iterable[WindowTotals]) -> None:
         windows = list(windows)
         rows = [window_row(w) for w in windows]
-        self.client.insert("window_totals", rows, column_names=WINDOW_COLUMNS)
+        self.client.insert(
+            "window_totals", rows, column_names=WINDOW_COLUMNS, settings=self.settings
+        )
         self.refresh_rollups(windows)
 
     def refresh_rollups(self, windows: list[WindowTotals]) -> None:
@@ -79,7 +84,8 @@ class ClickHouseWriter:
             (_REFRESH_DAILY, days),
             (_REFRESH_MONTHLY, months),
         ):
-            self.client.command(statement, parameters={"tenants": tenants, "keys": sorted(keys)})
+            parameters = {"tenants": tenants, "keys": sorted(keys)}
+            self.client.command(statement, parameters=parameters, settings=self.settings)
         logger.debug(
             "refreshed rollups hours=%d days=%d months=%d", len(hours), len(days), len(months)
         )

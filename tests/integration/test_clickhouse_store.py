@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ import pytest
 import yaml
 from tokenops.sinks.clickhouse import ClickHouseSettings, ClickHouseStore, open_store
 from tokenops.sinks.clickhouse.billing import invoice, usage
-from tokenops.sinks.clickhouse.migrations import migrate
+from tokenops.sinks.clickhouse.migrations import load_migrations, migrate
 from tokenops.sinks.clickhouse.prices import load_prices, sync_prices
 from tokenops.sinks.clickhouse.reconcile import reconcile
 from tokenops.sinks.clickhouse.service import prepare_store
@@ -247,3 +248,27 @@ def test_a_second_process_on_the_embedded_store_gets_one_clear_line(
     )
     assert "Traceback" not in result.stderr
     assert lines[1].startswith("hint: chDB allows one process per store")
+
+
+def _tables(folder: str) -> dict[str, list[str]]:
+    """Table name -> column lines, and view names -> [], from a migrations folder."""
+    found: dict[str, list[str]] = {}
+    for migration in load_migrations(REPO / "deploy" / "clickhouse" / folder):
+        for statement in migration.statements():
+            head = re.search(r"CREATE (TABLE|VIEW) IF NOT EXISTS (\w+)", statement)
+            assert head is not None, statement
+            body = re.search(r"\n\(\n(.*?)\n\)\n", statement, re.S)
+            columns = [c.strip() for c in body[1].splitlines()] if body else []
+            found[head[2]] = [c for c in columns if c and not c.startswith("--")]
+    return found
+
+
+def test_the_cluster_ddl_parses_and_mirrors_the_single_node_schema(store: ClickHouseStore) -> None:
+    single, cluster = _tables("migrations"), _tables("cluster")
+    for name, columns in single.items():
+        local = cluster.get(f"{name}_local", cluster.get(name))
+        assert local == columns, f"cluster table for {name} differs"
+        assert name in cluster, f"cluster lacks the name {name} that queries use"
+    for migration in load_migrations(REPO / "deploy" / "clickhouse" / "cluster"):
+        for statement in migration.statements():
+            store.client.query("SELECT formatQuery({q:String})", parameters={"q": statement})
