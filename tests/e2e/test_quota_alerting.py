@@ -1,0 +1,232 @@
+"""Quota alerting end to end: events -> worker -> quota-alerts -> sink -> Prometheus ->
+Alertmanager -> a webhook, with real processes on free ports and a kill -9 in between.
+
+One tenant is driven past 50, 80 and 100 % of its daily quota, with duplicates and a late
+event injected and the worker killed and restarted between the warning and the
+exceeded crossing. The webhook must get the warning and then the exceeded alert, each
+once, within 60 s of the event that crossed; the quota-alerts topic must hold exactly one
+record per crossing.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from confluent_kafka import Producer
+from tokenops.schemas.codec import encode_event
+from tokenops.schemas.event import UsageEvent
+from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
+from tokenops.sinks.prometheus_settings import PrometheusSinkSettings
+from tokenops.sinks.prometheus_sink import PrometheusSink
+from tokenops.streams.quota_topic import publish_quotas
+
+from tests.e2e.worker_run import WorkerProcess, read_topic, worker_env
+from tokenops.paths import deploy_dir
+from tokenops.settings import KafkaSettings, StackSettings, TopicSettings
+from tokenops.stack.alerting import AlertmanagerServer, PrometheusServer
+from tokenops.stack.process import free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+TENANT, LIMIT = "acme-e2e", 10_000
+
+
+class Webhook:
+    """A tiny Alertmanager webhook receiver: remembers (arrival time, status, alertname)."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[float, str, dict[str, str]]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                for alert in body["alerts"]:
+                    outer.received.append((time.time(), alert["status"], alert["labels"]))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/alerts"
+
+    def firing(self, alertname: str) -> list[float]:
+        return [
+            at
+            for at, status, labels in self.received
+            if status == "firing"
+            and labels["alertname"] == alertname
+            and labels.get("tenant") == TENANT
+        ]
+
+    def wait_for(self, alertname: str, timeout_s: float) -> float:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if arrivals := self.firing(alertname):
+                return arrivals[0]
+            time.sleep(0.1)
+        raise AssertionError(f"{alertname} not received within {timeout_s} s: {self.received}")
+
+
+class FastAlertmanager(AlertmanagerServer):
+    """The checked-in config with the test's webhook and a 1 s group wait."""
+
+    def __init__(self, settings: StackSettings, webhook: str) -> None:
+        super().__init__(settings)
+        self.webhook = webhook
+
+    def config_path(self) -> Path:
+        config = yaml.safe_load((deploy_dir() / "alertmanager" / "alertmanager.yml").read_text())
+        config["route"].update(group_wait="1s", group_interval="2s")
+        for receiver in config["receivers"]:
+            for hook in receiver.get("webhook_configs", []):
+                hook["url"] = self.webhook
+        path = self.settings.state_dir / "alertmanager.yml"
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+
+class FastPrometheus(PrometheusServer):
+    def render_config(self) -> Path:
+        path = super().render_config()
+        config = yaml.safe_load(path.read_text())
+        config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path
+
+
+@pytest.fixture
+def topics(new_topic: Callable[..., str]) -> dict[str, str]:
+    compacted = {"cleanup.policy": "compact"}
+    return {
+        "usage": new_topic("usage", partitions=4),
+        "aggregates": new_topic("aggs", partitions=4, config=compacted),
+        "dead_letter": new_topic("dlq", partitions=4),
+        "quota_alerts": new_topic("alerts", partitions=4),
+        "quotas": new_topic("quotas", partitions=1, config=compacted),
+    }
+
+
+@pytest.fixture
+def stack(
+    kafka_settings: KafkaSettings, topics: dict[str, str], tmp_path: Path
+) -> Iterator[tuple[Webhook, str]]:
+    app_id = f"quota-e2e-{uuid.uuid4().hex[:8]}"
+    topic_settings = TopicSettings(**topics)
+    publish_quotas(
+        kafka_settings,
+        topic_settings,
+        [QuotaDefinition(tenant_id=TENANT, name="daily", period="day", limit=LIMIT)],
+    )
+    webhook = Webhook()
+    sink = PrometheusSink(
+        kafka_settings,
+        topic_settings,
+        PrometheusSinkSettings(host="127.0.0.1", port=0, worker_group=app_id, lag_interval_s=1),
+    )
+    sink.start()
+    settings = StackSettings(
+        state_dir=tmp_path / "stack", prometheus_port=free_port(), alertmanager_port=free_port()
+    )
+    settings.state_dir.mkdir()
+    alertmanager = FastAlertmanager(settings, webhook.url)
+    prometheus = FastPrometheus(settings, {"tokenops-prometheus-sink": f"127.0.0.1:{sink.port}"})
+    try:
+        alertmanager.start()
+        prometheus.start()
+        yield webhook, app_id
+    finally:
+        prometheus.stop()
+        alertmanager.stop()
+        sink.stop()
+        webhook.server.shutdown()
+
+
+class Usage:
+    def __init__(self, kafka: KafkaSettings, topic: str) -> None:
+        self.topic, self.n = topic, 0
+        self.producer = Producer({**kafka.librdkafka(), "partitioner": "murmur2_random"})
+        self.sent: list[UsageEvent] = []
+
+    def send(self, tokens: int, *, late_s: float = 0, again: UsageEvent | None = None) -> float:
+        """Produce one event of `tokens` (or a duplicate of `again`); returns when it is acked."""
+        if again is None:
+            self.n += 1
+            again = UsageEvent(
+                id=f"e{self.n}",
+                source="//node/e2e",
+                time=datetime.fromtimestamp(time.time() - late_s, UTC),
+                tenant_id=TENANT,
+                model="m1",
+                provider="p",
+                input_tokens=tokens * 4 // 5,
+                output_tokens=tokens - tokens * 4 // 5,
+            )
+            self.sent.append(again)
+        self.producer.produce(self.topic, encode_event(again), key=TENANT.encode())
+        assert self.producer.flush(10) == 0
+        return time.time()
+
+
+def test_warning_then_exceeded_each_once_within_60_s(
+    kafka_settings: KafkaSettings,
+    topics: dict[str, str],
+    stack: tuple[Webhook, str],
+    tmp_path: Path,
+) -> None:
+    webhook, app_id = stack
+    env = worker_env(kafka_settings, topics, app_id, tmp_path)
+    logs = tmp_path / "worker.log"
+    worker = WorkerProcess(env, tmp_path / "worker-state", logs)
+    usage = Usage(kafka_settings, topics["usage"])
+    try:
+        for _ in range(7):  # 70 %: the 50 % crossing goes to the topic, no page
+            usage.send(1000)
+        usage.send(0, again=usage.sent[0])  # a duplicate counts nothing
+        crossed_warning = usage.send(1000)  # 80 %
+        warned = webhook.wait_for("TokenopsQuotaWarning", 60)
+
+        worker.kill()  # kill -9 and restart from the durable state
+        worker = WorkerProcess(env, tmp_path / "worker-state", logs)
+        for event in usage.sent[:3]:
+            usage.send(0, again=event)  # duplicates again, after the restart
+        # 60 s late: past the worker's lateness (a window correction), within its 120 s
+        # dedup horizon, and on the same UTC day unless the test runs at 00:00.
+        day_start = time.time() - time.time() % 86_400
+        usage.send(1000, late_s=min(60, time.time() - day_start - 1))  # 90 %
+        usage.send(500)  # 95 %
+        crossed_exceeded = usage.send(500)  # 100 %
+        exceeded = webhook.wait_for("TokenopsQuotaExceeded", 60)
+        time.sleep(6)  # any repeated notification would arrive by now (group_interval 2 s)
+    finally:
+        worker.stop()
+
+    assert len(webhook.firing("TokenopsQuotaWarning")) == 1, webhook.received
+    assert len(webhook.firing("TokenopsQuotaExceeded")) == 1, webhook.received
+    warning_delay, exceeded_delay = warned - crossed_warning, exceeded - crossed_exceeded
+    print(f"quota alert delay: warning {warning_delay:.1f} s, exceeded {exceeded_delay:.1f} s")
+    assert 0 < warning_delay < 60 and 0 < exceeded_delay < 60
+
+    alerts = [
+        QuotaAlert.from_bytes(m.value()) for m in read_topic(kafka_settings, topics["quota_alerts"])
+    ]
+    keys = sorted(alert.key for alert in alerts)
+    start = alerts[0].period_start_ms
+    assert keys == sorted(f"{TENANT}|daily|{start}|{pct}" for pct in (50, 80, 100)), keys
+    assert {alert.threshold_pct: int(alert.usage) for alert in alerts} == {
+        50: 5000,
+        80: 8000,
+        100: 10_000,
+    }
