@@ -35,7 +35,7 @@ class LocalStack:
         self.settings = settings
         self.topics = topics or TopicSettings()
         self.kafka = KafkaBroker(settings)
-        self.prometheus = PrometheusServer(settings)
+        self.prometheus = PrometheusServer(settings, scrape_targets=pipeline_scrape_targets())
         self.alertmanager = AlertmanagerServer(settings)
 
     @property
@@ -85,6 +85,19 @@ class LocalStack:
         ]  # fmt: skip
         rows.append(ComponentStatus("clickhouse", self.clickhouse_dsn, None, *_chdb_state()))
         return rows
+
+
+def pipeline_scrape_targets() -> dict[str, str]:
+    """The pipeline's own /metrics endpoints at their default local ports."""
+    from tokenops.sinks.clickhouse.settings import ClickHouseSettings
+    from tokenops.sinks.prometheus_settings import PrometheusSinkSettings
+    from tokenops.streams.settings import WorkerSettings
+
+    return {
+        "tokenops-worker": f"127.0.0.1:{WorkerSettings().http_port}",
+        "tokenops-prometheus-sink": f"127.0.0.1:{PrometheusSinkSettings().port}",
+        "tokenops-clickhouse-sink": f"127.0.0.1:{ClickHouseSettings().http_port}",
+    }
 
 
 def _daemon_status(name: str, address: str, pid: int | None, version: str) -> ComponentStatus:
