@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic_settings import BaseSettings
 
+from tokenops.producers.settings import ProducerSettings
 from tokenops.settings import KafkaSettings, StackSettings, TopicSettings
 from tokenops.sinks.clickhouse.settings import ClickHouseSettings
 from tokenops.sinks.prometheus_settings import PrometheusSinkSettings
@@ -19,4 +20,5 @@ def settings_sections() -> list[type[BaseSettings]]:
         ClickHouseSettings,
         PrometheusSinkSettings,
         WorkerSettings,
+        ProducerSettings,
     ]

@@ -1,0 +1,299 @@
+"""UsageProducer: the SDK inference nodes embed to emit usage events without losing one.
+
+    producer = UsageProducer(KafkaSettings(), ProducerSettings(), registry=registry)
+    producer.send(event)                 # a UsageEvent, or a mapping of its fields
+    await producer.asend({...})          # the same from asyncio, waiting without blocking
+    producer.close()                     # flush; what the broker did not take is spooled
+
+Guarantees: an invalid event raises `InvalidEventError` in `send` and is never sent. An
+accepted event is acknowledged by the broker (`acks=all`, idempotent), or written to the
+durable spool (delivery failed or timed out, or still undelivered at close), from which
+the next producer on the same spool directory replays it; a replay may duplicate, which
+`source` + `id` let consumers discard. When more than `max_outstanding_events` are
+waiting, `send` blocks up to `backpressure_timeout_s`, then raises
+`ProducerBackpressureError`: the event was not accepted, nothing was dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import signal
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Mapping
+from functools import partial
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+from prometheus_client import CollectorRegistry
+from tokenops.producers.batcher import TenantBatches, encode_records
+from tokenops.producers.errors import ProducerBackpressureError, ProducerClosedError
+from tokenops.producers.metrics import ProducerMetrics
+from tokenops.producers.settings import ProducerSettings
+from tokenops.producers.spool import Spool, SpooledRecord, read_entries
+from tokenops.schemas import CONTENT_TYPE_HEADER, InvalidEventError, UsageEvent, build_event
+
+from tokenops.settings import KafkaSettings
+
+logger = logging.getLogger(__name__)
+_librdkafka_logger = logging.getLogger("tokenops.producers.librdkafka")
+
+
+class UsageProducer:
+    """Validates, batches per tenant and produces usage events; thread-safe."""
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        settings: ProducerSettings | None = None,
+        *,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.settings = settings = settings or ProducerSettings()
+        self.topic = settings.topic
+        self._producer = Producer(
+            {**kafka.librdkafka(), **settings.librdkafka(), "logger": _librdkafka_logger}
+        )
+        self._lock = threading.Lock()
+        self._batches = TenantBatches(settings.batch_max_events, settings.batch_linger_ms / 1000)
+        self._batched = settings.batch_max_events > 1
+        # records librdkafka's full queue refused for now, with the spool file they replay
+        self._pending: deque[tuple[SpooledRecord, Path | None]] = deque()
+        self._pending_events = 0
+        self._in_flight = 0
+        self._closed = False
+        self._released = False
+        self._spool = Spool(settings.spool_dir)
+        self._replaying: dict[Path, int] = {}
+        self.metrics = ProducerMetrics(registry or CollectorRegistry(), self.outstanding)
+        self._replay()
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._poll_loop, name="tokenops-producer")
+        self._poller.daemon = True
+        self._poller.start()
+        atexit.register(_close_at_exit, weakref.ref(self))
+
+    # -- sending ----------------------------------------------------------------------
+
+    def send(self, event: UsageEvent | Mapping[str, Any]) -> None:
+        """Accept one event (validated here if given as a mapping of fields)."""
+        event = self._validated(event)
+        if self.outstanding() >= self.settings.max_outstanding_events:
+            self._wait_for_room()
+        with self._lock:
+            if self._closed:
+                raise ProducerClosedError()
+            full = self._batches.add(event)
+            if full is not None:
+                self._produce(full)
+
+    async def asend(self, event: UsageEvent | Mapping[str, Any]) -> None:
+        """`send` for asyncio: waits for room with `asyncio.sleep`, never blocking the loop."""
+        event = self._validated(event)
+        deadline = time.monotonic() + self.settings.backpressure_timeout_s
+        while self.outstanding() >= self.settings.max_outstanding_events:
+            if time.monotonic() >= deadline:
+                raise self._backpressure_error()
+            await asyncio.sleep(0.005)
+        with self._lock:
+            if self._closed:
+                raise ProducerClosedError()
+            full = self._batches.add(event)
+            if full is not None:
+                self._produce(full)
+
+    def outstanding(self) -> int:
+        """Events accepted and neither acknowledged nor spooled yet."""
+        return self._batches.buffered + self._pending_events + self._in_flight
+
+    def flush(self, timeout_s: float | None = None) -> int:
+        """Send every buffered event and wait for acknowledgements; returns those left."""
+        if self._released:
+            return self.outstanding()
+        with self._lock:
+            for events in self._batches.drain():
+                self._produce(events)
+            self._retry_pending()
+        self._producer.flush(self.settings.close_timeout_s if timeout_s is None else timeout_s)
+        self._spool.sync()
+        return self.outstanding()
+
+    async def aflush(self, timeout_s: float | None = None) -> int:
+        return await asyncio.to_thread(self.flush, timeout_s)
+
+    def close(self, timeout_s: float | None = None) -> None:
+        """Flush, then spool whatever the broker has not acknowledged; idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._stop.set()
+        if self._poller is not threading.current_thread():
+            self._poller.join()
+        left = self.flush(timeout_s)
+        if left:
+            logger.warning("producer closing with undelivered events=%d; spooling them", left)
+            self._producer.purge(in_queue=True, in_flight=True)
+            self._producer.flush(5.0)  # serves the purge reports, which spool the records
+            with self._lock:
+                while self._pending:
+                    record, replay_of = self._pending.popleft()
+                    self._resolved(record, replay_of, KafkaError(KafkaError._PURGE_QUEUE))
+                self._pending_events = 0
+        self._spool.close()
+        self._released = True
+        self._producer.close()  # drops the broker connections now, not at garbage collection
+
+    async def aclose(self, timeout_s: float | None = None) -> None:
+        await asyncio.to_thread(self.close, timeout_s)
+
+    def install_sigterm_handler(self) -> None:
+        """On SIGTERM: close (flush, spool the rest), then the previous handler or exit 143."""
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def on_sigterm(signum: int, frame: FrameType | None) -> None:
+            self.close()
+            if callable(previous):
+                previous(signum, frame)
+            else:
+                raise SystemExit(128 + signum)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+
+    def __enter__(self) -> UsageProducer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> UsageProducer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- internals --------------------------------------------------------------------
+
+    def _validated(self, event: UsageEvent | Mapping[str, Any]) -> UsageEvent:
+        if isinstance(event, UsageEvent):
+            return event
+        try:
+            return build_event(event, max_future_skew_s=self.settings.max_future_skew_s)
+        except InvalidEventError:
+            self.metrics.rejected.inc()
+            raise
+
+    def _backpressure_error(self) -> ProducerBackpressureError:
+        limit = self.settings.max_outstanding_events
+        return ProducerBackpressureError(
+            self.outstanding(), limit, self.settings.backpressure_timeout_s
+        )
+
+    def _wait_for_room(self) -> None:
+        deadline = time.monotonic() + self.settings.backpressure_timeout_s
+        while self.outstanding() >= self.settings.max_outstanding_events:
+            if time.monotonic() >= deadline:
+                raise self._backpressure_error()
+            time.sleep(0.005)
+
+    def _produce(self, events: list[UsageEvent]) -> None:
+        """Hand one tenant's events to librdkafka (caller holds the lock)."""
+        key = events[0].tenant_id.encode()
+        for content_type, value, count in encode_records(events, self._batched):
+            self._submit(SpooledRecord(count, key, content_type, value))
+
+    def _submit(self, record: SpooledRecord, replay_of: Path | None = None) -> None:
+        """Produce, or queue behind earlier refused records to keep a tenant's order."""
+        if self._pending or not self._try_produce(record, replay_of):
+            self._pending.append((record, replay_of))
+            self._pending_events += record.events
+
+    def _try_produce(self, record: SpooledRecord, replay_of: Path | None) -> bool:
+        try:
+            self._producer.produce(
+                self.topic,
+                record.value,
+                record.key,
+                headers=[(CONTENT_TYPE_HEADER, record.content_type.encode())],
+                on_delivery=partial(self._on_delivery, record, replay_of),
+            )
+        except BufferError:
+            return False
+        self._in_flight += record.events
+        return True
+
+    def _retry_pending(self) -> None:
+        while self._pending:
+            record, replay_of = self._pending[0]
+            if not self._try_produce(record, replay_of):
+                return
+            self._pending.popleft()
+            self._pending_events -= record.events
+
+    def _on_delivery(
+        self, record: SpooledRecord, replay_of: Path | None, error: KafkaError | None, _: Message
+    ) -> None:
+        """Runs in whichever thread polls: counts the outcome, spools a failure."""
+        with self._lock:
+            self._in_flight -= record.events
+            self._resolved(record, replay_of, error)
+
+    def _resolved(
+        self, record: SpooledRecord, replay_of: Path | None, error: KafkaError | None
+    ) -> None:
+        """Acknowledged (error None) or spooled; a replayed file goes once all resolved."""
+        if error is None:
+            self.metrics.sent.inc(record.events)
+            if replay_of is not None:
+                self.metrics.replayed.inc(record.events)
+        else:
+            name = error.name()
+            self.metrics.failed.labels(name).inc(record.events)
+            logger.warning("delivery failed error=%s events=%d; spooling", name, record.events)
+            self._to_spool(record)
+        if replay_of is not None:
+            self._replaying[replay_of] -= 1
+            if self._replaying[replay_of] == 0:
+                self._spool.sync()  # records that failed again are durable here first
+                replay_of.unlink(missing_ok=True)
+                del self._replaying[replay_of]
+
+    def _to_spool(self, record: SpooledRecord) -> None:
+        self._spool.append(record)
+        self.metrics.spooled.inc(record.events)
+
+    def _replay(self) -> None:
+        """Produce what earlier producers spooled; each file goes once it is all resolved."""
+        for path in self._spool.claim_older():
+            records = list(read_entries(path))
+            logger.info("replaying spool path=%s records=%d", path, len(records))
+            if not records:
+                path.unlink(missing_ok=True)
+                continue
+            self._replaying[path] = len(records)
+            with self._lock:
+                for record in records:
+                    self._submit(record, replay_of=path)
+
+    def _poll_loop(self) -> None:
+        tick = max(0.001, min(0.05, self.settings.batch_linger_ms / 2000))
+        while not self._stop.is_set():
+            self._producer.poll(tick)
+            with self._lock:
+                for events in self._batches.stale():
+                    self._produce(events)
+                self._retry_pending()
+                self._spool.sync()
+
+
+def _close_at_exit(ref: weakref.ref[UsageProducer]) -> None:
+    """A producer nobody closed still flushes (or spools) at interpreter exit."""
+    producer = ref()
+    if producer is not None:
+        producer.close()

@@ -1,0 +1,58 @@
+"""ProducerSettings: how the SDK batches, waits, and where it spools (TOKENOPS_PRODUCER_*)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from tokenops.schemas.codec import MAX_BATCH_EVENTS
+from tokenops.schemas.event import DEFAULT_MAX_FUTURE_SKEW_S
+
+
+def _default_spool_dir() -> Path:
+    return Path.home() / ".local" / "state" / "tokenops" / "producer-spool"
+
+
+class ProducerSettings(BaseSettings):
+    """Settings of one `UsageProducer`.
+
+    `batch_max_events` events of one tenant share one Kafka record (the batch envelope);
+    1 sends every event as its own CloudEvents record. A partly filled batch waits at
+    most `batch_linger_ms`. Records librdkafka cannot deliver within `delivery_timeout_ms`
+    (the broker is unreachable) go to the spool in `spool_dir`, as does whatever is still
+    undelivered after `close_timeout_s` at close. `client_config` passes librdkafka
+    producer properties through under their own names and wins over the defaults here.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TOKENOPS_PRODUCER_", frozen=True)
+
+    topic: str = "tokenops.usage.v1"
+    batch_max_events: int = Field(default=500, ge=1, le=MAX_BATCH_EVENTS)
+    batch_linger_ms: float = Field(default=5.0, ge=0)
+    linger_ms: int = Field(default=20, ge=0, le=900_000)
+    compression_type: Literal["lz4", "zstd", "none"] = "lz4"
+    max_outstanding_events: int = Field(default=1_000_000, ge=1)
+    backpressure_timeout_s: float = Field(default=10.0, ge=0)
+    delivery_timeout_ms: int = Field(default=30_000, ge=1000)
+    close_timeout_s: float = Field(default=10.0, ge=0)
+    spool_dir: Path = Field(default_factory=_default_spool_dir)
+    max_future_skew_s: float = Field(default=DEFAULT_MAX_FUTURE_SKEW_S, gt=0)
+    client_config: dict[str, str] = Field(default_factory=dict)
+
+    def librdkafka(self) -> dict[str, Any]:
+        """The producer part of the confluent-kafka config (the connection comes apart)."""
+        return {
+            "enable.idempotence": True,
+            "acks": "all",
+            "compression.type": self.compression_type,
+            "linger.ms": self.linger_ms,
+            # murmur2 like the Java client and aiokafka, so Faust sees keys where it expects
+            "partitioner": "murmur2_random",
+            "message.timeout.ms": self.delivery_timeout_ms,
+            "queue.buffering.max.messages": 100_000,
+            "queue.buffering.max.kbytes": 1_048_576,
+            "batch.size": 1_000_000,
+            **self.client_config,
+        }
