@@ -96,7 +96,7 @@ class ChangelogRecovery:
             consumer.assign([TopicPartition(self.topic, partition, start)])
             position = start
             while position < end:
-                for message in consumer.consume(10_000, timeout=1.0):
+                for message in consumer.consume(min(10_000, end - position), timeout=1.0):
                     if message.error():
                         continue
                     position = message.offset() + 1

@@ -63,11 +63,17 @@ class StreamWorker:
         """Recover every newly assigned partition; returns {partition: next input offset}."""
         loop = asyncio.get_running_loop()
         async with self.lock:
-            for partition in sorted(partitions - set(self.states)):
-                store, owner = await loop.run_in_executor(
-                    None, self.recovery.recover, partition, self._open_store, self._path(partition)
+            new = sorted(partitions - set(self.states))
+            recovered = await asyncio.gather(
+                *(
+                    loop.run_in_executor(
+                        None, self.recovery.recover, p, self._open_store, self._path(p)
+                    )
+                    for p in new
                 )
-                s = self.settings
+            )
+            s = self.settings
+            for partition, (store, owner) in zip(new, recovered, strict=True):
                 self.states[partition] = PartitionState(
                     topic=self.topics.usage,
                     partition=partition,
