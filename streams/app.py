@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import faust
 from prometheus_client import CollectorRegistry
@@ -77,30 +77,35 @@ def create_app(
                 )
             await _or_die(worker.handle(grouped))
 
-    @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
         worker.ready.clear()
         await _or_die(worker.revoke({tp.partition for tp in revoked if tp.topic == usage}))
 
-    @app.on_rebalance_complete.connect
     async def on_rebalance_complete(sender: Any, **kwargs: Any) -> None:
         assigned = {tp for tp in app.consumer.assignment() if tp.topic == usage}
         mine = {tp.partition for tp in assigned}
         await _or_die(worker.revoke(set(worker.states) - mine))
         offsets = await _or_die(worker.assign(mine))
         commit = {tp: offsets[tp.partition] for tp in assigned}
-        if commit and not await app.consumer._commit(commit):
+        consumer: Any = app.consumer  # `_commit` commits exact offsets (the public one: acked)
+        if commit and not await consumer._commit(commit):
             logger.warning("could not commit the state offsets; records below are skipped")
         worker.ready.set()
         logger.info("assigned partitions=%s offsets=%s", sorted(mine), offsets)
 
-    @app.timer(interval=max(0.2, min(settings.idle_timeout_s / 4, 5.0)))
+    # faust's signal types want a `signal` keyword; it arrives in **kwargs
+    app.on_partitions_revoked.connect(cast(Any, on_revoked))
+    app.on_rebalance_complete.connect(cast(Any, on_rebalance_complete))
+
     async def idle() -> None:
         await _or_die(worker.idle_tick())
 
-    @app.timer(interval=settings.log_every_s)
     async def report() -> None:
         logger.info("worker %s", metrics.summary())
+
+    timer: Any = app.timer
+    timer(interval=max(0.2, min(settings.idle_timeout_s / 4, 5.0)))(idle)
+    timer(interval=settings.log_every_s)(report)
 
     return app, worker
 

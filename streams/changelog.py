@@ -18,6 +18,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 from confluent_kafka import Consumer, TopicPartition
 from tokenops.streams.delta import CLAIM_KEY, StateDelta, claim_bytes, claim_owner
@@ -99,9 +100,11 @@ class ChangelogRecovery:
                 for message in consumer.consume(min(10_000, end - position), timeout=1.0):
                     if message.error():
                         continue
-                    position = message.offset() + 1
-                    if message.offset() < end:
-                        self._apply(partition, store, message.key(), message.value(), position)
+                    offset = cast(int, message.offset())
+                    position = offset + 1
+                    if offset < end:
+                        key, value = cast(bytes, message.key()), cast(bytes, message.value())
+                        self._apply(partition, store, key, value, position)
         finally:
             consumer.close()
 

@@ -8,7 +8,7 @@ record is acknowledged, with the changelog record's offset; any delivery error r
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from confluent_kafka import KafkaError, Message, Producer
 from tokenops.streams.errors import DeliveryError
@@ -58,7 +58,7 @@ class BatchPublisher:
                 if err is not None:
                     errors.append(err)
                 else:
-                    offsets[i] = msg.offset()
+                    offsets[i] = cast(int, msg.offset())
 
             return done
 
@@ -83,7 +83,7 @@ class BatchPublisher:
         while True:
             try:
                 self.producer.produce(
-                    topic, value, key, headers=headers, on_delivery=callback, **extra
+                    topic, value, key, headers=cast(Any, headers), on_delivery=callback, **extra
                 )
                 return
             except BufferError:

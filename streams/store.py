@@ -19,7 +19,7 @@ import shutil
 import struct
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from rocksdict import Options, Rdict, WriteBatch
@@ -54,7 +54,8 @@ class PartitionStore:
 
     def open_windows(self) -> dict[int, dict[tuple[str, str], Totals]]:
         windows: dict[int, dict[tuple[str, str], Totals]] = {}
-        for key, value in self.db.items(from_key=b"o"):
+        for raw_key, value in self.db.items(from_key=b"o"):
+            key = cast(bytes, raw_key)
             if not key.startswith(b"o"):
                 break
             start = _TIME.unpack_from(key, 1)[0]
@@ -69,12 +70,14 @@ class PartitionStore:
     def seen(self, digests: list[bytes]) -> list[bool]:
         if not digests:
             return []
-        return [v is not None for v in self.db.get([b"d" + d for d in digests])]
+        found = cast(list[bytes | None], self.db.get([b"d" + d for d in digests]))
+        return [v is not None for v in found]
 
     def processor_state(self, name: str) -> dict[str, Any]:
         prefix = b"p" + name.encode() + b"\x00"
         state: dict[str, Any] = {}
-        for key, value in self.db.items(from_key=prefix):
+        for raw_key, value in self.db.items(from_key=prefix):
+            key = cast(bytes, raw_key)
             if not key.startswith(prefix):
                 break
             state[key[len(prefix) :].decode()] = orjson.loads(value)
@@ -130,7 +133,8 @@ class PartitionStore:
         batch.delete_range(b"c", b"c" + _TIME.pack(before_ms - self.window_ms + 1))
 
     def _keys_between(self, low: bytes, high: bytes) -> Iterable[bytes]:
-        for key in self.db.keys(from_key=low):
+        for raw_key in self.db.keys(from_key=low):
+            key = cast(bytes, raw_key)
             if key >= high:
                 break
             yield key

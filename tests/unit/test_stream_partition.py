@@ -57,7 +57,7 @@ def _record(offset: int, value: bytes) -> InputRecord:
 def test_duplicates_are_counted_once_within_and_across_batches(tmp_path: Path) -> None:
     state = _state(tmp_path / "p0")
     batch = encode_batch([_event(1, T0 + 1), _event(2, T0 + 2), _event(1, T0 + 1)])
-    outputs, delta, counts = state.process([_record(0, batch)], T0)
+    _, delta, counts = state.process([_record(0, batch)], T0)
     state.commit(delta, 1)
     assert (counts.counted, counts.duplicates) == (2, 1)
     _, delta, counts = state.process([_record(1, encode_event(_event(2, T0 + 2)))], T0)
@@ -104,9 +104,10 @@ def test_state_survives_a_restart_and_the_changelog_rebuilds_it(tmp_path: Path) 
     # a late event for a closed window, after a restart from the local store
     again = _state(tmp_path / "p0")
     assert again.next_offset == 3
-    outputs, delta, counts = again.process([_record(3, encode_event(_event(4, T0 + 5)))], T0)
+    outputs, _, counts = again.process([_record(3, encode_event(_event(4, T0 + 5)))], T0)
     fixed = WindowTotals.from_bytes(outputs[0].value)
     assert (fixed.revision, fixed.event_count, fixed.input_tokens) == (2, 2, 20)
+    assert counts.late_events == 1 and counts.corrections == 1
     # the same deltas rebuild the same state in a fresh store
     fresh = PartitionStore(tmp_path / "rebuilt", bucket_ms=3_600_000, window_ms=60_000)
     for i, raw in enumerate(deltas):
