@@ -84,6 +84,11 @@ class QuotaDefinition(BaseModel):
             raise ValueError("a cost budget (prices_per_million) needs a currency")
         if prices is not None and any(p < 0 for p in prices.values()):
             raise ValueError("prices_per_million must not be negative")
+        # The evaluator counts cost in integer picos (1e-12) of the currency.
+        if prices is not None and any(_decimals(p) > 6 for p in prices.values()):
+            raise ValueError("prices_per_million take at most 6 decimals")
+        if prices is not None and _decimals(self.limit) > 6:
+            raise ValueError("a budget limit takes at most 6 decimals")
         if self.prices_per_million is None and self.limit != int(self.limit):
             raise ValueError("a token limit must be a whole number of tokens")
         return self
@@ -116,6 +121,11 @@ class QuotaDefinition(BaseModel):
     @classmethod
     def from_bytes(cls, value: bytes) -> QuotaDefinition:
         return cls.model_validate(orjson.loads(value))
+
+
+def _decimals(value: Decimal) -> int:
+    exponent = value.normalize().as_tuple().exponent
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
 def period_bounds(period: Period, time_ms: int, timezone: str = "UTC") -> tuple[int, int]:

@@ -25,17 +25,24 @@ class QuotaBook:
 
     def __init__(self, quotas: Iterable[QuotaDefinition] = ()) -> None:
         self._by_tenant: dict[str, dict[str, QuotaDefinition]] = {}
+        # tenant -> its quotas as a tuple, rebuilt on change: one dict lookup per event
+        self._lists: dict[str, tuple[QuotaDefinition, ...]] = {}
         for quota in quotas:
             self.put(quota)
 
     def put(self, quota: QuotaDefinition) -> None:
-        self._by_tenant.setdefault(quota.tenant_id, {})[quota.name] = quota
+        quotas = self._by_tenant.setdefault(quota.tenant_id, {})
+        quotas[quota.name] = quota
+        self._lists[quota.tenant_id] = tuple(quotas.values())
 
     def delete(self, tenant_id: str, name: str) -> bool:
         quotas = self._by_tenant.get(tenant_id, {})
         found = quotas.pop(name, None) is not None
-        if not quotas:
+        if quotas:
+            self._lists[tenant_id] = tuple(quotas.values())
+        else:
             self._by_tenant.pop(tenant_id, None)
+            self._lists.pop(tenant_id, None)
         return found
 
     def apply_record(self, key: bytes | str | None, value: bytes | None) -> None:
@@ -51,9 +58,8 @@ class QuotaBook:
         except (ValidationError, ValueError) as exc:
             logger.warning("skipped invalid quota record key=%s error=%s", text, exc)
 
-    def for_tenant(self, tenant_id: str) -> list[QuotaDefinition]:
-        quotas = self._by_tenant.get(tenant_id)
-        return list(quotas.values()) if quotas else []
+    def for_tenant(self, tenant_id: str) -> tuple[QuotaDefinition, ...]:
+        return self._lists.get(tenant_id, ())
 
     def get(self, tenant_id: str, name: str) -> QuotaDefinition | None:
         return self._by_tenant.get(tenant_id, {}).get(name)

@@ -30,9 +30,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from tokenops.schemas.aggregates import TOKEN_TYPES
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
 from tokenops.streams.quota_book import QuotaBook
+from tokenops.streams.quota_plan import PICOS, QuotaPlan
 
 WATERMARK_KEY = "~watermark"
 _HOUR_MS = 3_600_000
@@ -49,14 +49,15 @@ class UsageLike(Protocol):
     def time(self) -> datetime: ...
 
 
-@dataclass
+@dataclass(slots=True)
 class _Cell:
-    usage: int | Decimal
+    usage: int  # tokens, or picos of the currency for a cost budget
     crossed: list[int]
     end_ms: int
+    cost: bool = False
 
     def dump(self) -> dict[str, Any]:
-        usage = str(self.usage) if isinstance(self.usage, Decimal) else self.usage
+        usage = str(Decimal(self.usage) / PICOS) if self.cost else self.usage
         return {"usage": usage, "crossed": list(self.crossed), "end_ms": self.end_ms}
 
 
@@ -70,6 +71,7 @@ class QuotaEvaluator:
     cells: dict[str, _Cell] = field(default_factory=dict)
     watermark_ms: int = 0
     stats: dict[str, int] = field(default_factory=lambda: {"events": 0, "late_ignored": 0})
+    _plans: dict[int, QuotaPlan] = field(default_factory=dict)
 
     def load(self, state: Mapping[str, Mapping[str, Any]]) -> None:
         """Replace the in-memory state with `state` (as recovered from the changelog)."""
@@ -79,9 +81,10 @@ class QuotaEvaluator:
             if key == WATERMARK_KEY:
                 self.watermark_ms = int(value["time_ms"])
                 continue
-            raw = value["usage"]
-            usage: int | Decimal = Decimal(raw) if isinstance(raw, str) else int(raw)
-            self.cells[key] = _Cell(usage, [int(t) for t in value["crossed"]], int(value["end_ms"]))
+            raw, crossed = value["usage"], [int(t) for t in value["crossed"]]
+            cost = isinstance(raw, str)  # cost budgets keep a decimal string
+            usage = int(Decimal(raw) * PICOS) if cost else int(raw)
+            self.cells[key] = _Cell(usage, crossed, int(value["end_ms"]), cost)
 
     def state(self) -> dict[str, dict[str, Any]]:
         """The whole state, as `load` takes it."""
@@ -100,53 +103,58 @@ class QuotaEvaluator:
         emitted_at = int(time.time() * 1000) if now_ms is None else now_ms
         alerts: list[QuotaAlert] = []
         touched: set[str] = set()
+        count = 0
         for event in events:
-            self.stats["events"] += 1
+            count += 1
             time_ms = _time_ms(event)
-            self.watermark_ms = max(self.watermark_ms, time_ms)
+            if time_ms > self.watermark_ms:
+                self.watermark_ms = time_ms
             quotas = self.book.for_tenant(event.tenant_id)
             if not quotas:
                 continue
-            tokens = {name: int(getattr(event, name, 0) or 0) for name in TOKEN_TYPES}
             for quota in quotas:
                 if quota.model is not None and quota.model != event.model:
                     continue
-                key = self._count(quota, time_ms, tokens, emitted_at, alerts)
+                key = self._count(self._plan(quota), event, time_ms, emitted_at, alerts)
                 if key is not None:
                     touched.add(key)
+        self.stats["events"] += count
         delta: dict[str, dict[str, Any] | None] = {k: self.cells[k].dump() for k in touched}
         delta.update(dict.fromkeys(self._evict()))
         delta[WATERMARK_KEY] = {"time_ms": self.watermark_ms}
         return alerts, delta
 
+    def _plan(self, quota: QuotaDefinition) -> QuotaPlan:
+        plan = self._plans.get(id(quota))
+        if plan is None or plan.quota is not quota:  # a changed quota is a new object
+            horizon = (
+                self.rate_late_horizon_ms if quota.period == "minute" else self.late_horizon_ms
+            )
+            plan = self._plans[id(quota)] = QuotaPlan(quota, horizon)
+        return plan
+
     def _count(
-        self,
-        quota: QuotaDefinition,
-        time_ms: int,
-        tokens: dict[str, int],
-        emitted_at: int,
-        alerts: list[QuotaAlert],
+        self, plan: QuotaPlan, event: Any, time_ms: int, emitted_at: int, alerts: list[QuotaAlert]
     ) -> str | None:
-        start, end = quota.period_bounds(time_ms)
-        if end + self._horizon(quota) < self.watermark_ms:
+        start, end = plan.bounds_at(time_ms)
+        if end + plan.horizon_ms < self.watermark_ms:
             self.stats["late_ignored"] += 1  # its cell may be evicted: never alert twice
             return None
-        added = quota.usage_of(tokens)
+        added = plan.usage_of(event)
         if not added:
             return None
+        quota = plan.quota
         key = f"{quota.tenant_id}|{quota.name}|{start}"
         cell = self.cells.get(key)
         if cell is None:
-            cell = self.cells[key] = _Cell(Decimal(0) if quota.is_cost else 0, [], end)
+            cell = self.cells[key] = _Cell(0, [], end, bool(plan.prices))
         cell.usage += added
-        for pct in quota.thresholds_pct:
-            if pct not in cell.crossed and cell.usage * 100 >= quota.limit * pct:
+        for pct, bound in plan.bounds:
+            if cell.usage >= bound and pct not in cell.crossed:
                 cell.crossed.append(pct)
-                alerts.append(_alert(quota, start, end, pct, cell.usage, time_ms, emitted_at))
+                usage = plan.to_decimal(cell.usage)
+                alerts.append(_alert(quota, start, end, pct, usage, time_ms, emitted_at))
         return key
-
-    def _horizon(self, quota: QuotaDefinition) -> int:
-        return self.rate_late_horizon_ms if quota.period == "minute" else self.late_horizon_ms
 
     def _evict(self) -> list[str]:
         # A cell lives until the late horizon of its period has passed; the longest
@@ -180,7 +188,7 @@ def _alert(
     start: int,
     end: int,
     pct: int,
-    usage: int | Decimal,
+    usage: Decimal,
     time_ms: int,
     emitted_at: int,
 ) -> QuotaAlert:
@@ -192,7 +200,7 @@ def _alert(
         period_start_ms=start,
         period_end_ms=end,
         threshold_pct=pct,
-        usage=Decimal(usage),
+        usage=usage,
         limit=quota.limit,
         unit=(quota.currency or "tokens") if quota.is_cost else "tokens",
         time_ms=time_ms,

@@ -70,6 +70,7 @@ def test_definition_round_trip_and_alert_round_trip() -> None:
         {"period": "week"},
         {"tenant_id": "a|b"},
         {"prices_per_million": {"input_tokens": 1}},
+        {"prices_per_million": {"input_tokens": "0.0000001"}, "currency": "USD"},
     ],
 )
 def test_invalid_definitions_are_rejected(bad: dict[str, object]) -> None:
@@ -115,6 +116,6 @@ def test_book_applies_topic_records_and_tombstones() -> None:
     quota = QuotaDefinition(tenant_id="acme", name="daily", period="day", limit=10)
     book.apply_record(quota.key.encode(), quota.to_bytes())
     book.apply_record(b"acme|junk", b"{not json")
-    assert book.for_tenant("acme") == [quota]
+    assert book.for_tenant("acme") == (quota,)
     book.apply_record(quota.key.encode(), None)
-    assert book.for_tenant("acme") == [] and len(book) == 0
+    assert book.for_tenant("acme") == () and len(book) == 0

@@ -1,0 +1,91 @@
+"""Quota evaluation cost per event, next to a bare per-tenant token sum in the same run.
+
+`python -m bench.quota_evaluator [events] [tenants]`: each tenant has a daily quota, a
+per-minute rate quota and a monthly budget in a timezone; events are spread over an hour.
+The baseline sums the same tokens into a dict keyed by tenant: the floor any per-event
+evaluation in Python pays.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+
+from tokenops.schemas.quota import QuotaDefinition
+from tokenops.streams.quota_book import QuotaBook
+from tokenops.streams.quotas import QuotaEvaluator
+
+T0 = 1_795_737_600_000  # 2026-11-27 00:00 UTC
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    tenant_id: str
+    model: str
+    time_ms: int
+    input_tokens: int
+    output_tokens: int
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    reasoning_output_tokens: int = 0
+
+
+def quotas(tenants: int) -> QuotaBook:
+    book = QuotaBook()
+    for i in range(tenants):
+        tenant = f"tenant-{i:05d}"
+        book.put(QuotaDefinition(tenant_id=tenant, name="daily", period="day", limit=10**9))
+        book.put(QuotaDefinition(tenant_id=tenant, name="tpm", period="minute", limit=10**7))
+        book.put(
+            QuotaDefinition(
+                tenant_id=tenant,
+                name="budget",
+                period="month",
+                limit=Decimal(5000),
+                currency="USD",
+                timezone="Europe/Berlin",
+                prices_per_million={"input_tokens": Decimal(3), "output_tokens": Decimal(15)},
+            )
+        )
+    return book
+
+
+def main(n: int = 200_000, tenants: int = 1000) -> None:
+    rng = random.Random(7)
+    events = [
+        Event(
+            f"tenant-{rng.randrange(tenants):05d}",
+            "m1",
+            T0 + i * 18,
+            rng.randrange(4000),
+            rng.randrange(800),
+        )
+        for i in range(n)
+    ]
+    batches = [events[i : i + 2000] for i in range(0, n, 2000)]
+
+    start = time.perf_counter()
+    totals: dict[str, int] = {}
+    for batch in batches:
+        for e in batch:
+            totals[e.tenant_id] = totals.get(e.tenant_id, 0) + e.input_tokens + e.output_tokens
+    baseline = n / (time.perf_counter() - start)
+
+    evaluator = QuotaEvaluator(quotas(tenants))
+    start = time.perf_counter()
+    alerts = 0
+    for batch in batches:
+        found, _ = evaluator.apply(batch, now_ms=0)
+        alerts += len(found)
+    rate = n / (time.perf_counter() - start)
+    print(f"events={n} tenants={tenants} quotas/tenant=3 batch=2000")
+    print(f"baseline dict sum        {baseline:12,.0f} events/s")
+    print(f"QuotaEvaluator.apply     {rate:12,.0f} events/s  ({alerts} alerts)")
+    print(f"evaluator cost per event {1e6 / rate:8.2f} us (baseline {1e6 / baseline:.2f} us)")
+
+
+if __name__ == "__main__":
+    main(*(int(a) for a in sys.argv[1:3]))
