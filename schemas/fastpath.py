@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -148,17 +148,26 @@ def quick_event(
         and len(event_id) <= 128
         and event_id.isascii()
         and (event_id.isalnum() or _IDENT(event_id) is not None)
-        and when.__class__ is str
-        and len(when) == 24
-        and when[19] == "."
-        and when[23] == "Z"
     ):
         return None
-    base_ms = _seconds.get(when[:19])
-    frac = when[20:23]
-    if base_ms is None or not (frac.isascii() and frac.isdigit()):
+    if when.__class__ is str:
+        if not (len(when) == 24 and when[19] == "." and when[23] == "Z"):
+            return None
+        base_ms = _seconds.get(when[:19])
+        frac = when[20:23]
+        if base_ms is None or not (frac.isascii() and frac.isdigit()):
+            return None
+        ms = base_ms + int(frac)
+        moment = datetime.fromisoformat(when)
+    elif when.__class__ is datetime and when.tzinfo is UTC:  # the SDK's datetime.now(UTC)
+        ms = to_epoch_ms(when)
+        moment = (
+            when
+            if not when.microsecond % 1000
+            else when.replace(microsecond=when.microsecond // 1000 * 1000)
+        )
+    else:
         return None
-    ms = base_ms + int(frac)
     i, o, cr, cc, r = tokens = tuple(map(get, _TOKEN_FIELDS))
     attributes = out["attributes"]
     if not (
@@ -175,7 +184,7 @@ def quick_event(
         return None
     out["id"] = event_id
     out["source"] = source
-    out["time"] = datetime.fromisoformat(when)
+    out["time"] = moment
     out["attributes"] = {}
     out["time_ms"] = ms  # fills the cached_property
     event: UsageEvent = _new(UsageEvent)

@@ -350,3 +350,22 @@ def test_checked_in_json_schemas_are_fresh() -> None:
         assert on_disk == text, (
             f"schemas/{name} is stale: run .venv/bin/python -m tokenops.schemas.jsonschema"
         )
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(valid_fields(), st.sampled_from(FIELD_NAMES), junk)
+def test_sdk_fast_constructor_agrees_with_pydantic(
+    fields: dict[str, Any], name: str, value: Any
+) -> None:
+    build_event(fields, max_future_skew_s=SKEW_S)  # warm the quick path's caches
+    fields[name] = value
+
+    def slow(f: dict[str, Any]) -> UsageEvent:
+        try:
+            return UsageEvent.model_validate(f, context={"max_future_skew_s": SKEW_S})
+        except ValidationError as exc:
+            raise invalid_event_error(exc) from exc
+
+    assert outcome(lambda f: build_event(f, max_future_skew_s=SKEW_S), fields) == outcome(
+        slow, fields
+    )
