@@ -24,7 +24,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from types import FrameType
@@ -69,6 +69,7 @@ class UsageProducer:
         self._in_flight = 0
         self._closed = False
         self._released = False
+        self._raw_callbacks: dict[int, Callable[[int, int], None]] = {}
         self._spool = Spool(settings.spool_dir)
         self._replaying: dict[Path, int] = {}
         self.metrics = ProducerMetrics(registry or CollectorRegistry(), self.outstanding)
@@ -107,6 +108,26 @@ class UsageProducer:
             full = self._batches.add(event)
             if full is not None:
                 self._produce(full)
+
+    def send_raw(
+        self,
+        value: bytes,
+        key: bytes | None,
+        content_type: str,
+        on_delivered: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """Produce bytes as they are, unvalidated: for fault injection and tests only.
+
+        Delivery is as safe as `send` (spooled on failure); `on_delivered(partition,
+        offset)` runs once the broker acknowledged the record.
+        """
+        with self._lock:
+            if self._closed:
+                raise ProducerClosedError()
+            record = SpooledRecord(0, key or b"", content_type, value)
+            if on_delivered is not None:
+                self._raw_callbacks[id(record)] = on_delivered
+            self._submit(record)
 
     def outstanding(self) -> int:
         """Events accepted and neither acknowledged nor spooled yet."""
@@ -237,12 +258,19 @@ class UsageProducer:
             self._pending_events -= record.events
 
     def _on_delivery(
-        self, record: SpooledRecord, replay_of: Path | None, error: KafkaError | None, _: Message
+        self,
+        record: SpooledRecord,
+        replay_of: Path | None,
+        error: KafkaError | None,
+        message: Message,
     ) -> None:
         """Runs in whichever thread polls: counts the outcome, spools a failure."""
         with self._lock:
             self._in_flight -= record.events
             self._resolved(record, replay_of, error)
+            callback = self._raw_callbacks.pop(id(record), None) if self._raw_callbacks else None
+        if callback is not None and error is None:
+            callback(message.partition() or 0, message.offset() or 0)
 
     def _resolved(
         self, record: SpooledRecord, replay_of: Path | None, error: KafkaError | None

@@ -12,6 +12,7 @@ from tokenops.cli import (
     config_cmd,
     demo_cmd,
     quota_cmd,
+    simulate_cmd,
     sink_cmd,
     stack_cmd,
     topics_cmd,
@@ -35,6 +36,7 @@ app.add_typer(quota_cmd.app, name="quota")
 app.command(name="demo")(demo_cmd.demo)
 app.add_typer(sink_cmd.app, name="sink")
 app.command(name="worker")(worker_cmd.worker)
+app.command(name="simulate")(simulate_cmd.simulate)
 clickhouse_cmd.register(app)
 
 err = Console(stderr=True)

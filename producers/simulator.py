@@ -1,0 +1,197 @@
+"""The fleet simulator: usage traffic like a fleet of inference nodes, with its ledger.
+
+    config = SimulationConfig(tenants=50, rate=20_000, duration_s=30, seed=7,
+                              duplicate_share=0.01, late_share=0.01, late_by_s=120,
+                              malformed_share=0.001)
+    with UsageProducer(kafka, ProducerSettings(topic=topic)) as producer:
+        ledger = Simulator(config).run(producer)      # paced to `rate`, events/s
+    ledger.save("ledger.json")                        # see ledger.py for the ledger API
+
+Tenants get traffic by a Zipf law (tenant-001 the busiest), models by `models` weights,
+token counts are log-normal. Event time is a simulated clock, `start_ms + i / rate`, so a
+seed and a start give the same events byte for byte; `start_ms` defaults to now. Faults:
+`duplicate_share` re-sends an earlier event (same source + id), `late_share` stamps an
+event `late_by_s` earlier than the clock, `malformed_share` sends a broken record (its
+exact bytes go in the ledger). `run(producer, progress=..., stop=...)` calls `progress(n)`
+as records go out and ends early when `stop()` is true (the ledger then says incomplete).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tokenops.producers.ledger import Ledger, MalformedRecord
+from tokenops.producers.malformed import MALFORMED_KINDS, malformed_record
+from tokenops.producers.producer import UsageProducer
+from tokenops.schemas import UsageEvent, build_event
+
+DEFAULT_MODELS = (
+    ("claude-sonnet-4-5", "anthropic", 0.35),
+    ("claude-haiku-4-5", "anthropic", 0.20),
+    ("gpt-4o", "openai", 0.25),
+    ("gpt-4o-mini", "openai", 0.15),
+    ("llama-3.1-70b-instruct", "meta", 0.05),
+)
+REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "ap-southeast-1")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    tenants: int = 50
+    zipf_s: float = 1.1
+    models: tuple[tuple[str, str, float], ...] = DEFAULT_MODELS
+    rate: float = 1000.0
+    duration_s: float = 10.0
+    seed: int = 0
+    nodes: int = 16
+    start_ms: int | None = None
+    duplicate_share: float = 0.0
+    late_share: float = 0.0
+    late_by_s: float = 120.0
+    malformed_share: float = 0.0
+
+    @property
+    def total_records(self) -> int:
+        return max(1, round(self.rate * self.duration_s))
+
+
+@dataclass(frozen=True)
+class Emission:
+    """One record to send: a valid event (maybe a duplicate or late), or malformed bytes."""
+
+    fields: dict[str, Any] | None = None
+    duplicate: bool = False
+    late_by_ms: int = 0
+    malformed: MalformedRecord | None = None
+
+
+class Simulator:
+    def __init__(self, config: SimulationConfig) -> None:
+        self.config = config
+        self.start_ms = config.start_ms if config.start_ms is not None else _now_ms()
+        self._rng = random.Random(config.seed)
+        weights = [1 / (k**config.zipf_s) for k in range(1, config.tenants + 1)]
+        self._tenant_weights = list(itertools.accumulate(weights))
+        self._tenants = [f"tenant-{k:03d}" for k in range(1, config.tenants + 1)]
+        self._model_weights = list(itertools.accumulate(m[2] for m in config.models))
+
+    def emissions(self) -> Iterator[Emission]:
+        """The deterministic sequence of records (no I/O): a seed gives the same list."""
+        cfg, rng = self.config, self._rng
+        recent: list[dict[str, Any]] = []
+        for i in range(cfg.total_records):
+            clock_ms = self.start_ms + int(i * 1000 / cfg.rate)
+            roll = rng.random()
+            if roll < cfg.malformed_share:
+                base = self._fields(i, clock_ms, rng)
+                kind = MALFORMED_KINDS[i % len(MALFORMED_KINDS)]
+                key, value = malformed_record(kind, base)
+                yield Emission(malformed=MalformedRecord(kind, key, value))
+            elif roll < cfg.malformed_share + cfg.duplicate_share and recent:
+                yield Emission(fields=rng.choice(recent), duplicate=True)
+            else:
+                late_ms = 0
+                if rng.random() < cfg.late_share:
+                    late_ms = int(cfg.late_by_s * 1000)
+                fields = self._fields(i, clock_ms - late_ms, rng)
+                recent.append(fields)
+                if len(recent) > 1000:
+                    del recent[:500]
+                yield Emission(fields=fields, late_by_ms=late_ms)
+
+    def _fields(self, i: int, time_ms: int, rng: random.Random) -> dict[str, Any]:
+        cfg = self.config
+        tenant = rng.choices(self._tenants, cum_weights=self._tenant_weights)[0]
+        model, provider, _ = rng.choices(cfg.models, cum_weights=self._model_weights)[0]
+        node = rng.randrange(cfg.nodes)
+        input_tokens = min(200_000, max(1, int(rng.lognormvariate(math.log(1500), 1.0))))
+        output_tokens = min(32_000, max(1, int(rng.lognormvariate(math.log(250), 0.9))))
+        cache_read = int(input_tokens * rng.random()) if rng.random() < 0.4 else 0
+        cache_creation = (
+            int((input_tokens - cache_read) * rng.random() * 0.5) if rng.random() < 0.1 else 0
+        )
+        reasoning = int(output_tokens * rng.random()) if provider == "openai" else 0
+        return {
+            "id": f"{cfg.seed:x}-{i:010d}",
+            "source": f"//sim/{REGIONS[node % len(REGIONS)]}/node-{node:03d}",
+            "time": _EPOCH + timedelta(milliseconds=time_ms),
+            "tenant_id": tenant,
+            "project_id": f"{tenant}-proj-{rng.randrange(3)}",
+            "region": REGIONS[node % len(REGIONS)],
+            "node_id": f"node-{node:03d}",
+            "model": model,
+            "provider": provider,
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "cache_read_input_tokens": cache_read,
+            "cache_creation_input_tokens": cache_creation,
+            "reasoning_output_tokens": reasoning,
+        }
+
+    def run(
+        self,
+        producer: UsageProducer,
+        *,
+        progress: Callable[[int], None] | None = None,
+        stop: Callable[[], bool] | None = None,
+    ) -> Ledger:
+        """Send every emission through `producer`, paced to `rate`; returns the ledger.
+
+        Flushes the producer before returning, so the ledger describes acknowledged (or
+        spooled) records. Valid events go through `producer.send` (validated there).
+        """
+        cfg = self.config
+        ledger = Ledger(config={**asdict(cfg), "start_ms": self.start_ms}, topic=producer.topic)
+        began, sent = time.monotonic(), 0
+        for emission in self.emissions():
+            if emission.malformed is not None:
+                self._send_malformed(producer, ledger, emission.malformed)
+            else:
+                assert emission.fields is not None
+                event: UsageEvent = build_event(emission.fields, max_future_skew_s=1e9)
+                producer.send(event)
+                if emission.duplicate:
+                    ledger.duplicates.append((event.source, event.id))
+                else:
+                    ledger.count(event)
+                    if emission.late_by_ms:
+                        ledger.late.append((event.source, event.id, emission.late_by_ms))
+            sent += 1
+            if sent % 500 == 0:
+                if progress is not None:
+                    progress(sent)
+                if stop is not None and stop():
+                    ledger.completed = False
+                    break
+                ahead = sent / cfg.rate - (time.monotonic() - began)
+                if ahead > 0:
+                    time.sleep(ahead)
+        ledger.records_sent = sent
+        producer.flush()
+        if progress is not None:
+            progress(sent)
+        return ledger
+
+    @staticmethod
+    def _send_malformed(producer: UsageProducer, ledger: Ledger, record: MalformedRecord) -> None:
+        index = len(ledger.malformed)
+        ledger.malformed.append(record)
+
+        def delivered(partition: int, offset: int) -> None:
+            ledger.malformed[index] = MalformedRecord(
+                record.kind, record.key, record.value, partition, offset
+            )
+
+        producer.send_raw(record.value, record.key, "application/cloudevents+json", delivered)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
