@@ -30,7 +30,7 @@ class ProducerSettings(BaseSettings):
 
     topic: str = "tokenops.usage.v1"
     batch_max_events: int = Field(default=500, ge=1, le=MAX_BATCH_EVENTS)
-    batch_linger_ms: float = Field(default=5.0, ge=0)
+    batch_linger_ms: float = Field(default=50.0, ge=0)
     linger_ms: int = Field(default=20, ge=0, le=900_000)
     compression_type: Literal["lz4", "zstd", "none"] = "lz4"
     max_outstanding_events: int = Field(default=1_000_000, ge=1)

@@ -41,6 +41,7 @@ DEFAULT_MODELS = (
 )
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "ap-southeast-1")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LOG_INPUT, _LOG_OUTPUT = math.log(1500), math.log(250)
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,17 @@ class Simulator:
         self._tenant_weights = list(itertools.accumulate(weights))
         self._tenants = [f"tenant-{k:03d}" for k in range(1, config.tenants + 1)]
         self._model_weights = list(itertools.accumulate(m[2] for m in config.models))
+        self._projects = {t: [f"{t}-proj-{k}" for k in range(3)] for t in self._tenants}
+        self._nodes = [
+            (
+                f"//sim/{REGIONS[n % len(REGIONS)]}/node-{n:03d}",
+                REGIONS[n % len(REGIONS)],
+                f"node-{n:03d}",
+            )
+            for n in range(config.nodes)
+        ]
+        self._run = f"{config.seed:x}"
+        self._drawn = self._draws(self._rng)
 
     def emissions(self) -> Iterator[Emission]:
         """The deterministic sequence of records (no I/O): a seed gives the same list."""
@@ -107,26 +119,32 @@ class Simulator:
                     del recent[:500]
                 yield Emission(fields=fields, late_by_ms=late_ms)
 
-    def _fields(self, i: int, time_ms: int, rng: random.Random) -> dict[str, Any]:
+    def _draws(self, rng: random.Random) -> Iterator[tuple[str, tuple[str, str, float], int]]:
+        """(tenant, model, node) drawn in chunks: `choices(k=...)` is far cheaper per draw."""
         cfg = self.config
-        tenant = rng.choices(self._tenants, cum_weights=self._tenant_weights)[0]
-        model, provider, _ = rng.choices(cfg.models, cum_weights=self._model_weights)[0]
-        node = rng.randrange(cfg.nodes)
-        input_tokens = min(200_000, max(1, int(rng.lognormvariate(math.log(1500), 1.0))))
-        output_tokens = min(32_000, max(1, int(rng.lognormvariate(math.log(250), 0.9))))
-        cache_read = int(input_tokens * rng.random()) if rng.random() < 0.4 else 0
-        cache_creation = (
-            int((input_tokens - cache_read) * rng.random() * 0.5) if rng.random() < 0.1 else 0
-        )
-        reasoning = int(output_tokens * rng.random()) if provider == "openai" else 0
+        nodes = range(cfg.nodes)
+        while True:
+            tenants = rng.choices(self._tenants, cum_weights=self._tenant_weights, k=1024)
+            models = rng.choices(cfg.models, cum_weights=self._model_weights, k=1024)
+            yield from zip(tenants, models, rng.choices(nodes, k=1024), strict=True)
+
+    def _fields(self, i: int, time_ms: int, rng: random.Random) -> dict[str, Any]:
+        tenant, (model, provider, _), node = next(self._drawn)
+        input_tokens = min(200_000, max(1, int(math.exp(rng.gauss(_LOG_INPUT, 1.0)))))
+        output_tokens = min(32_000, max(1, int(math.exp(rng.gauss(_LOG_OUTPUT, 0.9)))))
+        u = rng.random()
+        cache_read = int(input_tokens * u / 0.4) if u < 0.4 else 0
+        cache_creation = int(input_tokens * (u - 0.9) * 5) if u >= 0.9 else 0
+        reasoning = int(output_tokens * u) if provider == "openai" else 0
+        source, region, node_id = self._nodes[node]
         return {
-            "id": f"{cfg.seed:x}-{i:010d}",
-            "source": f"//sim/{REGIONS[node % len(REGIONS)]}/node-{node:03d}",
+            "id": f"{self._run}-{i:010d}",
+            "source": source,
             "time": _EPOCH + timedelta(milliseconds=time_ms),
             "tenant_id": tenant,
-            "project_id": f"{tenant}-proj-{rng.randrange(3)}",
-            "region": REGIONS[node % len(REGIONS)],
-            "node_id": f"node-{node:03d}",
+            "project_id": self._projects[tenant][i % 3],
+            "region": region,
+            "node_id": node_id,
             "model": model,
             "provider": provider,
             "input_tokens": input_tokens,
