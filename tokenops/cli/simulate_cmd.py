@@ -20,7 +20,7 @@ from tokenops.producers.ledger import Ledger
 from tokenops.producers.readback import read_topic
 from tokenops.producers.simulator import DEFAULT_MODELS, SimulationConfig, Simulator
 from tokenops.settings import KafkaSettings, TopicSettings, load
-from tokenops.topics import ensure_topics, pipeline_topics
+from tokenops.topics import TopicSpec, ensure_topics, pipeline_topics
 
 console = Console()
 
@@ -65,6 +65,8 @@ def simulate(
     topic = topic or topics.usage
     if topic == topics.usage:
         ensure_topics(kafka, pipeline_topics(topics))
+    else:  # a topic of its own (e.g. for --verify) gets the usage topic's partitioning
+        ensure_topics(kafka, [TopicSpec(topic, topics.partitions, topics.replication_factor)])
     start_ms = None
     if start_time:
         try:
