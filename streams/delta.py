@@ -6,12 +6,13 @@ follow each other. One delta is one changelog record, written after the batch's 
 are acknowledged and before the local store is updated.
 
 Changelog record keys: `claim` (a worker took the partition over; only deltas of the
-latest claimant count) and `delta`. Values are JSON; dedup digests travel base64-packed.
+latest claimant count) and `delta`. Values are JSON. A dedup key is `source NUL id`
+(exact, no hash: neither field may hold NUL or newline); the keys first seen in a batch
+travel grouped by event-time bucket, newline-joined.
 """
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,8 +21,6 @@ from tokenops.streams.windows import NO_TIME, Totals, WindowId
 
 CLAIM_KEY = b"claim"
 DELTA_KEY = b"delta"
-DIGEST_BYTES = 16
-DEDUP_ENTRY_BYTES = DIGEST_BYTES + 8  # digest + bucket (big-endian int64)
 
 WindowRow = tuple[str, str, int, Totals]
 
@@ -37,7 +36,7 @@ class StateDelta:
     open: list[WindowRow] = field(default_factory=list)  # upserts of open windows
     closed: list[WindowRow] = field(default_factory=list)  # upserts of closed windows
     unopened: list[WindowId] = field(default_factory=list)  # open windows that closed
-    dedup: bytes = b""  # DEDUP_ENTRY_BYTES per newly seen (source, id)
+    dedup: dict[int, str] = field(default_factory=dict)  # bucket -> "key\nkey..." first seen
     processors: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
@@ -53,7 +52,7 @@ class StateDelta:
                 "open": self.open,
                 "closed": self.closed,
                 "unopened": self.unopened,
-                "dedup": base64.b64encode(self.dedup).decode(),
+                "dedup": [[bucket, keys] for bucket, keys in self.dedup.items()],
                 "proc": self.processors,
             }
         )
@@ -71,7 +70,7 @@ class StateDelta:
             open=[(t, m, s, v) for t, m, s, v in d["open"]],
             closed=[(t, m, s, v) for t, m, s, v in d["closed"]],
             unopened=[(t, m, s) for t, m, s in d["unopened"]],
-            dedup=base64.b64decode(d["dedup"]),
+            dedup={bucket: keys for bucket, keys in d["dedup"]},
             processors=d["proc"],
         )
 

@@ -9,8 +9,6 @@ duplicates) or dead-lettered; records below `next_offset` were already done and 
 
 from __future__ import annotations
 
-import hashlib
-import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -24,7 +22,6 @@ from tokenops.streams.processors import OutputRecord, PartitionProcessor
 from tokenops.streams.store import PartitionStore
 from tokenops.streams.windows import NO_TIME, Totals, WindowBook
 
-_BUCKET = struct.Struct(">q")
 # (value, headers, now_ms) -> events; `now_ms` is the record's Kafka timestamp, so the
 # future-skew rule gives the same answer when a record is replayed after a crash.
 Decoder = Callable[[bytes, Any, int], list[UsageEvent]]
@@ -50,10 +47,6 @@ class BatchCounts:
     corrections: int = 0
     windows_closed: int = 0
     dead_letter_fields: list[str] = field(default_factory=list)
-
-
-def digest(source: str, event_id: str) -> bytes:
-    return hashlib.blake2b(f"{source}\x00{event_id}".encode(), digest_size=16).digest()
 
 
 class PartitionState:
@@ -140,34 +133,42 @@ class PartitionState:
         self, accepted: list[list[UsageEvent]], counts: BatchCounts, delta: StateDelta
     ) -> list[UsageEvent]:
         book = self.book
+        add = book.add
         book.begin(self.store.closed_window)
         events = [e for batch in accepted for e in batch]
-        digests = [digest(e.source, e.id) for e in events]
-        stored = self.store.seen(digests)
-        seen_now: set[bytes] = set()
+        keys = [f"{e.source}\x00{e.id}" for e in events]
+        stored = self.store.seen(keys)
+        seen_now: set[str] = set()
         fresh: list[UsageEvent] = []
-        entries = bytearray()
+        buckets: dict[int, list[str]] = {}
         bucket_ms = self.store.bucket_ms
-        for event, key, old in zip(events, digests, stored, strict=True):
+        for event, key, old in zip(events, keys, stored, strict=True):
             if old or key in seen_now:
-                counts.duplicates += 1
                 continue
             seen_now.add(key)
-            t = event.time_ms
-            entries += key + _BUCKET.pack(t // bucket_ms)
             d = event.__dict__
-            tokens = (
-                d["input_tokens"],
-                d["output_tokens"],
-                d["cache_read_input_tokens"],
-                d["cache_creation_input_tokens"],
-                d["reasoning_output_tokens"],
+            t = event.time_ms
+            bucket = buckets.get(t // bucket_ms)
+            if bucket is None:
+                bucket = buckets[t // bucket_ms] = []
+            bucket.append(key)
+            add(
+                d["tenant_id"],
+                d["model"],
+                t,
+                (
+                    d["input_tokens"],
+                    d["output_tokens"],
+                    d["cache_read_input_tokens"],
+                    d["cache_creation_input_tokens"],
+                    d["reasoning_output_tokens"],
+                ),
             )
-            book.add(d["tenant_id"], d["model"], t, tokens)
             fresh.append(event)
         counts.events = len(events)
         counts.counted = len(fresh)
-        delta.dedup = bytes(entries)
+        counts.duplicates = len(events) - len(fresh)
+        delta.dedup = {b: "\n".join(k) for b, k in buckets.items()}
         return fresh
 
     def _finish(

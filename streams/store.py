@@ -5,12 +5,14 @@ Layout (raw bytes keys, big-endian times so ranges sort by time):
                                       owner, watermark, highest event time
 - `o` start tenant|model           -> open window totals
 - `c` start tenant|model           -> closed window totals (with revision)
-- `d` digest                       -> dedup bucket of a seen (source, id)
-- `e` bucket digest                -> expiry index of the dedup entries
+- `d` source NUL id                -> dedup bucket (event time // bucket_ms) of a seen event
+- `e` bucket changelog-offset      -> newline-joined dedup keys to delete with the bucket
 - `p` processor NUL key            -> a partition processor's JSON state
 
 The store only ever receives whole `StateDelta`s in one RocksDB write batch, so after a
-crash it holds exactly the state after some changelog record, and says which.
+crash it holds exactly the state after some changelog record, and says which. The WAL is
+off: a crash may lose the newest writes, but never part of one, and the changelog tail
+after the store's position brings them back on recovery.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from pathlib import Path
 from typing import Any, cast
 
 import orjson
-from rocksdict import Options, Rdict, WriteBatch
-from tokenops.streams.delta import DEDUP_ENTRY_BYTES, DIGEST_BYTES, StateDelta
+from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+from tokenops.streams.delta import StateDelta
 from tokenops.streams.windows import NO_TIME, Totals, WindowId
 
 _META = b"m"
@@ -41,7 +43,11 @@ class PartitionStore:
         self.bucket_ms = bucket_ms
         self.window_ms = window_ms
         path.mkdir(parents=True, exist_ok=True)
-        self.db = Rdict(str(path), Options(raw_mode=True))
+        options = Options(raw_mode=True)
+        options.set_write_buffer_size(64 * 1024 * 1024)
+        self.db = Rdict(str(path), options)
+        self._write = WriteOptions()
+        self._write.disable_wal = True
         raw = self.db.get(_META)
         self.meta: dict[str, Any] = orjson.loads(raw) if raw is not None else {}
 
@@ -50,6 +56,7 @@ class PartitionStore:
         shutil.rmtree(path, ignore_errors=True)
 
     def close(self) -> None:
+        self.db.flush()  # without a WAL, an unflushed memtable dies with the process
         self.db.close()
 
     def open_windows(self) -> dict[int, dict[tuple[str, str], Totals]]:
@@ -67,10 +74,11 @@ class PartitionStore:
         value = self.db.get(_window_key(b"c", *window))
         return None if value is None else list(_TOTALS.unpack(value))
 
-    def seen(self, digests: list[bytes]) -> list[bool]:
-        if not digests:
+    def seen(self, keys: list[str]) -> list[bool]:
+        """Whether each dedup key (`source NUL id`) was counted before."""
+        if not keys:
             return []
-        found = cast(list[bytes | None], self.db.get([b"d" + d for d in digests]))
+        found = cast(list[bytes | None], self.db.get([b"d" + k.encode() for k in keys]))
         return [v is not None for v in found]
 
     def processor_state(self, name: str) -> dict[str, Any]:
@@ -92,11 +100,11 @@ class PartitionStore:
             batch.delete(_window_key(b"o", tenant_id, model, start))
         for tenant_id, model, start, totals in delta.closed:
             batch.put(_window_key(b"c", tenant_id, model, start), _TOTALS.pack(*totals))
-        entries = delta.dedup
-        for i in range(0, len(entries), DEDUP_ENTRY_BYTES):
-            digest, bucket = entries[i : i + DIGEST_BYTES], entries[i + DIGEST_BYTES : i + 24]
-            batch.put(b"d" + digest, bucket)
-            batch.put(b"e" + bucket + digest, b"")
+        for bucket, keys in delta.dedup.items():
+            packed, joined = _TIME.pack(bucket), keys.encode()
+            for key in joined.split(b"\n"):
+                batch.put(b"d" + key, packed)
+            batch.put(b"e" + packed + _TIME.pack(changelog_next), joined)
         for name, changes in delta.processors.items():
             prefix = b"p" + name.encode() + b"\x00"
             for key, value in changes.items():
@@ -114,27 +122,28 @@ class PartitionStore:
             "expired_ms": max(delta.expire_before_ms, self.meta.get("expired_ms", NO_TIME)),
         }
         batch.put(_META, orjson.dumps(meta))
-        self.db.write(batch)
+        self.db.write(batch, self._write)
         self.meta = meta
 
     def set_claim(self, owner: str, changelog_next: int) -> None:
         self.meta = {**self.meta, "owner": owner, "changelog_next": changelog_next}
-        self.db.put(_META, orjson.dumps(self.meta))
+        self.db.put(_META, orjson.dumps(self.meta), self._write)
 
     def _expire(self, batch: WriteBatch, before_ms: int) -> None:
         if before_ms <= 0 or before_ms <= self.meta.get("expired_ms", NO_TIME):
             return
         last_bucket = before_ms // self.bucket_ms  # buckets ending at or before `before_ms`
         bound = b"e" + _TIME.pack(last_bucket)
-        for key in self._keys_between(b"e", bound):
-            batch.delete(b"d" + key[9:])
+        for _, joined in self._items_between(b"e", bound):
+            for key in joined.split(b"\n"):
+                batch.delete(b"d" + key)
         batch.delete_range(b"e", bound)
         # closed windows whose end is at or before the bound: start <= before_ms - window
         batch.delete_range(b"c", b"c" + _TIME.pack(before_ms - self.window_ms + 1))
 
-    def _keys_between(self, low: bytes, high: bytes) -> Iterable[bytes]:
-        for raw_key in self.db.keys(from_key=low):
+    def _items_between(self, low: bytes, high: bytes) -> Iterable[tuple[bytes, bytes]]:
+        for raw_key, value in self.db.items(from_key=low):
             key = cast(bytes, raw_key)
             if key >= high:
                 break
-            yield key
+            yield key, cast(bytes, value)

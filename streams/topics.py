@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from confluent_kafka.admin import AdminClient
 from tokenops.streams.settings import WorkerSettings
 
@@ -35,8 +37,14 @@ def ensure_worker_topics(
             )
         ],
     )
-    changelog = AdminClient(kafka.librdkafka()).list_topics(settings.changelog, timeout=30)
-    found = len(changelog.topics[settings.changelog].partitions)
+    admin = AdminClient(kafka.librdkafka())
+    found = 0
+    for _ in range(50):  # a topic created a moment ago may not list its partitions yet
+        listed = admin.list_topics(settings.changelog, timeout=30).topics[settings.changelog]
+        found = len(listed.partitions) if listed.error is None else 0
+        if found:
+            break
+        time.sleep(0.2)
     if found != partitions:
         raise TokenopsError(
             f"changelog {settings.changelog} has {found} partitions, "

@@ -114,4 +114,4 @@ def test_state_survives_a_restart_and_the_changelog_rebuilds_it(tmp_path: Path) 
         fresh.apply(StateDelta.from_bytes(raw), i + 1, "me")
     assert fresh.closed_window(("acme", "m1", T0)) == again.store.closed_window(("acme", "m1", T0))
     assert fresh.open_windows() == again.store.open_windows()
-    assert fresh.seen([b"x" * 16]) == [False]
+    assert fresh.seen(["//node/1\x00e1", "//node/1\x00nope"]) == [True, False]

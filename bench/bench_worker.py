@@ -1,0 +1,242 @@
+"""Sustained events/s of one `tokenops worker` on a pre-filled topic, next to raw ceilings.
+
+`python -m bench.bench_worker [events] [events_per_record] [tenants]` starts a Kafka broker
+(or uses TOKENOPS_KAFKA_BOOTSTRAP_SERVERS), fills a 4-partition usage topic with batch
+records, then measures in the same run, on the same topic:
+
+1. raw confluent-kafka `consume(10000)` + orjson + dict sum (no validation): the ceiling;
+2. raw confluent-kafka + the worker's decoder (`decode_record`) + dict sum;
+3. one worker process from its first counted event until every event is counted, with
+   its peak RSS. `TOKENOPS_BENCH_PROFILE=path` runs the worker under cProfile.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from confluent_kafka import Consumer, Producer
+from tokenops.schemas.codec import BATCH_CONTENT_TYPE, decode_record, to_cloudevent
+from tokenops.schemas.event import UsageEvent
+
+from tokenops.settings import KafkaSettings, StackSettings
+from tokenops.stack.kafka import KafkaBroker
+from tokenops.stack.process import free_port
+from tokenops.topics import TopicSpec, ensure_topics
+
+TOKENOPS = str(Path(sys.executable).parent / "tokenops")
+
+
+def fill(kafka: KafkaSettings, topic: str, events: int, per_record: int, tenants: int) -> None:
+    now = int(time.time() * 1000) - 3_600_000
+    template = to_cloudevent(
+        UsageEvent(
+            id="x",
+            source="//node/bench",
+            time=datetime.fromtimestamp(now / 1000, UTC),
+            tenant_id="t",
+            model="gpt-x",
+            provider="acme-ai",
+            input_tokens=100,
+            output_tokens=50,
+        )
+    )
+    producer = Producer(
+        {
+            **kafka.librdkafka(),
+            "partitioner": "murmur2_random",
+            "linger.ms": 20,
+            "compression.type": "lz4",
+            "queue.buffering.max.kbytes": 512_000,
+        }
+    )
+    headers = [("content-type", BATCH_CONTENT_TYPE.encode())]
+    span_ms = 20 * 60_000  # event time advances over 20 minutes of the topic
+    n = 0
+    while n < events:
+        tenant = f"tenant-{(n // per_record) % tenants:06d}"
+        batch = []
+        for _ in range(min(per_record, events - n)):
+            ce = copy.deepcopy(template)
+            t = now + n * span_ms // events
+            ce["id"] = f"e{n}"
+            ce["time"] = (
+                datetime.fromtimestamp(t / 1000, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+            )
+            ce["data"]["tenant_id"] = tenant
+            ce["data"]["input_tokens"] = n % 1000
+            batch.append(ce)
+            n += 1
+        body = {
+            "type": "ai.tokenops.usage.batch",
+            "version": 1,
+            "tenant_id": tenant,
+            "events": batch,
+        }
+        while True:
+            try:
+                producer.produce(topic, orjson.dumps(body), tenant.encode(), headers=headers)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        producer.poll(0)
+    producer.flush(120)
+
+
+def raw_consume(
+    kafka: KafkaSettings, topic: str, events: int, decode: Callable[[bytes, Any], int]
+) -> float:
+    consumer = Consumer(
+        {
+            **kafka.librdkafka(),
+            "group.id": f"bench-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    seen = 0
+    start = None
+    while seen < events:
+        for m in consumer.consume(10_000, timeout=1.0):
+            if m.error():
+                continue
+            if start is None:
+                start = time.perf_counter()
+            seen += decode(m.value(), m.headers())
+    elapsed = time.perf_counter() - (start or time.perf_counter())
+    consumer.close()
+    return events / elapsed
+
+
+def sum_orjson(value: bytes, headers: Any) -> int:
+    totals: dict[str, int] = {}
+    body = orjson.loads(value)
+    for ce in body["events"]:
+        d = ce["data"]
+        totals[d["tenant_id"]] = totals.get(d["tenant_id"], 0) + d["input_tokens"]
+    return len(body["events"])
+
+
+def sum_decoded(value: bytes, headers: Any) -> int:
+    totals: dict[str, int] = {}
+    events = decode_record(value, headers)
+    for e in events:
+        totals[e.tenant_id] = totals.get(e.tenant_id, 0) + e.input_tokens
+    return len(events)
+
+
+def run_worker(kafka: KafkaSettings, topic: str, events: int, state: Path) -> tuple[float, float]:
+    port = free_port()
+    app_id = f"bench-{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENOPS_")}
+    env.update(
+        TOKENOPS_KAFKA_BOOTSTRAP_SERVERS=kafka.bootstrap_servers,
+        TOKENOPS_TOPIC_USAGE=topic,
+        TOKENOPS_TOPIC_AGGREGATES=f"{app_id}.aggregates",
+        TOKENOPS_TOPIC_DEAD_LETTER=f"{app_id}.dlq",
+        TOKENOPS_TOPIC_QUOTA_ALERTS=f"{app_id}.alerts",
+        TOKENOPS_TOPIC_QUOTAS=f"{app_id}.quotas",
+        TOKENOPS_WORKER_APP_ID=app_id,
+        TOKENOPS_WORKER_STATE_DIR=str(state),
+        TOKENOPS_WORKER_HTTP_PORT=str(port),
+        TOKENOPS_WORKER_LOG_EVERY_S="5",
+        TOKENOPS_LOG_LEVEL=os.environ.get("TOKENOPS_LOG_LEVEL", "WARNING"),
+    )
+    for name in ("BATCH_MAX_RECORDS", "BATCH_WITHIN_S"):
+        if f"TOKENOPS_WORKER_{name}" in os.environ:
+            env[f"TOKENOPS_WORKER_{name}"] = os.environ[f"TOKENOPS_WORKER_{name}"]
+    command = [TOKENOPS, "worker"]
+    profile = os.environ.get("TOKENOPS_BENCH_PROFILE")
+    if profile:
+        command = [sys.executable, "-m", "cProfile", "-o", profile, TOKENOPS, "worker"]
+    proc = subprocess.Popen(command, env=env)
+    try:
+        start = None
+        counted = 0.0
+        while counted < events:
+            time.sleep(0.2)
+            assert proc.poll() is None, "worker exited"
+            counted = _metric(port, 'tokenops_worker_events_total{outcome="counted"}')
+            if counted and start is None:
+                start = time.perf_counter()
+        elapsed = time.perf_counter() - (start or 0)
+        rss = _peak_rss_mb(proc.pid)
+        return events / elapsed, rss
+    finally:
+        proc.terminate()
+        proc.wait(60)
+
+
+def _metric(port: int, sample: str) -> float:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith(sample + " "):
+                    return float(line.split()[-1])
+    except OSError:
+        pass
+    return 0.0
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main(events: int = 1_000_000, per_record: int = 100, tenants: int = 1000) -> None:
+    with tempfile.TemporaryDirectory(prefix="tokenops-bench-") as tmp:
+        broker = None
+        if "TOKENOPS_KAFKA_BOOTSTRAP_SERVERS" in os.environ:
+            kafka = KafkaSettings()
+        else:
+            broker = KafkaBroker(
+                StackSettings(
+                    state_dir=Path(tmp),
+                    kafka_port=free_port(),
+                    kafka_controller_port=free_port(),
+                    kafka_heap_mb=768,
+                )
+            )
+            broker.start()
+            kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+        try:
+            topic = f"bench.usage.{uuid.uuid4().hex[:8]}"
+            ensure_topics(kafka, [TopicSpec(topic, 4, 1)])
+            t = time.perf_counter()
+            fill(kafka, topic, events, per_record, tenants)
+            print(
+                f"filled {events} events in {events // per_record} records ({time.perf_counter() - t:.1f}s)"
+            )
+            ceiling = raw_consume(kafka, topic, events, sum_orjson)
+            print(f"raw confluent-kafka + orjson + dict sum:        {ceiling:>12,.0f} events/s")
+            decoded = raw_consume(kafka, topic, events, sum_decoded)
+            print(f"raw confluent-kafka + decode_record + dict sum: {decoded:>12,.0f} events/s")
+            rate, rss = run_worker(kafka, topic, events, Path(tmp) / "state")
+            print(
+                f"tokenops worker (1 process, exact, durable):    {rate:>12,.0f} events/s  "
+                f"peak RSS {rss:.0f} MiB"
+            )
+            print(
+                f"worker / raw ceiling = {rate / ceiling:.2f}; worker / raw+decode = {rate / decoded:.2f}"
+            )
+        finally:
+            if broker is not None:
+                broker.stop()
+
+
+if __name__ == "__main__":
+    main(*(int(a) for a in sys.argv[1:]))
