@@ -13,6 +13,7 @@ from typing import Any
 from tokenops.schemas.quota import QuotaDefinition
 
 PICOS = 10**12
+_SHARED: dict[tuple[str, str], tuple[int, int]] = {}  # (period, timezone) -> last bounds
 
 
 class QuotaPlan:
@@ -49,7 +50,13 @@ class QuotaPlan:
     def bounds_at(self, time_ms: int) -> tuple[int, int]:
         """[start, end) of the period holding `time_ms`; the last answer is reused."""
         if not self._start <= time_ms < self._end:
-            self._start, self._end = self.quota.period_bounds(time_ms)
+            # Every quota with this period and timezone shares the boundaries: computing
+            # a local midnight is the costly part, so it is done once per period change.
+            zone = (self.quota.period, self.quota.timezone)
+            start, end = _SHARED.get(zone, (0, -1))
+            if not start <= time_ms < end:
+                start, end = _SHARED[zone] = self.quota.period_bounds(time_ms)
+            self._start, self._end = start, end
         return self._start, self._end
 
     def to_decimal(self, usage: int) -> Decimal:

@@ -72,10 +72,12 @@ class QuotaEvaluator:
     watermark_ms: int = 0
     stats: dict[str, int] = field(default_factory=lambda: {"events": 0, "late_ignored": 0})
     _plans: dict[int, QuotaPlan] = field(default_factory=dict)
+    _expiry: dict[int, set[str]] = field(default_factory=dict)  # expiry ms -> cell keys
 
     def load(self, state: Mapping[str, Mapping[str, Any]]) -> None:
         """Replace the in-memory state with `state` (as recovered from the changelog)."""
         self.cells.clear()
+        self._expiry.clear()
         self.watermark_ms = 0
         for key, value in state.items():
             if key == WATERMARK_KEY:
@@ -84,7 +86,8 @@ class QuotaEvaluator:
             raw, crossed = value["usage"], [int(t) for t in value["crossed"]]
             cost = isinstance(raw, str)  # cost budgets keep a decimal string
             usage = int(Decimal(raw) * PICOS) if cost else int(raw)
-            self.cells[key] = _Cell(usage, crossed, int(value["end_ms"]), cost)
+            cell = self.cells[key] = _Cell(usage, crossed, int(value["end_ms"]), cost)
+            self._expire(key, cell.end_ms + self._horizon_of(key, cell))
 
     def state(self) -> dict[str, dict[str, Any]]:
         """The whole state, as `load` takes it."""
@@ -148,6 +151,7 @@ class QuotaEvaluator:
         cell = self.cells.get(key)
         if cell is None:
             cell = self.cells[key] = _Cell(0, [], end, bool(plan.prices))
+            self._expire(key, end + plan.horizon_ms)
         cell.usage += added
         for pct, bound in plan.bounds:
             if cell.usage >= bound and pct not in cell.crossed:
@@ -156,24 +160,22 @@ class QuotaEvaluator:
                 alerts.append(_alert(quota, start, end, pct, usage, time_ms, emitted_at))
         return key
 
+    def _expire(self, key: str, at_ms: int) -> None:
+        self._expiry.setdefault(at_ms, set()).add(key)
+
+    def _horizon_of(self, key: str, cell: _Cell) -> int:
+        # A recovered cell does not name its quota's period; a minute cell spans 60 s.
+        minute = cell.end_ms - int(key.rsplit("|", 1)[1]) == 60_000
+        return self.rate_late_horizon_ms if minute else self.late_horizon_ms
+
     def _evict(self) -> list[str]:
-        # A cell lives until the late horizon of its period has passed; the longest
-        # horizon applies because the cell does not remember its quota's period.
-        limit = self.watermark_ms - max(self.late_horizon_ms, self.rate_late_horizon_ms)
-        minute_limit = self.watermark_ms - self.rate_late_horizon_ms
-        gone = [
-            key
-            for key, cell in self.cells.items()
-            if cell.end_ms < limit or (cell.end_ms < minute_limit and _is_minute_cell(key, cell))
-        ]
-        for key in gone:
-            del self.cells[key]
+        """Drop the cells whose late horizon the watermark has passed (few distinct ends)."""
+        gone: list[str] = []
+        for at_ms in [at for at in self._expiry if at < self.watermark_ms]:
+            for key in self._expiry.pop(at_ms):
+                if self.cells.pop(key, None) is not None:
+                    gone.append(key)
         return gone
-
-
-def _is_minute_cell(key: str, cell: _Cell) -> bool:
-    start = int(key.rsplit("|", 1)[1])
-    return cell.end_ms - start == 60_000
 
 
 def _time_ms(event: UsageLike) -> int:
