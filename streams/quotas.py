@@ -71,7 +71,10 @@ class QuotaEvaluator:
     cells: dict[str, _Cell] = field(default_factory=dict)
     watermark_ms: int = 0
     stats: dict[str, int] = field(default_factory=lambda: {"events": 0, "late_ignored": 0})
-    _plans: dict[int, QuotaPlan] = field(default_factory=dict)
+    # tenant -> (the book's quota tuple, its compiled plans); a new tuple means a change
+    _compiled: dict[str, tuple[tuple[QuotaDefinition, ...], tuple[QuotaPlan, ...]]] = field(
+        default_factory=dict
+    )
     _expiry: dict[int, set[str]] = field(default_factory=dict)  # expiry ms -> cell keys
 
     def load(self, state: Mapping[str, Mapping[str, Any]]) -> None:
@@ -106,19 +109,22 @@ class QuotaEvaluator:
         emitted_at = int(time.time() * 1000) if now_ms is None else now_ms
         alerts: list[QuotaAlert] = []
         touched: set[str] = set()
-        count = 0
+        count, for_tenant, compiled = 0, self.book.for_tenant, self._compiled
         for event in events:
             count += 1
             time_ms = _time_ms(event)
             if time_ms > self.watermark_ms:
                 self.watermark_ms = time_ms
-            quotas = self.book.for_tenant(event.tenant_id)
+            quotas = for_tenant(event.tenant_id)
             if not quotas:
                 continue
-            for quota in quotas:
-                if quota.model is not None and quota.model != event.model:
+            entry = compiled.get(event.tenant_id)
+            if entry is None or entry[0] is not quotas:  # the book made a new tuple: changed
+                entry = compiled[event.tenant_id] = (quotas, tuple(map(self._plan, quotas)))
+            for plan in entry[1]:
+                if plan.model is not None and plan.model != event.model:
                     continue
-                key = self._count(self._plan(quota), event, time_ms, emitted_at, alerts)
+                key = self._count(plan, event, time_ms, emitted_at, alerts)
                 if key is not None:
                     touched.add(key)
         self.stats["events"] += count
@@ -128,13 +134,8 @@ class QuotaEvaluator:
         return alerts, delta
 
     def _plan(self, quota: QuotaDefinition) -> QuotaPlan:
-        plan = self._plans.get(id(quota))
-        if plan is None or plan.quota is not quota:  # a changed quota is a new object
-            horizon = (
-                self.rate_late_horizon_ms if quota.period == "minute" else self.late_horizon_ms
-            )
-            plan = self._plans[id(quota)] = QuotaPlan(quota, horizon)
-        return plan
+        horizon = self.rate_late_horizon_ms if quota.period == "minute" else self.late_horizon_ms
+        return QuotaPlan(quota, horizon)
 
     def _count(
         self, plan: QuotaPlan, event: Any, time_ms: int, emitted_at: int, alerts: list[QuotaAlert]
