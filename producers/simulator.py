@@ -58,6 +58,9 @@ class SimulationConfig:
     late_share: float = 0.0
     late_by_s: float = 120.0
     malformed_share: float = 0.0
+    # Names of this run's tenants are `<tenant_prefix>001`...; a run-scoped prefix keeps
+    # repeated runs on one stack apart (the demo uses one per run).
+    tenant_prefix: str = "tenant-"
 
     @property
     def total_records(self) -> int:
@@ -81,7 +84,7 @@ class Simulator:
         self._rng = random.Random(config.seed)
         weights = [1 / (k**config.zipf_s) for k in range(1, config.tenants + 1)]
         self._tenant_weights = list(itertools.accumulate(weights))
-        self._tenants = [f"tenant-{k:03d}" for k in range(1, config.tenants + 1)]
+        self._tenants = [f"{config.tenant_prefix}{k:03d}" for k in range(1, config.tenants + 1)]
         self._model_weights = list(itertools.accumulate(m[2] for m in config.models))
         self._projects = {t: [f"{t}-proj-{k}" for k in range(3)] for t in self._tenants}
         self._nodes = [
@@ -92,7 +95,9 @@ class Simulator:
             )
             for n in range(config.nodes)
         ]
-        self._run = f"{config.seed:x}"
+        # Event ids are unique per (seed, start): two runs never share a `source` + `id`,
+        # so the worker's deduplication cannot swallow a second run's traffic.
+        self._run = f"{config.seed:x}-{self.start_ms:x}"
         self._drawn = self._draws(self._rng)
 
     def emissions(self) -> Iterator[Emission]:
