@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -180,26 +181,53 @@ class Usage:
         return time.time()
 
 
+def wait_healthy(worker: WorkerProcess, timeout_s: float = 90) -> None:
+    """Until the worker owns its partitions' state (its /healthz answers 200)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            url = f"http://127.0.0.1:{worker.port}/healthz"
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"worker not ready within {timeout_s} s: {worker.log.read_text()[-3000:]}")
+
+
+def wait_for_record(kafka: KafkaSettings, topic: str, count: int, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while len(read_topic(kafka, topic)) < count:
+        assert time.monotonic() < deadline, f"fewer than {count} records on {topic}"
+        time.sleep(0.5)
+
+
 def test_warning_then_exceeded_each_once_within_60_s(
     kafka_settings: KafkaSettings,
     topics: dict[str, str],
     stack: tuple[Webhook, str],
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # Faust puts its `<app id>-data` folder in the cwd
     webhook, app_id = stack
     env = worker_env(kafka_settings, topics, app_id, tmp_path)
     logs = tmp_path / "worker.log"
     worker = WorkerProcess(env, tmp_path / "worker-state", logs)
     usage = Usage(kafka_settings, topics["usage"])
     try:
+        wait_healthy(worker)
         for _ in range(7):  # 70 %: the 50 % crossing goes to the topic, no page
             usage.send(1000)
         usage.send(0, again=usage.sent[0])  # a duplicate counts nothing
+        wait_for_record(kafka_settings, topics["quota_alerts"], count=1)
         crossed_warning = usage.send(1000)  # 80 %
         warned = webhook.wait_for("TokenopsQuotaWarning", 60)
 
         worker.kill()  # kill -9 and restart from the durable state
         worker = WorkerProcess(env, tmp_path / "worker-state", logs)
+        wait_healthy(worker)
         for event in usage.sent[:3]:
             usage.send(0, again=event)  # duplicates again, after the restart
         # 60 s late: past the worker's lateness (a window correction), within its 120 s
@@ -225,6 +253,12 @@ def test_warning_then_exceeded_each_once_within_60_s(
     keys = sorted(alert.key for alert in alerts)
     start = alerts[0].period_start_ms
     assert keys == sorted(f"{TENANT}|daily|{start}|{pct}" for pct in (50, 80, 100)), keys
+    emitted = {alert.threshold_pct: alert.emitted_at_ms / 1000 for alert in alerts}
+    warn_worker, exceed_worker = emitted[80] - crossed_warning, emitted[100] - crossed_exceeded
+    print(
+        f"  of which worker (event acked -> alert record): {warn_worker:.1f} s, "
+        f"{exceed_worker:.1f} s"
+    )
     assert {alert.threshold_pct: int(alert.usage) for alert in alerts} == {
         50: 5000,
         80: 8000,
