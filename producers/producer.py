@@ -32,12 +32,13 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 from prometheus_client import CollectorRegistry
-from tokenops.producers.batcher import TenantBatches, encode_records
+from tokenops.producers.batcher import Batch, TenantBatches, batch_record
 from tokenops.producers.errors import ProducerBackpressureError, ProducerClosedError
 from tokenops.producers.metrics import ProducerMetrics
 from tokenops.producers.settings import ProducerSettings
 from tokenops.producers.spool import Spool, SpooledRecord, read_entries
-from tokenops.schemas import CONTENT_TYPE_HEADER, InvalidEventError, UsageEvent, build_event
+from tokenops.schemas import CONTENT_TYPE_HEADER, InvalidEventError, UsageEvent, encode_event
+from tokenops.schemas.codec import encode_fields
 
 from tokenops.settings import KafkaSettings
 
@@ -62,7 +63,6 @@ class UsageProducer:
         )
         self._lock = threading.Lock()
         self._batches = TenantBatches(settings.batch_max_events, settings.batch_linger_ms / 1000)
-        self._batched = settings.batch_max_events > 1
         # records librdkafka's full queue refused for now, with the spool file they replay
         self._pending: deque[tuple[SpooledRecord, Path | None]] = deque()
         self._pending_events = 0
@@ -84,30 +84,28 @@ class UsageProducer:
 
     def send(self, event: UsageEvent | Mapping[str, Any]) -> None:
         """Accept one event (validated here if given as a mapping of fields)."""
-        event = self._validated(event)
+        tenant, encoded = self._encoded(event)
         if self.outstanding() >= self.settings.max_outstanding_events:
             self._wait_for_room()
+        self._accept(tenant, encoded)
+
+    def _accept(self, tenant: str, encoded: bytes) -> None:
         with self._lock:
             if self._closed:
                 raise ProducerClosedError()
-            full = self._batches.add(event)
+            full = self._batches.add(tenant, encoded)
             if full is not None:
                 self._produce(full)
 
     async def asend(self, event: UsageEvent | Mapping[str, Any]) -> None:
         """`send` for asyncio: waits for room with `asyncio.sleep`, never blocking the loop."""
-        event = self._validated(event)
+        tenant, encoded = self._encoded(event)
         deadline = time.monotonic() + self.settings.backpressure_timeout_s
         while self.outstanding() >= self.settings.max_outstanding_events:
             if time.monotonic() >= deadline:
                 raise self._backpressure_error()
             await asyncio.sleep(0.005)
-        with self._lock:
-            if self._closed:
-                raise ProducerClosedError()
-            full = self._batches.add(event)
-            if full is not None:
-                self._produce(full)
+        self._accept(tenant, encoded)
 
     def send_raw(
         self,
@@ -138,8 +136,8 @@ class UsageProducer:
         if self._released:
             return self.outstanding()
         with self._lock:
-            for events in self._batches.drain():
-                self._produce(events)
+            for batch in self._batches.drain():
+                self._produce(batch)
             self._retry_pending()
         self._producer.flush(self.settings.close_timeout_s if timeout_s is None else timeout_s)
         self._spool.sync()
@@ -201,11 +199,12 @@ class UsageProducer:
 
     # -- internals --------------------------------------------------------------------
 
-    def _validated(self, event: UsageEvent | Mapping[str, Any]) -> UsageEvent:
+    def _encoded(self, event: UsageEvent | Mapping[str, Any]) -> tuple[str, bytes]:
+        """(tenant, CloudEvent bytes); a mapping is validated here, at the call site."""
         if isinstance(event, UsageEvent):
-            return event
+            return event.tenant_id, encode_event(event)
         try:
-            return build_event(event, max_future_skew_s=self.settings.max_future_skew_s)
+            return encode_fields(event, max_future_skew_s=self.settings.max_future_skew_s)
         except InvalidEventError:
             self.metrics.rejected.inc()
             raise
@@ -223,11 +222,11 @@ class UsageProducer:
                 raise self._backpressure_error()
             time.sleep(0.005)
 
-    def _produce(self, events: list[UsageEvent]) -> None:
-        """Hand one tenant's events to librdkafka (caller holds the lock)."""
-        key = events[0].tenant_id.encode()
-        for content_type, value, count in encode_records(events, self._batched):
-            self._submit(SpooledRecord(count, key, content_type, value))
+    def _produce(self, batch: Batch) -> None:
+        """Hand one tenant's encoded events to librdkafka as one record (lock held)."""
+        tenant, encoded = batch
+        content_type, value = batch_record(tenant, encoded)
+        self._submit(SpooledRecord(len(encoded), tenant.encode(), content_type, value))
 
     def _submit(self, record: SpooledRecord, replay_of: Path | None = None) -> None:
         """Produce, or queue behind earlier refused records to keep a tenant's order."""
@@ -314,8 +313,8 @@ class UsageProducer:
         while not self._stop.is_set():
             self._producer.poll(tick)
             with self._lock:
-                for events in self._batches.stale():
-                    self._produce(events)
+                for batch in self._batches.stale():
+                    self._produce(batch)
                 self._retry_pending()
                 self._spool.sync()
 

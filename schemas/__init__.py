@@ -11,7 +11,9 @@ from tokenops.schemas.codec import (
     MAX_RECORD_BYTES,
     decode_record,
     encode_batch,
+    encode_batch_encoded,
     encode_event,
+    encode_fields,
     kafka_key,
 )
 from tokenops.schemas.errors import InvalidEventError
@@ -35,7 +37,9 @@ __all__ = [
     "build_event",
     "decode_record",
     "encode_batch",
+    "encode_batch_encoded",
     "encode_event",
+    "encode_fields",
     "kafka_key",
     "window_key",
 ]

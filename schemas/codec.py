@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -27,10 +28,11 @@ from tokenops.schemas.event import (
     DEFAULT_MAX_FUTURE_SKEW_S,
     MAX_EVENT_BYTES,
     MIN_EVENT_TIME,
+    SCHEMA_VERSION,
     UsageEvent,
     to_epoch_ms,
 )
-from tokenops.schemas.fastpath import MISSING, quick_event, validate_fields
+from tokenops.schemas.fastpath import MISSING, quick_event, quick_fields, validate_fields
 
 CONTENT_TYPE_HEADER = "content-type"
 CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
@@ -66,7 +68,7 @@ def to_cloudevent(event: UsageEvent) -> dict[str, Any]:
         "type": EVENT_TYPE,
         "source": d["source"],
         "id": d["id"],
-        "time": d["time"].isoformat(timespec="milliseconds")[:-6] + "Z",
+        "time": format_time(d["time"]),
         "data": data,
     }
 
@@ -83,9 +85,51 @@ def encode_batch(events: Sequence[UsageEvent]) -> bytes:
     for event in events:
         if event.tenant_id != tenant:
             raise InvalidEventError("tenant_id", event.tenant_id, f"batch is for {tenant!r}")
-    body: dict[str, Any] = {"type": BATCH_TYPE, "version": BATCH_VERSION, "tenant_id": tenant}
-    body["events"] = [to_cloudevent(e) for e in events]
-    return orjson.dumps(body)
+    return encode_batch_encoded(tenant, [encode_event(e) for e in events])
+
+
+def encode_batch_encoded(tenant_id: str, encoded: Sequence[bytes]) -> bytes:
+    """The batch record of already encoded events (`encode_event`, `encode_fields`) of
+    tenant `tenant_id`; the caller guarantees they are valid and of that tenant."""
+    head = b'{"type":"%s","version":%d,"tenant_id":' % (BATCH_TYPE.encode(), BATCH_VERSION)
+    return b"".join((head, orjson.dumps(tenant_id), b',"events":[', b",".join(encoded), b"]}"))
+
+
+def encode_fields(
+    fields: Mapping[str, Any], *, max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S
+) -> tuple[str, bytes]:
+    """(tenant_id, CloudEvent bytes) of the event `UsageEvent(**fields)` would be.
+
+    Same rules and errors as `build_event`, without building the model: the SDK's hot
+    path. Optional fields may travel as JSON null; decoding gives the same event.
+    """
+    data = dict(fields)
+    data.setdefault("schema_version", SCHEMA_VERSION)
+    event_id, source = data.pop("id", MISSING), data.pop("source", MISSING)
+    when = data.pop("time", MISSING)
+    earliest, latest = _EARLIEST_MS, int(time.time() * 1000) + int(max_future_skew_s * 1000)
+    try:
+        out = quick_fields(data, event_id, source, when, earliest, latest)
+    except (TypeError, AttributeError, ValueError):  # an unhashable value: not quick
+        out = None
+    if out is None:
+        event = validate_fields(data, event_id, source, when, earliest, latest)
+        return event.tenant_id, encode_event(event)
+    stamp = when if when.__class__ is str else format_time(out["time"])
+    ce = {
+        "specversion": SPECVERSION,
+        "type": EVENT_TYPE,
+        "source": source,
+        "id": event_id,
+        "time": stamp,
+        "data": data,
+    }
+    return out["tenant_id"], orjson.dumps(ce)
+
+
+def format_time(moment: datetime) -> str:
+    """A UTC datetime as the canonical `2026-01-31T12:00:00.000Z`."""
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def _content_type(headers: list[tuple[str, bytes]] | None) -> str | None:

@@ -127,7 +127,31 @@ def quick_event(
     earliest_ms: int,
     latest_ms: int,
 ) -> UsageEvent | None:
-    """The common valid event, proven valid with set lookups; None: ask `validate_fields`.
+    """The `UsageEvent` of `quick_fields`, built without re-validation; or None."""
+    out = quick_fields(data, event_id, source, when, earliest_ms, latest_ms)
+    return None if out is None else _model(out)
+
+
+def _model(fields: dict[str, Any]) -> UsageEvent:
+    """The model holding these already validated fields, as pydantic would build it."""
+    event: UsageEvent = _new(UsageEvent)
+    _set(event, "__dict__", fields)
+    _set(event, "__pydantic_fields_set__", _ALL_SET)
+    _set(event, "__pydantic_extra__", None)
+    _set(event, "__pydantic_private__", None)
+    return event
+
+
+def quick_fields(
+    data: Mapping[str, Any],
+    event_id: Any,
+    source: Any,
+    when: Any,
+    earliest_ms: int,
+    latest_ms: int,
+) -> dict[str, Any] | None:
+    """The fields of a common valid event, proven valid with set lookups, in model order
+    (plus `time_ms`); None: ask `validate_fields`.
 
     Every identifier must already be in `_known` (put there by `validate_fields` once its
     pattern matched), the time must be canonical (`2026-01-31T12:00:00.000Z`) with its
@@ -186,13 +210,8 @@ def quick_event(
     out["source"] = source
     out["time"] = moment
     out["attributes"] = {}
-    out["time_ms"] = ms  # fills the cached_property
-    event: UsageEvent = _new(UsageEvent)
-    _set(event, "__dict__", out)
-    _set(event, "__pydantic_fields_set__", _ALL_SET)
-    _set(event, "__pydantic_extra__", None)
-    _set(event, "__pydantic_private__", None)
-    return event
+    out["time_ms"] = ms  # fills UsageEvent's cached_property
+    return out
 
 
 def validate_fields(
@@ -256,13 +275,8 @@ def validate_fields(
         for key in data:
             if key not in _DATA_FIELDS:
                 raise InvalidEventError(str(key), data[key], "is not a field of UsageEvent")
-    out["time_ms"] = ms  # fills the cached_property
-    event: UsageEvent = _new(UsageEvent)
-    _set(event, "__dict__", out)
-    _set(event, "__pydantic_fields_set__", _ALL_SET)
-    _set(event, "__pydantic_extra__", None)
-    _set(event, "__pydantic_private__", None)
-    return event
+    out["time_ms"] = ms  # fills UsageEvent's cached_property
+    return _model(out)
 
 
 def build_event(

@@ -21,7 +21,13 @@ from tokenops.schemas import (
     encode_batch,
     encode_event,
 )
-from tokenops.schemas.codec import envelope_fields, from_cloudevent, to_cloudevent
+from tokenops.schemas.codec import (
+    encode_batch_encoded,
+    encode_fields,
+    envelope_fields,
+    from_cloudevent,
+    to_cloudevent,
+)
 from tokenops.schemas.event import (
     IDENTIFIER_PATTERN,
     MAX_TOKENS,
@@ -141,6 +147,13 @@ def outcome(decode: Any, ce: dict[str, Any]) -> tuple[str, Any]:
 def test_valid_events_round_trip_unchanged(fields: dict[str, Any]) -> None:
     event = UsageEvent(**fields)
     assert build_event(fields, max_future_skew_s=10**9) == event
+    for _ in range(2):  # cold, then warm caches: the careful and the quick path
+        tenant, encoded = encode_fields(fields, max_future_skew_s=10**9)
+        assert tenant == event.tenant_id
+        assert decode_record(encoded, None, now_ms=NOW_MS) == [event]
+    assert decode_record(
+        encode_batch_encoded(event.tenant_id, [encoded, encode_event(event)]), None, now_ms=NOW_MS
+    ) == [event, event]
     [decoded] = decode_record(encode_event(event), EVENT_HEADERS, now_ms=NOW_MS)
     assert decoded == event
     assert decoded.time_ms == to_epoch_ms(event.time)
@@ -366,6 +379,11 @@ def test_sdk_fast_constructor_agrees_with_pydantic(
         except ValidationError as exc:
             raise invalid_event_error(exc) from exc
 
-    assert outcome(lambda f: build_event(f, max_future_skew_s=SKEW_S), fields) == outcome(
-        slow, fields
-    )
+    expected = outcome(slow, fields)
+    assert outcome(lambda f: build_event(f, max_future_skew_s=SKEW_S), fields) == expected
+    encoded = outcome(lambda f: encode_fields(f, max_future_skew_s=SKEW_S), fields)
+    assert encoded[0] == expected[0]
+    if expected[0] == "ok":
+        assert decode_record(encoded[1][1], None, max_future_skew_s=SKEW_S) == [expected[1]]
+    else:
+        assert encoded == expected
