@@ -50,6 +50,7 @@ class StreamWorker:
         self.states: dict[int, PartitionState] = {}
         self.last_input: dict[int, float] = {}
         self.lock = asyncio.Lock()
+        self._last_batch_end = time.perf_counter()
         self.ready = threading.Event()  # set once the assigned partitions are recovered
 
     def _path(self, partition: int) -> Path:
@@ -101,9 +102,11 @@ class StreamWorker:
     async def handle(self, records: dict[int, list[InputRecord]]) -> None:
         """Make one batch durable; records of partitions we do not own are ignored."""
         async with self.lock:
+            started = time.perf_counter()
             now_ms = int(time.time() * 1000)
             work: list[tuple[PartitionState, StateDelta]] = []
             outputs: list[OutputRecord] = []
+            n = sum(len(batch) for batch in records.values())
             for partition, batch in records.items():
                 state = self.states.get(partition)
                 if state is None:
@@ -113,7 +116,16 @@ class StreamWorker:
                 outputs += out
                 work.append((state, delta))
                 self.metrics.record(counts)
+            processed = time.perf_counter()
             await self._publish(outputs, work)
+            logger.debug(
+                "batch records=%d process_s=%.3f publish_s=%.3f since_last_s=%.3f",
+                n,
+                processed - started,
+                time.perf_counter() - processed,
+                started - self._last_batch_end,
+            )
+            self._last_batch_end = time.perf_counter()
 
     async def idle_tick(self) -> None:
         """Close the windows of partitions without input for `idle_timeout_s`."""

@@ -15,7 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.worker_run import Traffic, WorkerProcess, dead_letters, wait_exact, worker_env
+from tests.e2e.worker_run import (
+    WINDOW_S,
+    Traffic,
+    WorkerProcess,
+    dead_letters,
+    wait_exact,
+    worker_env,
+)
 from tokenops.settings import KafkaSettings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -60,6 +67,47 @@ def test_exact_totals_with_duplicates_late_and_malformed(
             traffic.round(800)
             time.sleep(0.5)
         _check(kafka_settings, topics, traffic, [log])
+    finally:
+        worker.stop()
+
+
+def test_simulator_run_latest_revisions_equal_the_ledger(
+    kafka_settings: KafkaSettings, topics: dict[str, str], tmp_path: Path
+) -> None:
+    """The fleet simulator's ledger is the judge (its late events are 3 s late, beyond
+    the 1 s lateness; the traffic of the other tests also has late events inside it)."""
+    from tokenops.producers.producer import UsageProducer
+    from tokenops.producers.settings import ProducerSettings
+    from tokenops.producers.simulator import SimulationConfig, Simulator
+
+    env = worker_env(kafka_settings, topics, f"w-{uuid.uuid4().hex[:8]}", tmp_path)
+    log = tmp_path / "worker.log"
+    worker = WorkerProcess(env, tmp_path / "state", log)
+    worker.wait_ready()
+    config = SimulationConfig(
+        tenants=40,
+        rate=1500,
+        duration_s=8,
+        seed=11,
+        duplicate_share=0.05,
+        late_share=0.05,
+        late_by_s=3,
+        malformed_share=0.01,
+    )
+    settings = ProducerSettings(
+        topic=topics["usage"], batch_max_events=50, spool_dir=tmp_path / "spool"
+    )
+    try:
+        with UsageProducer(kafka_settings, settings) as producer:
+            ledger = Simulator(config).run(producer)
+        assert ledger.completed and ledger.malformed and ledger.late and ledger.duplicates
+        expected = {k: list(v) for k, v in ledger.expected_windows(WINDOW_S).items()}
+        got = wait_exact(kafka_settings, topics, expected, timeout_s=60)
+        if got != expected:
+            print(log.read_text()[-5000:])
+        assert got == expected
+        values = sorted(dead_letters(kafka_settings, topics["dead_letter"]).values())
+        assert values == sorted(ledger.malformed_values())
     finally:
         worker.stop()
 

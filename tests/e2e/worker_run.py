@@ -230,9 +230,9 @@ def dead_letters(kafka: KafkaSettings, topic: str) -> dict[tuple[int, int], byte
 
 
 def wait_exact(
-    kafka: KafkaSettings, topics: dict[str, str], ledger: Ledger, timeout_s: float
+    kafka: KafkaSettings, topics: dict[str, str], expected: dict[Key, list[int]], timeout_s: float
 ) -> dict[Key, list[int]]:
-    expected = {k: v for k, v in ledger.totals.items()}
+    """Read the aggregates until they equal `expected` or `timeout_s` passes."""
     deadline = time.monotonic() + timeout_s
     got: dict[Key, list[int]] = {}
     while time.monotonic() < deadline:
