@@ -59,8 +59,14 @@ class ClickHouseWriter:
 
     def write(self, batch: Batch) -> None:
         if batch.events:
+            # Column-oriented: measured ~3x faster than row-oriented into chDB (bench/).
+            columns = [list(column) for column in zip(*batch.events, strict=True)]
             self.client.insert(
-                "raw_events", batch.events, column_names=EVENT_COLUMNS, settings=self.settings
+                "raw_events",
+                columns,
+                column_names=EVENT_COLUMNS,
+                column_oriented=True,
+                settings=self.settings,
             )
         if batch.windows:
             self.write_windows(batch.windows.values())

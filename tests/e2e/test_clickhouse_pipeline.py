@@ -1,10 +1,10 @@
-"""Billing end to end: traffic -> `tokenops worker` -> `tokenops sink clickhouse` -> CLI.
+"""Billing end to end: simulator -> `tokenops worker` -> `tokenops sink clickhouse` -> CLI.
 
-Real broker, real processes, real embedded ClickHouse. Traffic has duplicates, late
-events and malformed records; the worker and the sink are each killed with SIGKILL once.
-Every tenant's invoice must equal a hand computation from the traffic's ledger and the
-prices file, and `tokenops reconcile` must be clean. The CLI runs while the sink holds the
-embedded store, so it reads through the sink's endpoint.
+Real broker, real processes, real embedded ClickHouse. The fleet simulator sends
+duplicates, late events and malformed records; between its runs the worker and then the
+sink are killed with SIGKILL. Every tenant's invoice must equal a hand computation from
+the simulator's ledger and deploy/prices.yaml, and `tokenops reconcile` must be clean.
+The CLI runs while the sink holds the embedded store, so it reads through the sink.
 """
 
 from __future__ import annotations
@@ -24,19 +24,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from confluent_kafka import Consumer, TopicPartition
-from tokenops.schemas import TOKEN_TYPES
+from tokenops.producers.ledger import ExpectedTotals, Key
+from tokenops.producers.producer import UsageProducer
+from tokenops.producers.settings import ProducerSettings
+from tokenops.producers.simulator import SimulationConfig, Simulator
 
-from tests.e2e.worker_run import TOKENOPS, Traffic, WorkerProcess, wait_exact, worker_env
+from tests.e2e.worker_run import TOKENOPS, WINDOW_S, WorkerProcess, latest_totals, worker_env
 from tokenops.settings import KafkaSettings
 from tokenops.stack.process import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
-PRICES = {  # per million tokens, by token type in TOKEN_TYPES order
-    "gpt-x": ("2.50", "10.00", "1.25", "3.75", "12.00"),
-    "claude-y": ("3.00", "15.00", "0.30", "3.75", "15.00"),
-}
+PRICES_YAML = Path(__file__).resolve().parents[2] / "deploy" / "prices.yaml"
+
+
+def price(model: str, token_type: str, at_ms: int) -> Decimal:
+    """The price per million in effect, read straight from the YAML text."""
+    entries = yaml.safe_load(PRICES_YAML.read_text())["models"][model]
+    at = datetime.fromtimestamp(at_ms / 1000, UTC)
+    dated = [(datetime.fromisoformat(str(e["effective_from"])), e) for e in entries]
+    return Decimal(max((d, e) for d, e in dated if d <= at)[1][token_type])
 
 
 @pytest.fixture
@@ -48,15 +57,6 @@ def topics(new_topic: Callable[..., str]) -> dict[str, str]:
         "quota_alerts": new_topic("alerts", partitions=4),
         "quotas": new_topic("quotas", partitions=1),
     }
-
-
-def write_prices(path: Path) -> Path:
-    lines = ["currency: USD", "models:"]
-    for model, prices in PRICES.items():
-        lines += [f"  {model}:", '    - effective_from: "2026-01-01T00:00:00Z"']
-        lines += [f'      {t}: "{p}"' for t, p in zip(TOKEN_TYPES, prices, strict=True)]
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 class SinkProcess:
@@ -122,26 +122,33 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([TOKENOPS, *args], env=env, capture_output=True, text=True, timeout=120)
 
 
-def hand_invoices(
-    totals: dict[tuple[str, str, int], list[int]],
-) -> dict[tuple[str, str], dict[str, Decimal]]:
-    """(tenant, month) -> {"model/token_type": amount}, from the ledger and PRICES."""
-    sums: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0] * 6)
-    for (tenant, model, start_ms), counts in totals.items():
+def hand_invoices(windows: dict[Key, ExpectedTotals]) -> dict[tuple[str, str], dict[str, Decimal]]:
+    """(tenant, month) -> {"model/token_type": amount}, from the ledger and prices.yaml.
+
+    Input counts include cached tokens and output counts include reasoning tokens, so the
+    input and output lines bill what remains; each line is rounded half-up to the cent.
+    """
+    exact: dict[tuple[str, str], dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    for (tenant, model, start_ms), t in windows.items():
         month = datetime.fromtimestamp(start_ms / 1000, UTC).strftime("%Y-%m")
-        acc = sums[(tenant, month, model)]
-        for i, v in enumerate(counts):
-            acc[i] += v
-    out: dict[tuple[str, str], dict[str, Decimal]] = defaultdict(dict)
-    for (tenant, month, model), (inp, outp, read, created, reasoning, _) in sums.items():
-        quantities = (inp - read - created, outp - reasoning, read, created, reasoning)
-        for token_type, quantity, price in zip(TOKEN_TYPES, quantities, PRICES[model], strict=True):
+        quantities = {
+            "input_tokens": t.input_tokens
+            - t.cache_read_input_tokens
+            - t.cache_creation_input_tokens,
+            "output_tokens": t.output_tokens - t.reasoning_output_tokens,
+            "cache_read_input_tokens": t.cache_read_input_tokens,
+            "cache_creation_input_tokens": t.cache_creation_input_tokens,
+            "reasoning_output_tokens": t.reasoning_output_tokens,
+        }
+        for token_type, quantity in quantities.items():
             if quantity:
-                amount = Decimal(quantity) * Decimal(price) / Decimal(1_000_000)
-                out[(tenant, month)][f"{model}/{token_type}"] = amount.quantize(
-                    Decimal("0.01"), ROUND_HALF_UP
-                )
-    return out
+                amount = quantity * price(model, token_type, start_ms) / Decimal(1_000_000)
+                exact[(tenant, month)][f"{model}/{token_type}"] += amount
+    cent = Decimal("0.01")
+    return {
+        key: {line: amount.quantize(cent, ROUND_HALF_UP) for line, amount in lines.items()}
+        for key, lines in exact.items()
+    }
 
 
 def assert_invoice(bill: dict[str, Any], lines: dict[str, Decimal], tenant: str) -> None:
@@ -163,31 +170,50 @@ def test_invoices_equal_the_ledger_after_worker_and_sink_crashes(
         "TOKENOPS_CLICKHOUSE_HTTP_PORT": str(free_port()),
         "TOKENOPS_CLICKHOUSE_CONSUMER_GROUP": group,
         "TOKENOPS_CLICKHOUSE_BATCH_MAX_MS": "300",
-        "TOKENOPS_CLICKHOUSE_PRICES_FILE": str(write_prices(tmp_path / "prices.yaml")),
         # A killed sink's partitions move after the session timeout (librdkafka: 45 s).
         "TOKENOPS_KAFKA_CLIENT_CONFIG": '{"session.timeout.ms": "6000"}',
     }
     logs = [tmp_path / "worker.log", tmp_path / "sink.log"]
     worker = WorkerProcess(env, tmp_path / "state", logs[0])
     sink = SinkProcess(sink_env, logs[1])
-    traffic = Traffic(kafka_settings, topics["usage"], seed=7)
+    ledgers = []
+    producer = UsageProducer(
+        kafka_settings,
+        ProducerSettings(topic=topics["usage"], batch_max_events=50, spool_dir=tmp_path / "spool"),
+    )
     try:
         worker.wait_ready()
         sink.wait_ready()
-        for round_no in range(6):
-            traffic.round(600)
-            time.sleep(0.4)
-            if round_no == 2:
+        for seed in (1, 2, 3):
+            config = SimulationConfig(
+                tenants=12,
+                rate=1500,
+                duration_s=2,
+                seed=seed,
+                duplicate_share=0.03,
+                late_share=0.03,
+                late_by_s=30,
+                malformed_share=0.005,
+            )
+            ledgers.append(Simulator(config).run(producer))
+            if seed == 1:  # the worker crashes
                 worker.kill()
                 worker = WorkerProcess(env, tmp_path / "state", logs[0])
                 worker.wait_ready()
-            if round_no == 4:
+            if seed == 2:  # the sink crashes
                 sink.kill()
                 sink = SinkProcess(sink_env, logs[1])
                 sink.wait_ready()
-        expected = dict(traffic.ledger.totals)
-        assert wait_exact(kafka_settings, topics, traffic.ledger, timeout_s=60) == expected
-        deadline = time.monotonic() + 60
+        expected: dict[Key, ExpectedTotals] = {}
+        for ledger in ledgers:
+            for key, totals in ledger.expected_windows(WINDOW_S).items():
+                old = expected.get(key, ExpectedTotals())
+                expected[key] = ExpectedTotals(*(a + b for a, b in zip(old, totals, strict=True)))
+        want = {key: list(totals) for key, totals in expected.items()}
+        deadline = time.monotonic() + 90
+        while latest_totals(kafka_settings, topics["aggregates"]) != want:
+            assert time.monotonic() < deadline, logs[0].read_text()[-3000:]
+            time.sleep(1.0)
         while not caught_up(kafka_settings, group, [topics["aggregates"], topics["usage"]]):
             assert time.monotonic() < deadline, logs[1].read_text()[-3000:]
             time.sleep(0.5)
@@ -207,6 +233,9 @@ def test_invoices_equal_the_ledger_after_worker_and_sink_crashes(
         assert result.returncode == 0, result.stderr
         assert_invoice(json.loads(result.stdout), lines, tenant)
         starts = [start for _, _, start in expected]
+        assert any(ledger.late for ledger in ledgers) and any(
+            ledger.duplicates for ledger in ledgers
+        )
         first = datetime.fromtimestamp(min(starts) / 1000, UTC).replace(
             minute=0, second=0, microsecond=0
         )
@@ -215,5 +244,6 @@ def test_invoices_equal_the_ledger_after_worker_and_sink_crashes(
         assert check.returncode == 0, check.stdout + check.stderr
         assert "clean" in check.stdout
     finally:
+        producer.close()
         worker.stop()
         sink.stop()

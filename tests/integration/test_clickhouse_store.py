@@ -146,7 +146,7 @@ def test_invoice_equals_a_hand_computation_from_prices_yaml(store: ClickHouseSto
         window("acme", "gpt-4o", ms(2026, 11, 1, 0, 0), events=40, **per_event),
         window("acme", "gpt-4o", ms(2026, 11, 30, 23, 59), events=60, **per_event),
         window("acme", "gpt-4o", ms(2026, 12, 1, 0, 0), events=999, **per_event),  # next month
-        window("acme", "claude-sonnet-4", ms(2026, 11, 15, 12, 0), events=7, **per_event),
+        window("acme", "claude-sonnet-4-5", ms(2026, 11, 15, 12, 0), events=7, **per_event),
         window("other", "gpt-4o", ms(2026, 11, 15, 12, 0), events=5, **per_event),  # other tenant
     ]
     writer.write_windows(windows)
@@ -154,7 +154,7 @@ def test_invoice_equals_a_hand_computation_from_prices_yaml(store: ClickHouseSto
     assert bill.unpriced == []
     got = {(line.model, line.token_type): line.amount for line in bill.lines}
     expected = {}
-    for model, events in (("gpt-4o", 100), ("claude-sonnet-4", 7)):
+    for model, events in (("gpt-4o", 100), ("claude-sonnet-4-5", 7)):
         totals = {
             "input": 123_457 * events,
             "output": 45_679 * events,

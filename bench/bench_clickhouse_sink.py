@@ -1,0 +1,178 @@
+"""Rows/s written by one `tokenops sink clickhouse` into the embedded store, with baselines.
+
+`python -m bench.bench_clickhouse_sink [events] [events_per_record]` starts a Kafka broker
+(or uses TOKENOPS_KAFKA_BOOTSTRAP_SERVERS), fills a 4-partition usage topic with batch
+records, then measures in the same run, on the same rows:
+
+1. bare `client.insert` of the raw-event rows into a fresh embedded store, in chunks of the
+   sink's batch size (rows already built in memory): the storage ceiling;
+2. raw confluent-kafka consume + `decode_record` + row building, no storage: the decode
+   ceiling;
+3. one sink process from its first written row until every row is written and committed
+   (read from its /metrics), with its peak RSS.
+
+Target: the sink keeps up with the raw events of a 100,000 events/s stream.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+from confluent_kafka import Consumer
+from tokenops.schemas.codec import decode_record
+from tokenops.sinks.clickhouse import ClickHouseSettings, open_store
+from tokenops.sinks.clickhouse.migrations import migrate
+from tokenops.sinks.clickhouse.rows import EVENT_COLUMNS, event_row
+
+from bench.bench_worker import _peak_rss_mb, fill
+from tokenops.settings import KafkaSettings, StackSettings
+from tokenops.stack.kafka import KafkaBroker
+from tokenops.stack.process import free_port
+from tokenops.topics import TopicSpec, ensure_topics
+
+TOKENOPS = str(Path(sys.executable).parent / "tokenops")
+BATCH_ROWS = ClickHouseSettings().batch_max_rows
+
+
+def decode_rows(kafka: KafkaSettings, topic: str, events: int) -> tuple[list[list[object]], float]:
+    """Every event of the topic as raw_events rows, and the decode rate (events/s)."""
+    consumer = Consumer(
+        {
+            **kafka.librdkafka(),
+            "group.id": f"bench-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    rows: list[list[object]] = []
+    start = None
+    while len(rows) < events:
+        for m in consumer.consume(10_000, timeout=1.0):
+            if m.error():
+                continue
+            start = start or time.perf_counter()
+            for e in decode_record(m.value(), m.headers()):  # type: ignore[arg-type]
+                rows.append(event_row(e, m.partition() or 0, m.offset() or 0))
+    elapsed = time.perf_counter() - (start or time.perf_counter())
+    consumer.close()
+    return rows, events / elapsed
+
+
+def bare_insert(rows: list[list[object]], store_dir: Path) -> float:
+    settings = ClickHouseSettings(url=f"chdb://{store_dir}")
+    with open_store(settings, store_dir) as store:
+        migrate(store.client, 0)
+        start = time.perf_counter()
+        for i in range(0, len(rows), BATCH_ROWS):
+            columns = [list(c) for c in zip(*rows[i : i + BATCH_ROWS], strict=True)]
+            store.client.insert(
+                "raw_events", columns, column_names=EVENT_COLUMNS, column_oriented=True
+            )
+        return len(rows) / (time.perf_counter() - start)
+
+
+def run_sink(kafka: KafkaSettings, topic: str, events: int, tmp: Path) -> tuple[float, float]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENOPS_")}
+    env.update(
+        HOME=str(tmp),
+        TOKENOPS_KAFKA_BOOTSTRAP_SERVERS=kafka.bootstrap_servers,
+        TOKENOPS_TOPIC_USAGE=topic,
+        TOKENOPS_TOPIC_AGGREGATES=f"{topic}.aggregates",
+        TOKENOPS_CLICKHOUSE_URL=f"chdb://{tmp / 'sink-store'}",
+        TOKENOPS_CLICKHOUSE_HTTP_PORT=str(port),
+        TOKENOPS_CLICKHOUSE_CONSUMER_GROUP=f"bench-{uuid.uuid4().hex[:8]}",
+        TOKENOPS_LOG_LEVEL=os.environ.get("TOKENOPS_LOG_LEVEL", "WARNING"),
+    )
+    for name in ("BATCH_MAX_ROWS", "BATCH_MAX_MS"):
+        if f"TOKENOPS_CLICKHOUSE_{name}" in os.environ:
+            env[f"TOKENOPS_CLICKHOUSE_{name}"] = os.environ[f"TOKENOPS_CLICKHOUSE_{name}"]
+    command = [TOKENOPS, "sink", "clickhouse"]
+    profile = os.environ.get("TOKENOPS_BENCH_PROFILE")
+    if profile:
+        command = [sys.executable, "-m", "cProfile", "-o", profile, *command]
+    ensure_topics(kafka, [TopicSpec(f"{topic}.aggregates", 4, 1)])
+    proc = subprocess.Popen(command, env=env)
+    try:
+        start = None
+        written = 0.0
+        while written < events:
+            time.sleep(0.02)
+            assert proc.poll() is None, "sink exited"
+            if start is None and _metric(port, "tokenops_clickhouse_sink_records_total") > 0:
+                start = time.perf_counter()  # the first record is consumed
+            written = _metric(port, 'tokenops_clickhouse_sink_rows_total{table="raw_events"}')
+        elapsed = time.perf_counter() - (start or 0)
+        return events / elapsed, _peak_rss_mb(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(60)
+
+
+def _metric(port: int, name: str) -> float:
+    """The sum of the samples of `name` (a name, or a name with labels) on /metrics."""
+    total = 0.0
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            for line in r.read().decode().splitlines():
+                prefixes = (name,) if "{" in name else (name + " ", name + "{")
+                if line.startswith(prefixes):
+                    total += float(line.split()[-1])
+    except OSError:
+        pass
+    return total
+
+
+def main(events: int = 500_000, per_record: int = 100) -> None:
+    with tempfile.TemporaryDirectory(prefix="tokenops-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        broker = None
+        if "TOKENOPS_KAFKA_BOOTSTRAP_SERVERS" in os.environ:
+            kafka = KafkaSettings()
+        else:
+            broker = KafkaBroker(
+                StackSettings(
+                    state_dir=tmp / "kafka",
+                    kafka_port=free_port(),
+                    kafka_controller_port=free_port(),
+                    kafka_heap_mb=768,
+                )
+            )
+            broker.start()
+            kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+        try:
+            topic = f"bench.usage.{uuid.uuid4().hex[:8]}"
+            ensure_topics(kafka, [TopicSpec(topic, 4, 1)])
+            t = time.perf_counter()
+            fill(kafka, topic, events, per_record, tenants=1000)
+            took = time.perf_counter() - t
+            print(f"filled {events} events in {events // per_record} records ({took:.1f}s)")
+            rows, decoded = decode_rows(kafka, topic, events)
+            bare = bare_insert(rows, tmp / "bare-store")
+            del rows
+            print(f"bare client.insert, {BATCH_ROWS}-row column chunks: {bare:>12,.0f} rows/s")
+            print(f"consume + decode_record + rows (no storage): {decoded:>12,.0f} rows/s")
+            rate, rss = run_sink(kafka, topic, events, tmp)
+            print(
+                f"tokenops sink clickhouse (1 process):        {rate:>12,.0f} rows/s  "
+                f"peak RSS {rss:.0f} MiB"
+            )
+            print(
+                f"sink / bare insert = {rate / bare:.2f}; target 100,000 rows/s: "
+                + ("met" if rate >= 100_000 else "NOT met")
+            )
+        finally:
+            if broker is not None:
+                broker.stop()
+
+
+if __name__ == "__main__":
+    main(*(int(a) for a in sys.argv[1:]))
