@@ -47,7 +47,7 @@ class PartitionStore:
         options.set_write_buffer_size(64 * 1024 * 1024)
         self.db = Rdict(str(path), options)
         self._write = WriteOptions()
-        self._write.disable_wal = True
+        self._write.disable_wal = True  # type: ignore[method-assign,assignment]  # a property
         raw = self.db.get(_META)
         self.meta: dict[str, Any] = orjson.loads(raw) if raw is not None else {}
 
@@ -102,8 +102,8 @@ class PartitionStore:
             batch.put(_window_key(b"c", tenant_id, model, start), _TOTALS.pack(*totals))
         for bucket, keys in delta.dedup.items():
             packed, joined = _TIME.pack(bucket), keys.encode()
-            for key in joined.split(b"\n"):
-                batch.put(b"d" + key, packed)
+            for dedup_key in joined.split(b"\n"):
+                batch.put(b"d" + dedup_key, packed)
             batch.put(b"e" + packed + _TIME.pack(changelog_next), joined)
         for name, changes in delta.processors.items():
             prefix = b"p" + name.encode() + b"\x00"
