@@ -36,7 +36,7 @@ from tokenops.producers.batcher import Batch, TenantBatches, batch_record
 from tokenops.producers.errors import ProducerBackpressureError, ProducerClosedError
 from tokenops.producers.metrics import ProducerMetrics
 from tokenops.producers.settings import ProducerSettings
-from tokenops.producers.spool import Spool, SpooledRecord, read_entries
+from tokenops.producers.spool import Spool, SpooledRecord, read_entries, release
 from tokenops.schemas import CONTENT_TYPE_HEADER, InvalidEventError, UsageEvent, encode_event
 from tokenops.schemas.codec import encode_fields
 
@@ -288,7 +288,7 @@ class UsageProducer:
             self._replaying[replay_of] -= 1
             if self._replaying[replay_of] == 0:
                 self._spool.sync()  # records that failed again are durable here first
-                replay_of.unlink(missing_ok=True)
+                release(replay_of)
                 del self._replaying[replay_of]
 
     def _to_spool(self, record: SpooledRecord) -> None:
@@ -301,7 +301,7 @@ class UsageProducer:
             records = list(read_entries(path))
             logger.info("replaying spool path=%s records=%d", path, len(records))
             if not records:
-                path.unlink(missing_ok=True)
+                release(path)
                 continue
             self._replaying[path] = len(records)
             with self._lock:

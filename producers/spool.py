@@ -127,8 +127,19 @@ class Spool:
                 path.rename(target)
             except FileNotFoundError:  # another producer claimed it first
                 continue
+            _claimed_here.add(target)
             claimed.append(target)
         return claimed
+
+
+def release(path: Path) -> None:
+    """Delete a replayed spool file once every record in it is resolved."""
+    path.unlink(missing_ok=True)
+    _claimed_here.discard(path)
+
+
+# Files this process is replaying: a second producer in the same process leaves them be.
+_claimed_here: set[Path] = set()
 
 
 def _owner_alive(path: Path) -> bool:
@@ -138,7 +149,7 @@ def _owner_alive(path: Path) -> bool:
     except (IndexError, ValueError):
         return False
     if pid == os.getpid():
-        return False
+        return path in _claimed_here
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

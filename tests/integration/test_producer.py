@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -112,3 +115,36 @@ def test_spooled_events_survive_a_broker_outage(
     assert not list((tmp_path / "spool").glob("spool-*"))
     ids = {e.id for e in read_topic(kafka_settings, topic).events}
     assert ids == {f"evt-{i}" for i in range(10_000)}
+
+
+SIGTERM_SCRIPT = """
+import sys, time
+from datetime import UTC, datetime
+from tokenops.producers import ProducerSettings, UsageProducer
+from tokenops.settings import KafkaSettings
+
+settings = ProducerSettings(topic=sys.argv[2], spool_dir=sys.argv[3], batch_linger_ms=600_000)
+producer = UsageProducer(KafkaSettings(bootstrap_servers=sys.argv[1]), settings)
+producer.install_sigterm_handler()
+for i in range(1000):
+    producer.send({"id": f"evt-{i}", "source": "//node/sigterm", "time": datetime.now(UTC),
+                   "tenant_id": f"t-{i % 3}", "model": "m", "provider": "p",
+                   "input_tokens": 1, "output_tokens": 1})
+print("sent", flush=True)
+time.sleep(120)
+"""
+
+
+def test_sigterm_flushes_what_is_still_buffered(
+    kafka_settings: KafkaSettings, new_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    topic = new_topic(partitions=2)
+    argv = [sys.executable, "-c", SIGTERM_SCRIPT, kafka_settings.bootstrap_servers, topic]
+    process = subprocess.Popen([*argv, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "sent"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        process.kill()
+    assert len({e.id for e in read_topic(kafka_settings, topic).events}) == 1000

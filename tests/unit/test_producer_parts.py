@@ -1,0 +1,134 @@
+"""Producer pieces without a broker: spool format, per-tenant batching, the ledger,
+backpressure and spooling against an unreachable broker (a real librdkafka client)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+from tokenops.producers import ProducerBackpressureError, ProducerSettings, UsageProducer
+from tokenops.producers.batcher import MAX_PRODUCED_BYTES, TenantBatches, batch_record
+from tokenops.producers.ledger import ExpectedTotals, Ledger
+from tokenops.producers.spool import Spool, SpooledRecord, read_entries
+from tokenops.schemas import (
+    BATCH_CONTENT_TYPE,
+    CLOUDEVENTS_CONTENT_TYPE,
+    UsageEvent,
+    decode_record,
+    encode_event,
+)
+
+from tokenops.settings import KafkaSettings
+from tokenops.stack.process import free_port
+
+
+def event(i: int, tenant: str = "acme", ms: int = 1_780_000_000_000, **extra: Any) -> UsageEvent:
+    return UsageEvent(
+        id=f"e-{i}",
+        source="//node/1",
+        time=datetime.fromtimestamp(ms / 1000, UTC),
+        tenant_id=tenant,
+        model="gpt-4o",
+        provider="openai",
+        input_tokens=10 * i,
+        output_tokens=i,
+        **extra,
+    )
+
+
+def test_spool_keeps_intact_entries_and_stops_at_a_torn_tail(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    records = [SpooledRecord(i, b"acme", CLOUDEVENTS_CONTENT_TYPE, b"v" * i) for i in range(1, 4)]
+    for record in records:
+        spool.append(record)
+    spool.close()
+    assert list(read_entries(spool.path)) == records
+    data = spool.path.read_bytes()
+    spool.path.write_bytes(data[:-2])  # a crash mid-write
+    assert list(read_entries(spool.path)) == records[:2]
+    corrupt = bytearray(data)
+    corrupt[20] ^= 0xFF  # a flipped bit in the first entry: nothing after it is trusted
+    spool.path.write_bytes(bytes(corrupt))
+    assert list(read_entries(spool.path)) == []
+
+
+def test_spool_files_are_claimed_once(tmp_path: Path) -> None:
+    first = Spool(tmp_path)
+    first.append(SpooledRecord(1, b"k", CLOUDEVENTS_CONTENT_TYPE, b"v"))
+    first.close()
+    claimed = Spool(tmp_path).claim_older()
+    assert len(claimed) == 1 and claimed[0].suffix == ".replaying"
+    assert Spool(tmp_path).claim_older() == []  # its owner (this process) is alive
+
+
+def test_batches_fill_by_count_and_linger_by_time() -> None:
+    now = [0.0]
+    batches = TenantBatches(3, linger_s=0.05, clock=lambda: now[0])
+    assert batches.add("a", b"1") is None
+    assert batches.add("b", b"2") is None
+    assert batches.add("a", b"3") is None
+    assert batches.add("a", b"4") == ("a", [b"1", b"3", b"4"])
+    assert batches.buffered == 1
+    now[0] = 0.06
+    assert batches.stale() == [("b", [b"2"])]
+    assert batches.buffered == 0
+
+
+def test_batches_never_exceed_the_record_size() -> None:
+    batches = TenantBatches(10_000, linger_s=1)
+    big = b"x" * 100_000
+    full = [b for b in (batches.add("a", big) for _ in range(20)) if b is not None]
+    assert full and all(len(batch_record(t, e)[1]) <= MAX_PRODUCED_BYTES for t, e in full)
+
+
+def test_batch_records_decode_to_their_events() -> None:
+    events = [event(i) for i in range(1, 4)]
+    content_type, value = batch_record("acme", [encode_event(e) for e in events])
+    assert content_type == BATCH_CONTENT_TYPE
+    assert decode_record(value, [("content-type", content_type.encode())]) == events
+    assert batch_record("acme", [encode_event(events[0])])[0] == CLOUDEVENTS_CONTENT_TYPE
+
+
+def test_ledger_windows_and_file_round_trip(tmp_path: Path) -> None:
+    ledger = Ledger(topic="t")
+    base = 1_780_000_000_000 - 1_780_000_000_000 % 60_000
+    for i, offset in enumerate([0, 999, 1000, 59_999, 60_000], start=1):
+        ledger.count(event(i, ms=base + offset))
+    ledger.count(event(6, tenant="beta", ms=base))
+    windows = ledger.expected_windows(60)
+    assert windows[("acme", "gpt-4o", base)] == ExpectedTotals(100, 10, 0, 0, 0, 4)
+    assert windows[("acme", "gpt-4o", base + 60_000)] == ExpectedTotals(50, 5, 0, 0, 0, 1)
+    assert len(ledger.expected_windows(1)) == 5
+    assert ledger.expected_by_tenant()["beta"].event_count == 1
+    ledger.save(tmp_path / "l.json")
+    loaded = Ledger.load(tmp_path / "l.json")
+    assert loaded.expected_windows(60) == windows
+    assert orjson.loads((tmp_path / "l.json").read_bytes())["unique_events"] == 6
+    duplicate = event(1, ms=base)
+    assert ledger.compare([*(event(i, ms=base) for i in range(1, 2)), duplicate], 60) != []
+
+
+def test_backpressure_then_a_clear_error_and_nothing_dropped(tmp_path: Path) -> None:
+    kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}")  # nobody listens
+    settings = ProducerSettings(
+        spool_dir=tmp_path,
+        max_outstanding_events=50,
+        backpressure_timeout_s=0.2,
+        batch_max_events=10,
+        close_timeout_s=0.5,
+    )
+    registry = CollectorRegistry()
+    producer = UsageProducer(kafka, settings, registry=registry)
+    for i in range(50):
+        producer.send(event(i))
+    with pytest.raises(ProducerBackpressureError) as info:
+        producer.send(event(50))
+    assert "not accepted" in str(info.value)
+    producer.close()
+    assert registry.get_sample_value("tokenops_producer_events_spooled_total") == 50
+    [path] = tmp_path.glob("spool-*")
+    assert sum(r.events for r in read_entries(path)) == 50
