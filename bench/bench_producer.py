@@ -188,5 +188,6 @@ def write_section(section: str) -> None:
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--write"]
-    main(*(int(a) for a in args), write="--write" in sys.argv)  # type: ignore[arg-type]
+    numbers = [int(a) for a in sys.argv[1:] if a != "--write"]
+    events, runs, tenants = (numbers + [200_000, 5, 50][len(numbers) :])[:3]
+    main(events, runs, tenants, write="--write" in sys.argv)
