@@ -1,70 +1,202 @@
-"""`tokenops demo`: bring the local stack up and prove the pipeline works, end to end."""
+"""`tokenops demo`: the whole pipeline on the local stack, with live progress and checks."""
 
 from __future__ import annotations
 
-import time
-import uuid
+from datetime import timedelta
+from decimal import Decimal
 
 import typer
-from confluent_kafka import Consumer, Producer
-from rich.console import Console
-from rich.progress import Progress
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as Bar
+from rich.table import Table
 
-from tokenops.errors import TokenopsError
+from tokenops.demo import DemoConfig, DemoResult, DemoRun
+from tokenops.demo.alerts import expected_alerts
+from tokenops.demo.observe import Progress
+from tokenops.demo.quotas import demo_quotas
+from tokenops.demo.results import BillingReport, read_billing
 from tokenops.settings import StackSettings, load
-from tokenops.stack import LocalStack
-from tokenops.topics import TopicSpec, ensure_topics
 
 console = Console()
 
 
 def demo(
-    records: int = typer.Option(10_000, min=1, help="How many records to send round trip."),
+    tenants: int = typer.Option(50, min=1, help="Simulated tenants (Zipf-distributed)."),
+    rate: float = typer.Option(20_000, min=1, help="Events per second the fleet sends."),
+    duration: float = typer.Option(60, min=1, help="Seconds of traffic."),
+    seed: int = typer.Option(7, help="Simulator seed."),
     keep_running: bool = typer.Option(
-        False, "--keep-running", help="Leave the local stack up afterwards."
+        False, "--keep-running", help="Leave the stack, worker and sinks running afterwards."
     ),
 ) -> None:
-    """Start the local stack and send records through the real Kafka broker and back."""
-    stack = LocalStack(load(StackSettings))
-    with console.status("starting the local stack (the first start fetches Kafka's jars)"):
-        stack.up()
+    """Run the main job: a simulated fleet through Kafka, the worker and both sinks.
+
+    Starts the local stack (Kafka, Prometheus, Alertmanager, embedded ClickHouse), the
+    worker and both sinks; sends DURATION seconds of traffic with duplicates, late and
+    malformed records; waits until the pipeline has caught up; prints the invoices from
+    ClickHouse and the quota alerts from Alertmanager; and checks both against the
+    simulator's ledger. Exits 1 if anything differs.
+    """
+    config = DemoConfig(tenants=tenants, rate=rate, duration_s=duration, seed=seed)
+    stack_settings = load(StackSettings)
+    run = DemoRun(config, stack_settings)
+    with console.status("starting Kafka, Prometheus, Alertmanager, the worker and both sinks"):
+        run.start()
     try:
-        _round_trip(stack, records)
+        result = _run_live(run)
+        with console.status("reading invoices and usage from ClickHouse"):
+            report = read_billing(
+                result.ledger,
+                config.window_s,
+                result.started,
+                result.ended,
+                stack_settings.state_dir,
+            )
     finally:
         if not keep_running:
-            stack.down()
-    console.print(
-        f"Prometheus: {stack.prometheus.url}   Alertmanager: {stack.alertmanager.url}\n"
-        + ("stop the stack with `tokenops stack down`" if keep_running else "stack stopped")
+            run.stop()
+    quotas = demo_quotas_for(result, config)
+    problems = _print_results(result, report, quotas)
+    _print_next_steps(run, result, keep_running)
+    if problems:
+        raise typer.Exit(1)
+
+
+def demo_quotas_for(result: DemoResult, config: DemoConfig) -> set[tuple[str, str]]:
+    from tokenops.producers.simulator import SimulationConfig
+
+    simulation = SimulationConfig(
+        tenants=config.tenants,
+        rate=config.rate,
+        duration_s=config.duration_s,
+        duplicate_share=config.duplicate_share,
+        malformed_share=config.malformed_share,
+        tenant_prefix=result.tenant_prefix,
     )
+    return expected_alerts(result.ledger, demo_quotas(simulation))
 
 
-def _round_trip(stack: LocalStack, records: int) -> None:
-    kafka = stack.kafka_settings
-    topic = f"tokenops.demo.{uuid.uuid4().hex[:8]}"
-    ensure_topics(kafka, [TopicSpec(topic, 4, 1)])
-    producer = Producer({**kafka.librdkafka(), "enable.idempotence": True, "linger.ms": 5})
-    consumer = Consumer({**kafka.librdkafka(), "group.id": topic, "auto.offset.reset": "earliest"})
-    consumer.subscribe([topic])
-    started = time.monotonic()
-    with Progress(console=console) as progress:
-        sent = progress.add_task("produced", total=records)
-        for i in range(records):
-            producer.produce(topic, f"{i}".encode(), key=f"tenant-{i % 50}".encode())
-            producer.poll(0)
-            progress.advance(sent)
-        if producer.flush(30) != 0:
-            raise TokenopsError("the broker did not acknowledge every record within 30 s")
-        seen: set[int] = set()
-        got = progress.add_task("consumed", total=records)
-        deadline = time.monotonic() + 60
-        while len(seen) < records and time.monotonic() < deadline:
-            for message in consumer.consume(1000, timeout=0.5):
-                if message.error() is None:
-                    seen.add(int(message.value() or b"-1"))
-            progress.update(got, completed=len(seen))
-    consumer.close()
-    if len(seen) != records:
-        raise TokenopsError(f"round trip lost records: sent {records}, received {len(seen)}")
-    elapsed = time.monotonic() - started
-    console.print(f"[green]round trip ok[/]: {records} records through {topic} in {elapsed:.1f} s")
+def _run_live(run: DemoRun) -> DemoResult:
+    bar = Bar(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    sending = bar.add_task("fleet sending events", total=None)
+
+    def render(progress: Progress) -> Group:
+        bar.update(sending, completed=progress.produced, total=progress.target)
+        figures = Table.grid(padding=(0, 2))
+        figures.add_column(style="bold")
+        figures.add_column(justify="right")
+        for label, value in (
+            ("events counted by the worker", progress.events_counted),
+            ("duplicates dropped", progress.duplicates),
+            ("records dead-lettered", progress.dead_lettered),
+            ("windows closed", progress.windows_closed),
+            ("late corrections", progress.corrections),
+            ("windows still open", progress.open_windows),
+            ("rows written to ClickHouse", progress.rows_written),
+            ("quota alerts firing", progress.alerts),
+        ):
+            figures.add_row(label, f"{value:,}")
+        return Group(bar, Panel(figures, title="pipeline (from its /metrics)", expand=False))
+
+    with Live(console=console, refresh_per_second=4) as live:
+        return run.run(lambda progress: live.update(render(progress)))
+
+
+def _print_results(
+    result: DemoResult, report: BillingReport, alerts_expected: set[tuple[str, str]]
+) -> list[str]:
+    totals = report.tenant_totals()
+    table = Table(title=f"usage and invoices from ClickHouse (run {result.run_id})")
+    for column in ("tenant", "events", "input", "output", "cache read", "reasoning", "amount"):
+        table.add_column(column, justify="left" if column == "tenant" else "right")
+    ranked = sorted(totals, key=lambda t: -totals[t]["input_tokens"])
+    grand: dict[str, Decimal] = {}
+    for tenant in ranked:
+        for currency, value in report.amount(tenant).items():
+            grand[currency] = grand.get(currency, Decimal(0)) + value
+    for tenant in ranked[:15]:
+        t = totals[tenant]
+        table.add_row(
+            tenant,
+            f"{t['event_count']:,}",
+            f"{t['input_tokens']:,}",
+            f"{t['output_tokens']:,}",
+            f"{t['cache_read_input_tokens']:,}",
+            f"{t['reasoning_output_tokens']:,}",
+            _money(report.amount(tenant)),
+        )
+    if len(ranked) > 15:
+        table.add_row(f"... {len(ranked) - 15} more tenants", "", "", "", "", "", "")
+    table.add_section()
+    events = sum(t["event_count"] for t in totals.values())
+    table.add_row("all tenants", f"{events:,}", "", "", "", "", _money(grand))
+    console.print(table)
+
+    alerts = Table(title="quota alerts from Alertmanager")
+    for column in ("alert", "tenant", "quota", "severity", "since"):
+        alerts.add_column(column)
+    for alert in result.alerts:
+        alerts.add_row(
+            alert.get("alertname", ""),
+            alert.get("tenant", ""),
+            alert.get("quota", ""),
+            alert.get("severity", ""),
+            alert.get("startsAt", "")[:19],
+        )
+    console.print(alerts)
+
+    problems = list(report.differences)
+    fired = {(a.get("alertname", ""), a.get("tenant", "")) for a in result.alerts}
+    if fired != alerts_expected:
+        problems.append(f"alerts fired {sorted(fired)}, ledger expects {sorted(alerts_expected)}")
+    dead = result.progress.dead_lettered
+    if dead != len(result.ledger.malformed):
+        problems.append(f"{dead} records dead-lettered, {len(result.ledger.malformed)} injected")
+    ledger = result.ledger
+    console.print(
+        f"ledger: {ledger.records_sent:,} records sent, {ledger.unique_events:,} unique events, "
+        f"{len(ledger.duplicates):,} duplicates, {len(ledger.late):,} late, "
+        f"{len(ledger.malformed):,} malformed"
+    )
+    if problems:
+        console.print("[bold red]reconciliation against the ledger FAILED:[/]")
+        for problem in problems[:30]:
+            console.print(f"  {problem}", highlight=False)
+    else:
+        checks = ", ".join(report.reconcile_checks)
+        console.print(
+            "[bold green]reconciled[/]: usage, invoices, alerts and dead letters equal the "
+            f"ledger; ClickHouse checks clean ({checks})"
+        )
+    return problems
+
+
+def _money(amounts: dict[str, Decimal]) -> str:
+    return ", ".join(f"{value:,.2f} {currency}" for currency, value in sorted(amounts.items()))
+
+
+def _print_next_steps(run: DemoRun, result: DemoResult, keep_running: bool) -> None:
+    tenant = f"{result.tenant_prefix}001"
+    month = result.started.strftime("%Y-%m")
+    day = result.started.strftime("%Y-%m-%d")
+    next_day = (result.started + timedelta(days=1)).strftime("%Y-%m-%d")
+    lines = [
+        f"Prometheus    {run.stack.prometheus.url}  (try: tokenops_quota_usage_ratio)",
+        f"Alertmanager  {run.stack.alertmanager.url}",
+        f"usage         tokenops usage --tenant {tenant} --from {day} --to {next_day} --by hour",
+        f"invoice       tokenops invoice --tenant {tenant} --month {month}",
+        f"logs          {run.log_dir}",
+        "stop          tokenops stack down"
+        if keep_running
+        else "the stack was stopped; `tokenops demo --keep-running` leaves it up",
+    ]
+    console.print(Panel("\n".join(lines), title="where to look next", expand=False))

@@ -62,18 +62,37 @@ class PipelineService:
     def running(self) -> bool:
         return self.process.pid() is not None
 
-    def scrape(self, timeout_s: float = 2.0) -> dict[str, float]:
-        """Every sample on the service's /metrics, summed over labels by sample name."""
+    def scrape(self, timeout_s: float = 2.0) -> Samples:
+        """The service's /metrics now; empty when it does not answer."""
         if self.metrics_port is None:
-            return {}
+            return Samples([])
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         try:
             with urllib.request.urlopen(url, timeout=timeout_s) as response:
                 text = response.read().decode()
         except OSError:
-            return {}
-        totals: dict[str, float] = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
-        return totals
+            return Samples([])
+        return Samples(
+            [
+                (sample.name, sample.labels, sample.value)
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+            ]
+        )
+
+
+class Samples:
+    """Samples of one scrape; `total(name, outcome="counted")` sums the matching ones."""
+
+    def __init__(self, samples: list[tuple[str, dict[str, str], float]]) -> None:
+        self.samples = samples
+
+    def __bool__(self) -> bool:
+        return bool(self.samples)
+
+    def total(self, name: str, **labels: str) -> float:
+        return sum(
+            value
+            for sample, sample_labels, value in self.samples
+            if sample == name and all(sample_labels.get(k) == v for k, v in labels.items())
+        )

@@ -1,0 +1,172 @@
+"""One demo run: stack, pipeline processes, simulated fleet, catch-up, results, checks."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tokenops.demo.observe import Progress, alerts_firing, observe, pipeline_lag
+from tokenops.demo.quotas import demo_quotas
+from tokenops.demo.services import pipeline_services, wait_until_serving
+from tokenops.errors import TokenopsError
+from tokenops.producers import ProducerSettings, UsageProducer
+from tokenops.producers.ledger import Ledger
+from tokenops.producers.simulator import SimulationConfig, Simulator
+from tokenops.settings import StackSettings, TopicSettings
+from tokenops.sinks.clickhouse.settings import ClickHouseSettings
+from tokenops.stack import LocalStack
+from tokenops.stack.services import PipelineService
+from tokenops.streams.quota_topic import publish_quotas
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    tenants: int = 50
+    rate: float = 20_000.0
+    duration_s: float = 60.0
+    seed: int = 7
+    window_s: int = 10
+    lateness_s: float = 5.0
+    idle_s: float = 3.0
+    duplicate_share: float = 0.01
+    late_share: float = 0.002
+    late_by_s: float = 8.0  # beyond the lateness: these arrive after their window closed
+    malformed_share: float = 0.0005
+    catch_up_timeout_s: float = 300.0
+
+
+@dataclass
+class DemoResult:
+    run_id: str
+    tenant_prefix: str
+    started: datetime
+    ended: datetime
+    ledger: Ledger
+    progress: Progress
+    alerts: list[dict[str, str]] = field(default_factory=list)
+
+
+class DemoRun:
+    """Drives one run; `on_progress` is called about twice a second with live figures."""
+
+    def __init__(self, config: DemoConfig, stack_settings: StackSettings) -> None:
+        self.config = config
+        self.stack = LocalStack(stack_settings)
+        self.topics = TopicSettings()
+        self.run_id = uuid.uuid4().hex[:6]
+        self.tenant_prefix = f"demo-{self.run_id}-"
+        self.services: list[PipelineService] = []
+
+    def start(self) -> None:
+        """Bring the stack and the worker and sinks up (each only if not yet running)."""
+        self.stack.up()
+        cfg = self.config
+        self.services = pipeline_services(
+            self.stack.settings,
+            self.stack.kafka.bootstrap_servers,
+            window_s=cfg.window_s,
+            lateness_s=cfg.lateness_s,
+            idle_s=cfg.idle_s,
+        )
+        for service in self.services:
+            service.start()
+        wait_until_serving(self.services)
+
+    def run(self, on_progress: Callable[[Progress], None]) -> DemoResult:
+        cfg = self.config
+        simulation = SimulationConfig(
+            tenants=cfg.tenants,
+            rate=cfg.rate,
+            duration_s=cfg.duration_s,
+            seed=cfg.seed,
+            duplicate_share=cfg.duplicate_share,
+            late_share=cfg.late_share,
+            late_by_s=cfg.late_by_s,
+            malformed_share=cfg.malformed_share,
+            tenant_prefix=self.tenant_prefix,
+        )
+        kafka = self.stack.kafka_settings
+        publish_quotas(kafka, self.topics, demo_quotas(simulation))
+        started = datetime.now(UTC)
+        progress = Progress(target=simulation.total_records)
+        ledger_box: list[Ledger] = []
+        failure: list[BaseException] = []
+
+        def simulate() -> None:
+            settings = ProducerSettings(
+                topic=self.topics.usage, spool_dir=self.stack.settings.state_dir / "spool"
+            )
+            try:
+                with UsageProducer(kafka, settings) as producer:
+                    ledger_box.append(Simulator(simulation).run(producer, progress=progress.sent))
+            except BaseException as exc:  # surfaced in the main thread below
+                failure.append(exc)
+
+        thread = threading.Thread(target=simulate, name="simulator", daemon=True)
+        thread.start()
+        while thread.is_alive():
+            observe(progress, self.services, self.stack.alertmanager.url, self.tenant_prefix)
+            on_progress(progress)
+            time.sleep(0.5)
+        if failure:
+            raise TokenopsError(f"the simulator failed: {failure[0]}") from failure[0]
+        ledger = ledger_box[0]
+        progress.events_expected = ledger.unique_events + len(ledger.duplicates)
+        self._catch_up(progress, on_progress)
+        alerts = self._settle_alerts(progress, on_progress)
+        return DemoResult(
+            self.run_id, self.tenant_prefix, started, datetime.now(UTC), ledger, progress, alerts
+        )
+
+    def _catch_up(self, progress: Progress, on_progress: Callable[[Progress], None]) -> None:
+        """Wait until the worker saw every event, closed every window, and the sink is level."""
+        deadline = time.monotonic() + self.config.catch_up_timeout_s
+        kafka = self.stack.kafka_settings
+        group = ClickHouseSettings().consumer_group
+        sink_topics = [self.topics.aggregates, self.topics.usage]
+        while True:
+            observe(progress, self.services, self.stack.alertmanager.url, self.tenant_prefix)
+            on_progress(progress)
+            worker_done = progress.events_seen >= progress.events_expected and (
+                progress.open_windows == 0
+            )
+            if worker_done and pipeline_lag(kafka, group, sink_topics) == 0:
+                return
+            if time.monotonic() > deadline:
+                raise TokenopsError(
+                    f"the pipeline did not catch up within {self.config.catch_up_timeout_s:.0f} s",
+                    hint="see the logs under " + str(self.stack.settings.state_dir / "logs"),
+                )
+            time.sleep(0.5)
+
+    def _settle_alerts(
+        self, progress: Progress, on_progress: Callable[[Progress], None]
+    ) -> list[dict[str, str]]:
+        """Give Prometheus a few evaluation rounds to hand the quota alerts over."""
+        seen: list[dict[str, str]] = []
+        stable_since = time.monotonic()
+        deadline = time.monotonic() + 45
+        while time.monotonic() < deadline:
+            current = alerts_firing(self.stack.alertmanager.url, self.tenant_prefix)
+            if len(current) != len(seen):
+                seen, stable_since = current, time.monotonic()
+            progress.alerts = len(seen)
+            on_progress(progress)
+            if seen and time.monotonic() - stable_since > 12:
+                break
+            time.sleep(1)
+        return seen
+
+    def stop(self) -> None:
+        for service in reversed(self.services):
+            service.stop()
+        self.stack.down()
+
+    @property
+    def log_dir(self) -> Path:
+        return self.stack.settings.state_dir / "logs"

@@ -1,0 +1,68 @@
+"""The demo's pipeline processes: the worker and both sinks, with demo-sized windows."""
+
+from __future__ import annotations
+
+import time
+
+from tokenops.errors import TokenopsError
+from tokenops.settings import StackSettings
+from tokenops.sinks.clickhouse.settings import ClickHouseSettings
+from tokenops.sinks.prometheus_settings import PrometheusSinkSettings
+from tokenops.stack.services import PipelineService
+from tokenops.streams.settings import WorkerSettings
+
+
+def pipeline_services(
+    stack: StackSettings, bootstrap: str, *, window_s: int, lateness_s: float, idle_s: float
+) -> list[PipelineService]:
+    """The worker, the ClickHouse sink and the Prometheus sink, on their default ports."""
+    common = {"TOKENOPS_KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+    worker = WorkerSettings()
+    return [
+        PipelineService(
+            stack,
+            "worker",
+            ["worker"],
+            {
+                **common,
+                "TOKENOPS_WORKER_WINDOW_S": str(window_s),
+                "TOKENOPS_WORKER_ALLOWED_LATENESS_S": str(lateness_s),
+                "TOKENOPS_WORKER_IDLE_TIMEOUT_S": str(idle_s),
+                "TOKENOPS_WORKER_STATE_DIR": str(stack.state_dir / "worker"),
+            },
+            worker.http_port,
+        ),
+        PipelineService(
+            stack,
+            "sink-clickhouse",
+            ["sink", "clickhouse"],
+            {**common, "TOKENOPS_CLICKHOUSE_BATCH_MAX_MS": "500"},
+            ClickHouseSettings().http_port,
+        ),
+        PipelineService(
+            stack,
+            "sink-prometheus",
+            ["sink", "prometheus"],
+            {**common, "TOKENOPS_PROMETHEUS_SINK_HOST": "127.0.0.1"},
+            PrometheusSinkSettings().port,
+        ),
+    ]
+
+
+def wait_until_serving(services: list[PipelineService], timeout_s: float = 120.0) -> None:
+    """Block until every service answers on /metrics, or name the one that did not."""
+    deadline = time.monotonic() + timeout_s
+    pending = list(services)
+    while pending:
+        for service in list(pending):
+            if not service.running:
+                raise TokenopsError(
+                    f"{service.name} exited during start-up:\n{service.process.log_tail()}",
+                    hint=f"its log is {service.process.log_file}",
+                )
+            if service.scrape():
+                pending.remove(service)
+        if pending and time.monotonic() > deadline:
+            names = ", ".join(s.name for s in pending)
+            raise TokenopsError(f"{names} did not start serving within {timeout_s:.0f} s")
+        time.sleep(0.3)
