@@ -115,7 +115,7 @@ def migrate(
             [[migration.version, migration.name, migration.checksum]],
             column_names=["version", "name", "checksum"],
         )
-        logger.info("applied migration %s", label)
+        logger.debug("applied migration %s", label)
         done.append(f"migration {label}")
     retention = _apply_retention(client, retention_days, cluster)
     return done + ([retention] if retention else [])

@@ -140,5 +140,5 @@ def sync_prices(client: Client, book: PriceBook) -> bool:
             "source_digest",
         ],
     )
-    logger.info("loaded price set prices=%d digest=%s", len(rows), book.digest)
+    logger.debug("loaded price set prices=%d digest=%s", len(rows), book.digest)
     return True

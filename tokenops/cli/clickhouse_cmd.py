@@ -70,6 +70,9 @@ def usage(
 ) -> None:
     """Token totals of one tenant in [from, to), by model, day or hour (UTC)."""
     rows = _reader().usage(tenant, _time(start, "--from"), _time(end, "--to"), by.value)
+    if not rows and fmt is Format.table:
+        console.print(f"no usage for {tenant} in [{start}, {end})")
+        return
     _emit(rows, f"usage of {tenant} by {by.value}", fmt)
 
 
@@ -102,6 +105,8 @@ def invoice(
     if fmt is Format.json:
         sys.stdout.write(orjson.dumps(invoice_to_json(bill), option=orjson.OPT_INDENT_2).decode())
         sys.stdout.write("\n")
+    elif not lines and not bill.unpriced and fmt is Format.table:
+        console.print(f"no billable usage for {tenant} in {month}")
     else:
         for currency, total in bill.totals.items():
             lines.append({"model": "TOTAL", "currency": currency, "amount": total})
@@ -151,10 +156,23 @@ def _emit(rows: list[dict[str, Any]], title: str, fmt: Format) -> None:
         table = Table(title=title)
         for column in columns:
             numeric = (rows and isinstance(rows[0].get(column), int | float)) or column == "amount"
-            table.add_column(column, justify="right" if numeric else "left")
+            justify = "right" if numeric else "left"
+            table.add_column(_SHORT.get(column, column), justify=justify, overflow="fold")
         for row in rows:
             table.add_row(*(_cell(row.get(c)) for c in columns))
         console.print(table)
+
+
+# Table headers only; csv and json keep the full column names.
+_SHORT = {
+    "input_tokens": "input",
+    "output_tokens": "output",
+    "cache_read_input_tokens": "cache read",
+    "cache_creation_input_tokens": "cache write",
+    "reasoning_output_tokens": "reasoning",
+    "event_count": "events",
+    "unit_price_per_million": "price / 1M",
+}
 
 
 def _cell(value: Any) -> str:
