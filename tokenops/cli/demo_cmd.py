@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
+import orjson
 import typer
 from rich.console import Console, Group
 from rich.live import Live
@@ -30,6 +33,9 @@ def demo(
     seed: int = typer.Option(7, help="Simulator seed."),
     keep_running: bool = typer.Option(
         False, "--keep-running", help="Leave the stack, worker and sinks running afterwards."
+    ),
+    report_path: Path | None = typer.Option(
+        None, "--report", help="Also write what ClickHouse and Alertmanager said as JSON."
     ),
 ) -> None:
     """Run the main job: a simulated fleet through Kafka, the worker and both sinks.
@@ -59,7 +65,15 @@ def demo(
         if not keep_running:
             run.stop()
     quotas = demo_quotas_for(result, config)
+    ledger_path = stack_settings.state_dir / "demo" / f"{result.run_id}-ledger.json"
+    ledger_path.parent.mkdir(parents=True, exist_ok=True)
+    result.ledger.save(ledger_path)
     problems = _print_results(result, report, quotas)
+    console.print(f"ledger of this run: {ledger_path}", highlight=False)
+    if report_path is not None:
+        report_path.write_bytes(
+            orjson.dumps(_report_json(result, report, problems, ledger_path), option=_JSON)
+        )
     _print_next_steps(run, result, keep_running)
     if problems:
         raise typer.Exit(1)
@@ -116,41 +130,46 @@ def _print_results(
 ) -> list[str]:
     totals = report.tenant_totals()
     table = Table(title=f"usage and invoices from ClickHouse (run {result.run_id})")
-    for column in ("tenant", "events", "input", "output", "cache read", "reasoning", "amount"):
-        table.add_column(column, justify="left" if column == "tenant" else "right")
+    table.add_column("tenant", no_wrap=True)
+    for column in ("events", "input tokens", "output tokens", "invoice"):
+        table.add_column(column, justify="right", no_wrap=True)
     ranked = sorted(totals, key=lambda t: -totals[t]["input_tokens"])
     grand: dict[str, Decimal] = {}
     for tenant in ranked:
         for currency, value in report.amount(tenant).items():
             grand[currency] = grand.get(currency, Decimal(0)) + value
-    for tenant in ranked[:15]:
+    shown = 12
+    for tenant in ranked[:shown]:
         t = totals[tenant]
         table.add_row(
             tenant,
             f"{t['event_count']:,}",
             f"{t['input_tokens']:,}",
             f"{t['output_tokens']:,}",
-            f"{t['cache_read_input_tokens']:,}",
-            f"{t['reasoning_output_tokens']:,}",
             _money(report.amount(tenant)),
         )
-    if len(ranked) > 15:
-        table.add_row(f"... {len(ranked) - 15} more tenants", "", "", "", "", "", "")
+    if len(ranked) > shown:
+        table.add_row(f"({len(ranked) - shown} more)", "", "", "", "")
     table.add_section()
-    events = sum(t["event_count"] for t in totals.values())
-    table.add_row("all tenants", f"{events:,}", "", "", "", "", _money(grand))
+    table.add_row(
+        "all tenants",
+        f"{sum(t['event_count'] for t in totals.values()):,}",
+        f"{sum(t['input_tokens'] for t in totals.values()):,}",
+        f"{sum(t['output_tokens'] for t in totals.values()):,}",
+        _money(grand),
+    )
     console.print(table)
 
     alerts = Table(title="quota alerts from Alertmanager")
-    for column in ("alert", "tenant", "quota", "severity", "since"):
-        alerts.add_column(column)
+    for column in ("alert", "tenant", "quota", "severity", "since (UTC)"):
+        alerts.add_column(column, no_wrap=True)
     for alert in result.alerts:
         alerts.add_row(
-            alert.get("alertname", ""),
+            alert.get("alertname", "").removeprefix("Tokenops"),
             alert.get("tenant", ""),
             alert.get("quota", ""),
             alert.get("severity", ""),
-            alert.get("startsAt", "")[:19],
+            alert.get("startsAt", "")[11:19],
         )
     console.print(alerts)
 
@@ -178,6 +197,26 @@ def _print_results(
             f"ledger; ClickHouse checks clean ({checks})"
         )
     return problems
+
+
+_JSON = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+
+
+def _report_json(
+    result: DemoResult, report: BillingReport, problems: list[str], ledger_path: Path
+) -> dict[str, Any]:
+    return {
+        "run_id": result.run_id,
+        "tenant_prefix": result.tenant_prefix,
+        "ledger": str(ledger_path),
+        "tenants": {
+            tenant: {**counts, "invoice": {c: str(v) for c, v in report.amount(tenant).items()}}
+            for tenant, counts in report.tenant_totals().items()
+        },
+        "alerts": [(a.get("alertname"), a.get("tenant")) for a in result.alerts],
+        "dead_lettered": result.progress.dead_lettered,
+        "problems": problems,
+    }
 
 
 def _money(amounts: dict[str, Decimal]) -> str:

@@ -58,8 +58,8 @@ class DemoRun:
         self.config = config
         self.stack = LocalStack(stack_settings)
         self.topics = TopicSettings()
-        self.run_id = uuid.uuid4().hex[:6]
-        self.tenant_prefix = f"demo-{self.run_id}-"
+        self.run_id = uuid.uuid4().hex[:4]
+        self.tenant_prefix = f"{self.run_id}-tenant-"
         self.services: list[PipelineService] = []
 
     def start(self) -> None:
