@@ -4,9 +4,11 @@
 `QuotaProcessor`s (one per input partition, sharing one `QuotaBook`) and a
 `QuotaWatcher` thread that keeps the book current from the compacted quota topic.
 Crossings are published to `TopicSettings().quota_alerts` with the key
-`tenant|quota|period_start_ms|threshold_pct`; the worker publishes them before the state
-delta that records them becomes durable, so a crash can repeat an alert record (same key,
-same value apart from `emitted_at_ms`) but never lose or re-decide one.
+`tenant|quota|period_start_ms|threshold_pct`. The worker publishes outputs before the
+state delta that records them becomes durable, so after a crash the replayed batch
+decides the same crossings again. To keep one record per crossing, a recovered
+processor first reads the keys published since its state was written
+(`published_alert_keys`) and does not publish those again; their state still advances.
 """
 
 from __future__ import annotations
@@ -14,19 +16,26 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
 from tokenops.schemas.event import UsageEvent
+from tokenops.settings import KafkaSettings, TopicSettings
 from tokenops.streams.processors import OutputRecord, ProcessorFactory
 from tokenops.streams.quota_book import QuotaBook
+from tokenops.streams.quota_replay import published_alert_keys
 from tokenops.streams.quotas import QuotaEvaluator
-
-from tokenops.settings import KafkaSettings, TopicSettings
 
 logger = logging.getLogger(__name__)
 _HEADERS = [("content-type", b"application/json")]
+
+
+PublishedKeys = Callable[[int], set[str]]
+# A batch's alerts are produced after the batch began, so records of the batch that was
+# interrupted are no older than the state's `applied_at_ms` minus clock skew.
+_REPLAY_MARGIN_MS = 60_000
 
 
 class QuotaProcessor:
@@ -34,17 +43,30 @@ class QuotaProcessor:
 
     name = "quotas"
 
-    def __init__(self, book: QuotaBook, alerts_topic: str) -> None:
+    def __init__(
+        self, book: QuotaBook, alerts_topic: str, published: PublishedKeys | None = None
+    ) -> None:
         self.evaluator = QuotaEvaluator(book)
         self.alerts_topic = alerts_topic
+        self.published = published
+        self.already_published: set[str] = set()
 
     def load(self, state: Mapping[str, Any]) -> None:
+        """Recover the state; then learn which crossings were published after it was written."""
         self.evaluator.load(state)
+        since = self.evaluator.applied_at_ms
+        if self.published is not None and since:
+            self.already_published = self.published(since - _REPLAY_MARGIN_MS)
 
     def apply(
         self, events: Sequence[UsageEvent], *, now_ms: int
     ) -> tuple[list[OutputRecord], dict[str, Any]]:
         alerts, delta = self.evaluator.apply(events, now_ms=now_ms)
+        if self.already_published:
+            replayed = [a for a in alerts if a.key in self.already_published]
+            for alert in replayed:
+                logger.info("quota crossing already published key=%s", alert.key)
+            alerts = [a for a in alerts if a.key not in self.already_published]
         for alert in alerts:
             logger.info(
                 "quota threshold crossed tenant=%s quota=%s threshold_pct=%d usage=%s limit=%s",
@@ -113,7 +135,10 @@ def quota_processors(
     book = QuotaBook()
     watcher = QuotaWatcher(kafka, topics, book)
 
+    def published(since_ms: int) -> set[str]:
+        return published_alert_keys(kafka, topics.quota_alerts, since_ms)
+
     def factory(_partition: int) -> QuotaProcessor:
-        return QuotaProcessor(book, topics.quota_alerts)
+        return QuotaProcessor(book, topics.quota_alerts, published)
 
     return factory, watcher

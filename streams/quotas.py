@@ -11,7 +11,9 @@ each crossing is emitted exactly once per quota, period and threshold. The alert
 State is a plain mapping `str -> dict` of JSON-safe values:
 - `"<tenant>|<quota>|<period_start_ms>"` -> `{"usage": int | str, "crossed": [pct, ...],
   "end_ms": int}`; `usage` is a decimal string for cost budgets;
-- `"~watermark"` -> `{"time_ms": int}`: the highest event time seen on the partition.
+- `"~watermark"` -> `{"time_ms": int, "applied_at_ms": int}`: the highest event time seen
+  on the partition, and the wall-clock time of the batch that wrote the state (readers
+  of the quota-alerts topic start there after a crash; it never affects evaluation).
 
 An event counts in the period that holds its event time, also when it arrives late. A
 period's cell is dropped once the watermark is `late_horizon_ms` past the period's end
@@ -70,6 +72,7 @@ class QuotaEvaluator:
     rate_late_horizon_ms: int = 5 * 60_000
     cells: dict[str, _Cell] = field(default_factory=dict)
     watermark_ms: int = 0
+    applied_at_ms: int = 0
     stats: dict[str, int] = field(default_factory=lambda: {"events": 0, "late_ignored": 0})
     # tenant -> (the book's quota tuple, its compiled plans); a new tuple means a change
     _compiled: dict[str, tuple[tuple[QuotaDefinition, ...], tuple[QuotaPlan, ...]]] = field(
@@ -81,10 +84,11 @@ class QuotaEvaluator:
         """Replace the in-memory state with `state` (as recovered from the changelog)."""
         self.cells.clear()
         self._expiry.clear()
-        self.watermark_ms = 0
+        self.watermark_ms = self.applied_at_ms = 0
         for key, value in state.items():
             if key == WATERMARK_KEY:
                 self.watermark_ms = int(value["time_ms"])
+                self.applied_at_ms = int(value.get("applied_at_ms", 0))
                 continue
             raw, crossed = value["usage"], [int(t) for t in value["crossed"]]
             cost = isinstance(raw, str)  # cost budgets keep a decimal string
@@ -95,7 +99,7 @@ class QuotaEvaluator:
     def state(self) -> dict[str, dict[str, Any]]:
         """The whole state, as `load` takes it."""
         state = {key: cell.dump() for key, cell in self.cells.items()}
-        state[WATERMARK_KEY] = {"time_ms": self.watermark_ms}
+        state[WATERMARK_KEY] = {"time_ms": self.watermark_ms, "applied_at_ms": self.applied_at_ms}
         return state
 
     def apply(
@@ -130,7 +134,8 @@ class QuotaEvaluator:
         self.stats["events"] += count
         delta: dict[str, dict[str, Any] | None] = {k: self.cells[k].dump() for k in touched}
         delta.update(dict.fromkeys(self._evict()))
-        delta[WATERMARK_KEY] = {"time_ms": self.watermark_ms}
+        self.applied_at_ms = emitted_at
+        delta[WATERMARK_KEY] = {"time_ms": self.watermark_ms, "applied_at_ms": emitted_at}
         return alerts, delta
 
     def _plan(self, quota: QuotaDefinition) -> QuotaPlan:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
-from tokenops.schemas.quota import QuotaDefinition
-from tokenops.streams.quota_book import load_quota_file
-from tokenops.streams.quota_topic import delete_quota, publish_quotas, read_quota_book
 from typer.testing import CliRunner
 
 from tokenops.cli import app
 from tokenops.paths import deploy_dir
+from tokenops.schemas.quota import QuotaDefinition
 from tokenops.settings import KafkaSettings, TopicSettings
+from tokenops.streams.quota_book import load_quota_file
+from tokenops.streams.quota_topic import delete_quota, publish_quotas, read_quota_book
 
 pytestmark = pytest.mark.integration
 
@@ -55,3 +56,21 @@ def test_the_cli_sets_lists_and_deletes(
     assert "acme" not in runner.invoke(app, ["quota", "list"], env=env).output
     missing = runner.invoke(app, ["quota", "delete", "acme", "daily"], env=env)
     assert missing.exit_code != 0 and "no quota" in str(missing.exception)
+
+
+def test_published_alert_keys_reads_from_a_point_in_time(
+    kafka_settings: KafkaSettings, new_topic: Callable[..., str]
+) -> None:
+    from confluent_kafka import Producer
+
+    from tokenops.streams.quota_replay import published_alert_keys
+
+    topic = new_topic("alerts", 3)
+    producer = Producer(kafka_settings.librdkafka())
+    now = int(time.time() * 1000)
+    for i, at in enumerate([now - 600_000, now - 300_000, now - 1000, now]):
+        producer.produce(topic, b"{}", key=f"k{i}".encode(), timestamp=at)
+    assert producer.flush(30) == 0
+    assert published_alert_keys(kafka_settings, topic, now - 400_000) == {"k1", "k2", "k3"}
+    assert published_alert_keys(kafka_settings, topic, now + 60_000) == set()
+    assert published_alert_keys(kafka_settings, "no-such-topic-x", now) == set()

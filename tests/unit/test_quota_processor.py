@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ def _event(i: int, t_ms: int, tokens: int) -> UsageEvent:
     )
 
 
-def _state(path: Path) -> PartitionState:
+def _state(path: Path, published: Callable[[int], set[str]] | None = None) -> PartitionState:
     def decode(value: bytes, headers: Any, now_ms: int) -> list[UsageEvent]:
         return decode_record(value, headers, now_ms=now_ms)
 
@@ -45,7 +46,7 @@ def _state(path: Path) -> PartitionState:
         horizon_ms=86_400_000,
         outputs=("aggs", "dlq"),
         decode=decode,
-        processors=[QuotaProcessor(BOOK, "alerts")],
+        processors=[QuotaProcessor(BOOK, "alerts", published)],
     )
 
 
@@ -80,3 +81,28 @@ def test_duplicates_do_not_count_and_a_replay_repeats_the_same_alert(tmp_path: P
     outputs, _, counts = again.process(batch, T0)
     assert _alerts(outputs) == [] and counts.skipped == 1
     again.store.close()
+
+
+def test_a_crossing_published_before_the_crash_is_not_published_again(tmp_path: Path) -> None:
+    state = _state(tmp_path / "p0")
+    _, delta, _ = state.process([_record(0, [_event(1, T0 + 1, 400)])], T0)
+    state.commit(delta, 1)
+    batch = [_record(1, [_event(2, T0 + 2, 700)])]
+    outputs, _, _ = state.process(batch, T0)
+    published = set(_alerts(outputs))  # produced and acknowledged, then kill -9
+    assert len(published) == 3
+    state.store.close()
+
+    asked: list[int] = []
+
+    def topic_since(since_ms: int) -> set[str]:
+        asked.append(since_ms)
+        return published
+
+    recovered = _state(tmp_path / "p0", topic_since)
+    outputs, delta, _ = recovered.process(batch, T0)
+    assert _alerts(outputs) == [] and len(asked) == 1
+    recovered.commit(delta, 2)
+    later, _, _ = recovered.process([_record(2, [_event(3, T0 + 3, 5000)])], T0)
+    assert _alerts(later) == []  # every threshold is crossed: nothing new, nothing repeated
+    recovered.store.close()
