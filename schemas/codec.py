@@ -23,6 +23,8 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+
+from tokenops.schemas.columnar import quick_batch
 from tokenops.schemas.errors import InvalidEventError
 from tokenops.schemas.event import (
     DEFAULT_MAX_FUTURE_SKEW_S,
@@ -186,6 +188,9 @@ def _batch(body: dict[str, Any], latest_ms: int) -> list[UsageEvent]:
     if items.__class__ is not list or not 0 < len(items) <= MAX_BATCH_EVENTS:
         raise InvalidEventError("events", items, f"must be a list of 1..{MAX_BATCH_EVENTS}")
     tenant = body["tenant_id"]
+    quick = quick_batch(items, tenant, EVENT_TYPE, _EARLIEST_MS, latest_ms)
+    if quick is not None:
+        return quick
     events = []
     for index, item in enumerate(items):
         try:

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+
 from tokenops.schemas import (
     BATCH_HEADERS,
     EVENT_HEADERS,
@@ -387,3 +388,45 @@ def test_sdk_fast_constructor_agrees_with_pydantic(
         assert decode_record(encoded[1][1], None, max_future_skew_s=SKEW_S) == [expected[1]]
     else:
         assert encoded == expected
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(valid_fields(), min_size=1, max_size=5),
+    st.integers(0, 4),
+    st.sampled_from([*FIELD_NAMES, "specversion", "type", "data"]),
+    junk,
+    st.booleans(),
+)
+def test_batches_decode_like_their_events_one_by_one(
+    many: list[dict[str, Any]], which: int, name: str, value: Any, mutate: bool
+) -> None:
+    tenant = many[0]["tenant_id"]
+    ces = [to_cloudevent(UsageEvent(**{**f, "tenant_id": tenant})) for f in many]
+    body = orjson.dumps(
+        {"type": "ai.tokenops.usage.batch", "version": 1, "tenant_id": tenant, "events": ces}
+    )
+    decode_record(body, BATCH_HEADERS, now_ms=NOW_MS)  # warm every cache: the quick paths
+    if mutate:
+        ce = ces[which % len(ces)]
+        target = (
+            ce if name in ("id", "source", "time", "specversion", "type", "data") else ce["data"]
+        )
+        target[name] = value
+    expected: tuple[str, Any]
+    try:
+        expected = ("ok", [reference(orjson.loads(orjson.dumps(ce))) for ce in ces])
+        if any(e.tenant_id != tenant for e in expected[1]):
+            index = next(i for i, e in enumerate(expected[1]) if e.tenant_id != tenant)
+            expected = ("invalid", ("tenant_id", index))
+    except InvalidEventError as exc:
+        index = next(i for i, ce in enumerate(ces) if outcome(reference, ce)[0] == "invalid")
+        expected = ("invalid", (exc.field, index))
+    body = orjson.dumps(
+        {"type": "ai.tokenops.usage.batch", "version": 1, "tenant_id": tenant, "events": ces}
+    )
+    try:
+        got: tuple[str, Any] = ("ok", decode_record(body, BATCH_HEADERS, now_ms=NOW_MS))
+    except InvalidEventError as exc:
+        got = ("invalid", (exc.field, exc.index))
+    assert got == expected

@@ -1,0 +1,130 @@
+"""A whole batch proven valid column by column, in C loops: the worker's hot path.
+
+`quick_batch` takes the decoded CloudEvents of one batch record and either returns their
+`UsageEvent`s or None, in which case the caller decodes event by event (which names the
+broken field). It accepts only what every per-event rule accepts: identifiers already
+seen by the careful path, canonical times, no attributes, every field in range; a
+hypothesis test checks it against the per-event decoder. Each check runs over a whole
+column with `map`, `set` and `re` (one regex pass over the joined ids and times), so
+the interpreter runs a few dozen bytecodes per batch instead of per event.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from itertools import repeat
+from operator import add, eq, floordiv, itemgetter, le, sub
+from typing import Any
+
+from tokenops.schemas.event import EPOCH, MAX_TOKENS, ONE_MS, SCHEMA_VERSION, UsageEvent
+from tokenops.schemas.fastpath import FIELDS, _known, _known_or_none, _sources
+
+_CORE = frozenset({"specversion", "type", "source", "id", "time", "data"})
+_DATA_FIELDS = frozenset(FIELDS) - {"id", "source", "time"}
+_ID = r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}"
+_IDS = re.compile(rf"{_ID}(?:\n{_ID})*").fullmatch
+_TIMES = re.compile(
+    r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z)+"
+).fullmatch
+_OPTIONAL = ("project_id", "agent_id", "user_id", "api_key_id", "region", "node_id")
+_KEYS = (*FIELDS, "time_ms")
+_INT = frozenset({int})
+_DICT = frozenset({dict})
+_new = object.__new__
+_set = object.__setattr__
+_ALL_SET = set(FIELDS)
+
+
+def quick_batch(
+    items: list[Any], tenant: Any, event_type: str, earliest_ms: int, latest_ms: int
+) -> list[UsageEvent] | None:
+    """The events of these CloudEvents of `tenant`, or None: decode them one by one."""
+    try:
+        return _quick_batch(items, tenant, event_type, earliest_ms, latest_ms)
+    except (TypeError, ValueError, AttributeError, KeyError):
+        return None  # unhashable, wrong type, impossible date...: the careful way decides
+
+
+def _quick_batch(
+    items: list[Any], tenant: Any, event_type: str, earliest_ms: int, latest_ms: int
+) -> list[UsageEvent] | None:
+    n = len(items)
+    if not all(map(eq, map(dict.keys, items), repeat(_CORE, n))):
+        return None
+    datas = list(map(itemgetter("data"), items))
+    if not (
+        set(map(itemgetter("specversion"), items)) == {"1.0"}
+        and set(map(itemgetter("type"), items)) == {event_type}
+        and set(map(type, datas)) == _DICT
+        and all(map(_DATA_FIELDS.issuperset, datas))
+        and not any(map(dict.__contains__, datas, repeat("attributes", n)))
+    ):
+        return None
+
+    def column(name: str, default: Any = None) -> list[Any]:
+        return list(map(dict.get, datas, repeat(name, n), repeat(default, n)))
+
+    versions = column("schema_version")
+    ids = list(map(itemgetter("id"), items))
+    sources = list(map(itemgetter("source"), items))
+    times = list(map(itemgetter("time"), items))
+    tenants, models, providers = column("tenant_id"), column("model"), column("provider")
+    operations = column("operation", "chat")
+    optional = [column(name) for name in _OPTIONAL]
+    joined_ids = "\n".join(ids)
+    if not (
+        set(map(type, versions)) == _INT
+        and set(versions) == {SCHEMA_VERSION}
+        and set(tenants) == {tenant}
+        and _known.issuperset(tenants)
+        and _known.issuperset(models)
+        and _known.issuperset(providers)
+        and _known.issuperset(operations)
+        and all(map(_known_or_none.issuperset, optional))
+        and _sources.issuperset(sources)
+        and joined_ids.count("\n") == n - 1
+        and _IDS(joined_ids) is not None
+        and set(map(len, times)) == {24}
+        and _TIMES("".join(times)) is not None
+    ):
+        return None
+    moments = list(map(datetime.fromisoformat, times))  # ValueError on an impossible date
+    millis = list(map(floordiv, map(sub, moments, repeat(EPOCH, n)), repeat(ONE_MS, n)))
+    inputs, outputs = column("input_tokens"), column("output_tokens")
+    reads = column("cache_read_input_tokens", 0)
+    creations = column("cache_creation_input_tokens", 0)
+    reasonings = column("reasoning_output_tokens", 0)
+    tokens = (inputs, outputs, reads, creations, reasonings)
+    if not (
+        earliest_ms <= min(millis)
+        and max(millis) <= latest_ms
+        and all(_INT.issuperset(map(type, c)) for c in tokens)
+        and min(map(min, tokens)) >= 0
+        and max(inputs) <= MAX_TOKENS
+        and max(outputs) <= MAX_TOKENS
+        and all(map(le, map(add, reads, creations), inputs))
+        and all(map(le, reasonings, outputs))
+    ):
+        return None
+    rows = zip(
+        repeat(SCHEMA_VERSION, n),
+        ids,
+        sources,
+        moments,
+        tenants,
+        *optional,
+        models,
+        providers,
+        operations,
+        *tokens,
+        map(dict, repeat((), n)),
+        millis,
+        strict=True,
+    )
+    events = list(map(_new, repeat(UsageEvent, n)))
+    any(map(_set, events, repeat("__dict__", n), map(dict, map(zip, repeat(_KEYS, n), rows))))
+    any(map(_set, events, repeat("__pydantic_fields_set__", n), repeat(_ALL_SET, n)))
+    any(map(_set, events, repeat("__pydantic_extra__", n), repeat(None, n)))
+    any(map(_set, events, repeat("__pydantic_private__", n), repeat(None, n)))
+    return events
