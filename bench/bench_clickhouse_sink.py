@@ -26,13 +26,13 @@ import uuid
 from pathlib import Path
 
 from confluent_kafka import Consumer
+
+from bench.bench_worker import _peak_rss_mb, fill
 from tokenops.schemas.codec import decode_record
+from tokenops.settings import KafkaSettings, StackSettings
 from tokenops.sinks.clickhouse import ClickHouseSettings, open_store
 from tokenops.sinks.clickhouse.migrations import migrate
 from tokenops.sinks.clickhouse.rows import EVENT_COLUMNS, event_row
-
-from bench.bench_worker import _peak_rss_mb, fill
-from tokenops.settings import KafkaSettings, StackSettings
 from tokenops.stack.kafka import KafkaBroker
 from tokenops.stack.process import free_port
 from tokenops.topics import TopicSpec, ensure_topics

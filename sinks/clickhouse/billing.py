@@ -13,6 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
 from clickhouse_connect.driver.client import Client
+
 from tokenops.schemas import TOKEN_TYPES
 
 UsageBy = Literal["model", "day", "hour"]

@@ -19,11 +19,11 @@ from urllib.parse import parse_qs, urlparse
 import orjson
 from clickhouse_connect.driver.client import Client
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from tokenops.errors import TokenopsError
 from tokenops.sinks.clickhouse import billing, reconcile
 from tokenops.sinks.clickhouse.errors import ClickHouseError
 from tokenops.sinks.clickhouse.wire import invoice_to_json, parse_time
-
-from tokenops.errors import TokenopsError
 
 logger = logging.getLogger(__name__)
 
@@ -127,8 +127,11 @@ class SinkEndpoint:
     def _send(
         request: BaseHTTPRequestHandler, status: int, body: bytes, kind: str = "application/json"
     ) -> None:
-        request.send_response(status)
-        request.send_header("Content-Type", kind)
-        request.send_header("Content-Length", str(len(body)))
-        request.end_headers()
-        request.wfile.write(body)
+        try:
+            request.send_response(status)
+            request.send_header("Content-Type", kind)
+            request.send_header("Content-Length", str(len(body)))
+            request.end_headers()
+            request.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            logger.debug("endpoint client went away before the answer")

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
-from tokenops.sinks.clickhouse.errors import MigrationError
 
 from tokenops.paths import deploy_dir
+from tokenops.sinks.clickhouse.errors import MigrationError
 
 logger = logging.getLogger(__name__)
 

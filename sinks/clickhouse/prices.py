@@ -12,10 +12,10 @@ from typing import Any
 
 import yaml
 from clickhouse_connect.driver.client import Client
-from tokenops.schemas import TOKEN_TYPES
-from tokenops.sinks.clickhouse.errors import PriceError
 
 from tokenops.paths import deploy_dir
+from tokenops.schemas import TOKEN_TYPES
+from tokenops.sinks.clickhouse.errors import PriceError
 
 logger = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import orjson
 from clickhouse_connect.driver.client import Client
+
 from tokenops.sinks.clickhouse import billing, reconcile, wire
 from tokenops.sinks.clickhouse.errors import ClickHouseError, StoreBusyError
 from tokenops.sinks.clickhouse.settings import ClickHouseSettings

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from clickhouse_connect.driver.client import Client
+
 from tokenops.schemas import TOKEN_TYPES
 from tokenops.sinks.clickhouse.errors import ClickHouseError
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from tokenops.schemas import WindowTotals
@@ -108,11 +109,27 @@ class Batch:
     windows: dict[str, WindowTotals] = field(default_factory=dict)
     events: list[list[object]] = field(default_factory=list)
     records: int = 0
+    # usage records still being decoded (see decoding.py), resolved before the write
+    pending: list[tuple[Future[tuple[list[list[object]], int]], int]] = field(default_factory=list)
+    pending_records: int = 0
 
     def add_window(self, w: WindowTotals) -> None:
         old = self.windows.get(w.key)
         if old is None or supersedes(w, old):
             self.windows[w.key] = w
 
+    def add_pending(self, decoded: Future[tuple[list[list[object]], int]], records: int) -> None:
+        self.pending.append((decoded, records))
+        self.pending_records += records
+
+    def resolve_oldest(self) -> int:
+        """Wait for the oldest decoding chunk, keep its rows; returns its invalid records."""
+        decoded, records = self.pending.pop(0)
+        rows, invalid = decoded.result()
+        self.events.extend(rows)
+        self.pending_records -= records
+        return invalid
+
     def __len__(self) -> int:
-        return len(self.windows) + len(self.events)
+        """Rows so far; a record still being decoded counts as one row until it is back."""
+        return len(self.windows) + len(self.events) + self.pending_records

@@ -7,6 +7,8 @@ import threading
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
+
+from tokenops.settings import KafkaSettings, TopicSettings
 from tokenops.sinks.clickhouse.endpoint import SinkEndpoint
 from tokenops.sinks.clickhouse.metrics import SinkMetrics
 from tokenops.sinks.clickhouse.migrations import migrate
@@ -16,8 +18,6 @@ from tokenops.sinks.clickhouse.settings import ClickHouseSettings
 from tokenops.sinks.clickhouse.sink import BatchWriter, ClickHouseSink
 from tokenops.sinks.clickhouse.store import ClickHouseStore, open_store
 from tokenops.sinks.clickhouse.writer import ClickHouseWriter
-
-from tokenops.settings import KafkaSettings, TopicSettings
 
 logger = logging.getLogger(__name__)
 

@@ -37,6 +37,9 @@ class ClickHouseSettings(BaseSettings):
     batch_max_rows: int = Field(default=50_000, ge=1)
     batch_max_ms: int = Field(default=1_000, ge=1)
     raw_events: bool = True
+    decode_processes: int = Field(
+        default=0, ge=0, le=64, description="Processes decoding raw events; 0 decodes inline."
+    )
     raw_events_retention_days: int = Field(default=400, ge=0, description="0 keeps forever.")
     consumer_group: str = "tokenops-clickhouse-sink"
     retry_initial_ms: int = Field(default=200, ge=1)

@@ -13,18 +13,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from pydantic import ValidationError
-from tokenops.schemas import WindowTotals
-from tokenops.schemas.codec import decode_record
-from tokenops.schemas.errors import InvalidEventError
-from tokenops.sinks.clickhouse.metrics import SinkMetrics
-from tokenops.sinks.clickhouse.rows import Batch, event_row
-from tokenops.sinks.clickhouse.settings import ClickHouseSettings
 
+from tokenops.schemas import WindowTotals
 from tokenops.settings import KafkaSettings, TopicSettings
+from tokenops.sinks.clickhouse.decoding import EventDecoder, RawRecord
+from tokenops.sinks.clickhouse.metrics import SinkMetrics
+from tokenops.sinks.clickhouse.rows import Batch
+from tokenops.sinks.clickhouse.settings import ClickHouseSettings
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +60,8 @@ class ClickHouseSink:
             "auto.offset.reset": "earliest",
         }
         self.consumer = Consumer(config)
+        self.decoder = EventDecoder(settings.decode_processes)
+        self._chunk: list[RawRecord] = []
         self._batch = Batch()
         self._offsets: dict[tuple[str, int], int] = {}
         self._deadline: float | None = None
@@ -75,6 +76,7 @@ class ClickHouseSink:
                 self.flush_pending()
         finally:
             self.consumer.close()
+            self.decoder.close()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Called inside consume(): finish the batch in hand while its partitions are still
@@ -101,6 +103,12 @@ class ClickHouseSink:
                 position = self._add(self._batch, message)
                 if position is not None:
                     self._offsets[position[0]] = position[1]
+            if self._chunk:
+                self._batch.add_pending(self.decoder.submit(self._chunk), len(self._chunk))
+                self._chunk = []
+                while len(self._batch.pending) > 2 * max(1, self.decoder.processes):
+                    # backpressure: a bounded number of chunks in flight
+                    self.metrics.invalid.labels("usage").inc(self._batch.resolve_oldest())
             if messages and self._deadline is None:
                 self._deadline = now + self.settings.batch_max_ms / 1000
 
@@ -127,16 +135,13 @@ class ClickHouseSink:
                 logger.error("skipped invalid window totals offset=%d: %s", offset, exc)
             return position
         self.metrics.records.labels("usage").inc()
-        try:
-            events = decode_record(value, cast("list[tuple[str, bytes]] | None", message.headers()))
-        except InvalidEventError:
-            self.metrics.invalid.labels("usage").inc()  # the worker dead-letters it
-            return position
-        batch.events.extend(event_row(e, partition, offset) for e in events)
+        self._chunk.append((value, message.headers(), partition, offset))
         return position
 
     def flush(self, batch: Batch) -> bool:
         """Write `batch`, retrying with backoff until it is durable; False if stopped first."""
+        while batch.pending:
+            self.metrics.invalid.labels("usage").inc(batch.resolve_oldest())
         if not batch.windows and not batch.events:
             return True
         delay_ms = self.settings.retry_initial_ms

@@ -20,6 +20,7 @@ from typing import IO, Any
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
+
 from tokenops.sinks.clickhouse.errors import ClickHouseError, StoreBusyError
 from tokenops.sinks.clickhouse.settings import ClickHouseSettings
 

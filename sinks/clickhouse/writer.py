@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from clickhouse_connect.driver.client import Client
+
 from tokenops.schemas import WindowTotals
 from tokenops.sinks.clickhouse.rows import EVENT_COLUMNS, WINDOW_COLUMNS, Batch, window_row
 

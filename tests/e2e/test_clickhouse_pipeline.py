@@ -26,12 +26,12 @@ from typing import Any
 import pytest
 import yaml
 from confluent_kafka import Consumer, TopicPartition
+
+from tests.e2e.worker_run import TOKENOPS, WINDOW_S, WorkerProcess, latest_totals, worker_env
 from tokenops.producers.ledger import ExpectedTotals, Key
 from tokenops.producers.producer import UsageProducer
 from tokenops.producers.settings import ProducerSettings
 from tokenops.producers.simulator import SimulationConfig, Simulator
-
-from tests.e2e.worker_run import TOKENOPS, WINDOW_S, WorkerProcess, latest_totals, worker_env
 from tokenops.settings import KafkaSettings
 from tokenops.stack.process import free_port
 

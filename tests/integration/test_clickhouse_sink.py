@@ -18,8 +18,11 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from prometheus_client import CollectorRegistry
+
+from tests.clickhouse_helpers import event, ms, window
 from tokenops.schemas import WindowTotals
 from tokenops.schemas.codec import EVENT_HEADERS, encode_event
+from tokenops.settings import KafkaSettings, TopicSettings
 from tokenops.sinks.clickhouse import ClickHouseSettings, ClickHouseStore, open_store
 from tokenops.sinks.clickhouse.metrics import SinkMetrics
 from tokenops.sinks.clickhouse.reconcile import reconcile
@@ -27,9 +30,6 @@ from tokenops.sinks.clickhouse.rows import Batch, supersedes
 from tokenops.sinks.clickhouse.service import LockedWriter, prepare_store
 from tokenops.sinks.clickhouse.sink import ClickHouseSink
 from tokenops.sinks.clickhouse.writer import ClickHouseWriter
-
-from tests.clickhouse_helpers import event, ms, window
-from tokenops.settings import KafkaSettings, TopicSettings
 
 pytestmark = pytest.mark.integration
 
@@ -205,8 +205,12 @@ def windows_batch(seed: int, count: int) -> list[WindowTotals]:
     return out
 
 
-def test_storage_outage_blocks_commits_and_recovers_exactly(harness: Harness) -> None:
+@pytest.mark.parametrize("decode_processes", [0, 2])
+def test_storage_outage_blocks_commits_and_recovers_exactly(
+    harness: Harness, decode_processes: int
+) -> None:
     h = harness
+    h.settings = h.settings.model_copy(update={"decode_processes": decode_processes})
     writer = h.writer()
     thread, stop = h.start(writer)
     first = windows_batch(0, 60)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.clickhouse_helpers import ms, window
 from tokenops.sinks.clickhouse import ClickHouseSettings, ClickHouseStore, open_store
 from tokenops.sinks.clickhouse.billing import invoice, usage
 from tokenops.sinks.clickhouse.migrations import load_migrations, migrate
@@ -19,8 +21,6 @@ from tokenops.sinks.clickhouse.prices import load_prices, sync_prices
 from tokenops.sinks.clickhouse.reconcile import reconcile
 from tokenops.sinks.clickhouse.service import prepare_store
 from tokenops.sinks.clickhouse.writer import ClickHouseWriter
-
-from tests.clickhouse_helpers import ms, window
 
 REPO = Path(__file__).resolve().parents[2]
 NOV = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)

@@ -7,6 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+
 from tokenops.schemas import TOKEN_TYPES
 from tokenops.sinks.clickhouse.errors import PriceError
 from tokenops.sinks.clickhouse.migrations import load_migrations

@@ -156,8 +156,11 @@ def _emit(rows: list[dict[str, Any]], title: str, fmt: Format) -> None:
         table = Table(title=title)
         for column in columns:
             numeric = (rows and isinstance(rows[0].get(column), int | float)) or column == "amount"
-            justify = "right" if numeric else "left"
-            table.add_column(_SHORT.get(column, column), justify=justify, overflow="fold")
+            table.add_column(
+                _SHORT.get(column, column),
+                justify="right" if numeric else "left",
+                overflow="fold",
+            )
         for row in rows:
             table.add_row(*(_cell(row.get(c)) for c in columns))
         console.print(table)

@@ -1,0 +1,61 @@
+"""Raw usage records to `raw_events` rows, inline or in decoder processes.
+
+`decode_record` (the event contract's decoder, the same one the worker uses) is the
+sink's most expensive step per event; with `decode_processes > 0` chunks of records are
+decoded in that many spawned processes while the sink keeps consuming. The rows come
+back in submission order. Spawned, not forked: the sink process runs librdkafka and
+ClickHouse threads, which a fork would copy in an undefined state.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import cast
+
+from tokenops.schemas.codec import decode_record
+from tokenops.schemas.errors import InvalidEventError
+from tokenops.sinks.clickhouse.rows import event_row
+
+# (value, headers, partition, offset) of one usage record
+RawRecord = tuple[bytes | None, object, int, int]
+Decoded = tuple[list[list[object]], int]  # rows, invalid records
+
+
+def decode_chunk(records: Sequence[RawRecord]) -> Decoded:
+    """Rows of every valid event; invalid records are counted and skipped (the worker
+    dead-letters them)."""
+    rows: list[list[object]] = []
+    invalid = 0
+    for value, headers, partition, offset in records:
+        try:
+            events = decode_record(value, cast("list[tuple[str, bytes]] | None", headers))
+        except InvalidEventError:
+            invalid += 1
+            continue
+        rows.extend(event_row(e, partition, offset) for e in events)
+    return rows, invalid
+
+
+class EventDecoder:
+    """Decodes chunks inline (`processes=0`) or in a pool of spawned processes."""
+
+    def __init__(self, processes: int) -> None:
+        self.processes = processes
+        self.pool = (
+            ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+            if processes
+            else None
+        )
+
+    def submit(self, records: list[RawRecord]) -> Future[Decoded]:
+        if self.pool is not None:
+            return self.pool.submit(decode_chunk, records)
+        done: Future[Decoded] = Future()
+        done.set_result(decode_chunk(records))
+        return done
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
