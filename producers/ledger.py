@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
+
 from tokenops.schemas import TOKEN_TYPES, UsageEvent
 
 LEDGER_VERSION = 1

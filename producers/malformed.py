@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+
 from tokenops.schemas import build_event
 from tokenops.schemas.codec import to_cloudevent
 

@@ -23,23 +23,21 @@ import signal
 import threading
 import time
 import weakref
-from collections import deque
-from collections.abc import Callable, Mapping
-from functools import partial
-from pathlib import Path
+from collections.abc import Mapping
 from types import FrameType
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
+
 from tokenops.producers.batcher import Batch, TenantBatches, batch_record
+from tokenops.producers.delivery import Delivered, RecordSender
 from tokenops.producers.errors import ProducerBackpressureError, ProducerClosedError
 from tokenops.producers.metrics import ProducerMetrics
 from tokenops.producers.settings import ProducerSettings
-from tokenops.producers.spool import Spool, SpooledRecord, read_entries, release
-from tokenops.schemas import CONTENT_TYPE_HEADER, InvalidEventError, UsageEvent, encode_event
+from tokenops.producers.spool import Spool, SpooledRecord
+from tokenops.schemas import InvalidEventError, UsageEvent, encode_event
 from tokenops.schemas.codec import encode_fields
-
 from tokenops.settings import KafkaSettings
 
 logger = logging.getLogger(__name__)
@@ -63,17 +61,15 @@ class UsageProducer:
         )
         self._lock = threading.Lock()
         self._batches = TenantBatches(settings.batch_max_events, settings.batch_linger_ms / 1000)
-        # records librdkafka's full queue refused for now, with the spool file they replay
-        self._pending: deque[tuple[SpooledRecord, Path | None]] = deque()
-        self._pending_events = 0
-        self._in_flight = 0
         self._closed = False
         self._released = False
-        self._raw_callbacks: dict[int, Callable[[int, int], None]] = {}
         self._spool = Spool(settings.spool_dir)
-        self._replaying: dict[Path, int] = {}
         self.metrics = ProducerMetrics(registry or CollectorRegistry(), self.outstanding)
-        self._replay()
+        self._sender = RecordSender(
+            self._producer, self.topic, self._spool, self.metrics, self._lock
+        )
+        with self._lock:
+            self._sender.replay()
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._poll_loop, name="tokenops-producer")
         self._poller.daemon = True
@@ -112,7 +108,7 @@ class UsageProducer:
         value: bytes,
         key: bytes | None,
         content_type: str,
-        on_delivered: Callable[[int, int], None] | None = None,
+        on_delivered: Delivered | None = None,
     ) -> None:
         """Produce bytes as they are, unvalidated: for fault injection and tests only.
 
@@ -122,14 +118,13 @@ class UsageProducer:
         with self._lock:
             if self._closed:
                 raise ProducerClosedError()
-            record = SpooledRecord(0, key or b"", content_type, value)
-            if on_delivered is not None:
-                self._raw_callbacks[id(record)] = on_delivered
-            self._submit(record)
+            self._sender.submit(
+                SpooledRecord(0, key or b"", content_type, value), None, on_delivered
+            )
 
     def outstanding(self) -> int:
         """Events accepted and neither acknowledged nor spooled yet."""
-        return self._batches.buffered + self._pending_events + self._in_flight
+        return self._batches.buffered + self._sender.outstanding
 
     def flush(self, timeout_s: float | None = None) -> int:
         """Send every buffered event and wait for acknowledgements; returns those left."""
@@ -138,7 +133,7 @@ class UsageProducer:
         with self._lock:
             for batch in self._batches.drain():
                 self._produce(batch)
-            self._retry_pending()
+            self._sender.retry_pending()
         self._producer.flush(self.settings.close_timeout_s if timeout_s is None else timeout_s)
         self._spool.sync()
         return self.outstanding()
@@ -161,10 +156,7 @@ class UsageProducer:
             self._producer.purge(in_queue=True, in_flight=True)
             self._producer.flush(5.0)  # serves the purge reports, which spool the records
             with self._lock:
-                while self._pending:
-                    record, replay_of = self._pending.popleft()
-                    self._resolved(record, replay_of, KafkaError(KafkaError._PURGE_QUEUE))
-                self._pending_events = 0
+                self._sender.spool_pending()
         self._spool.close()
         self._released = True
         self._producer.close()  # drops the broker connections now, not at garbage collection
@@ -226,87 +218,7 @@ class UsageProducer:
         """Hand one tenant's encoded events to librdkafka as one record (lock held)."""
         tenant, encoded = batch
         content_type, value = batch_record(tenant, encoded)
-        self._submit(SpooledRecord(len(encoded), tenant.encode(), content_type, value))
-
-    def _submit(self, record: SpooledRecord, replay_of: Path | None = None) -> None:
-        """Produce, or queue behind earlier refused records to keep a tenant's order."""
-        if self._pending or not self._try_produce(record, replay_of):
-            self._pending.append((record, replay_of))
-            self._pending_events += record.events
-
-    def _try_produce(self, record: SpooledRecord, replay_of: Path | None) -> bool:
-        try:
-            self._producer.produce(
-                self.topic,
-                record.value,
-                record.key,
-                headers=[(CONTENT_TYPE_HEADER, record.content_type.encode())],
-                on_delivery=partial(self._on_delivery, record, replay_of),
-            )
-        except BufferError:
-            return False
-        self._in_flight += record.events
-        return True
-
-    def _retry_pending(self) -> None:
-        while self._pending:
-            record, replay_of = self._pending[0]
-            if not self._try_produce(record, replay_of):
-                return
-            self._pending.popleft()
-            self._pending_events -= record.events
-
-    def _on_delivery(
-        self,
-        record: SpooledRecord,
-        replay_of: Path | None,
-        error: KafkaError | None,
-        message: Message,
-    ) -> None:
-        """Runs in whichever thread polls: counts the outcome, spools a failure."""
-        with self._lock:
-            self._in_flight -= record.events
-            self._resolved(record, replay_of, error)
-            callback = self._raw_callbacks.pop(id(record), None) if self._raw_callbacks else None
-        if callback is not None and error is None:
-            callback(message.partition() or 0, message.offset() or 0)
-
-    def _resolved(
-        self, record: SpooledRecord, replay_of: Path | None, error: KafkaError | None
-    ) -> None:
-        """Acknowledged (error None) or spooled; a replayed file goes once all resolved."""
-        if error is None:
-            self.metrics.sent.inc(record.events)
-            if replay_of is not None:
-                self.metrics.replayed.inc(record.events)
-        else:
-            name = error.name()
-            self.metrics.failed.labels(name).inc(record.events)
-            logger.warning("delivery failed error=%s events=%d; spooling", name, record.events)
-            self._to_spool(record)
-        if replay_of is not None:
-            self._replaying[replay_of] -= 1
-            if self._replaying[replay_of] == 0:
-                self._spool.sync()  # records that failed again are durable here first
-                release(replay_of)
-                del self._replaying[replay_of]
-
-    def _to_spool(self, record: SpooledRecord) -> None:
-        self._spool.append(record)
-        self.metrics.spooled.inc(record.events)
-
-    def _replay(self) -> None:
-        """Produce what earlier producers spooled; each file goes once it is all resolved."""
-        for path in self._spool.claim_older():
-            records = list(read_entries(path))
-            logger.info("replaying spool path=%s records=%d", path, len(records))
-            if not records:
-                release(path)
-                continue
-            self._replaying[path] = len(records)
-            with self._lock:
-                for record in records:
-                    self._submit(record, replay_of=path)
+        self._sender.submit(SpooledRecord(len(encoded), tenant.encode(), content_type, value))
 
     def _poll_loop(self) -> None:
         tick = max(0.001, min(0.05, self.settings.batch_linger_ms / 2000))
@@ -315,7 +227,7 @@ class UsageProducer:
             with self._lock:
                 for batch in self._batches.stale():
                     self._produce(batch)
-                self._retry_pending()
+                self._sender.retry_pending()
                 self._spool.sync()
 
 

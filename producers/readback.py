@@ -11,8 +11,8 @@ import uuid
 from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, TopicPartition
-from tokenops.schemas import InvalidEventError, UsageEvent, decode_record
 
+from tokenops.schemas import InvalidEventError, UsageEvent, decode_record
 from tokenops.settings import KafkaSettings
 
 
