@@ -18,7 +18,8 @@ from operator import add, eq, floordiv, itemgetter, le, sub
 from typing import Any
 
 from tokenops.schemas.event import EPOCH, MAX_TOKENS, ONE_MS, SCHEMA_VERSION, UsageEvent
-from tokenops.schemas.fastpath import FIELDS, _known, _known_or_none, _sources
+from tokenops.schemas.validate import FIELDS, known, known_or_none
+from tokenops.schemas.validate import sources as known_sources
 
 _CORE = frozenset({"specversion", "type", "source", "id", "time", "data"})
 _DATA_FIELDS = frozenset(FIELDS) - {"id", "source", "time"}
@@ -77,12 +78,12 @@ def _quick_batch(
         set(map(type, versions)) == _INT
         and set(versions) == {SCHEMA_VERSION}
         and set(tenants) == {tenant}
-        and _known.issuperset(tenants)
-        and _known.issuperset(models)
-        and _known.issuperset(providers)
-        and _known.issuperset(operations)
-        and all(map(_known_or_none.issuperset, optional))
-        and _sources.issuperset(sources)
+        and known.issuperset(tenants)
+        and known.issuperset(models)
+        and known.issuperset(providers)
+        and known.issuperset(operations)
+        and all(map(known_or_none.issuperset, optional))
+        and known_sources.issuperset(sources)
         and joined_ids.count("\n") == n - 1
         and _IDS(joined_ids) is not None
         and set(map(len, times)) == {24}
