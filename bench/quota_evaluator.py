@@ -3,7 +3,8 @@
 `python -m bench.quota_evaluator [events] [tenants]`: each tenant has a daily quota, a
 per-minute rate quota and a monthly budget in a timezone; events are spread over an hour.
 The baseline sums the same tokens into a dict keyed by tenant: the floor any per-event
-evaluation in Python pays.
+evaluation in Python pays. Rates are per second of this process's CPU time, which the
+other processes of a busy machine disturb less than wall-clock time.
 """
 
 from __future__ import annotations
@@ -67,12 +68,12 @@ def main(n: int = 200_000, tenants: int = 1000) -> None:
     ]
     batches = [events[i : i + 2000] for i in range(0, n, 2000)]
 
-    start = time.perf_counter()
+    start = time.process_time()
     totals: dict[str, int] = {}
     for batch in batches:
         for e in batch:
             totals[e.tenant_id] = totals.get(e.tenant_id, 0) + e.input_tokens + e.output_tokens
-    baseline = n / (time.perf_counter() - start)
+    baseline = n / (time.process_time() - start)
 
     evaluator = QuotaEvaluator(quotas(tenants))
     rates = []
@@ -84,12 +85,12 @@ def main(n: int = 200_000, tenants: int = 1000) -> None:
             ]
             for b in batches
         ]
-        start = time.perf_counter()
+        start = time.process_time()
         alerts = 0
         for batch in shifted:
             found, _ = evaluator.apply(batch, now_ms=0)
             alerts += len(found)
-        rates.append(n / (time.perf_counter() - start))
+        rates.append(n / (time.process_time() - start))
     first, rate = rates
     print(f"events={n} tenants={tenants} quotas/tenant=3 batch=2000")
     print(f"baseline dict sum        {baseline:12,.0f} events/s")

@@ -8,6 +8,7 @@ integers only. Thresholds become integer bounds in the same unit.
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from tokenops.schemas.quota import QuotaDefinition
@@ -17,7 +18,21 @@ _SHARED: dict[tuple[str, str], tuple[int, int]] = {}  # (period, timezone) -> la
 
 
 class QuotaPlan:
-    __slots__ = ("_end", "_start", "bounds", "horizon_ms", "model", "prices", "quota", "tokens")
+    __slots__ = (
+        "_end",
+        "_start",
+        "bounds",
+        "cell",
+        "cell_end",
+        "cell_gen",
+        "cell_key",
+        "cell_start",
+        "horizon_ms",
+        "model",
+        "prices",
+        "quota",
+        "tokens",
+    )
 
     def __init__(self, quota: QuotaDefinition, horizon_ms: int) -> None:
         self.quota = quota
@@ -27,20 +42,17 @@ class QuotaPlan:
         self.prices: tuple[tuple[str, int], ...] = ()
         if quota.prices_per_million is None:
             self.tokens = tuple(quota.token_types)
-            scale = Decimal(1)
-        else:  # picos per token = price per million tokens * 1e6
-            self.prices = tuple(
-                (name, _exact_int(price * 10**6, quota))
-                for name, price in quota.prices_per_million.items()
-                if price
-            )
-            scale = Decimal(PICOS)
-        # usage * 100 >= limit * pct, in integer units: bound = ceil(limit * scale * pct / 100)
-        self.bounds = tuple(
-            (pct, -(-_exact_int(quota.limit * scale * pct, quota) // 100))
-            for pct in quota.thresholds_pct
-        )
+        else:
+            self.prices = _picos_per_token(tuple(quota.prices_per_million.items()))
+        self.bounds = _bounds(quota.limit, quota.is_cost, quota.thresholds_pct)
         self._start, self._end = 0, -1
+        # The evaluator's cell of the current period, valid while `cell_gen` matches.
+        self.cell: Any = None
+        self.cell_key, self.cell_start, self.cell_end, self.cell_gen = "", 0, -1, -1
+
+    def remember(self, generation: int, start: int, end: int, key: str, cell: Any) -> None:
+        self.cell_gen, self.cell_start, self.cell_end = generation, start, end
+        self.cell_key, self.cell = key, cell
 
     def usage_of(self, event: Any) -> int:
         if self.prices:
@@ -62,13 +74,22 @@ class QuotaPlan:
     def to_decimal(self, usage: int) -> Decimal:
         return Decimal(usage) / PICOS if self.prices else Decimal(usage)
 
-    def from_state(self, value: int | str) -> int:
-        if isinstance(value, str):
-            return _exact_int(Decimal(value) * PICOS, self.quota)
-        return int(value)
+
+# Many tenants share the same limits and prices: compile each combination once.
+@lru_cache(maxsize=4096)
+def _picos_per_token(prices: tuple[tuple[str, Decimal], ...]) -> tuple[tuple[str, int], ...]:
+    """Price per million tokens -> picos per token (x 1e6); the schema allows 6 decimals."""
+    return tuple((name, _exact_int(price * 10**6)) for name, price in prices if price)
 
 
-def _exact_int(value: Decimal, quota: QuotaDefinition) -> int:
+@lru_cache(maxsize=4096)
+def _bounds(limit: Decimal, cost: bool, thresholds: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+    """usage * 100 >= limit * pct as integer bounds: ceil(limit * scale * pct / 100)."""
+    scale = PICOS if cost else 1
+    return tuple((pct, -(-_exact_int(limit * scale * pct) // 100)) for pct in thresholds)
+
+
+def _exact_int(value: Decimal) -> int:
     if value != value.to_integral_value():
-        raise ValueError(f"quota {quota.key}: prices need at most 6 decimals per million tokens")
+        raise ValueError(f"{value} is not whole: prices and budgets take at most 6 decimals")
     return int(value)

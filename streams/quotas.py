@@ -59,8 +59,11 @@ class _Cell:
     cost: bool = False
 
     def dump(self) -> dict[str, Any]:
-        usage = str(Decimal(self.usage) / PICOS) if self.cost else self.usage
-        return {"usage": usage, "crossed": list(self.crossed), "end_ms": self.end_ms}
+        usage: int | str = self.usage
+        if self.cost:  # picos -> a decimal string, without Decimal arithmetic (hot path)
+            whole, picos = divmod(self.usage, PICOS)
+            usage = f"{whole}.{picos:012d}".rstrip("0").rstrip(".")
+        return {"usage": usage, "crossed": self.crossed[:], "end_ms": self.end_ms}
 
 
 @dataclass
@@ -79,11 +82,13 @@ class QuotaEvaluator:
         default_factory=dict
     )
     _expiry: dict[int, set[str]] = field(default_factory=dict)  # expiry ms -> cell keys
+    _generation: int = 0  # bumped when cells may have been dropped; see QuotaPlan.remember
 
     def load(self, state: Mapping[str, Mapping[str, Any]]) -> None:
         """Replace the in-memory state with `state` (as recovered from the changelog)."""
         self.cells.clear()
         self._expiry.clear()
+        self._generation += 1
         self.watermark_ms = self.applied_at_ms = 0
         for key, value in state.items():
             if key == WATERMARK_KEY:
@@ -145,25 +150,31 @@ class QuotaEvaluator:
     def _count(
         self, plan: QuotaPlan, event: Any, time_ms: int, emitted_at: int, alerts: list[QuotaAlert]
     ) -> str | None:
-        start, end = plan.bounds_at(time_ms)
+        if plan.cell_gen == self._generation and plan.cell_start <= time_ms < plan.cell_end:
+            start, end, key, cell = plan.cell_start, plan.cell_end, plan.cell_key, plan.cell
+        else:
+            start, end = plan.bounds_at(time_ms)
+            key, cell = "", None
         if end + plan.horizon_ms < self.watermark_ms:
             self.stats["late_ignored"] += 1  # its cell may be evicted: never alert twice
             return None
         added = plan.usage_of(event)
         if not added:
             return None
-        quota = plan.quota
-        key = f"{quota.tenant_id}|{quota.name}|{start}"
-        cell = self.cells.get(key)
-        if cell is None:
-            cell = self.cells[key] = _Cell(0, [], end, bool(plan.prices))
-            self._expire(key, end + plan.horizon_ms)
+        if cell is None:  # the plan remembers its current cell until an eviction or load
+            quota = plan.quota
+            key = f"{quota.tenant_id}|{quota.name}|{start}"
+            cell = self.cells.get(key)
+            if cell is None:
+                cell = self.cells[key] = _Cell(0, [], end, bool(plan.prices))
+                self._expire(key, end + plan.horizon_ms)
+            plan.remember(self._generation, start, end, key, cell)
         cell.usage += added
         for pct, bound in plan.bounds:
             if cell.usage >= bound and pct not in cell.crossed:
                 cell.crossed.append(pct)
                 usage = plan.to_decimal(cell.usage)
-                alerts.append(_alert(quota, start, end, pct, usage, time_ms, emitted_at))
+                alerts.append(_alert(plan.quota, start, end, pct, usage, time_ms, emitted_at))
         return key
 
     def _expire(self, key: str, at_ms: int) -> None:
@@ -181,6 +192,8 @@ class QuotaEvaluator:
             for key in self._expiry.pop(at_ms):
                 if self.cells.pop(key, None) is not None:
                     gone.append(key)
+        if gone:
+            self._generation += 1  # plans may hold evicted cells
         return gone
 
 
