@@ -65,6 +65,8 @@ class ExporterState:
         default_factory=lambda: defaultdict(dict)
     )
     _alerts: dict[tuple[str, str], QuotaAlert] = field(default_factory=dict)
+    # (tenant, quota) -> (start, end, usage) of the period last scraped, kept up to date
+    _usage_cache: dict[tuple[str, str], tuple[int, int, float]] = field(default_factory=dict)
     _newest_window_ms: int = 0
 
     def tenant_label(self, tenant: str) -> str:
@@ -114,6 +116,8 @@ class ExporterState:
 
     def on_quota(self, key: bytes | None, value: bytes | None) -> None:
         self.book.apply_record(key, value)
+        tenant, _, name = (key or b"").decode().partition("|")
+        self._usage_cache.pop((tenant, name), None)  # a changed quota is summed afresh
         if value:
             for quota in self.book.for_tenant((key or b"").decode().split("|", 1)[0]):
                 if len(self._tenants) < self.max_tenants:  # quota tenants are labelled first
@@ -171,6 +175,7 @@ class ExporterState:
             self.tokens[(tenant, model, name)] += amount
         self.events[(tenant, model)] += totals.event_count - (old.event_count if old else 0)
         self.last_event_ms = max(self.last_event_ms, totals.last_event_time_ms)
+        self._add_to_cached_usage(totals, added)
         bucket = totals.window_start_ms - totals.window_start_ms % BUCKET_MS
         cell = self._buckets[totals.tenant_id].setdefault((totals.model, bucket), [0] * 5)
         for i, amount in enumerate(added):
@@ -209,11 +214,31 @@ class ExporterState:
             samples.append(sample)
         return samples
 
+    def _add_to_cached_usage(self, totals: WindowTotals, added: list[int]) -> None:
+        for quota in self.book.for_tenant(totals.tenant_id):
+            cached = self._usage_cache.get((quota.tenant_id, quota.name))
+            if cached is None or not cached[0] <= totals.window_start_ms < cached[1]:
+                continue
+            if quota.model is None or quota.model == totals.model:
+                usage = float(quota.usage_of(dict(zip(TOKEN_TYPES, added, strict=True))))
+                self._usage_cache[(quota.tenant_id, quota.name)] = (*cached[:2], cached[2] + usage)
+
     def _usage(self, quota: QuotaDefinition, now_ms: int) -> float:
+        """The quota's usage in its current period, summed once per period, then kept."""
         start, end = quota.period_bounds(now_ms)
         if quota.period == "minute":  # windows close after the minute: the newest closed one
             start, end = start - 60_000, start
-            return self._minute_usage(quota, start, end)
+        cached = self._usage_cache.get((quota.tenant_id, quota.name))
+        if cached is not None and cached[:2] == (start, end):
+            return cached[2]
+        if quota.period == "minute":
+            usage = self._minute_usage(quota, start, end)
+        else:
+            usage = self._bucket_usage(quota, start, end)
+        self._usage_cache[(quota.tenant_id, quota.name)] = (start, end, usage)
+        return usage
+
+    def _bucket_usage(self, quota: QuotaDefinition, start: int, end: int) -> float:
         total = 0.0
         for (model, bucket), cell in self._buckets.get(quota.tenant_id, {}).items():
             if start <= bucket < end and (quota.model is None or quota.model == model):

@@ -101,6 +101,9 @@ def test_quota_ratio_counts_the_current_period_and_takes_alerts_at_once() -> Non
         return registry.get_sample_value("tokenops_quota_usage_ratio", labels)
 
     assert ratio("daily", "day") == 0.45 and ratio("tpm", "minute") == 1.5
+    state.on_window(totals("a", NOW - 20 * MINUTE, 50))  # added to the summed period
+    state.on_window(totals("a", NOW - 30 * MINUTE, 350, revision=2))  # a correction: +50
+    assert ratio("daily", "day") == 0.55 and ratio("tpm", "minute") == 1.5
     start = NOW - NOW % (24 * 60 * MINUTE)
     alert = QuotaAlert(
         tenant_id="a",
