@@ -72,7 +72,9 @@ class QuotaEvaluator:
 
     book: QuotaBook
     late_horizon_ms: int = 24 * _HOUR_MS
-    rate_late_horizon_ms: int = 5 * 60_000
+    # Longer than the contract's 5 min future skew, so a skewed clock cannot evict the
+    # current minute; minute cells are small and few.
+    rate_late_horizon_ms: int = 10 * 60_000
     cells: dict[str, _Cell] = field(default_factory=dict)
     watermark_ms: int = 0
     applied_at_ms: int = 0

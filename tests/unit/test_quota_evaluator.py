@@ -114,7 +114,7 @@ def test_applying_the_delta_to_the_old_state_gives_the_new_state() -> None:
     assert state == ev.state()
     assert state[WATERMARK_KEY]["time_ms"] == DAY0 + 29 * 20 * 60_000
     minute_cells = [k for k in state if k.startswith("acme|rate|")]
-    assert len(minute_cells) == 1  # rate cells leave after 5 minutes
+    assert len(minute_cells) == 1  # rate cells leave after 10 minutes
 
 
 def test_model_scoped_quotas_and_token_types() -> None:
