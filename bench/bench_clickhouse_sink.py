@@ -8,7 +8,7 @@ records, then measures in the same run, on the same rows:
    sink's batch size (rows already built in memory): the storage ceiling;
 2. raw confluent-kafka consume + `decode_record` + row building, no storage: the decode
    ceiling;
-3. one sink process from its first written row until every row is written and committed
+3. one sink process, from its first consumed record until every row is written
    (read from its /metrics), with its peak RSS.
 
 Target: the sink keeps up with the raw events of a 100,000 events/s stream.
@@ -79,7 +79,9 @@ def bare_insert(rows: list[list[object]], store_dir: Path) -> float:
         return len(rows) / (time.perf_counter() - start)
 
 
-def run_sink(kafka: KafkaSettings, topic: str, events: int, tmp: Path) -> tuple[float, float]:
+def run_sink(
+    kafka: KafkaSettings, topic: str, events: int, tmp: Path, decode_processes: int
+) -> tuple[float, float]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENOPS_")}
     env.update(
@@ -87,7 +89,8 @@ def run_sink(kafka: KafkaSettings, topic: str, events: int, tmp: Path) -> tuple[
         TOKENOPS_KAFKA_BOOTSTRAP_SERVERS=kafka.bootstrap_servers,
         TOKENOPS_TOPIC_USAGE=topic,
         TOKENOPS_TOPIC_AGGREGATES=f"{topic}.aggregates",
-        TOKENOPS_CLICKHOUSE_URL=f"chdb://{tmp / 'sink-store'}",
+        TOKENOPS_CLICKHOUSE_URL=f"chdb://{tmp / f'sink-store-{decode_processes}'}",
+        TOKENOPS_CLICKHOUSE_DECODE_PROCESSES=str(decode_processes),
         TOKENOPS_CLICKHOUSE_HTTP_PORT=str(port),
         TOKENOPS_CLICKHOUSE_CONSUMER_GROUP=f"bench-{uuid.uuid4().hex[:8]}",
         TOKENOPS_LOG_LEVEL=os.environ.get("TOKENOPS_LOG_LEVEL", "WARNING"),
@@ -154,21 +157,24 @@ def main(events: int = 500_000, per_record: int = 100) -> None:
             t = time.perf_counter()
             fill(kafka, topic, events, per_record, tenants=1000)
             took = time.perf_counter() - t
+            print(f"load average at the start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
             print(f"filled {events} events in {events // per_record} records ({took:.1f}s)")
             rows, decoded = decode_rows(kafka, topic, events)
             bare = bare_insert(rows, tmp / "bare-store")
             del rows
-            print(f"bare client.insert, {BATCH_ROWS}-row column chunks: {bare:>12,.0f} rows/s")
-            print(f"consume + decode_record + rows (no storage): {decoded:>12,.0f} rows/s")
-            rate, rss = run_sink(kafka, topic, events, tmp)
-            print(
-                f"tokenops sink clickhouse (1 process):        {rate:>12,.0f} rows/s  "
-                f"peak RSS {rss:.0f} MiB"
-            )
-            print(
-                f"sink / bare insert = {rate / bare:.2f}; target 100,000 rows/s: "
-                + ("met" if rate >= 100_000 else "NOT met")
-            )
+            label = f"bare client.insert, {BATCH_ROWS}-row column chunks:"
+            print(f"{label:<45}{bare:>12,.0f} rows/s")
+            label = "consume + decode_record + rows, no storage:"
+            print(f"{label:<45}{decoded:>12,.0f} rows/s")
+            for processes in (0, 2):
+                rate, rss = run_sink(kafka, topic, events, tmp, processes)
+                label = f"tokenops sink clickhouse, decode_processes={processes}:"
+                print(f"{label:<45}{rate:>12,.0f} rows/s  peak RSS {rss:.0f} MiB (main process)")
+                print(
+                    f"  sink / bare insert = {rate / bare:.2f}; target 100,000 rows/s: "
+                    + ("met" if rate >= 100_000 else "NOT met")
+                )
+            print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
         finally:
             if broker is not None:
                 broker.stop()

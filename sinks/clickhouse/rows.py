@@ -112,6 +112,7 @@ class Batch:
     # usage records still being decoded (see decoding.py), resolved before the write
     pending: list[tuple[Future[tuple[list[list[object]], int]], int]] = field(default_factory=list)
     pending_records: int = 0
+    decoded_records: int = 0
 
     def add_window(self, w: WindowTotals) -> None:
         old = self.windows.get(w.key)
@@ -128,6 +129,14 @@ class Batch:
         rows, invalid = decoded.result()
         self.events.extend(rows)
         self.pending_records -= records
+        self.decoded_records += records
+        return invalid
+
+    def resolve_ready(self) -> int:
+        """Keep the rows of the chunks already decoded, in order; returns invalid records."""
+        invalid = 0
+        while self.pending and self.pending[0][0].done():
+            invalid += self.resolve_oldest()
         return invalid
 
     def __len__(self) -> int:

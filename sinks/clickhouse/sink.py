@@ -62,6 +62,7 @@ class ClickHouseSink:
         self.consumer = Consumer(config)
         self.decoder = EventDecoder(settings.decode_processes)
         self._chunk: list[RawRecord] = []
+        self._rows_per_record = 1.0
         self._batch = Batch()
         self._offsets: dict[tuple[str, int], int] = {}
         self._deadline: float | None = None
@@ -97,7 +98,9 @@ class ClickHouseSink:
             if self._deadline is not None and now >= self._deadline:
                 break
             wait = 0.2 if self._deadline is None else min(0.2, self._deadline - now)
-            room = min(10_000, self.settings.batch_max_rows - len(self._batch))
+            # Records, not rows: a batch record holds many events, so estimate how many.
+            rows_left = self.settings.batch_max_rows - len(self._batch)
+            room = max(1, min(10_000, int(rows_left / self._rows_per_record)))
             messages = self.consumer.consume(num_messages=room, timeout=wait)
             for message in messages:
                 position = self._add(self._batch, message)
@@ -106,6 +109,10 @@ class ClickHouseSink:
             if self._chunk:
                 self._batch.add_pending(self.decoder.submit(self._chunk), len(self._chunk))
                 self._chunk = []
+                self.metrics.invalid.labels("usage").inc(self._batch.resolve_ready())
+                if self._batch.decoded_records:
+                    ratio = len(self._batch.events) / self._batch.decoded_records
+                    self._rows_per_record = max(1.0, ratio)
                 while len(self._batch.pending) > 2 * max(1, self.decoder.processes):
                     # backpressure: a bounded number of chunks in flight
                     self.metrics.invalid.labels("usage").inc(self._batch.resolve_oldest())
