@@ -16,7 +16,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from tokenops.producers.metrics import ProducerMetrics
 from tokenops.producers.spool import Spool, SpooledRecord, read_entries, release
@@ -98,6 +98,10 @@ class RecordSender:
             )
         except BufferError:
             return False
+        except KafkaException as exc:  # e.g. a fatal idempotence error: the client is done
+            logger.error("produce failed error=%s; spooling the record", exc.args[0])
+            self._resolved(record, replay_of, exc.args[0])
+            return True
         self.in_flight += record.events
         return True
 

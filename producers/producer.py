@@ -221,14 +221,19 @@ class UsageProducer:
         self._sender.submit(SpooledRecord(len(encoded), tenant.encode(), content_type, value))
 
     def _poll_loop(self) -> None:
+        """Serves delivery reports and lingering batches until close; never dies quietly."""
         tick = max(0.001, min(0.05, self.settings.batch_linger_ms / 2000))
         while not self._stop.is_set():
-            self._producer.poll(tick)
-            with self._lock:
-                for batch in self._batches.stale():
-                    self._produce(batch)
-                self._sender.retry_pending()
-                self._spool.sync()
+            try:
+                self._producer.poll(tick)
+                with self._lock:
+                    for batch in self._batches.stale():
+                        self._produce(batch)
+                    self._sender.retry_pending()
+                    self._spool.sync()
+            except Exception:  # a bug or a full disk: log it loudly, keep delivering
+                logger.exception("producer poll loop error; retrying")
+                time.sleep(0.5)
 
 
 def _close_at_exit(ref: weakref.ref[UsageProducer]) -> None:
