@@ -19,13 +19,13 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from pydantic import ValidationError
+
 from tokenops.schemas.aggregates import WindowTotals
 from tokenops.schemas.quota import QuotaAlert
+from tokenops.settings import KafkaSettings, TopicSettings
 from tokenops.sinks.prometheus_collector import StateCollector
 from tokenops.sinks.prometheus_settings import PrometheusSinkSettings
 from tokenops.sinks.prometheus_state import ExporterState
-
-from tokenops.settings import KafkaSettings, TopicSettings
 
 logger = logging.getLogger(__name__)
 DLQ_REASON, DLQ_ORIGIN = "tokenops.dlq.reason", ("topic", "partition", "offset")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
+
 from tokenops.schemas.quota import QuotaDefinition
 from tokenops.streams.quota_errors import QuotaFileError
 

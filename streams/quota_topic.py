@@ -20,11 +20,11 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
+
 from tokenops.schemas.quota import QuotaDefinition, quota_key
+from tokenops.settings import KafkaSettings, TopicSettings
 from tokenops.streams.quota_book import QuotaBook
 from tokenops.streams.quota_errors import QuotaError
-
-from tokenops.settings import KafkaSettings, TopicSettings
 
 logger = logging.getLogger(__name__)
 

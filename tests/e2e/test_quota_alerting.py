@@ -24,18 +24,18 @@ from typing import Any
 import pytest
 import yaml
 from confluent_kafka import Producer
-from tokenops.schemas.codec import encode_event
-from tokenops.schemas.event import UsageEvent
-from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
-from tokenops.sinks.prometheus_settings import PrometheusSinkSettings
-from tokenops.sinks.prometheus_sink import PrometheusSink
-from tokenops.streams.quota_topic import publish_quotas
 
 from tests.e2e.worker_run import WorkerProcess, read_topic, worker_env
 from tokenops.paths import deploy_dir
+from tokenops.schemas.codec import encode_event
+from tokenops.schemas.event import UsageEvent
+from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
 from tokenops.settings import KafkaSettings, StackSettings, TopicSettings
+from tokenops.sinks.prometheus_settings import PrometheusSinkSettings
+from tokenops.sinks.prometheus_sink import PrometheusSink
 from tokenops.stack.alerting import AlertmanagerServer, PrometheusServer
 from tokenops.stack.process import free_port
+from tokenops.streams.quota_topic import publish_quotas
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 TENANT, LIMIT = "acme-e2e", 10_000

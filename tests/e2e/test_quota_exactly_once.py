@@ -16,11 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tokenops.schemas.quota import QuotaAlert, QuotaDefinition, period_bounds
-from tokenops.streams.quota_topic import publish_quotas
 
 from tests.e2e.worker_run import Traffic, WorkerProcess, read_topic, worker_env
+from tokenops.schemas.quota import QuotaAlert, QuotaDefinition, period_bounds
 from tokenops.settings import KafkaSettings, TopicSettings
+from tokenops.streams.quota_topic import publish_quotas
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 LIMIT = 1_000_000

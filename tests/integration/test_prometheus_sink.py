@@ -10,12 +10,12 @@ from decimal import Decimal
 import pytest
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
+
 from tokenops.schemas.aggregates import WindowTotals
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition, period_bounds
+from tokenops.settings import KafkaSettings, TopicSettings
 from tokenops.sinks.prometheus_settings import PrometheusSinkSettings
 from tokenops.sinks.prometheus_sink import PrometheusSink
-
-from tokenops.settings import KafkaSettings, TopicSettings
 
 pytestmark = pytest.mark.integration
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

@@ -15,15 +15,15 @@ from typing import Any
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
+
+from tokenops.paths import deploy_dir
 from tokenops.schemas.aggregates import WindowTotals
 from tokenops.schemas.quota import QuotaDefinition
+from tokenops.settings import KafkaSettings, TopicSettings
 from tokenops.sinks.clickhouse.metrics import SinkMetrics
 from tokenops.sinks.prometheus_collector import METRIC_NAMES
 from tokenops.sinks.prometheus_settings import PrometheusSinkSettings
 from tokenops.sinks.prometheus_sink import PrometheusSink
-
-from tokenops.paths import deploy_dir
-from tokenops.settings import KafkaSettings, TopicSettings
 
 DEPLOY = deploy_dir()
 OPERATIONS = DEPLOY.parent / "docs" / "operations.md"

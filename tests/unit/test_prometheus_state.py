@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from prometheus_client import CollectorRegistry
+
 from tokenops.schemas.aggregates import WindowTotals
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
 from tokenops.sinks.prometheus_collector import StateCollector

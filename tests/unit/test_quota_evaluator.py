@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
 from tokenops.schemas.quota import QuotaDefinition
 from tokenops.streams.quota_book import QuotaBook
 from tokenops.streams.quotas import WATERMARK_KEY, QuotaEvaluator

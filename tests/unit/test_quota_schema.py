@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+
+from tokenops.paths import deploy_dir
 from tokenops.schemas.aggregates import TOKEN_TYPES
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition, TokenType, period_bounds
 from tokenops.streams.quota_book import QuotaBook, load_quota_file
 from tokenops.streams.quota_errors import QuotaFileError
-
-from tokenops.paths import deploy_dir
 
 
 def ms(*args: int, tz: str = "UTC") -> int:
