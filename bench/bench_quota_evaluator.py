@@ -1,6 +1,6 @@
 """Quota evaluation cost per event, next to a bare per-tenant token sum in the same run.
 
-`python -m bench.quota_evaluator [events] [tenants]`: each tenant has a daily quota, a
+`python -m bench.bench_quota_evaluator [events] [tenants]`: each tenant has a daily quota, a
 per-minute rate quota and a monthly budget in a timezone; events are spread over an hour.
 The baseline sums the same tokens into a dict keyed by tenant: the floor any per-event
 evaluation in Python pays. Rates are per second of this process's CPU time, which the
