@@ -1,9 +1,10 @@
-"""The sink's small HTTP endpoint: Prometheus metrics, and read-only billing queries.
+"""The sink's small HTTP endpoint: /metrics, /healthz, and read-only billing queries.
 
 chDB allows one process per store, so while `tokenops sink clickhouse` holds the embedded
 store, `tokenops usage|invoice|reconcile` cannot open it; they ask this endpoint instead
-(its address is in the store's owner file). It answers only the fixed queries below,
-with bound parameters, and listens on 127.0.0.1 unless configured otherwise.
+(its address is in the store's owner file). The queries are the fixed ones below, with
+bound parameters, served only for an embedded store and only to loopback clients;
+/metrics and /healthz are served to anyone who can reach the port.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import threading
 from collections.abc import Callable
 from datetime import date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from ipaddress import ip_address
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -73,6 +75,8 @@ class SinkEndpoint:
         client: Client,
         lock: threading.Lock,
         registry: CollectorRegistry,
+        *,
+        queries: bool,
     ) -> None:
         endpoint = self
 
@@ -83,7 +87,7 @@ class SinkEndpoint:
             def log_message(self, format: str, *args: Any) -> None:
                 logger.debug("endpoint " + format, *args)
 
-        self.client, self.lock, self.registry = client, lock, registry
+        self.client, self.lock, self.registry, self.queries = client, lock, registry, queries
         try:
             self.server = ThreadingHTTPServer((host, port), Handler)
         except OSError as exc:
@@ -91,7 +95,8 @@ class SinkEndpoint:
                 f"the sink's endpoint cannot listen on {host}:{port}: {exc.strerror}",
                 hint="set TOKENOPS_CLICKHOUSE_HTTP_PORT to a free port, or 0 to turn it off",
             ) from exc
-        self.url = f"http://{host}:{self.server.server_address[1]}"
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        self.url = f"http://{shown}:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def start(self) -> None:
@@ -107,9 +112,16 @@ class SinkEndpoint:
         if url.path == "/metrics":
             self._send(request, 200, generate_latest(self.registry), CONTENT_TYPE_LATEST)
             return
+        if url.path == "/healthz":  # alive while serving; a blocked sink is alive by design
+            self._send(request, 200, b'{"status": "ok"}')
+            return
         query = QUERIES.get(url.path)
         if query is None:
             self._send(request, 404, b'{"error": "not found"}')
+            return
+        if not self.queries or not ip_address(request.client_address[0]).is_loopback:
+            # Billing data is served only for an embedded store, and only to this host.
+            self._send(request, 403, b'{"error": "queries are served to this host only"}')
             return
         params = {k: v[0] for k, v in parse_qs(url.query).items()}
         try:

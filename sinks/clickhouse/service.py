@@ -62,7 +62,12 @@ def run_sink(
         lock = threading.Lock()
         if settings.http_port:
             endpoint = SinkEndpoint(
-                settings.http_host, settings.http_port, store.client, lock, registry
+                settings.http_host,
+                settings.http_port,
+                store.client,
+                lock,
+                registry,
+                queries=store.path is not None,
             )
             endpoint.start()
             store.advertise(endpoint.url)

@@ -44,7 +44,8 @@ class ClickHouseSettings(BaseSettings):
     consumer_group: str = "tokenops-clickhouse-sink"
     retry_initial_ms: int = Field(default=200, ge=1)
     retry_max_ms: int = Field(default=10_000, ge=1)
-    http_host: str = "127.0.0.1"
+    # /metrics and /healthz for scrapers and probes; billing queries only to loopback.
+    http_host: str = "0.0.0.0"
     http_port: int = Field(default=9466, ge=0, le=65535, description="0 turns it off.")
     prices_file: Path | None = None
 

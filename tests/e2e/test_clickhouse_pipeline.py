@@ -70,8 +70,8 @@ class SinkProcess:
             stderr=subprocess.STDOUT,
         )
 
-    def metrics(self) -> str:
-        url = f"http://127.0.0.1:{self.port}/metrics"
+    def health(self) -> str:
+        url = f"http://127.0.0.1:{self.port}/healthz"
         with urllib.request.urlopen(url, timeout=2) as response:
             return str(response.read().decode())
 
@@ -80,7 +80,7 @@ class SinkProcess:
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log.read_text()[-3000:]
             try:
-                self.metrics()
+                self.health()
                 return
             except OSError:
                 time.sleep(0.2)
