@@ -23,7 +23,7 @@ import signal
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import FrameType
 from typing import Any
 
@@ -37,6 +37,7 @@ from tokenops.producers.metrics import ProducerMetrics
 from tokenops.producers.settings import ProducerSettings
 from tokenops.producers.spool import Spool, SpooledRecord
 from tokenops.schemas import InvalidEventError, UsageEvent, encode_event
+from tokenops.schemas.bulk import encode_many
 from tokenops.schemas.codec import encode_fields
 from tokenops.settings import KafkaSettings
 
@@ -84,6 +85,40 @@ class UsageProducer:
         if self.outstanding() >= self.settings.max_outstanding_events:
             self._wait_for_room()
         self._accept(tenant, encoded)
+
+    def send_many(self, events: Iterable[UsageEvent | Mapping[str, Any]]) -> int:
+        """Accept several events at once; all are validated before any is accepted.
+
+        Faster per event than `send` for dicts of fields (validated column by column);
+        raises the first invalid event's `InvalidEventError` (with its `index`) and then
+        accepts none of them. Returns how many were accepted.
+        """
+        items = list(events)
+        if all(type(e) is dict for e in items):
+            try:
+                skew = self.settings.max_future_skew_s
+                encoded = encode_many(items, max_future_skew_s=skew)  # type: ignore[arg-type]
+            except InvalidEventError:
+                self.metrics.rejected.inc()
+                raise
+        else:
+            encoded = []
+            for index, event in enumerate(items):
+                try:
+                    encoded.append(self._encoded(event))
+                except InvalidEventError as exc:
+                    raise exc.at(index) from None
+        if self.outstanding() >= self.settings.max_outstanding_events:
+            self._wait_for_room()
+        with self._lock:
+            if self._closed:
+                raise ProducerClosedError()
+            add = self._batches.add
+            for tenant, value in encoded:
+                full = add(tenant, value)
+                if full is not None:
+                    self._produce(full)
+        return len(encoded)
 
     def _accept(self, tenant: str, encoded: bytes) -> None:
         with self._lock:

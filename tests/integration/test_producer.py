@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
+
 from tokenops.producers import ProducerSettings, UsageProducer
 from tokenops.producers.readback import read_topic
 from tokenops.schemas import InvalidEventError, UsageEvent
-
 from tokenops.settings import KafkaSettings
 from tokenops.stack.kafka import KafkaBroker
 
@@ -58,16 +58,22 @@ def test_events_round_trip_to_equal_usage_events(
             mapping = fields(i, attributes={"deployment": "blue"})
             producer.send(mapping)
             sent.append(UsageEvent(**mapping))
+        many = [fields(i, tenant=f"tenant-{i % 3}") for i in range(310, 400)]
+        assert producer.send_many(many) == 90  # datetime.now(UTC): sub-ms parts truncated
+        sent += [UsageEvent(**f) for f in many]
         with pytest.raises(InvalidEventError) as info:
             producer.send(fields(999, tenant="bad|tenant"))
         assert info.value.field == "tenant_id"
+        with pytest.raises(InvalidEventError) as info:
+            producer.send_many([fields(1000), fields(1001, input_tokens=-1)])
+        assert (info.value.field, info.value.index) == ("input_tokens", 1)
         assert producer.flush(30) == 0
     got = read_topic(kafka_settings, topic).events
     by_id = {e.id: e for e in got}
     assert len(got) == len(sent) == len(by_id)
     assert [by_id[event.id] for event in sent] == sent
-    assert registry.get_sample_value("tokenops_producer_events_sent_total") == 310
-    assert registry.get_sample_value("tokenops_producer_events_rejected_total") == 1
+    assert registry.get_sample_value("tokenops_producer_events_sent_total") == 400
+    assert registry.get_sample_value("tokenops_producer_events_rejected_total") == 2
     assert registry.get_sample_value("tokenops_producer_queue_depth") == 0
 
 

@@ -22,6 +22,7 @@ from tokenops.schemas import (
     encode_batch,
     encode_event,
 )
+from tokenops.schemas.bulk import encode_many
 from tokenops.schemas.codec import (
     encode_batch_encoded,
     encode_fields,
@@ -430,3 +431,38 @@ def test_batches_decode_like_their_events_one_by_one(
     except InvalidEventError as exc:
         got = ("invalid", (exc.field, exc.index))
     assert got == expected
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(valid_fields(), min_size=1, max_size=5),
+    st.integers(0, 4),
+    st.sampled_from(FIELD_NAMES),
+    junk,
+    st.booleans(),
+)
+def test_encode_many_is_encode_fields_for_each(
+    many: list[dict[str, Any]], which: int, name: str, value: Any, mutate: bool
+) -> None:
+    for fields in many:
+        encode_fields(fields, max_future_skew_s=SKEW_S)  # warm caches: the columnar path
+    if mutate:
+        many[which % len(many)][name] = value
+    expected: tuple[str, Any]
+    try:
+        expected = ("ok", [encode_fields(f, max_future_skew_s=SKEW_S) for f in many])
+    except InvalidEventError as exc:
+        index = next(
+            i for i, f in enumerate(many) if outcome(lambda x: encode_fields(x), f)[0] != "ok"
+        )
+        expected = ("invalid", (exc.field, index))
+    try:
+        got: tuple[str, Any] = ("ok", encode_many(many, max_future_skew_s=SKEW_S))
+    except InvalidEventError as exc:
+        got = ("invalid", (exc.field, exc.index))
+    if expected[0] == "ok" and got[0] == "ok":  # same events; the bytes may differ in order
+        decode = [decode_record(b, None, now_ms=NOW_MS) for _, b in expected[1]]
+        assert [decode_record(b, None, now_ms=NOW_MS) for _, b in got[1]] == decode
+        assert [t for t, _ in got[1]] == [t for t, _ in expected[1]]
+    else:
+        assert got == expected
