@@ -16,7 +16,14 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from pydantic import ValidationError
 
@@ -29,6 +36,7 @@ from tokenops.sinks.prometheus_state import ExporterState
 
 logger = logging.getLogger(__name__)
 DLQ_REASON, DLQ_ORIGIN = "tokenops.dlq.reason", ("topic", "partition", "offset")
+_EVICT_EVERY_S = 600.0
 
 
 class PrometheusSink:
@@ -101,13 +109,26 @@ class PrometheusSink:
 
     def _partitions(self, consumer: Consumer, topic: str) -> list[TopicPartition]:
         while not self._stop.is_set():
-            found = consumer.list_topics(topic, timeout=10).topics.get(topic)
+            try:
+                found = consumer.list_topics(topic, timeout=10).topics.get(topic)
+            except KafkaException as exc:  # the broker is unreachable: keep trying
+                self.errors.labels("kafka").inc()
+                logger.warning("cannot list topic %s: %s", topic, exc)
+                found = None
             if found is not None and found.error is None and found.partitions:
                 return [TopicPartition(topic, p, OFFSET_BEGINNING) for p in found.partitions]
             time.sleep(1)  # the topic is created by `tokenops topics create` or the worker
         return []
 
     def _consume(self) -> None:
+        try:
+            self._consume_until_stopped()
+        except Exception:  # a bug: say so on /metrics (ready 0 -> an alert), not just in logs
+            self.ready.clear()
+            self.errors.labels("internal").inc()
+            logger.exception("prometheus sink stopped consuming; its values are frozen")
+
+    def _consume_until_stopped(self) -> None:
         consumer = self._consumer(
             f"tokenops-prometheus-sink-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": True}
         )
@@ -116,7 +137,7 @@ class PrometheusSink:
             quota_parts = self._partitions(consumer, t.quotas)
             consumer.assign(quota_parts)
             pending = {(p.topic, p.partition) for p in quota_parts}
-            rest_assigned = False
+            rest_assigned, evicted_at = False, time.monotonic()
             while not self._stop.is_set():
                 if not pending and not rest_assigned:
                     rest = [self._partitions(consumer, x) for x in (t.aggregates, t.quota_alerts)]
@@ -136,7 +157,12 @@ class PrometheusSink:
                         self.state.evict()
                         self.state.finish_bootstrap()
                     self.ready.set()
+                    evicted_at = time.monotonic()
                     logger.info("prometheus sink caught up with its topics")
+                if self.ready.is_set() and time.monotonic() - evicted_at > _EVICT_EVERY_S:
+                    with self.lock:
+                        self.state.evict()
+                    evicted_at = time.monotonic()
         finally:
             consumer.close()
 
