@@ -1,6 +1,7 @@
 """The data contracts of tokenops: usage events in, window totals out."""
 
 from tokenops.schemas.aggregates import TOKEN_TYPES, WindowTotals, window_key
+from tokenops.schemas.bulk import encode_many
 from tokenops.schemas.codec import (
     BATCH_CONTENT_TYPE,
     BATCH_HEADERS,
@@ -40,6 +41,7 @@ __all__ = [
     "encode_batch_encoded",
     "encode_event",
     "encode_fields",
+    "encode_many",
     "kafka_key",
     "window_key",
 ]
