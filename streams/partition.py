@@ -49,6 +49,18 @@ class BatchCounts:
     dead_letter_fields: list[str] = field(default_factory=list)
 
 
+CHUNK_EVENTS = 20_000
+
+
+@dataclass
+class _Chunk:
+    """Decoded events waiting to be counted, and what this batch saw so far."""
+
+    events: list[UsageEvent] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)  # dedup keys first seen in this batch
+    buckets: dict[int, list[str]] = field(default_factory=dict)  # bucket -> those keys
+
+
 class PartitionState:
     def __init__(
         self,
@@ -83,11 +95,14 @@ class PartitionState:
     def process(
         self, records: Sequence[InputRecord], now_ms: int
     ) -> tuple[list[OutputRecord], StateDelta, BatchCounts]:
+        """Count a batch, in chunks of about `CHUNK_EVENTS` decoded events, so memory
+        stays bounded whatever the batch and record sizes."""
         counts = BatchCounts()
         outputs: list[OutputRecord] = []
-        start = self.next_offset
+        delta = StateDelta(self.owner, self.next_offset, self.next_offset)
         cutoff = self.book.watermark_ms - self.horizon_ms
-        accepted: list[list[UsageEvent]] = []
+        chunk = _Chunk()
+        self.book.begin(self.store.closed_window)
         for record in records:
             if record.offset < self.next_offset:
                 counts.skipped += 1
@@ -106,13 +121,12 @@ class PartitionState:
                 counts.dead_letter_fields.append(exc.field)
                 outputs.append(self._dead_letter(record, exc, now_ms))
                 continue
-            accepted.append(events)
-        delta = StateDelta(self.owner, start, self.next_offset)
-        fresh = self._count(accepted, counts, delta)
-        for processor in self.processors:
-            extra, changes = processor.apply(fresh, now_ms=now_ms)
-            outputs.extend(extra)
-            delta.processors[processor.name] = changes
+            chunk.events += events
+            if len(chunk.events) >= CHUNK_EVENTS:
+                self._count(chunk, counts, delta, outputs, now_ms)
+        self._count(chunk, counts, delta, outputs, now_ms)
+        delta.next_offset = self.next_offset
+        delta.dedup = {b: "\n".join(keys) for b, keys in chunk.buckets.items()}
         self._finish(delta, outputs, counts, now_ms, NO_TIME)
         return outputs, delta, counts
 
@@ -130,17 +144,23 @@ class PartitionState:
         self.store.apply(delta, changelog_next, self.owner)
 
     def _count(
-        self, accepted: list[list[UsageEvent]], counts: BatchCounts, delta: StateDelta
-    ) -> list[UsageEvent]:
-        book = self.book
-        add = book.add
-        book.begin(self.store.closed_window)
-        events = [e for batch in accepted for e in batch]
+        self,
+        chunk: _Chunk,
+        counts: BatchCounts,
+        delta: StateDelta,
+        outputs: list[OutputRecord],
+        now_ms: int,
+    ) -> None:
+        """Deduplicate and window the chunk's events, then feed the new ones to the
+        processors; empties `chunk.events` (its dedup keys stay for the rest of the batch)."""
+        events, chunk.events = chunk.events, []
+        if not events:
+            return
+        add = self.book.add
         keys = [f"{e.source}\x00{e.id}" for e in events]
         stored = self.store.seen(keys)
-        seen_now: set[str] = set()
+        seen_now, buckets = chunk.seen, chunk.buckets
         fresh: list[UsageEvent] = []
-        buckets: dict[int, list[str]] = {}
         bucket_ms = self.store.bucket_ms
         for event, key, old in zip(events, keys, stored, strict=True):
             if old or key in seen_now:
@@ -165,11 +185,13 @@ class PartitionState:
                 ),
             )
             fresh.append(event)
-        counts.events = len(events)
-        counts.counted = len(fresh)
-        counts.duplicates = len(events) - len(fresh)
-        delta.dedup = {b: "\n".join(k) for b, k in buckets.items()}
-        return fresh
+        counts.events += len(events)
+        counts.counted += len(fresh)
+        counts.duplicates += len(events) - len(fresh)
+        for processor in self.processors:
+            extra, changes = processor.apply(fresh, now_ms=now_ms)
+            outputs.extend(extra)
+            delta.processors.setdefault(processor.name, {}).update(changes)
 
     def _finish(
         self,

@@ -100,32 +100,38 @@ class StreamWorker:
             self.metrics.partitions.set(len(self.states))
 
     async def handle(self, records: dict[int, list[InputRecord]]) -> None:
-        """Make one batch durable; records of partitions we do not own are ignored."""
+        """Make one batch durable; records of partitions we do not own are ignored.
+
+        The work runs on a thread: the event loop stays free for Faust's fetcher, which
+        fills the stream buffer with the next batch meanwhile.
+        """
         async with self.lock:
-            started = time.perf_counter()
-            now_ms = int(time.time() * 1000)
-            work: list[tuple[PartitionState, StateDelta]] = []
-            outputs: list[OutputRecord] = []
-            n = sum(len(batch) for batch in records.values())
-            for partition, batch in records.items():
-                state = self.states.get(partition)
-                if state is None:
-                    continue
-                self.last_input[partition] = time.monotonic()
-                out, delta, counts = state.process(batch, now_ms)
-                outputs += out
-                work.append((state, delta))
-                self.metrics.record(counts)
-            processed = time.perf_counter()
-            await self._publish(outputs, work)
-            logger.debug(
-                "batch records=%d process_s=%.3f publish_s=%.3f since_last_s=%.3f",
-                n,
-                processed - started,
-                time.perf_counter() - processed,
-                started - self._last_batch_end,
-            )
-            self._last_batch_end = time.perf_counter()
+            owned = [(self.states[p], batch) for p, batch in records.items() if p in self.states]
+            now = time.monotonic()
+            for state, _ in owned:
+                self.last_input[state.partition] = now
+            await asyncio.get_running_loop().run_in_executor(None, self._durable_batch, owned)
+
+    def _durable_batch(self, owned: list[tuple[PartitionState, list[InputRecord]]]) -> None:
+        started = time.perf_counter()
+        now_ms = int(time.time() * 1000)
+        work: list[tuple[PartitionState, StateDelta]] = []
+        outputs: list[OutputRecord] = []
+        for state, batch in owned:
+            out, delta, counts = state.process(batch, now_ms)
+            outputs += out
+            work.append((state, delta))
+            self.metrics.record(counts)
+        processed = time.perf_counter()
+        self._publish_sync(outputs, work)
+        logger.debug(
+            "batch records=%d process_s=%.3f publish_s=%.3f since_last_s=%.3f",
+            sum(len(batch) for _, batch in owned),
+            processed - started,
+            time.perf_counter() - processed,
+            started - self._last_batch_end,
+        )
+        self._last_batch_end = time.perf_counter()
 
     async def idle_tick(self) -> None:
         """Close the windows of partitions without input for `idle_timeout_s`."""
@@ -149,10 +155,15 @@ class StreamWorker:
     async def _publish(
         self, outputs: list[OutputRecord], work: list[tuple[PartitionState, StateDelta]]
     ) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._publish_sync, outputs, work)
+
+    def _publish_sync(
+        self, outputs: list[OutputRecord], work: list[tuple[PartitionState, StateDelta]]
+    ) -> None:
         changelog = self.settings.changelog
         records = [(changelog, st.partition, DELTA_KEY, delta.to_bytes()) for st, delta in work]
-        loop = asyncio.get_running_loop()
-        offsets = await loop.run_in_executor(None, self.publisher.publish, outputs, records)
+        offsets = self.publisher.publish(outputs, records)
         for (state, delta), offset in zip(work, offsets, strict=True):
             state.commit(delta, offset + 1)
         self.metrics.batches.inc()

