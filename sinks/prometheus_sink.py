@@ -31,6 +31,7 @@ from tokenops.schemas.aggregates import WindowTotals
 from tokenops.schemas.quota import QuotaAlert
 from tokenops.settings import KafkaSettings, TopicSettings
 from tokenops.sinks.prometheus_collector import StateCollector
+from tokenops.sinks.prometheus_lag import LagPoller
 from tokenops.sinks.prometheus_settings import PrometheusSinkSettings
 from tokenops.sinks.prometheus_state import ExporterState
 
@@ -60,7 +61,6 @@ class PrometheusSink:
         )
         self.lock = threading.Lock()
         self.ready = threading.Event()
-        self._lag: dict[tuple[str, str, int], int] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._server: Any = None
@@ -76,8 +76,9 @@ class PrometheusSink:
             buckets=(1, 5, 15, 30, 45, 60, 90, 120, 300, 600, 1800),
             registry=self.registry,
         )
+        self.lag = LagPoller(kafka, topics.usage, settings, self.errors, self._stop)
         self.registry.register(
-            StateCollector(self.state, self.lock, lambda: dict(self._lag), self.ready.is_set, clock)
+            StateCollector(self.state, self.lock, lambda: self.lag.lag, self.ready.is_set, clock)
         )
 
     @property
@@ -89,7 +90,7 @@ class PrometheusSink:
         self._server, _ = start_http_server(
             self.settings.port, addr=self.settings.host, registry=self.registry
         )
-        for target, name in ((self._consume, "prom-sink-consume"), (self._poll_lag, "prom-lag")):
+        for target, name in ((self._consume, "prom-sink-consume"), (self.lag.run, "prom-lag")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -192,38 +193,6 @@ class PrometheusSink:
         except (ValidationError, ValueError) as exc:
             self.errors.labels("decode").inc()
             logger.warning("prometheus sink skipped record topic=%s error=%s", topic, exc)
-
-    def _poll_lag(self) -> None:
-        group = self.settings.worker_group
-        consumer = self._consumer(group)  # never subscribes: reads the group's commits only
-        polled = False
-        try:
-            while not self._stop.is_set():
-                try:
-                    self._lag = self._read_lag(consumer, group)
-                    polled = True
-                except Exception as exc:  # a broker hiccup must not stop the exporter
-                    # The group's coordinator may still be loading at start: count only
-                    # failures after a first success.
-                    if polled:
-                        self.errors.labels("lag").inc()
-                    logger.warning("cannot read consumer lag group=%s error=%s", group, exc)
-                self._stop.wait(self.settings.lag_interval_s)
-        finally:
-            consumer.close()
-
-    def _read_lag(self, consumer: Consumer, group: str) -> dict[tuple[str, str, int], int]:
-        topic = self.topics.usage
-        found = consumer.list_topics(topic, timeout=10).topics.get(topic)
-        if found is None or found.error is not None:
-            return {}
-        parts = [TopicPartition(topic, p) for p in found.partitions]
-        lag = {}
-        for committed in consumer.committed(parts, timeout=10):
-            low, high = consumer.get_watermark_offsets(committed, timeout=10, cached=False)
-            position = committed.offset if committed.offset >= 0 else low
-            lag[(group, topic, committed.partition)] = max(0, high - position)
-        return lag
 
 
 def _text_headers(message: Message) -> dict[str, str]:

@@ -1,12 +1,12 @@
 """What the Prometheus sink knows, rebuilt from the compacted topics on every start.
 
-`ExporterState` is pure: records go in through `on_*`, metric values come out of
-`snapshot()`. Window totals are absolute per key, so the state keeps each window's latest
+`ExporterState` is pure: records go in through `on_*`, the collector reads the counters
+and `quota_samples()`. Window totals are absolute per key, so the state keeps each window's latest
 revision (for `correction_horizon_ms`) and adds only the difference a new revision makes:
 replaying the compacted aggregates topic from the beginning gives the same counters as
-before a restart. Quota usage is summed from 15-minute buckets (every IANA offset is a
-multiple of 15 minutes, so they tile any local day or month) kept for `usage_retention_ms`.
-Quota alerts raise a quota's ratio at once, before the window holding the crossing closes.
+before a restart. Token usage is also kept in 15-minute buckets for `usage_retention_ms`
+(every IANA offset is a multiple of 15 minutes, so they tile any local day or month), from
+which `QuotaGauges` sums each quota's current period.
 """
 
 from __future__ import annotations
@@ -15,28 +15,11 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from tokenops.schemas.aggregates import TOKEN_TYPES, WindowTotals
-from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
+from tokenops.schemas.quota import QuotaAlert
+from tokenops.sinks.prometheus_quotas import BUCKET_MS, QuotaGauges, QuotaSample, Window
 from tokenops.streams.quota_book import QuotaBook
 
 OTHER = "other"
-BUCKET_MS = 15 * 60_000
-
-
-@dataclass
-class _Window:
-    revision: int
-    event_count: int
-    tokens: tuple[int, ...]
-
-
-@dataclass
-class QuotaSample:
-    tenant: str
-    quota: str
-    period: str
-    usage_ratio: float
-    limit: float
-    period_end_ms: int
 
 
 @dataclass
@@ -45,7 +28,7 @@ class ExporterState:
     max_models: int = 100
     correction_horizon_ms: int = 2 * 86_400_000
     usage_retention_ms: int = 62 * 86_400_000
-    book: QuotaBook = field(default_factory=QuotaBook)
+    quotas: QuotaGauges = field(default_factory=QuotaGauges)
     tokens: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     events: Counter[tuple[str, str]] = field(default_factory=Counter)
     dead_letters: Counter[str] = field(default_factory=Counter)
@@ -57,16 +40,13 @@ class ExporterState:
     _seen: Counter[str] = field(default_factory=Counter)  # tokens per tenant, for ranking
     _models: set[str] = field(default_factory=set)
     # tenant -> (model, window_start_ms, window_size_s) -> latest revision seen
-    _windows: dict[str, dict[tuple[str, int, int], _Window]] = field(
+    _windows: dict[str, dict[tuple[str, int, int], Window]] = field(
         default_factory=lambda: defaultdict(dict)
     )
     _dead_letter_ids: set[tuple[str, str, str]] = field(default_factory=set)
     _buckets: dict[str, dict[tuple[str, int], list[int]]] = field(
         default_factory=lambda: defaultdict(dict)
     )
-    _alerts: dict[tuple[str, str], QuotaAlert] = field(default_factory=dict)
-    # (tenant, quota) -> (start, end, usage) of the period last scraped, kept up to date
-    _usage_cache: dict[tuple[str, str], tuple[int, int, float]] = field(default_factory=dict)
     _newest_window_ms: int = 0
 
     def tenant_label(self, tenant: str) -> str:
@@ -114,23 +94,18 @@ class ExporterState:
             out[(tenant if tenant in self._tenants else OTHER, model)] += value
         return out
 
+    @property
+    def book(self) -> QuotaBook:
+        return self.quotas.book
+
     def on_quota(self, key: bytes | None, value: bytes | None) -> None:
-        self.book.apply_record(key, value)
-        tenant, _, name = (key or b"").decode().partition("|")
-        self._usage_cache.pop((tenant, name), None)  # a changed quota is summed afresh
-        if value:
-            for quota in self.book.for_tenant((key or b"").decode().split("|", 1)[0]):
-                if len(self._tenants) < self.max_tenants:  # quota tenants are labelled first
-                    self._tenants.add(quota.tenant_id)
+        tenant = self.quotas.on_quota(key, value)
+        if value and len(self._tenants) < self.max_tenants:
+            self._tenants.add(tenant)  # tenants with quotas are labelled first
 
     def on_alert(self, alert: QuotaAlert) -> None:
         self.counts["quota_alerts"] += 1
-        current = self._alerts.get((alert.tenant_id, alert.quota))
-        if current is None or (alert.period_start_ms, alert.usage) > (
-            current.period_start_ms,
-            current.usage,
-        ):
-            self._alerts[(alert.tenant_id, alert.quota)] = alert
+        self.quotas.on_alert(alert)
 
     def on_dead_letter(self, reason: str, origin: tuple[str, str, str] | None = None) -> None:
         """Count a dead letter once per origin (topic, partition, offset), by reason kind."""
@@ -166,7 +141,7 @@ class ExporterState:
             self.close_delays_s.append(max(0, totals.emitted_at_ms - totals.window_end_ms) / 1000)
         previous = old.tokens if old is not None else (0,) * len(TOKEN_TYPES)
         added = [n - p for n, p in zip(new, previous, strict=True)]
-        windows[window_id] = _Window(totals.revision, totals.event_count, new)
+        windows[window_id] = Window(totals.revision, totals.event_count, new)
         # Counters stay per tenant; labels are applied when scraped (`labelled_tokens`).
         tenant, model = totals.tenant_id, self.model_label(totals.model)
         self.tenant_label(tenant)
@@ -175,7 +150,7 @@ class ExporterState:
             self.tokens[(tenant, model, name)] += amount
         self.events[(tenant, model)] += totals.event_count - (old.event_count if old else 0)
         self.last_event_ms = max(self.last_event_ms, totals.last_event_time_ms)
-        self._add_to_cached_usage(totals, added)
+        self.quotas.on_window(totals, added)
         bucket = totals.window_start_ms - totals.window_start_ms % BUCKET_MS
         cell = self._buckets[totals.tenant_id].setdefault((totals.model, bucket), [0] * 5)
         for i, amount in enumerate(added):
@@ -196,59 +171,4 @@ class ExporterState:
 
     def quota_samples(self, now_ms: int) -> list[QuotaSample]:
         """Usage ratio and limit of every quota of a labelled tenant, in the current period."""
-        samples = []
-        for quota in self.book:
-            if quota.tenant_id not in self._tenants:
-                continue
-            usage = float(self._usage(quota, now_ms))
-            alert = self._alerts.get((quota.tenant_id, quota.name))
-            start, end = quota.period_bounds(now_ms)
-            if quota.period == "minute":
-                start -= 60_000  # the last closed minute still counts for a rate
-            if alert is not None and alert.period_start_ms >= start and alert.period_end_ms <= end:
-                usage = max(usage, float(alert.usage))
-            limit = float(quota.limit)
-            sample = QuotaSample(
-                quota.tenant_id, quota.name, quota.period, usage / limit, limit, end
-            )
-            samples.append(sample)
-        return samples
-
-    def _add_to_cached_usage(self, totals: WindowTotals, added: list[int]) -> None:
-        for quota in self.book.for_tenant(totals.tenant_id):
-            cached = self._usage_cache.get((quota.tenant_id, quota.name))
-            if cached is None or not cached[0] <= totals.window_start_ms < cached[1]:
-                continue
-            if quota.model is None or quota.model == totals.model:
-                usage = float(quota.usage_of(dict(zip(TOKEN_TYPES, added, strict=True))))
-                self._usage_cache[(quota.tenant_id, quota.name)] = (*cached[:2], cached[2] + usage)
-
-    def _usage(self, quota: QuotaDefinition, now_ms: int) -> float:
-        """The quota's usage in its current period, summed once per period, then kept."""
-        start, end = quota.period_bounds(now_ms)
-        if quota.period == "minute":  # windows close after the minute: the newest closed one
-            start, end = start - 60_000, start
-        cached = self._usage_cache.get((quota.tenant_id, quota.name))
-        if cached is not None and cached[:2] == (start, end):
-            return cached[2]
-        if quota.period == "minute":
-            usage = self._minute_usage(quota, start, end)
-        else:
-            usage = self._bucket_usage(quota, start, end)
-        self._usage_cache[(quota.tenant_id, quota.name)] = (start, end, usage)
-        return usage
-
-    def _bucket_usage(self, quota: QuotaDefinition, start: int, end: int) -> float:
-        total = 0.0
-        for (model, bucket), cell in self._buckets.get(quota.tenant_id, {}).items():
-            if start <= bucket < end and (quota.model is None or quota.model == model):
-                total += float(quota.usage_of(dict(zip(TOKEN_TYPES, cell, strict=True))))
-        return total
-
-    def _minute_usage(self, quota: QuotaDefinition, start: int, end: int) -> float:
-        total = 0.0
-        for (model, window_start, _size), window in self._windows.get(quota.tenant_id, {}).items():
-            if start <= window_start < end and (quota.model is None or quota.model == model):
-                tokens = dict(zip(TOKEN_TYPES, window.tokens, strict=True))
-                total += float(quota.usage_of(tokens))
-        return total
+        return self.quotas.samples(now_ms, self._tenants, self._windows, self._buckets)
