@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
 from tokenops.schemas.errors import InvalidEventError
 
 SCHEMA_VERSION: Literal[1] = 1

@@ -9,12 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from tokenops.producers import ProducerSettings, UsageProducer
 from tokenops.producers.ledger import Ledger
 from tokenops.producers.readback import read_topic
 from tokenops.producers.simulator import SimulationConfig, Simulator
 from tokenops.schemas import InvalidEventError, decode_record
-
 from tokenops.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration

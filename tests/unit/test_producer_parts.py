@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 from prometheus_client import CollectorRegistry
+
 from tokenops.producers import ProducerBackpressureError, ProducerSettings, UsageProducer
 from tokenops.producers.batcher import MAX_PRODUCED_BYTES, TenantBatches, batch_record
 from tokenops.producers.ledger import ExpectedTotals, Ledger
@@ -21,7 +22,6 @@ from tokenops.schemas import (
     decode_record,
     encode_event,
 )
-
 from tokenops.settings import KafkaSettings
 from tokenops.stack.process import free_port
 
