@@ -102,6 +102,9 @@ def supersedes(new: WindowTotals, old: WindowTotals) -> bool:
     return (new.revision, new.event_count) > (old.revision, old.event_count)
 
 
+Decoded = tuple[list[list[object]], int]  # raw_events rows, invalid records
+
+
 @dataclass
 class Batch:
     """What one flush writes: the latest record per window, and raw event rows."""
@@ -110,8 +113,8 @@ class Batch:
     events: list[list[object]] = field(default_factory=list)
     records: int = 0
     # usage records still being decoded (see decoding.py), resolved before the write
-    pending: list[tuple[Future[tuple[list[list[object]], int]], int]] = field(default_factory=list)
-    pending_records: int = 0
+    pending: list[tuple[Future[Decoded], int, int]] = field(default_factory=list)
+    pending_rows: int = 0  # the rows expected from the chunks in `pending`
     decoded_records: int = 0
 
     def add_window(self, w: WindowTotals) -> None:
@@ -119,16 +122,16 @@ class Batch:
         if old is None or supersedes(w, old):
             self.windows[w.key] = w
 
-    def add_pending(self, decoded: Future[tuple[list[list[object]], int]], records: int) -> None:
-        self.pending.append((decoded, records))
-        self.pending_records += records
+    def add_pending(self, decoded: Future[Decoded], records: int, expected_rows: int) -> None:
+        self.pending.append((decoded, records, expected_rows))
+        self.pending_rows += expected_rows
 
     def resolve_oldest(self) -> int:
         """Wait for the oldest decoding chunk, keep its rows; returns its invalid records."""
-        decoded, records = self.pending.pop(0)
+        decoded, records, expected_rows = self.pending.pop(0)
         rows, invalid = decoded.result()
         self.events.extend(rows)
-        self.pending_records -= records
+        self.pending_rows -= expected_rows
         self.decoded_records += records
         return invalid
 
@@ -140,5 +143,5 @@ class Batch:
         return invalid
 
     def __len__(self) -> int:
-        """Rows so far; a record still being decoded counts as one row until it is back."""
-        return len(self.windows) + len(self.events) + self.pending_records
+        """Rows so far, counting chunks still being decoded at their expected rows."""
+        return len(self.windows) + len(self.events) + self.pending_rows

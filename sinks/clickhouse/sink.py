@@ -107,7 +107,10 @@ class ClickHouseSink:
                 if position is not None:
                     self._offsets[position[0]] = position[1]
             if self._chunk:
-                self._batch.add_pending(self.decoder.submit(self._chunk), len(self._chunk))
+                expected = int(len(self._chunk) * self._rows_per_record)
+                self._batch.add_pending(
+                    self.decoder.submit(self._chunk), len(self._chunk), expected
+                )
                 self._chunk = []
                 self.metrics.invalid.labels("usage").inc(self._batch.resolve_ready())
                 if self._batch.decoded_records:
