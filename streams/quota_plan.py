@@ -7,8 +7,10 @@ integers only. Thresholds become integer bounds in the same unit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from functools import lru_cache
+from operator import attrgetter, mul
 from typing import Any
 
 from tokenops.schemas.quota import QuotaDefinition
@@ -20,7 +22,9 @@ _SHARED: dict[tuple[str, str], tuple[int, int]] = {}  # (period, timezone) -> la
 class QuotaPlan:
     __slots__ = (
         "_end",
+        "_getter",
         "_start",
+        "_weights",
         "bounds",
         "cell",
         "cell_end",
@@ -44,6 +48,10 @@ class QuotaPlan:
             self.tokens = tuple(quota.token_types)
         else:
             self.prices = _picos_per_token(tuple(quota.prices_per_million.items()))
+        # One C-level attrgetter call per event instead of a generator of getattr calls.
+        names = self.tokens or tuple(name for name, _ in self.prices)
+        self._getter: Callable[[Any], tuple[int, ...]] = _tuple_getter(names)
+        self._weights = tuple(price for _, price in self.prices)
         self.bounds = _bounds(quota.limit, quota.is_cost, quota.thresholds_pct)
         self._start, self._end = 0, -1
         # The evaluator's cell of the current period, valid while `cell_gen` matches.
@@ -55,9 +63,9 @@ class QuotaPlan:
         self.cell_key, self.cell = key, cell
 
     def usage_of(self, event: Any) -> int:
-        if self.prices:
-            return sum(getattr(event, name) * price for name, price in self.prices)
-        return sum(getattr(event, name) for name in self.tokens)
+        if self._weights:
+            return sum(map(mul, self._getter(event), self._weights))
+        return sum(self._getter(event))
 
     def bounds_at(self, time_ms: int) -> tuple[int, int]:
         """[start, end) of the period holding `time_ms`; the last answer is reused."""
@@ -73,6 +81,16 @@ class QuotaPlan:
 
     def to_decimal(self, usage: int) -> Decimal:
         return Decimal(usage) / PICOS if self.prices else Decimal(usage)
+
+
+def _tuple_getter(names: tuple[str, ...]) -> Callable[[Any], tuple[int, ...]]:
+    """attrgetter, always returning a tuple (it returns a bare value for one name)."""
+    if not names:
+        return lambda _event: ()
+    getter: Callable[[Any], Any] = attrgetter(*names)
+    if len(names) > 1:
+        return getter
+    return lambda event: (getter(event),)
 
 
 # Many tenants share the same limits and prices: compile each combination once.

@@ -183,3 +183,17 @@ def test_the_set_of_crossings_does_not_depend_on_arrival_order(order: str) -> No
         events.reverse()
     alerts, _ = evaluator().apply(events)
     assert [a.threshold_pct for a in alerts] == [50, 80, 100]
+
+
+def test_single_token_type_and_zero_priced_budgets() -> None:
+    only_output = daily(100, name="out", token_types=("output_tokens",))
+    free = QuotaDefinition(
+        tenant_id="acme",
+        name="free",
+        period="day",
+        limit=Decimal(1),
+        currency="USD",
+        prices_per_million={"input_tokens": Decimal(0)},
+    )
+    alerts, _ = evaluator(only_output, free).apply([Event("acme", DAY0, 10**6, 60)])
+    assert [(a.quota, a.threshold_pct) for a in alerts] == [("out", 50)]
