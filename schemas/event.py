@@ -62,7 +62,10 @@ def parse_time(value: object) -> datetime:
     else:
         raise ValueError("must be an RFC 3339 string")
     if parsed.tzinfo is not UTC:
-        parsed = parsed.astimezone(UTC)
+        try:
+            parsed = parsed.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00+01:00 has no UTC datetime
+            raise ValueError("is out of the range of UTC datetimes") from None
     if parsed.microsecond % 1000:
         parsed = parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
     return parsed

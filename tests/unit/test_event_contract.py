@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -113,6 +114,8 @@ junk = st.one_of(
             "2026-06-01T12:00:00.000",
             "2026-06-01T12:00:00.123456789Z",
             "9999-01-01T00:00:00.000Z",
+            "0001-01-01T00:00:00.000+01:00",
+            "9999-12-31T23:59:59.999-01:00",
         ]
     ),
 )
@@ -353,6 +356,14 @@ def test_single_events_stay_readable_cloudevents() -> None:
     assert inner == ce
 
 
+def test_times_without_a_utc_datetime_are_invalid_not_a_crash() -> None:
+    for when in ("0001-01-01T00:00:00.000+01:00", "9999-12-31T23:59:59.999-01:00"):
+        raw = ce_bytes(lambda ce, when=when: ce.update(time=when))
+        assert reject(raw, EVENT_HEADERS).field == "time"
+        with pytest.raises(InvalidEventError):
+            event(time=when)
+
+
 def test_decode_never_raises_anything_else() -> None:
     for value in (None, "text", 5, b"\x00" * 10, b'{"events": 5}', b'{"specversion": []}'):
         reject(value)
@@ -466,3 +477,51 @@ def test_encode_many_is_encode_fields_for_each(
         assert [t for t, _ in got[1]] == [t for t, _ in expected[1]]
     else:
         assert got == expected
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+any_headers = st.sampled_from([None, EVENT_HEADERS, BATCH_HEADERS, [("content-type", b"x/y")]])
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.binary(max_size=200), json_values.map(orjson.dumps)), any_headers)
+def test_any_bytes_decode_or_raise_invalid_event_error(value: bytes, headers: Any) -> None:
+    with contextlib.suppress(InvalidEventError):
+        decode_record(value, headers)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    valid_fields(),
+    st.sampled_from(["data", "envelope", "batch"]),
+    st.text(max_size=12),
+    json_values,
+)
+def test_any_json_in_any_place_raises_only_invalid_event_error(
+    fields: dict[str, Any], place: str, key: str, value: Any
+) -> None:
+    ce = to_cloudevent(UsageEvent(**fields))
+    if place == "data":
+        ce["data"][key] = value
+    elif place == "envelope":
+        ce[key] = value
+    body: Any = ce
+    if place == "batch":
+        body = {
+            "type": "ai.tokenops.usage.batch",
+            "version": 1,
+            "tenant_id": value,
+            "events": [ce, ce],
+        }
+    with contextlib.suppress(InvalidEventError):
+        decode_record(orjson.dumps(body), None, now_ms=NOW_MS)
