@@ -90,6 +90,7 @@ class Spool:
             if self._fd is None:
                 self.directory.mkdir(parents=True, exist_ok=True)
                 self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                _active_here.add(self.path)
             os.write(self._fd, encode_entry(record))
         except OSError as exc:
             raise SpoolError(self.path, exc.strerror or str(exc)) from exc
@@ -108,11 +109,13 @@ class Spool:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        _active_here.discard(self.path)
 
     def claim_older(self) -> list[Path]:
         """Spool files left by earlier producers, renamed so nobody else replays them.
 
-        A `*.replaying` file whose owner died mid-replay is claimed again.
+        Files of running producers are left alone (the pid is in the name); a
+        `*.replaying` file whose owner died mid-replay is claimed again.
         """
         if not self.directory.is_dir():
             return []
@@ -120,7 +123,7 @@ class Spool:
         for path in sorted(self.directory.glob("spool-*")):
             if path == self.path or path.suffix not in (".log", ".replaying"):
                 continue
-            if path.suffix == ".replaying" and _owner_alive(path):
+            if _owner_alive(path):  # still written, or replayed, by a running producer
                 continue
             target = self.directory / f"{path.name.split('.')[0]}.{os.getpid()}.replaying"
             try:
@@ -138,18 +141,23 @@ def release(path: Path) -> None:
     _claimed_here.discard(path)
 
 
-# Files this process is replaying: a second producer in the same process leaves them be.
+# Files this process writes or replays: another producer in the same process leaves them be.
 _claimed_here: set[Path] = set()
+_active_here: set[Path] = set()
 
 
 def _owner_alive(path: Path) -> bool:
-    """Whether the process named in `spool-x-y.<pid>.replaying` still runs."""
+    """Whether the producer that writes `spool-<pid>-x.log`, or replays
+    `spool-<pid>-x.<pid>.replaying`, still runs."""
     try:
-        pid = int(path.name.split(".")[-2])
+        if path.suffix == ".replaying":
+            pid = int(path.name.split(".")[-2])
+        else:
+            pid = int(path.name.split("-")[1])
     except (IndexError, ValueError):
         return False
     if pid == os.getpid():
-        return path in _claimed_here
+        return path in _claimed_here or path in _active_here
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

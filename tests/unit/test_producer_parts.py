@@ -3,6 +3,9 @@ backpressure and spooling against an unreachable broker (a real librdkafka clien
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from tokenops.producers import ProducerBackpressureError, ProducerSettings, UsageProducer
 from tokenops.producers.batcher import MAX_PRODUCED_BYTES, TenantBatches, batch_record
 from tokenops.producers.ledger import ExpectedTotals, Ledger
-from tokenops.producers.spool import Spool, SpooledRecord, read_entries
+from tokenops.producers.spool import Spool, SpooledRecord, encode_entry, read_entries
 from tokenops.schemas import (
     BATCH_CONTENT_TYPE,
     CLOUDEVENTS_CONTENT_TYPE,
@@ -132,3 +135,23 @@ def test_backpressure_then_a_clear_error_and_nothing_dropped(tmp_path: Path) -> 
     assert registry.get_sample_value("tokenops_producer_events_spooled_total") == 50
     [path] = tmp_path.glob("spool-*")
     assert sum(r.events for r in read_entries(path)) == 50
+
+
+def test_a_running_producers_spool_is_never_claimed(tmp_path: Path) -> None:
+    entry = encode_entry(SpooledRecord(1, b"k", CLOUDEVENTS_CONTENT_TYPE, b"v"))
+    live = tmp_path / f"spool-{os.getppid()}-aaaa.log"  # our parent: alive
+    dead_pid = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    dead = tmp_path / f"spool-{dead_pid}-bbbb.log"
+    for path in (live, dead):
+        path.write_bytes(entry)
+    writing = Spool(tmp_path)
+    writing.append(SpooledRecord(1, b"k", CLOUDEVENTS_CONTENT_TYPE, b"v"))  # open, in use
+    claimed = Spool(tmp_path).claim_older()
+    assert [p.name.split(".")[0] for p in claimed] == [dead.name.split(".")[0]]
+    assert live.exists() and writing.path.exists()
+    writing.close()
