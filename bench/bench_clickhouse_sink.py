@@ -4,10 +4,10 @@
 (or uses TOKENOPS_KAFKA_BOOTSTRAP_SERVERS), fills a 4-partition usage topic with batch
 records, then measures in the same run, on the same rows:
 
-1. bare `client.insert` of the raw-event rows into a fresh embedded store, in chunks of the
-   sink's batch size (rows already built in memory): the storage ceiling;
-2. raw confluent-kafka consume + `decode_record` + row building, no storage: the decode
-   ceiling;
+1. bare `client.insert` of the same raw-event rows into a fresh embedded store, in chunks
+   of the sink's batch size, column-oriented, already in memory: the storage ceiling;
+2. raw confluent-kafka consume + `decode_record` + column building (the sink's own
+   `decode_chunk`), no storage: the decode ceiling;
 3. one sink process, from its first consumed record until every row is written
    (read from its /metrics), with its peak RSS.
 
@@ -28,11 +28,11 @@ from pathlib import Path
 from confluent_kafka import Consumer
 
 from bench.bench_worker import _peak_rss_mb, fill
-from tokenops.schemas.codec import decode_record
 from tokenops.settings import KafkaSettings, StackSettings
 from tokenops.sinks.clickhouse import ClickHouseSettings, open_store
+from tokenops.sinks.clickhouse.decoding import decode_chunk
 from tokenops.sinks.clickhouse.migrations import migrate
-from tokenops.sinks.clickhouse.rows import EVENT_COLUMNS, event_row
+from tokenops.sinks.clickhouse.rows import EVENT_COLUMNS
 from tokenops.stack.kafka import KafkaBroker
 from tokenops.stack.process import free_port
 from tokenops.topics import TopicSpec, ensure_topics
@@ -41,8 +41,11 @@ TOKENOPS = str(Path(sys.executable).parent / "tokenops")
 BATCH_ROWS = ClickHouseSettings().batch_max_rows
 
 
-def decode_rows(kafka: KafkaSettings, topic: str, events: int) -> tuple[list[list[object]], float]:
-    """Every event of the topic as raw_events rows, and the decode rate (events/s)."""
+def decode_columns(
+    kafka: KafkaSettings, topic: str, events: int
+) -> tuple[list[list[object]], float]:
+    """Every event of the topic as raw_events columns (the sink's own decoding code), and
+    the rate of consume + decode (events/s)."""
     consumer = Consumer(
         {
             **kafka.librdkafka(),
@@ -52,31 +55,34 @@ def decode_rows(kafka: KafkaSettings, topic: str, events: int) -> tuple[list[lis
         }
     )
     consumer.subscribe([topic])
-    rows: list[list[object]] = []
+    columns: list[list[object]] = [[] for _ in EVENT_COLUMNS]
     start = None
-    while len(rows) < events:
-        for m in consumer.consume(10_000, timeout=1.0):
-            if m.error():
-                continue
-            start = start or time.perf_counter()
-            for e in decode_record(m.value(), m.headers()):  # type: ignore[arg-type]
-                rows.append(event_row(e, m.partition() or 0, m.offset() or 0))
+    while len(columns[0]) < events:
+        messages = [m for m in consumer.consume(10_000, timeout=1.0) if not m.error()]
+        if not messages:
+            continue
+        start = start or time.perf_counter()
+        chunk = [(m.value(), m.headers(), m.partition() or 0, m.offset() or 0) for m in messages]
+        decoded, _ = decode_chunk(chunk)
+        for mine, theirs in zip(columns, decoded, strict=True):
+            mine.extend(theirs)
     elapsed = time.perf_counter() - (start or time.perf_counter())
     consumer.close()
-    return rows, events / elapsed
+    return columns, events / elapsed
 
 
-def bare_insert(rows: list[list[object]], store_dir: Path) -> float:
+def bare_insert(columns: list[list[object]], store_dir: Path) -> float:
     settings = ClickHouseSettings(url=f"chdb://{store_dir}")
     with open_store(settings, store_dir) as store:
         migrate(store.client, 0)
+        rows = len(columns[0])
         start = time.perf_counter()
-        for i in range(0, len(rows), BATCH_ROWS):
-            columns = [list(c) for c in zip(*rows[i : i + BATCH_ROWS], strict=True)]
+        for i in range(0, rows, BATCH_ROWS):
+            chunk = [column[i : i + BATCH_ROWS] for column in columns]
             store.client.insert(
-                "raw_events", columns, column_names=EVENT_COLUMNS, column_oriented=True
+                "raw_events", chunk, column_names=EVENT_COLUMNS, column_oriented=True
             )
-        return len(rows) / (time.perf_counter() - start)
+        return rows / (time.perf_counter() - start)
 
 
 def run_sink(
@@ -100,7 +106,7 @@ def run_sink(
             env[f"TOKENOPS_CLICKHOUSE_{name}"] = os.environ[f"TOKENOPS_CLICKHOUSE_{name}"]
     command = [TOKENOPS, "sink", "clickhouse"]
     profile = os.environ.get("TOKENOPS_BENCH_PROFILE")
-    if profile:
+    if profile and decode_processes == 0:
         command = [sys.executable, "-m", "cProfile", "-o", profile, *command]
     ensure_topics(kafka, [TopicSpec(f"{topic}.aggregates", 4, 1)])
     proc = subprocess.Popen(command, env=env)
@@ -159,12 +165,12 @@ def main(events: int = 500_000, per_record: int = 100) -> None:
             took = time.perf_counter() - t
             print(f"load average at the start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
             print(f"filled {events} events in {events // per_record} records ({took:.1f}s)")
-            rows, decoded = decode_rows(kafka, topic, events)
-            bare = bare_insert(rows, tmp / "bare-store")
-            del rows
+            columns, decoded = decode_columns(kafka, topic, events)
+            bare = bare_insert(columns, tmp / "bare-store")
+            del columns
             label = f"bare client.insert, {BATCH_ROWS}-row column chunks:"
             print(f"{label:<45}{bare:>12,.0f} rows/s")
-            label = "consume + decode_record + rows, no storage:"
+            label = "consume + decode_record + columns, no storage:"
             print(f"{label:<45}{decoded:>12,.0f} rows/s")
             for processes in (0, 2):
                 rate, rss = run_sink(kafka, topic, events, tmp, processes)

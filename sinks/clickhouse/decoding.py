@@ -3,7 +3,7 @@
 `decode_record` (the event contract's decoder, the same one the worker uses) is the
 sink's most expensive step per event; with `decode_processes > 0` chunks of records are
 decoded in that many spawned processes while the sink keeps consuming. The rows come
-back in submission order. Spawned, not forked: the sink process runs librdkafka and
+back in submission order, as columns. Spawned, not forked: the sink process runs librdkafka and
 ClickHouse threads, which a fork would copy in an undefined state.
 """
 
@@ -16,26 +16,30 @@ from typing import cast
 
 from tokenops.schemas.codec import decode_record
 from tokenops.schemas.errors import InvalidEventError
-from tokenops.sinks.clickhouse.rows import event_row
+from tokenops.schemas.event import UsageEvent
+from tokenops.sinks.clickhouse.rows import Decoded, event_columns
 
 # (value, headers, partition, offset) of one usage record
 RawRecord = tuple[bytes | None, object, int, int]
-Decoded = tuple[list[list[object]], int]  # rows, invalid records
 
 
 def decode_chunk(records: Sequence[RawRecord]) -> Decoded:
-    """Rows of every valid event; invalid records are counted and skipped (the worker
+    """Columns of every valid event; invalid records are counted and skipped (the worker
     dead-letters them)."""
-    rows: list[list[object]] = []
+    events: list[UsageEvent] = []
+    partitions: list[int] = []
+    offsets: list[int] = []
     invalid = 0
     for value, headers, partition, offset in records:
         try:
-            events = decode_record(value, cast("list[tuple[str, bytes]] | None", headers))
+            decoded = decode_record(value, cast("list[tuple[str, bytes]] | None", headers))
         except InvalidEventError:
             invalid += 1
             continue
-        rows.extend(event_row(e, partition, offset) for e in events)
-    return rows, invalid
+        events.extend(decoded)
+        partitions.extend([partition] * len(decoded))
+        offsets.extend([offset] * len(decoded))
+    return event_columns(events, partitions, offsets), invalid
 
 
 class EventDecoder:

@@ -70,31 +70,28 @@ def window_row(w: WindowTotals) -> list[object]:
     ]
 
 
-def event_row(e: UsageEvent, partition: int, offset: int) -> list[object]:
-    d = e.__dict__  # frozen model: read fields without pydantic's attribute machinery
-    return [
-        d["source"],
-        d["id"],
-        e.time_ms,
-        d["tenant_id"],
-        d["project_id"] or "",
-        d["agent_id"] or "",
-        d["user_id"] or "",
-        d["api_key_id"] or "",
-        d["region"] or "",
-        d["node_id"] or "",
-        d["model"],
-        d["provider"],
-        d["operation"],
-        d["input_tokens"],
-        d["output_tokens"],
-        d["cache_read_input_tokens"],
-        d["cache_creation_input_tokens"],
-        d["reasoning_output_tokens"],
-        d["attributes"],
-        partition,
-        offset,
-    ]
+_OPTIONAL_IDS = frozenset({"project_id", "agent_id", "user_id", "api_key_id", "region", "node_id"})
+
+
+def event_columns(
+    events: list[UsageEvent], partitions: list[int], offsets: list[int]
+) -> list[list[object]]:
+    """`raw_events` columns in EVENT_COLUMNS order; one list pass per column, no row
+    objects (measured cheaper than building rows and transposing them)."""
+    fields = [e.__dict__ for e in events]  # frozen models: plain reads, no pydantic
+    columns: list[list[object]] = []
+    for name in EVENT_COLUMNS:
+        if name == "time":
+            columns.append([e.time_ms for e in events])
+        elif name == "kafka_partition":
+            columns.append(list(partitions))
+        elif name == "kafka_offset":
+            columns.append(list(offsets))
+        elif name in _OPTIONAL_IDS:  # absent identifiers are '' in ClickHouse
+            columns.append([f[name] or "" for f in fields])
+        else:
+            columns.append([f[name] for f in fields])
+    return columns
 
 
 def supersedes(new: WindowTotals, old: WindowTotals) -> bool:
@@ -102,15 +99,15 @@ def supersedes(new: WindowTotals, old: WindowTotals) -> bool:
     return (new.revision, new.event_count) > (old.revision, old.event_count)
 
 
-Decoded = tuple[list[list[object]], int]  # raw_events rows, invalid records
+Decoded = tuple[list[list[object]], int]  # raw_events columns, invalid records
 
 
 @dataclass
 class Batch:
-    """What one flush writes: the latest record per window, and raw event rows."""
+    """What one flush writes: the latest record per window, and raw event columns."""
 
     windows: dict[str, WindowTotals] = field(default_factory=dict)
-    events: list[list[object]] = field(default_factory=list)
+    events: list[list[object]] = field(default_factory=lambda: [[] for _ in EVENT_COLUMNS])
     records: int = 0
     # usage records still being decoded (see decoding.py), resolved before the write
     pending: list[tuple[Future[Decoded], int, int]] = field(default_factory=list)
@@ -129,8 +126,10 @@ class Batch:
     def resolve_oldest(self) -> int:
         """Wait for the oldest decoding chunk, keep its rows; returns its invalid records."""
         decoded, records, expected_rows = self.pending.pop(0)
-        rows, invalid = decoded.result()
-        self.events.extend(rows)
+        columns, invalid = decoded.result()
+        if columns:
+            for mine, theirs in zip(self.events, columns, strict=True):
+                mine.extend(theirs)
         self.pending_rows -= expected_rows
         self.decoded_records += records
         return invalid
@@ -144,4 +143,8 @@ class Batch:
 
     def __len__(self) -> int:
         """Rows so far, counting chunks still being decoded at their expected rows."""
-        return len(self.windows) + len(self.events) + self.pending_rows
+        return len(self.windows) + self.event_rows + self.pending_rows
+
+    @property
+    def event_rows(self) -> int:
+        return len(self.events[0])

@@ -114,7 +114,7 @@ class ClickHouseSink:
                 self._chunk = []
                 self.metrics.invalid.labels("usage").inc(self._batch.resolve_ready())
                 if self._batch.decoded_records:
-                    ratio = len(self._batch.events) / self._batch.decoded_records
+                    ratio = self._batch.event_rows / self._batch.decoded_records
                     self._rows_per_record = max(1.0, ratio)
                 while len(self._batch.pending) > 2 * max(1, self.decoder.processes):
                     # backpressure: a bounded number of chunks in flight
@@ -152,7 +152,7 @@ class ClickHouseSink:
         """Write `batch`, retrying with backoff until it is durable; False if stopped first."""
         while batch.pending:
             self.metrics.invalid.labels("usage").inc(batch.resolve_oldest())
-        if not batch.windows and not batch.events:
+        if not batch.windows and not batch.event_rows:
             return True
         delay_ms = self.settings.retry_initial_ms
         attempt = 0
@@ -180,7 +180,7 @@ class ClickHouseSink:
             if attempt > 1:
                 logger.info("clickhouse writes recovered after attempts=%d", attempt)
             self.metrics.blocked.set(0)
-            self.metrics.rows.labels("raw_events").inc(len(batch.events))
+            self.metrics.rows.labels("raw_events").inc(batch.event_rows)
             self.metrics.rows.labels("window_totals").inc(len(batch.windows))
             return True
 

@@ -21,6 +21,7 @@ from typing import IO, Any
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
+from tokenops.secrets import MASK, redact_url
 from tokenops.sinks.clickhouse.errors import ClickHouseError, StoreBusyError
 from tokenops.sinks.clickhouse.settings import ClickHouseSettings
 
@@ -88,7 +89,9 @@ def _embedded_client(path: Path, database: str) -> Client:
         raise ClickHouseError(f"cannot open the embedded ClickHouse store {path}: {exc}") from exc
 
 
-def _server_client(settings: ClickHouseSettings) -> Client:
+def server_client_options(settings: ClickHouseSettings) -> dict[str, Any]:
+    """clickhouse-connect's `get_client` arguments for a server (`http(s)://` URL):
+    user, password, and TLS (server verification, CA, client certificate for mTLS)."""
     options: dict[str, Any] = {
         "dsn": settings.url,
         "username": settings.username,
@@ -103,14 +106,21 @@ def _server_client(settings: ClickHouseSettings) -> Client:
     ):
         if value is not None:
             options[name] = str(value)
+    return options
+
+
+def _server_client(settings: ClickHouseSettings) -> Client:
+    options = server_client_options(settings)
     try:
         bootstrap = clickhouse_connect.get_client(**options)
         bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {settings.database}")
         bootstrap.close()
         return clickhouse_connect.get_client(**options, database=settings.database)
     except Exception as exc:
+        url = redact_url(settings.url or "")
+        reason = str(exc).replace(options["password"] or "\0", MASK)  # never echo it
         raise ClickHouseError(
-            f"cannot connect to ClickHouse at {settings.url}: {exc}",
+            f"cannot connect to ClickHouse at {url}: {redact_url(reason)}",
             hint="check TOKENOPS_CLICKHOUSE_URL, _USERNAME, _PASSWORD and the TLS settings",
         ) from exc
 

@@ -59,12 +59,11 @@ class ClickHouseWriter:
         self.settings = settings or {}
 
     def write(self, batch: Batch) -> None:
-        if batch.events:
+        if batch.event_rows:
             # Column-oriented: measured ~3x faster than row-oriented into chDB (bench/).
-            columns = [list(column) for column in zip(*batch.events, strict=True)]
             self.client.insert(
                 "raw_events",
-                columns,
+                batch.events,
                 column_names=EVENT_COLUMNS,
                 column_oriented=True,
                 settings=self.settings,
