@@ -20,13 +20,14 @@ from typing import Any, cast
 
 import faust
 from prometheus_client import CollectorRegistry
+
+from tokenops.settings import KafkaSettings, TopicSettings
+from tokenops.streams.credentials import broker_credentials
 from tokenops.streams.metrics import WorkerMetrics
 from tokenops.streams.partition import Decoder, InputRecord
 from tokenops.streams.processors import ProcessorFactory
 from tokenops.streams.settings import WorkerSettings
 from tokenops.streams.worker import StreamWorker
-
-from tokenops.settings import KafkaSettings, TopicSettings
 
 logger = logging.getLogger(__name__)
 
@@ -39,11 +40,10 @@ def create_app(
     decode: Decoder,
     processors: Sequence[ProcessorFactory] = (),
 ) -> tuple[faust.App, StreamWorker]:
-    if kafka.security_protocol != "PLAINTEXT":
-        logger.warning("the Faust consumer connects in PLAINTEXT; outputs use librdkafka")
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
+        broker_credentials=broker_credentials(kafka),  # the same TLS/SASL as librdkafka
         store="memory://",
         web_enabled=False,
         topic_allow_declare=False,

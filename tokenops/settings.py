@@ -7,6 +7,7 @@ tests build them directly without touching the environment.
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -14,6 +15,7 @@ from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tokenops.errors import ConfigError
+from tokenops.secrets import masked
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -64,6 +66,43 @@ class KafkaSettings(BaseSettings):
         config.update({k: str(v) for k, v in optional.items() if v is not None})
         config.update(self.client_config)
         return config
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context for Python clients (aiokafka, so the Faust worker), built from
+        the same `ssl_*` settings as `librdkafka()`; None unless the protocol uses TLS.
+
+        Like librdkafka, it verifies the broker's certificate and host name against
+        `ssl_ca_location` (the system's CAs when unset) and presents the client
+        certificate when `ssl_certificate_location` is set (mutual TLS).
+        `client_config["ssl.endpoint.identification.algorithm"] = "none"` turns the host
+        name check off in both; other `client_config` entries are librdkafka-only.
+        """
+        if self.security_protocol not in ("SSL", "SASL_SSL"):
+            return None
+        problems: list[str] = []
+        context = ssl.create_default_context()
+        try:
+            if self.ssl_ca_location is not None:
+                context.load_verify_locations(cafile=str(self.ssl_ca_location))
+        except (OSError, ssl.SSLError) as exc:
+            problems.append(f"TOKENOPS_KAFKA_SSL_CA_LOCATION={self.ssl_ca_location}: {exc}")
+        if self.ssl_certificate_location is not None:
+            try:
+                context.load_cert_chain(
+                    str(self.ssl_certificate_location),
+                    str(self.ssl_key_location) if self.ssl_key_location else None,
+                    password=_reveal(self.ssl_key_password),
+                )
+            except (OSError, ssl.SSLError) as exc:  # the message never holds the password
+                problems.append(
+                    f"TOKENOPS_KAFKA_SSL_CERTIFICATE_LOCATION={self.ssl_certificate_location}"
+                    f" / _SSL_KEY_LOCATION={self.ssl_key_location}: {exc}"
+                )
+        if problems:
+            raise ConfigError(problems)
+        hostname = self.client_config.get("ssl.endpoint.identification.algorithm", "https")
+        context.check_hostname = hostname.lower() != "none"
+        return context
 
 
 class TopicSettings(BaseSettings):
@@ -117,5 +156,6 @@ def load(cls: type[S], **overrides: Any) -> S:
             field = ".".join(str(part) for part in error["loc"])
             name = f"{prefix}{field}".upper() if field else prefix.rstrip("_")
             value = error.get("input")
-            problems.append(f"{name}={value!r}: {error['msg']}")
+            shown = masked(field, value, as_repr=True)  # never a secret's value
+            problems.append(f"{name}={shown}: {error['msg']}")
         raise ConfigError(problems) from exc

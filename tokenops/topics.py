@@ -10,6 +10,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from tokenops.errors import TokenopsError
+from tokenops.reach import cluster_metadata
 from tokenops.settings import KafkaSettings, TopicSettings
 
 logger = logging.getLogger(__name__)
@@ -42,8 +43,8 @@ def ensure_topics(
     kafka: KafkaSettings, specs: list[TopicSpec], *, timeout_s: float = 30.0
 ) -> list[str]:
     """Create the topics that do not exist yet; returns the names it created."""
+    existing = set(cluster_metadata(kafka, timeout_s=timeout_s).topics)  # or a clear refusal
     admin = AdminClient(kafka.librdkafka())
-    existing = set(admin.list_topics(timeout=timeout_s).topics)
     missing = [s for s in specs if s.name not in existing]
     if not missing:
         return []

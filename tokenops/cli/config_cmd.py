@@ -10,6 +10,7 @@ from rich.table import Table
 
 from tokenops.config import settings_sections
 from tokenops.errors import ConfigError
+from tokenops.secrets import MASK, masked
 from tokenops.settings import load
 
 app = typer.Typer(help="Inspect tokenops' settings (TOKENOPS_* environment variables).")
@@ -44,6 +45,6 @@ def _flatten(settings: BaseSettings) -> list[tuple[str, str]]:
     rows = []
     for field in type(settings).model_fields:
         value = getattr(settings, field)
-        shown = "**********" if isinstance(value, SecretStr) else str(value)
+        shown = MASK if isinstance(value, SecretStr) else masked(field, value)
         rows.append((f"{prefix}{field}".upper(), shown))
     return rows

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import typer
-from confluent_kafka.admin import AdminClient
 from rich.console import Console
 from rich.table import Table
 
+from tokenops.reach import cluster_metadata
 from tokenops.settings import KafkaSettings, TopicSettings, load
 from tokenops.topics import ensure_topics, pipeline_topics
 
@@ -31,7 +31,7 @@ def create() -> None:
 def list_topics() -> None:
     """Show the pipeline's topics: partitions and whether each exists on the cluster."""
     kafka = load(KafkaSettings)
-    metadata = AdminClient(kafka.librdkafka()).list_topics(timeout=10)
+    metadata = cluster_metadata(kafka, timeout_s=10)
     table = Table(title=f"pipeline topics on {kafka.bootstrap_servers}")
     for column in ("topic", "partitions", "policy", "exists"):
         table.add_column(column)

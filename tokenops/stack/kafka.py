@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
@@ -54,7 +55,16 @@ class KafkaBroker:
 
     name = "kafka"
 
-    def __init__(self, settings: StackSettings, *, extra_properties: dict[str, str] | None = None):
+    def __init__(
+        self,
+        settings: StackSettings,
+        *,
+        extra_properties: dict[str, str] | None = None,
+        format_args: Sequence[str] = (),
+    ):
+        """`extra_properties` override or add server.properties entries (listeners, TLS);
+        `format_args` go to `StorageTool format` on first start, for example
+        `("--add-scram", "SCRAM-SHA-512=[name=alice,password=...]")` to create users."""
         self.settings = settings
         self.version = kafka_version()
         self.home = settings.state_dir / "kafka"
@@ -62,6 +72,7 @@ class KafkaBroker:
         self.logs_dir = self.home / "logs"
         self.jars_dir = settings.cache_dir / f"kafka-{self.version}" / "libs"
         self.extra_properties = extra_properties or {}
+        self.format_args = tuple(format_args)
         self.process = ManagedProcess(
             "kafka", settings.state_dir / "run" / "kafka.pid", self.logs_dir / "stdout.log"
         )
@@ -157,7 +168,10 @@ class KafkaBroker:
                 )
             shutil.rmtree(self.data_dir)
         cluster_id = self._java_tool("kafka.tools.StorageTool", "random-uuid").strip()
-        self._java_tool("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config))
+        self._java_tool(
+            "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config),
+            *self.format_args,
+        )  # fmt: skip
         ours.write_text(cluster_id + "\n")
 
     def _java_tool(self, main: str, *args: str) -> str:
@@ -166,7 +180,8 @@ class KafkaBroker:
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         if done.returncode != 0:
-            raise StackError(f"{main} {' '.join(args)} failed: {done.stdout}{done.stderr}")
+            # only the sub-command: the arguments may carry SCRAM passwords
+            raise StackError(f"{main} {args[0]} failed: {done.stdout}{done.stderr}")
         # StorageTool prints its answer last; SLF4J notices may come first.
         return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
 
