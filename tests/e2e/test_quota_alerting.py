@@ -63,19 +63,19 @@ class Webhook:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_port}/alerts"
 
-    def firing(self, alertname: str) -> list[float]:
+    def firing(self, alertname: str, tenant: str = TENANT) -> list[float]:
         return [
             at
             for at, status, labels in self.received
             if status == "firing"
             and labels["alertname"] == alertname
-            and labels.get("tenant") == TENANT
+            and labels.get("tenant") == tenant
         ]
 
-    def wait_for(self, alertname: str, timeout_s: float) -> float:
+    def wait_for(self, alertname: str, timeout_s: float, tenant: str = TENANT) -> float:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if arrivals := self.firing(alertname):
+            if arrivals := self.firing(alertname, tenant):
                 return arrivals[0]
             time.sleep(0.1)
         raise AssertionError(f"{alertname} not received within {timeout_s} s: {self.received}")
@@ -264,3 +264,85 @@ def test_warning_then_exceeded_each_once_within_60_s(
         80: 8000,
         100: 10_000,
     }
+
+
+def test_the_fleet_simulator_drives_a_tenant_past_its_daily_quota(
+    kafka_settings: KafkaSettings,
+    topics: dict[str, str],
+    stack: tuple[Webhook, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two simulator runs (Zipf tenants, duplicates, late and malformed records): the first
+    takes its biggest tenant to 90 % of the quota, the second past 100 %.
+
+    Two runs, because a warning and an exceeded alert less than a group wait apart are one
+    page: Alertmanager's inhibition keeps the warning back (docs/operations.md).
+    """
+    from tokenops.producers.producer import UsageProducer
+    from tokenops.producers.settings import ProducerSettings
+    from tokenops.producers.simulator import SimulationConfig, Simulator
+
+    monkeypatch.chdir(tmp_path)
+    webhook, app_id = stack
+    tenant = f"{TENANT}-001"
+
+    def run_config(seed: int) -> SimulationConfig:
+        return SimulationConfig(
+            tenants=5,
+            rate=400,
+            duration_s=4,
+            seed=seed,
+            start_ms=int(time.time() * 1000) + 500,
+            duplicate_share=0.05,
+            late_share=0.05,
+            late_by_s=3,
+            malformed_share=0.01,
+            tenant_prefix=f"{TENANT}-",
+        )
+
+    def tenant_tokens(config: SimulationConfig) -> int:
+        """What a run will count for the tenant: its unique events' input + output."""
+        return sum(
+            e.fields["input_tokens"] + e.fields["output_tokens"]
+            for e in Simulator(config).emissions()
+            if e.fields is not None and not e.duplicate and e.fields["tenant_id"] == tenant
+        )
+
+    def simulate(config: SimulationConfig) -> None:
+        while time.time() * 1000 < (config.start_ms or 0):  # event times follow the pace
+            time.sleep(0.05)
+        settings = ProducerSettings(topic=topics["usage"], spool_dir=tmp_path / "spool")
+        with UsageProducer(kafka_settings, settings) as producer:
+            ledger = Simulator(config).run(producer)
+        assert ledger.duplicates and ledger.late and ledger.malformed
+
+    env = worker_env(kafka_settings, topics, app_id, tmp_path)
+    worker = WorkerProcess(env, tmp_path / "w", tmp_path / "worker.log")
+    try:
+        worker.wait_ready()
+        first = run_config(seed=3)
+        limit = tenant_tokens(first) * 10 // 9  # the first run ends at 90 %
+        quota = QuotaDefinition(tenant_id=tenant, name="daily", period="day", limit=limit)
+        publish_quotas(kafka_settings, TopicSettings(**topics), [quota])
+        time.sleep(1)  # the worker's quota watcher picks the quota up
+        simulate(first)
+        warned = webhook.wait_for("TokenopsQuotaWarning", 60, tenant)
+        second = run_config(seed=4)
+        assert tenant_tokens(first) + tenant_tokens(second) >= limit
+        simulate(second)
+        exceeded = webhook.wait_for("TokenopsQuotaExceeded", 60, tenant)
+        time.sleep(5)
+    finally:
+        worker.stop()
+
+    records = read_topic(kafka_settings, topics["quota_alerts"])
+    alerts = [QuotaAlert.from_bytes(m.value()) for m in records]
+    crossed = {a.threshold_pct: a for a in alerts if a.tenant_id == tenant}
+    assert sorted(a.threshold_pct for a in alerts if a.tenant_id == tenant) == [50, 80, 100]
+    assert len(webhook.firing("TokenopsQuotaWarning", tenant)) == 1
+    assert len(webhook.firing("TokenopsQuotaExceeded", tenant)) == 1
+    # From the crossing event's time (a late event was sent up to 3 s after its time).
+    delays = warned - crossed[80].time_ms / 1000, exceeded - crossed[100].time_ms / 1000
+    print(f"simulator: quota alert delay warning {delays[0]:.1f} s, exceeded {delays[1]:.1f} s")
+    assert all(0 < d < 60 for d in delays)
