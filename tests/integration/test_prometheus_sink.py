@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
@@ -16,6 +21,7 @@ from tokenops.schemas.quota import QuotaAlert, QuotaDefinition, period_bounds
 from tokenops.settings import KafkaSettings, TopicSettings
 from tokenops.sinks.prometheus_settings import PrometheusSinkSettings
 from tokenops.sinks.prometheus_sink import PrometheusSink
+from tokenops.stack.process import free_port
 
 pytestmark = pytest.mark.integration
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -154,3 +160,41 @@ def test_gauges_are_right_after_a_restart_and_tenants_are_bounded(
         if not k[0].startswith(("tokenops_consumer_lag", "python_", "process_"))
     }
     assert {k: rebuilt.get(k) for k in stable} == stable
+
+
+def test_the_cli_serves_metrics_and_stops_on_sigterm(
+    kafka_settings: KafkaSettings, topics: TopicSettings, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENOPS_")}
+    env.update(
+        TOKENOPS_KAFKA_BOOTSTRAP_SERVERS=kafka_settings.bootstrap_servers,
+        TOKENOPS_TOPIC_AGGREGATES=topics.aggregates,
+        TOKENOPS_TOPIC_QUOTAS=topics.quotas,
+        TOKENOPS_TOPIC_QUOTA_ALERTS=topics.quota_alerts,
+        TOKENOPS_TOPIC_DEAD_LETTER=topics.dead_letter,
+        TOKENOPS_TOPIC_USAGE=topics.usage,
+        TOKENOPS_PROMETHEUS_SINK_HOST="127.0.0.1",
+        TOKENOPS_PROMETHEUS_SINK_PORT=str(port),
+    )
+    tokenops = str(Path(sys.executable).parent / "tokenops")
+    with (tmp_path / "sink.log").open("wb") as log:
+        process = subprocess.Popen(
+            [tokenops, "sink", "prometheus"], env=env, stdout=log, stderr=log
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                url = f"http://127.0.0.1:{port}/metrics"
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    text = response.read().decode()
+                if "tokenops_prometheus_sink_ready 1.0" in text:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, (tmp_path / "sink.log").read_text()
+            time.sleep(0.3)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0, (tmp_path / "sink.log").read_text()
