@@ -1,12 +1,13 @@
 """Quota evaluation in the stream: usage per tenant, quota and period, and threshold crossings.
 
 `QuotaEvaluator` is pure: no Kafka, no clock unless none is given. The worker owns one per
-partition, calls `load(state)` after recovering the partition, then `apply(events)` for
-each batch of deduplicated, accepted events, and persists the returned state delta in the
-same atomic changelog write as its other state, together with the returned alerts. So a
-replay after a crash starts from the state that matches the last committed outputs, and
-each crossing is emitted exactly once per quota, period and threshold. The alert key
-(`tenant|quota|period_start_ms|threshold_pct`) still makes any re-delivery recognisable.
+partition (through `quota_processor.py`), calls `load(state)` after recovering the
+partition, then `apply(events)` for each batch of deduplicated, accepted events. It
+publishes the returned alerts, then makes the returned state delta durable in the same
+changelog record as its other state. After a crash the batch is replayed from that state,
+the same crossings are decided again, and the processor leaves out those already
+published: each crossing is published once per quota, period and threshold, under the
+key `tenant|quota|period_start_ms|threshold_pct`.
 
 State is a plain mapping `str -> dict` of JSON-safe values:
 - `"<tenant>|<quota>|<period_start_ms>"` -> `{"usage": int | str, "crossed": [pct, ...],
