@@ -20,11 +20,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from prometheus_client import CollectorRegistry
 
 from tokenops.schemas.event import UsageEvent
 from tokenops.settings import KafkaSettings, TopicSettings
 from tokenops.streams.processors import OutputRecord, ProcessorFactory
 from tokenops.streams.quota_book import QuotaBook
+from tokenops.streams.quota_metrics import QuotaMetrics
 from tokenops.streams.quota_replay import published_alert_keys
 from tokenops.streams.quotas import QuotaEvaluator
 
@@ -44,11 +46,16 @@ class QuotaProcessor:
     name = "quotas"
 
     def __init__(
-        self, book: QuotaBook, alerts_topic: str, published: PublishedKeys | None = None
+        self,
+        book: QuotaBook,
+        alerts_topic: str,
+        published: PublishedKeys | None = None,
+        metrics: QuotaMetrics | None = None,
     ) -> None:
         self.evaluator = QuotaEvaluator(book)
         self.alerts_topic = alerts_topic
         self.published = published
+        self.metrics = metrics
         self.already_published: set[str] = set()
 
     def load(self, state: Mapping[str, Any]) -> None:
@@ -61,12 +68,17 @@ class QuotaProcessor:
     def apply(
         self, events: Sequence[UsageEvent], *, now_ms: int
     ) -> tuple[list[OutputRecord], dict[str, Any]]:
+        late_before = self.evaluator.stats["late_ignored"]
         alerts, delta = self.evaluator.apply(events, now_ms=now_ms)
-        if self.already_published:
-            replayed = [a for a in alerts if a.key in self.already_published]
+        replayed = [a for a in alerts if a.key in self.already_published]
+        if replayed:
             for alert in replayed:
                 logger.info("quota crossing already published key=%s", alert.key)
             alerts = [a for a in alerts if a.key not in self.already_published]
+        if self.metrics is not None:
+            self.metrics.crossings.inc(len(alerts))
+            self.metrics.replayed.inc(len(replayed))
+            self.metrics.late_ignored.inc(self.evaluator.stats["late_ignored"] - late_before)
         for alert in alerts:
             logger.info(
                 "quota threshold crossed tenant=%s quota=%s threshold_pct=%d usage=%s limit=%s",
@@ -129,16 +141,17 @@ class QuotaWatcher:
 
 
 def quota_processors(
-    kafka: KafkaSettings, topics: TopicSettings
+    kafka: KafkaSettings, topics: TopicSettings, registry: CollectorRegistry | None = None
 ) -> tuple[ProcessorFactory, QuotaWatcher]:
     """The worker's quota processor factory and the (not yet started) quota watcher."""
     book = QuotaBook()
     watcher = QuotaWatcher(kafka, topics, book)
+    metrics = QuotaMetrics(registry, book.__len__) if registry is not None else None
 
     def published(since_ms: int) -> set[str]:
         return published_alert_keys(kafka, topics.quota_alerts, since_ms)
 
     def factory(_partition: int) -> QuotaProcessor:
-        return QuotaProcessor(book, topics.quota_alerts, published)
+        return QuotaProcessor(book, topics.quota_alerts, published, metrics)
 
     return factory, watcher

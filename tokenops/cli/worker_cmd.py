@@ -36,9 +36,9 @@ def worker() -> None:
 
     from tokenops.streams.quota_processor import quota_processors
 
-    quotas, quota_watcher = quota_processors(kafka, topics)  # quotas ride the worker's state
-    quota_watcher.start()
     registry = CollectorRegistry()
+    quotas, quota_watcher = quota_processors(kafka, topics, registry)  # in the worker's state
+    quota_watcher.start()
     app, stream_worker = create_app(settings, kafka, topics, registry, decode, [quotas])
     if settings.http_port:
         serve_http(registry, settings.http_port, stream_worker.ready)
