@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from tokenops.schemas import TOKEN_TYPES, UsageEvent
+from tokenops.schemas.event import EPOCH, ONE_MS
 
 LEDGER_VERSION = 1
 BUCKET_MS = 1000
@@ -83,6 +84,22 @@ class Ledger:
 
     def __post_init__(self) -> None:
         self._sums.update((key, list(totals)) for key, totals in self.buckets.items())
+
+    def count_fields(self, fields: dict[str, Any]) -> None:
+        """`count` for the fields of a valid event (an aware UTC `time` datetime)."""
+        ms = (fields["time"] - EPOCH) // ONE_MS
+        key = (fields["tenant_id"], fields["model"], ms - ms % BUCKET_MS)
+        sums = self._sums.get(key)
+        if sums is None:
+            sums = self._sums[key] = [0] * 6
+            self.buckets[key] = ExpectedTotals()
+        get = fields.get
+        sums[0] += fields["input_tokens"]
+        sums[1] += fields["output_tokens"]
+        sums[2] += get("cache_read_input_tokens", 0)
+        sums[3] += get("cache_creation_input_tokens", 0)
+        sums[4] += get("reasoning_output_tokens", 0)
+        sums[5] += 1
 
     def _settle(self) -> None:
         """Fold the running sums of `count` into `buckets`."""

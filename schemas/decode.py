@@ -1,0 +1,162 @@
+"""Reading usage records: `decode_record` turns one Kafka record into its events.
+
+Single CloudEvents and batch envelopes (`codec.py` describes both) are told apart by the
+`content-type` header, or by the body when the header is missing. Any bad input raises
+`InvalidEventError` and nothing else; a bad event rejects its whole record, which the
+stream worker dead-letters unchanged. Valid records take the quick paths
+(`columnar.py` for a batch, `fastpath.py` per event), anything else the careful one
+(`validate.py`), which names the broken field.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import orjson
+
+from tokenops.schemas.columnar import quick_batch
+from tokenops.schemas.errors import InvalidEventError
+from tokenops.schemas.event import (
+    DEFAULT_MAX_FUTURE_SKEW_S,
+    MAX_EVENT_BYTES,
+    MIN_EVENT_TIME,
+    UsageEvent,
+    to_epoch_ms,
+)
+from tokenops.schemas.fastpath import MISSING, quick_event, validate_fields
+from tokenops.schemas.wire import (
+    BATCH_CONTENT_TYPE,
+    BATCH_TYPE,
+    BATCH_VERSION,
+    CLOUDEVENTS_CONTENT_TYPE,
+    CONTENT_TYPE_HEADER,
+    EVENT_TYPE,
+    MAX_BATCH_EVENTS,
+    MAX_RECORD_BYTES,
+    SPECVERSION,
+)
+
+_OPTIONAL_ATTRIBUTES = frozenset({"datacontenttype", "dataschema", "subject"})
+_EXTENSION = re.compile(r"[a-z0-9]{1,20}").fullmatch
+_EARLIEST_MS = to_epoch_ms(MIN_EVENT_TIME)
+_IDENTITY = frozenset({"id", "source", "time"})
+_CORE = frozenset({"specversion", "type", "source", "id", "time", "data"})
+
+
+def _content_type(headers: list[tuple[str, bytes]] | None) -> str | None:
+    for name, value in headers or ():
+        if name.lower() == CONTENT_TYPE_HEADER:
+            try:
+                return value.split(b";")[0].strip().lower().decode("ascii")
+            except (UnicodeDecodeError, AttributeError):
+                raise InvalidEventError(CONTENT_TYPE_HEADER, value, "not ASCII") from None
+    return None
+
+
+def decode_record(
+    value: bytes | None,
+    headers: list[tuple[str, bytes]] | None = None,
+    *,
+    max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S,
+    now_ms: int | None = None,
+) -> list[UsageEvent]:
+    """The events of one Kafka record (one, or a whole batch); raises InvalidEventError."""
+    if value.__class__ is not bytes:
+        raise InvalidEventError("record", value, "record value must be bytes")
+    assert value is not None
+    if len(value) > MAX_RECORD_BYTES:
+        raise InvalidEventError("record", value[:64], f"record exceeds {MAX_RECORD_BYTES} bytes")
+    content_type = _content_type(headers)
+    try:
+        body = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEventError("record", value[:64], f"not UTF-8 JSON: {exc}") from None
+    if body.__class__ is not dict:
+        raise InvalidEventError("record", value[:64], "must be a JSON object")
+    if content_type is None:
+        content_type = BATCH_CONTENT_TYPE if "events" in body else CLOUDEVENTS_CONTENT_TYPE
+    latest_ms = (int(time.time() * 1000) if now_ms is None else now_ms) + int(
+        max_future_skew_s * 1000
+    )
+    if content_type == CLOUDEVENTS_CONTENT_TYPE:
+        if len(value) > MAX_EVENT_BYTES:
+            raise InvalidEventError("record", value[:64], f"event exceeds {MAX_EVENT_BYTES} bytes")
+        return [from_cloudevent(body, latest_ms)]
+    if content_type != BATCH_CONTENT_TYPE:
+        raise InvalidEventError(CONTENT_TYPE_HEADER, content_type, "unknown content type")
+    return _batch(body, latest_ms)
+
+
+def _batch(body: dict[str, Any], latest_ms: int) -> list[UsageEvent]:
+    if body.get("type") != BATCH_TYPE or body.keys() != {"type", "version", "tenant_id", "events"}:
+        raise InvalidEventError("batch", sorted(body), f"a {BATCH_TYPE} envelope is expected")
+    version = body["version"]
+    if version.__class__ is not int or version != BATCH_VERSION:
+        raise InvalidEventError("batch", version, "unknown batch version")
+    items = body["events"]
+    if items.__class__ is not list or not 0 < len(items) <= MAX_BATCH_EVENTS:
+        raise InvalidEventError("events", items, f"must be a list of 1..{MAX_BATCH_EVENTS}")
+    tenant = body["tenant_id"]
+    quick = quick_batch(items, tenant, EVENT_TYPE, _EARLIEST_MS, latest_ms)
+    if quick is not None:
+        return quick
+    events = []
+    for index, item in enumerate(items):
+        try:
+            event = from_cloudevent(item, latest_ms)
+        except InvalidEventError as exc:
+            raise exc.at(index) from None
+        if event.tenant_id != tenant:
+            raise InvalidEventError(
+                "tenant_id", event.tenant_id, "differs from the batch's", index=index
+            )
+        events.append(event)
+    return events
+
+
+def envelope_fields(ce: Any) -> tuple[dict[str, Any], Any, Any, Any]:
+    """(data, id, source, time) of a CloudEvent, after the envelope-level checks."""
+    if ce.__class__ is not dict:
+        raise InvalidEventError("record", ce, "a CloudEvent must be a JSON object")
+    if ce.get("specversion") != SPECVERSION:
+        raise InvalidEventError("specversion", ce.get("specversion"), "must be '1.0'")
+    if ce.get("type") != EVENT_TYPE:
+        raise InvalidEventError("type", ce.get("type"), f"must be {EVENT_TYPE!r}")
+    data = ce.get("data")
+    if data.__class__ is not dict:
+        raise InvalidEventError("data", data, "must be a JSON object")
+    if "schema_version" not in data:
+        raise InvalidEventError("schema_version", None, "is required in data")
+    if ce.keys() != _CORE:
+        content = ce.get("datacontenttype")
+        if content is not None and content != "application/json":
+            raise InvalidEventError("datacontenttype", content, "must be application/json")
+        for key in ce:
+            if key not in _OPTIONAL_ATTRIBUTES and key not in _CORE and not _EXTENSION(key):
+                raise InvalidEventError(key, ce[key], "is not a CloudEvents attribute")
+    for key in _IDENTITY:
+        if key in data:
+            raise InvalidEventError(key, data[key], "belongs in the CloudEvent, not in data")
+    return data, ce.get("id", MISSING), ce.get("source", MISSING), ce.get("time", MISSING)
+
+
+def from_cloudevent(ce: Any, latest_ms: int) -> UsageEvent:
+    """The event of one decoded CloudEvent, times up to `latest_ms`; or InvalidEventError."""
+    try:
+        if (
+            ce.keys() == _CORE
+            and ce["specversion"] == SPECVERSION
+            and ce["type"] == EVENT_TYPE
+            and ce["data"].__class__ is dict
+        ):
+            event = quick_event(
+                ce["data"], ce["id"], ce["source"], ce["time"], _EARLIEST_MS, latest_ms
+            )
+            if event is not None:
+                return event
+    except (TypeError, AttributeError, ValueError):  # not the common shape: go carefully
+        pass
+    data, event_id, source, when = envelope_fields(ce)
+    return validate_fields(data, event_id, source, when, _EARLIEST_MS, latest_ms)
