@@ -106,3 +106,26 @@ def test_a_crossing_published_before_the_crash_is_not_published_again(tmp_path: 
     later, _, _ = recovered.process([_record(2, [_event(3, T0 + 3, 5000)])], T0)
     assert _alerts(later) == []  # every threshold is crossed: nothing new, nothing repeated
     recovered.store.close()
+
+
+def test_the_processor_counts_crossings_replays_and_late_events() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from tokenops.streams.quota_metrics import QuotaMetrics
+
+    registry = CollectorRegistry()
+    processor = QuotaProcessor(
+        BOOK, "alerts", lambda _since: set(), QuotaMetrics(registry, BOOK.__len__)
+    )
+    processor.load({"~watermark": {"time_ms": 0, "applied_at_ms": 5}})
+    processor.already_published = {f"acme|daily|{T0 - T0 % 86_400_000}|50"}
+    outputs, _ = processor.apply([_event(1, T0, 900), _event(2, T0 + 49 * 3_600_000, 1)], now_ms=T0)
+    processor.apply([_event(3, T0, 5)], now_ms=T0)  # its day is past the late horizon now
+
+    def value(name: str) -> float | None:
+        return registry.get_sample_value(name)
+
+    assert len(outputs) == 1 and value("tokenops_worker_quota_crossings_total") == 1  # 80 %
+    assert value("tokenops_worker_quota_crossings_replayed_total") == 1
+    assert value("tokenops_worker_quota_late_ignored_total") == 1
+    assert value("tokenops_worker_quotas") == 1
