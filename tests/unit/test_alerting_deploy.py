@@ -24,6 +24,7 @@ from tokenops.sinks.clickhouse.metrics import SinkMetrics
 from tokenops.sinks.prometheus_collector import METRIC_NAMES
 from tokenops.sinks.prometheus_settings import PrometheusSinkSettings
 from tokenops.sinks.prometheus_sink import PrometheusSink
+from tokenops.streams.quota_metrics import QuotaMetrics
 
 DEPLOY = deploy_dir()
 OPERATIONS = DEPLOY.parent / "docs" / "operations.md"
@@ -131,6 +132,7 @@ def exporter_metric_names() -> set[str]:
     names |= {family.name for family in registry.collect()}
     clickhouse = CollectorRegistry()
     SinkMetrics(clickhouse)
+    QuotaMetrics(clickhouse, lambda: 0)  # the worker's quota counters
     names |= {s.name for family in clickhouse.collect() for s in family.samples}
     return names | {"up"}
 
