@@ -1,0 +1,55 @@
+"""Batching rules of the ClickHouse sink, without servers."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+
+from tests.clickhouse_helpers import event, ms, window
+from tokenops.schemas.codec import EVENT_HEADERS, encode_batch, encode_event
+from tokenops.sinks.clickhouse.decoding import EventDecoder, decode_chunk
+from tokenops.sinks.clickhouse.rows import EVENT_COLUMNS, Batch, Decoded, supersedes
+
+
+def test_a_batch_keeps_the_reader_rule_latest_revision_then_more_events() -> None:
+    start = ms(2026, 11, 3, 10, 0)
+    batch = Batch()
+    for w in (
+        window("t", "m", start, revision=2, events=4),
+        window("t", "m", start, revision=1, events=9),  # older revision, more events
+        window("t", "m", start, revision=2, events=5),  # re-close with more events
+        window("t", "m", start, revision=2, events=3),
+    ):
+        batch.add_window(w)
+    (kept,) = batch.windows.values()
+    assert (kept.revision, kept.event_count) == (2, 5)
+    assert supersedes(window("t", "m", start, revision=3), kept)
+
+
+def test_decoding_yields_columns_and_counts_invalid_records() -> None:
+    t = ms(2026, 11, 3, 10, 0)
+    events = [event("acme", "gpt-4o", t + i, i, input_tokens=1000 + i) for i in range(3)]
+    records = [
+        (encode_batch(events[:2]), None, 1, 40),
+        (b"{not json", None, 1, 41),
+        (encode_event(events[2]), EVENT_HEADERS, 2, 7),
+    ]
+    columns, invalid = decode_chunk(records)
+    assert invalid == 1
+    table = dict(zip(EVENT_COLUMNS, columns, strict=True))
+    assert table["id"] == ["evt-0", "evt-1", "evt-2"]
+    assert table["input_tokens"] == [1000, 1001, 1002]
+    assert table["time"] == [t, t + 1, t + 2]
+    assert table["kafka_partition"] == [1, 1, 2] and table["kafka_offset"] == [40, 40, 7]
+    assert table["project_id"] == ["", "", ""]  # absent identifiers are ''
+
+
+def test_chunks_in_flight_count_at_their_expected_rows_and_resolve_in_order() -> None:
+    batch = Batch()
+    late: Future[Decoded] = Future()
+    batch.add_pending(late, records=2, expected_rows=200)
+    batch.add_pending(EventDecoder(0).submit([]), records=0, expected_rows=0)
+    assert len(batch) == 200
+    assert batch.resolve_ready() == 0 and len(batch.pending) == 2  # the first is not done
+    late.set_result(([[n] for n in range(len(EVENT_COLUMNS))], 1))
+    assert batch.resolve_ready() == 1
+    assert batch.pending == [] and batch.event_rows == 1 and len(batch) == 1
