@@ -19,6 +19,7 @@ from pathlib import Path
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from tokenops.producers.metrics import ProducerMetrics
+from tokenops.producers.signing import RecordSigner
 from tokenops.producers.spool import Spool, SpooledRecord, read_entries, release
 from tokenops.schemas import CONTENT_TYPE_HEADER
 
@@ -35,8 +36,10 @@ class RecordSender:
         spool: Spool,
         metrics: ProducerMetrics,
         lock: threading.Lock,
+        signer: RecordSigner | None = None,
     ) -> None:
         self.client = client
+        self.signer = signer
         self.topic = topic
         self.spool = spool
         self.metrics = metrics
@@ -93,7 +96,7 @@ class RecordSender:
                 self.topic,
                 record.value,
                 record.key,
-                headers=[(CONTENT_TYPE_HEADER, record.content_type.encode())],
+                headers=self._headers(record),
                 on_delivery=partial(self._on_delivery, record, replay_of, done),
             )
         except BufferError:
@@ -104,6 +107,14 @@ class RecordSender:
             return True
         self.in_flight += record.events
         return True
+
+    def _headers(self, record: SpooledRecord) -> list[tuple[str, str | bytes | None]]:
+        headers: list[tuple[str, str | bytes | None]] = [
+            (CONTENT_TYPE_HEADER, record.content_type.encode())
+        ]
+        if self.signer is not None:
+            headers += self.signer.headers(record)
+        return headers
 
     def _on_delivery(
         self,

@@ -35,6 +35,7 @@ from tokenops.producers.delivery import Delivered, RecordSender
 from tokenops.producers.errors import ProducerBackpressureError, ProducerClosedError
 from tokenops.producers.metrics import ProducerMetrics
 from tokenops.producers.settings import ProducerSettings
+from tokenops.producers.signing import record_signer
 from tokenops.producers.spool import Spool, SpooledRecord
 from tokenops.schemas import InvalidEventError, UsageEvent, encode_event
 from tokenops.schemas.bulk import encode_many
@@ -57,6 +58,7 @@ class UsageProducer:
     ) -> None:
         self.settings = settings = settings or ProducerSettings()
         self.topic = settings.topic
+        signer = record_signer(settings)  # before any client: a bad key fails cleanly
         self._producer = Producer(
             {**kafka.librdkafka(), **settings.librdkafka(), "logger": _librdkafka_logger}
         )
@@ -67,7 +69,7 @@ class UsageProducer:
         self._spool = Spool(settings.spool_dir)
         self.metrics = ProducerMetrics(registry or CollectorRegistry(), self.outstanding)
         self._sender = RecordSender(
-            self._producer, self.topic, self._spool, self.metrics, self._lock
+            self._producer, self.topic, self._spool, self.metrics, self._lock, signer
         )
         with self._lock:
             self._sender.replay()

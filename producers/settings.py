@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tokenops.schemas.codec import MAX_BATCH_EVENTS
 from tokenops.schemas.event import DEFAULT_MAX_FUTURE_SKEW_S
+from tokenops.schemas.signing import KEY_ID_PATTERN
 
 
 def _default_spool_dir() -> Path:
@@ -41,6 +42,20 @@ class ProducerSettings(BaseSettings):
     spool_dir: Path = Field(default_factory=_default_spool_dir)
     max_future_skew_s: float = Field(default=DEFAULT_MAX_FUTURE_SKEW_S, gt=0)
     client_config: dict[str, str] = Field(default_factory=dict)
+    # Signed records (docs/security.md): the key id names this node's key in the
+    # worker's keyring; the secret comes from `signing_key` or the file `signing_key_file`.
+    signing_key_id: str | None = Field(default=None, pattern=KEY_ID_PATTERN)
+    signing_key: SecretStr | None = None
+    signing_key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_signing_secret(self) -> ProducerSettings:
+        secrets = (self.signing_key is not None) + (self.signing_key_file is not None)
+        if self.signing_key_id is None and secrets:
+            raise ValueError("signing_key or signing_key_file needs signing_key_id")
+        if self.signing_key_id is not None and secrets != 1:
+            raise ValueError("signing_key_id needs exactly one of signing_key, signing_key_file")
+        return self
 
     def librdkafka(self) -> dict[str, Any]:
         """The producer part of the confluent-kafka config (the connection comes apart)."""

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tokenops.settings import _default_state_dir
@@ -44,6 +45,15 @@ class WorkerSettings(BaseSettings):
     heartbeat_interval_s: float = Field(default=3.0, gt=0)
     http_port: int = Field(default=6066, ge=0, le=65_535, description="0 = no HTTP server.")
     log_every_s: float = Field(default=30.0, gt=0)
+    # Signed records (docs/security.md): off, verify-if-present (a bad signature is
+    # dead-lettered, none is fine), enforce (unsigned records are dead-lettered too).
+    signature_mode: Literal["off", "verify-if-present", "enforce"] = "off"
+    signing_keyring_file: Path | None = Field(
+        default=None, description='YAML/JSON mapping key id -> secret: {"node-a-2026-11": "..."}'
+    )
+    signing_keys: SecretStr | None = Field(
+        default=None, description="The same mapping as JSON; joins the keyring file's keys."
+    )
 
     @model_validator(mode="after")
     def _horizon_covers_lateness(self) -> WorkerSettings:
@@ -51,6 +61,9 @@ class WorkerSettings(BaseSettings):
             raise ValueError("dedup_horizon_s must be at least window_s + allowed_lateness_s")
         if self.changelog_retention_s < self.dedup_horizon_s:
             raise ValueError("changelog_retention_s must be at least dedup_horizon_s")
+        keyring = self.signing_keyring_file is not None or self.signing_keys is not None
+        if self.signature_mode != "off" and not keyring:
+            raise ValueError("signature_mode needs signing_keyring_file or signing_keys")
         return self
 
     @property

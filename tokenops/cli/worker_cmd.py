@@ -26,13 +26,20 @@ def worker() -> None:
     from tokenops.schemas.codec import decode_record
     from tokenops.streams.app import create_app
     from tokenops.streams.metrics import serve_http
+    from tokenops.streams.signing import signature_check
     from tokenops.streams.topics import ensure_worker_topics
 
     settings, kafka, topics = load(WorkerSettings), load(KafkaSettings), load(TopicSettings)
     ensure_worker_topics(settings, kafka, topics)
 
+    check = signature_check(settings)  # None unless TOKENOPS_WORKER_SIGNATURE_MODE is set
+
     def decode(value: bytes, headers: Any, now_ms: int) -> Any:
-        return decode_record(value, _headers(headers), now_ms=now_ms)
+        pairs = _headers(headers)
+        events = decode_record(value, pairs, now_ms=now_ms)
+        if check is not None:
+            check(events, pairs)  # InvalidEventError: dead-lettered with the reason
+        return events
 
     from tokenops.streams.quota_processor import quota_processors
 

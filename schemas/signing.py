@@ -1,0 +1,117 @@
+"""Signed usage records: HMAC-SHA256 over a canonical encoding of the record's events.
+
+A node signs each Kafka record it produces with its own key; the worker checks the
+signature against a keyring of key ids. The signature covers the EVENTS as decoded, not
+the bytes, so any valid encoding of the same events verifies, and any change to an
+event (a token count, a tenant, a time, an added or removed event) does not.
+
+Header `tokenops.signature`, ASCII::
+
+    v1;kid=<key id>;sig=<unpadded base64url of the 32-byte HMAC-SHA256>
+
+The HMAC key is the UTF-8 bytes of the secret; the message is::
+
+    b"tokenops.usage.v1\\n" + canonical_events(events)
+
+`canonical_events` is a JSON array with one object per event, in record order (one
+element for a single-event record, every event for a batch record). Each object holds
+every field of the decoded `UsageEvent` (defaults included, e.g. `"operation":"chat"`),
+minus fields whose value is null and minus `attributes` when it is empty; `time` is
+`YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC, milliseconds). Keys are sorted at every level, there
+is no whitespace, strings are UTF-8 with only the escapes JSON requires. docs/
+event-contract.md ("Signed events") has a worked example.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from tokenops.schemas.codec import format_time
+from tokenops.schemas.errors import InvalidEventError
+from tokenops.schemas.event import UsageEvent
+
+SIGNATURE_HEADER = "tokenops.signature"
+SIGNATURE_VERSION = "v1"
+KEY_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+MIN_SECRET_BYTES = 16
+_DOMAIN = b"tokenops.usage.v1\n"
+_FIELDS = tuple(UsageEvent.model_fields)
+_KEY_ID = re.compile(KEY_ID_PATTERN)
+_HEADER = re.compile(r"v1;kid=([A-Za-z0-9._-]{1,64});sig=([A-Za-z0-9_-]{43})")
+
+
+def canonical_event(event: UsageEvent) -> dict[str, Any]:
+    """The JSON object one event contributes to the signed message."""
+    d = event.__dict__  # also holds derived values (time_ms): take the fields only
+    out = {k: d[k] for k in _FIELDS if d[k] is not None}
+    out["time"] = format_time(event.time)
+    if not out.get("attributes"):
+        out.pop("attributes", None)
+    return out
+
+
+def canonical_events(events: Sequence[UsageEvent]) -> bytes:
+    return orjson.dumps([canonical_event(e) for e in events], option=orjson.OPT_SORT_KEYS)
+
+
+def _mac(secret: bytes, events: Sequence[UsageEvent]) -> bytes:
+    return hmac.new(secret, _DOMAIN + canonical_events(events), hashlib.sha256).digest()
+
+
+def signature_header(key_id: str, secret: bytes, events: Sequence[UsageEvent]) -> bytes:
+    """The `tokenops.signature` header value for a record holding `events`."""
+    if not _KEY_ID.match(key_id):
+        raise ValueError(f"key id {key_id!r} must match {KEY_ID_PATTERN}")
+    sig = base64.urlsafe_b64encode(_mac(secret, events)).rstrip(b"=")
+    return b"v1;kid=" + key_id.encode() + b";sig=" + sig
+
+
+class Keyring:
+    """Secrets by key id; several ids are valid at once, so keys rotate without a gap."""
+
+    def __init__(self, keys: Mapping[str, bytes]) -> None:
+        for key_id, secret in keys.items():
+            if not _KEY_ID.match(key_id):
+                raise ValueError(f"key id {key_id!r} must match {KEY_ID_PATTERN}")
+            if len(secret) < MIN_SECRET_BYTES:
+                raise ValueError(f"the secret of key id {key_id!r} is under 16 bytes")
+        self._keys = dict(keys)
+
+    @property
+    def key_ids(self) -> list[str]:
+        return sorted(self._keys)
+
+    def __repr__(self) -> str:  # never the secrets
+        return f"Keyring(key_ids={self.key_ids})"
+
+    def verify(
+        self, events: Sequence[UsageEvent], headers: Sequence[tuple[str, bytes]] | None
+    ) -> str | None:
+        """The key id that signed the record, None if it carries no signature header;
+        `InvalidEventError(field="signature")` if the signature is malformed, from an
+        unknown key, or does not match the events (forged, or edited after signing)."""
+        values = [v for k, v in headers or () if k == SIGNATURE_HEADER]
+        if not values:
+            return None
+        if len(values) > 1:
+            raise InvalidEventError("signature", len(values), "malformed: several signatures")
+        raw = values[0] or b""
+        text = raw.decode("ascii", "replace")
+        match = _HEADER.fullmatch(text)
+        if match is None:
+            raise InvalidEventError("signature", text[:100], "malformed: expected v1;kid=;sig=")
+        key_id, sig = match.groups()
+        secret = self._keys.get(key_id)
+        if secret is None:
+            raise InvalidEventError("signature", text, f"unknown_key: kid {key_id!r}")
+        expected = base64.urlsafe_b64encode(_mac(secret, events)).rstrip(b"=")
+        if not hmac.compare_digest(expected, sig.encode()):
+            raise InvalidEventError("signature", text, "forged: does not match the events")
+        return key_id

@@ -1,0 +1,79 @@
+"""The worker's check of signed records: the keyring, and what each mode lets through.
+
+Runs inside the decoder (`tokenops worker` wraps `decode_record` with it), so a rejected
+record takes the worker's normal dead-letter path: `InvalidEventError(field="signature")`
+becomes the `tokenops.dlq.reason` header (`unsigned: ...`, `forged: ...`,
+`unknown_key: ...`, `malformed: ...`), and the worker keeps running.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import orjson
+import yaml
+
+from tokenops.errors import ConfigError
+from tokenops.schemas.errors import InvalidEventError
+from tokenops.schemas.event import UsageEvent
+from tokenops.schemas.signing import SIGNATURE_HEADER, Keyring
+from tokenops.streams.settings import WorkerSettings
+
+logger = logging.getLogger(__name__)
+
+# (events, headers) -> None, or InvalidEventError
+SignatureCheck = Callable[[Sequence[UsageEvent], Sequence[tuple[str, bytes]] | None], None]
+
+
+def load_keyring(settings: WorkerSettings) -> Keyring:
+    """The keyring file's keys joined with `signing_keys`; every problem in one ConfigError
+    (naming the setting and key id, never a secret)."""
+    keys: dict[str, bytes] = {}
+    problems: list[str] = []
+    sources: list[tuple[str, object]] = []
+    path = settings.signing_keyring_file
+    if path is not None:
+        try:
+            sources.append((f"TOKENOPS_WORKER_SIGNING_KEYRING_FILE={path}", _read(path)))
+        except (OSError, yaml.YAMLError) as exc:
+            problems.append(f"TOKENOPS_WORKER_SIGNING_KEYRING_FILE={path}: cannot read: {exc}")
+    if settings.signing_keys is not None:
+        try:
+            parsed = orjson.loads(settings.signing_keys.get_secret_value())
+            sources.append(("TOKENOPS_WORKER_SIGNING_KEYS", parsed))
+        except orjson.JSONDecodeError:
+            problems.append("TOKENOPS_WORKER_SIGNING_KEYS: not JSON")
+    for name, data in sources:
+        if not isinstance(data, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in data.items()
+        ):
+            problems.append(f"{name}: must map key ids to secret strings")
+            continue
+        keys.update({k: v.encode() for k, v in data.items()})
+    if not problems:
+        try:
+            return Keyring(keys)
+        except ValueError as exc:
+            problems.append(f"signing keyring: {exc}")
+    raise ConfigError(problems)
+
+
+def _read(path: Path) -> object:
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def signature_check(settings: WorkerSettings) -> SignatureCheck | None:
+    """The check `settings.signature_mode` asks for; None when signatures are off."""
+    if settings.signature_mode == "off":
+        return None
+    keyring = load_keyring(settings)
+    enforce = settings.signature_mode == "enforce"
+    logger.info("verifying signatures mode=%s key_ids=%s", settings.signature_mode, keyring.key_ids)
+
+    def check(events: Sequence[UsageEvent], headers: Sequence[tuple[str, bytes]] | None) -> None:
+        if keyring.verify(events, headers) is None and enforce:
+            raise InvalidEventError("signature", None, f"unsigned: no {SIGNATURE_HEADER} header")
+
+    return check
