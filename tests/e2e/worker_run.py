@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
+
 from tokenops.schemas.aggregates import WindowTotals
 from tokenops.schemas.codec import encode_batch, encode_event
 from tokenops.schemas.event import UsageEvent
-from tokenops.streams.deadletter import DLQ_OFFSET, DLQ_PARTITION
-
 from tokenops.settings import KafkaSettings
 from tokenops.stack.process import free_port
+from tokenops.streams.deadletter import DLQ_OFFSET, DLQ_PARTITION
 
 WINDOW_S = 2
 TOKENOPS = str(Path(sys.executable).parent / "tokenops")
@@ -181,29 +181,33 @@ class WorkerProcess:
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(15)
+                self.proc.wait(5)
             except subprocess.TimeoutExpired:
                 self.kill()
 
 
 def read_topic(kafka: KafkaSettings, topic: str) -> list[Any]:
+    """Every record of `topic` as it is now (up to each partition's high watermark)."""
     consumer = Consumer(
         {**kafka.librdkafka(), "group.id": f"reader-{time.time()}", "enable.auto.commit": False}
     )
     try:
         meta = consumer.list_topics(topic, timeout=10).topics[topic]
-        messages: list[Any] = []
+        ends: dict[int, int] = {}
+        starts = []
         for p in meta.partitions:
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if high <= low:
-                continue
-            consumer.assign([TopicPartition(topic, p, low)])
-            got = 0
-            while got < high - low:
-                for m in consumer.consume(10_000, timeout=2):
-                    if not m.error():
-                        messages.append(m)
-                        got += 1
+            if high > low:
+                ends[p] = high
+                starts.append(TopicPartition(topic, p, low))
+        messages: list[Any] = []
+        remaining = sum(ends[tp.partition] - tp.offset for tp in starts)
+        consumer.assign(starts)
+        while remaining > 0:
+            for m in consumer.consume(min(10_000, remaining), timeout=2):
+                if not m.error() and m.offset() < ends[m.partition()]:
+                    messages.append(m)
+                    remaining -= 1
         return messages
     finally:
         consumer.close()
