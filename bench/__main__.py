@@ -1,0 +1,178 @@
+"""`make bench` / `python -m bench [--quick]`: the whole-pipeline benchmarks of issue 9.
+
+Starts its own Kafka broker (free ports, a temporary state directory), runs real
+`tokenops worker` and `tokenops sink clickhouse` processes (embedded chDB), the raw
+confluent-kafka ceiling and the Kafka Streams baseline on the same topics, then rewrites
+the "Pipeline" section of docs/benchmarks.md and docs/benchmarks-pipeline.png. Numbers
+are reported, never judged: nothing here fails on a threshold.
+
+Phases (`--only a,b`): comparison, ramp, tenants, partitions, profile, freshness.
+`--render FILE` rewrites the docs from a saved results file without running anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import pipeline_baselines as baselines
+from bench import pipeline_runs as runs
+from bench.pipeline_env import machine, new_topics
+from bench.pipeline_freshness import freshness
+from bench.pipeline_markdown import render
+from bench.pipeline_profile import profile_worker
+from bench.pipeline_report import plot, write_section
+from tokenops.settings import KafkaSettings, StackSettings
+from tokenops.stack.kafka import KafkaBroker
+from tokenops.stack.process import free_port
+
+PHASES = ("comparison", "ramp", "tenants", "partitions", "profile", "freshness")
+QUICK = dict(
+    runs=1, events=300_000, rates=[10_000, 25_000, 50_000, 100_000], step_s=8,
+    tenants=[1_000, 10_000, 100_000], scale_events=200_000, windows=6, crossings=4,
+)  # fmt: skip
+FULL = dict(
+    runs=3, events=1_000_000, rates=[10_000, 20_000, 40_000, 70_000, 100_000, 150_000],
+    step_s=15, tenants=[1_000, 10_000, 100_000], scale_events=1_000_000, windows=20,
+    crossings=12,
+)  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="one run each, small volumes")
+    parser.add_argument("--only", default=",".join(PHASES), help="comma-separated phases")
+    parser.add_argument("--render", type=Path, help="rewrite the docs from a results file")
+    parser.add_argument("--no-docs", action="store_true", help="print only")
+    args = parser.parse_args()
+    if args.render:
+        results = json.loads(args.render.read_text())
+    else:
+        results = run(QUICK if args.quick else FULL, args.only.split(","), args.quick)
+    if not args.no_docs:
+        write_section(render(results))
+        plot(results)
+        print("wrote docs/benchmarks.md (Pipeline) and docs/benchmarks-pipeline.png")
+
+
+def run(cfg: dict[str, Any], phases: list[str], quick: bool) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "mode": "quick" if quick else "full",
+        "config": cfg,
+        "machine": machine(),
+        "errors": {},
+    }
+    tmp = Path(tempfile.mkdtemp(prefix="tokenops-bench-"))
+    broker = KafkaBroker(
+        StackSettings(
+            state_dir=tmp / "stack",
+            kafka_port=free_port(),
+            kafka_controller_port=free_port(),
+            kafka_heap_mb=768,
+        )
+    )
+    broker.start()
+    kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+    n, events = cfg["runs"], cfg["events"]
+    try:
+
+        def comparison() -> None:
+            baselines.build_streams()
+            topics = new_topics(kafka)
+            runs.fill(kafka, topics.usage, events, tenants=1_000)
+            got: dict[str, list[float]] = {}
+            results["catchup"], results["catchup_rss"] = got, []
+
+            def record(label: str, rate: float) -> None:
+                got.setdefault(label, []).append(rate)
+                print(f"  {label}: {rate:,.0f} events/s", flush=True)
+
+            for _ in range(n):
+                record(
+                    "raw confluent-kafka (a)", baselines.raw_ceiling(kafka, topics.usage, events)
+                )
+                record(
+                    "Kafka Streams (b)", baselines.kafka_streams(kafka, topics.usage, events, tmp)
+                )
+                w = runs.worker_catchup(kafka, topics, tmp, events)
+                record("tokenops worker", w.rate)
+                results["catchup_rss"].append(w.rss_mb)
+                for raw in (True, False):
+                    label = (
+                        f"tokenops worker + ClickHouse sink, raw events {'on' if raw else 'off'}"
+                    )
+                    record(label, runs.pipeline_catchup(kafka, topics, tmp, events, raw))
+            results["comparison_topic"] = topics.__dict__
+
+        def ramp() -> None:
+            results["ramp_runs"] = []
+            for _ in range(1 if quick else 2):
+                r = runs.ramp(kafka, new_topics(kafka), tmp, cfg["rates"], cfg["step_s"])
+                results["ramp_runs"].append([s.__dict__ for s in r.steps])
+            results["ramp"] = results["ramp_runs"][-1]
+
+        def tenants() -> None:
+            results["tenants"] = {}
+            for count in cfg["tenants"]:
+                topics = new_topics(kafka)
+                runs.fill(kafka, topics.usage, cfg["scale_events"], count, per_record=10)
+                cell: dict[str, list[float]] = {"rate": [], "rss": []}
+                for _ in range(n):
+                    w = runs.worker_catchup(kafka, topics, tmp, cfg["scale_events"])
+                    cell["rate"].append(w.rate)
+                    cell["rss"].append(w.rss_mb)
+                print(f"  {count} tenants: {cell}")
+                results["tenants"][str(count)] = cell
+
+        def partitions() -> None:
+            results["partitions"] = {}
+            for count in (1, 2, 4):
+                topics = new_topics(kafka, partitions=count)
+                runs.fill(kafka, topics.usage, events, tenants=1_000)
+                rates = [runs.worker_catchup(kafka, topics, tmp, events).rate for _ in range(n)]
+                print(f"  {count} partitions: {rates}")
+                results["partitions"][str(count)] = rates
+
+        def profile() -> None:
+            topics = new_topics(kafka)
+            runs.fill(kafka, topics.usage, events, tenants=1_000)
+            results["profile"] = profile_worker(kafka, topics, tmp, events).__dict__
+
+        def fresh() -> None:
+            results["freshness"] = freshness(
+                kafka, new_topics(kafka), tmp, cfg["windows"], cfg["crossings"], 2_000
+            )
+
+        table: dict[str, Callable[[], None]] = {
+            "comparison": comparison, "ramp": ramp, "tenants": tenants,
+            "partitions": partitions, "profile": profile, "freshness": fresh,
+        }  # fmt: skip
+        for phase in phases:
+            print(f"== {phase} (load {os.getloadavg()[0]:.1f})", flush=True)
+            t = time.perf_counter()
+            try:
+                table[phase]()
+            except Exception as exc:  # a benchmark reports what it could measure
+                traceback.print_exc()
+                results["errors"][phase] = f"{type(exc).__name__}: {exc}"[:300]
+            results.setdefault("seconds", {})[phase] = round(time.perf_counter() - t)
+    finally:
+        broker.stop()
+        results["machine"]["load_after"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
+        out = tmp / "results.json"
+        out.write_text(json.dumps(results, indent=1))
+        print(f"results: {out}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

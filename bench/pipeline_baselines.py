@@ -1,0 +1,110 @@
+"""The baselines read the same topic as tokenops: (a) the raw confluent-kafka consumer
+ceiling, (b) the Kafka Streams app in bench/baselines/kafka-streams/."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+from confluent_kafka import Consumer
+
+from tokenops.settings import KafkaSettings
+from tokenops.topics import TopicSpec, ensure_topics
+
+STREAMS_DIR = Path(__file__).resolve().parent / "baselines" / "kafka-streams"
+Totals = dict[tuple[str, str, str], list[int]]
+TOKENS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "reasoning_output_tokens",
+)
+
+
+def raw_ceiling(kafka: KafkaSettings, topic: str, events: int) -> float:
+    """(a) events/s of `consume(10000)` + orjson + a sum per (tenant, model, minute).
+
+    No validation, no dedup, no durability: what the client and the decoder allow. The
+    window key is the minute prefix of the event's RFC 3339 time (UTC), a 1-minute
+    tumbling window without parsing the time.
+    """
+    consumer = Consumer(
+        {
+            **kafka.librdkafka(),
+            "group.id": f"bench-raw-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    totals: Totals = {}
+    seen, start = 0, 0.0
+    try:
+        while seen < events:
+            for m in consumer.consume(10_000, timeout=1.0):
+                if m.error():
+                    continue
+                if not start:
+                    start = time.perf_counter()
+                body = orjson.loads(m.value())
+                for ce in body.get("events", (body,)):
+                    d = ce["data"]
+                    key = (d["tenant_id"], d["model"], ce["time"][:16])
+                    t = totals.get(key)
+                    if t is None:
+                        t = totals[key] = [0] * 6
+                    for i, name in enumerate(TOKENS):
+                        t[i] += d.get(name, 0)
+                    t[5] += 1
+                    seen += 1
+        return events / (time.perf_counter() - start)
+    finally:
+        consumer.close()
+
+
+def build_streams() -> None:
+    """`mvn -q package` once: kafka-streams and Jackson from Maven Central into target/lib."""
+    if (
+        not (STREAMS_DIR / "target" / "lib").is_dir()
+        or not (
+            STREAMS_DIR / "target" / "classes" / "dev" / "tokenops" / "bench" / "Main.class"
+        ).exists()
+    ):
+        subprocess.run(["mvn", "-q", "package"], cwd=STREAMS_DIR, check=True)
+
+
+def kafka_streams(
+    kafka: KafkaSettings, topic: str, events: int, work: Path, threads: int = 1
+) -> float:
+    """(b) events/s of the Kafka Streams app from its first event to its `events`-th
+    window update (1 stream thread by default: one worker process, one core)."""
+    build_streams()
+    app_id = f"bench-streams-{uuid.uuid4().hex[:8]}"
+    ensure_topics(kafka, [TopicSpec(f"{app_id}.out", 1, 1)])
+    classpath = f"{STREAMS_DIR / 'target' / 'classes'}:{STREAMS_DIR / 'target' / 'lib'}/*"
+    argv = [
+        "java",
+        "-Xmx512m",
+        "-cp",
+        classpath,
+        "dev.tokenops.bench.Main",
+        kafka.bootstrap_servers,
+        topic,
+        f"{app_id}.out",
+        app_id,
+        str(events),
+        "30",
+        str(threads),
+        str(work / app_id),
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False)
+    for line in done.stdout.splitlines():
+        if line.startswith("{"):
+            result = json.loads(line)
+            return float(result["events"]) / float(result["seconds"])
+    raise RuntimeError(f"Kafka Streams baseline failed: {done.stderr[-2000:]}")
