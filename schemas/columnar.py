@@ -25,9 +25,9 @@ _CORE = frozenset({"specversion", "type", "source", "id", "time", "data"})
 _DATA_FIELDS = frozenset(FIELDS) - {"id", "source", "time"}
 _ID = r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}"
 _IDS = re.compile(rf"{_ID}(?:\n{_ID})*").fullmatch
-_TIMES = re.compile(
-    r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z)+"
-).fullmatch
+# The canonical time YYYY-MM-DDTHH:MM:SS.mmmZ: fixed characters and ASCII digits by position.
+_SEPARATORS = ((4, "-"), (7, "-"), (10, "T"), (13, ":"), (16, ":"), (19, "."), (23, "Z"))
+_DIGITS = (0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22)
 _OPTIONAL = ("project_id", "agent_id", "user_id", "api_key_id", "region", "node_id")
 _KEYS = (*FIELDS, "time_ms")
 _INT = frozenset({int})
@@ -87,7 +87,7 @@ def _quick_batch(
         and joined_ids.count("\n") == n - 1
         and _IDS(joined_ids) is not None
         and set(map(len, times)) == {24}
-        and _TIMES("".join(times)) is not None
+        and _canonical_times("".join(times))
     ):
         return None
     moments = list(map(datetime.fromisoformat, times))  # ValueError on an impossible date
@@ -129,3 +129,12 @@ def _quick_batch(
     any(map(_set, events, repeat("__pydantic_extra__", n), repeat(None, n)))
     any(map(_set, events, repeat("__pydantic_private__", n), repeat(None, n)))
     return events
+
+
+def _canonical_times(joined: str) -> bool:
+    """Whether 24-character times, joined, are all `YYYY-MM-DDTHH:MM:SS.mmmZ` (sliced
+    by position, so the check runs in C over the whole batch)."""
+    if not all(set(joined[at::24]) == {char} for at, char in _SEPARATORS):
+        return False
+    digits = "".join(joined[at::24] for at in _DIGITS)
+    return digits.isascii() and digits.isdigit()
