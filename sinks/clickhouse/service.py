@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from tokenops.settings import KafkaSettings, TopicSettings
 from tokenops.sinks.clickhouse.endpoint import SinkEndpoint
+from tokenops.sinks.clickhouse.errors import ClickHouseError, StoreBusyError
 from tokenops.sinks.clickhouse.metrics import SinkMetrics
 from tokenops.sinks.clickhouse.migrations import migrate
 from tokenops.sinks.clickhouse.prices import load_prices, sync_prices
@@ -54,7 +55,8 @@ def run_sink(
 ) -> None:
     """Open the store, migrate it, serve /metrics and queries, and sink until `stop`."""
     registry = registry or CollectorRegistry()
-    store = open_store(settings, state_dir)
+    stop = stop or threading.Event()
+    store = _open_when_reachable(settings, state_dir, stop)
     endpoint: SinkEndpoint | None = None
     try:
         for change in prepare_store(store, settings.prices_file):
@@ -79,3 +81,23 @@ def run_sink(
         if endpoint is not None:
             endpoint.stop()
         store.close()
+
+
+def _open_when_reachable(
+    settings: ClickHouseSettings, state_dir: Path, stop: threading.Event
+) -> ClickHouseStore:
+    """Open the store; a server that is down at start is waited for with backoff (the
+    sink blocks rather than exits). An embedded store that cannot open fails at once."""
+    delay_ms = settings.retry_initial_ms
+    while True:
+        try:
+            return open_store(settings, state_dir)
+        except StoreBusyError:
+            raise
+        except ClickHouseError as exc:
+            if settings.embedded_path(state_dir) is not None or stop.is_set():
+                raise
+            logger.warning("cannot reach ClickHouse, retry_in_ms=%d: %s", delay_ms, exc)
+            if stop.wait(delay_ms / 1000):
+                raise
+            delay_ms = min(delay_ms * 2, settings.retry_max_ms)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from types import FrameType
@@ -20,6 +21,9 @@ def sink() -> None:
     this process holds the embedded store (TOKENOPS_CLICKHOUSE_HTTP_PORT). Stops cleanly
     on SIGINT/SIGTERM.
     """
+    # The sink logs every failed write itself, once, with the attempt and the backoff.
+    for chatty in ("urllib3", "clickhouse_connect"):
+        logging.getLogger(chatty).setLevel(logging.ERROR)
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
