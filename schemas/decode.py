@@ -61,8 +61,25 @@ def decode_record(
     *,
     max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S,
     now_ms: int | None = None,
+    key: bytes | None = None,
 ) -> list[UsageEvent]:
-    """The events of one Kafka record (one, or a whole batch); raises InvalidEventError."""
+    """The events of one Kafka record (one, or a whole batch); raises InvalidEventError.
+
+    With `key` (the record's Kafka key), the events' tenant must be that key, so a
+    record cannot put a tenant's usage into another tenant's partition.
+    """
+    events = _decode(value, headers, max_future_skew_s, now_ms)
+    if key is not None and key != events[0].tenant_id.encode():
+        raise InvalidEventError("key", key, f"differs from tenant_id {events[0].tenant_id!r}")
+    return events
+
+
+def _decode(
+    value: bytes | None,
+    headers: list[tuple[str, bytes]] | None,
+    max_future_skew_s: float,
+    now_ms: int | None,
+) -> list[UsageEvent]:
     if value.__class__ is not bytes:
         raise InvalidEventError("record", value, "record value must be bytes")
     assert value is not None

@@ -342,6 +342,15 @@ def test_batch_rules() -> None:
     assert reject(orjson.dumps(body), BATCH_HEADERS).field == "batch"
 
 
+def test_the_kafka_key_must_be_the_tenant_when_given() -> None:
+    raw = encode_event(event())
+    assert decode_record(raw, EVENT_HEADERS, key=b"acme")[0].tenant_id == "acme"
+    error = reject(raw, EVENT_HEADERS, key=b"other")
+    assert (error.field, error.value) == ("key", b"other")
+    batch = encode_batch([event(), event(id="evt-2")])
+    assert reject(batch, BATCH_HEADERS, key=b"other").field == "key"
+
+
 def test_unknown_content_type_is_rejected() -> None:
     error = reject(encode_event(event()), [("content-type", b"text/plain")])
     assert error.field == "content-type"
