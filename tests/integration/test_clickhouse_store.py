@@ -272,3 +272,46 @@ def test_the_cluster_ddl_parses_and_mirrors_the_single_node_schema(store: ClickH
     for migration in load_migrations(REPO / "deploy" / "clickhouse" / "cluster"):
         for statement in migration.statements():
             store.client.query("SELECT formatQuery({q:String})", parameters={"q": statement})
+
+
+def test_the_cli_reads_a_store_no_process_holds(chdb_dsn: str, tmp_path: Path) -> None:
+    settings = ClickHouseSettings(url=chdb_dsn, http_port=0)
+    with open_store(settings, tmp_path) as opened:
+        prepare_store(opened, None)
+        ClickHouseWriter(opened.client).write_windows(
+            [
+                window("acme", "gpt-4o", ms(2026, 11, 3, 10, 0), events=2),
+                window("acme", "gpt-4o", ms(2026, 11, 4, 10, 0), events=3),
+            ]
+        )
+    env = {"TOKENOPS_CLICKHOUSE_URL": chdb_dsn, "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    tokenops = str(Path(sys.executable).with_name("tokenops"))
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [tokenops, *args], env=env, capture_output=True, text=True, timeout=60
+        )
+
+    by_day = run(
+        "usage",
+        "--tenant",
+        "acme",
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-12-01",
+        "--by",
+        "day",
+        "--format",
+        "csv",
+    )
+    assert by_day.returncode == 0, by_day.stderr
+    lines = by_day.stdout.splitlines()
+    assert lines[0].startswith("bucket,model,input_tokens,")
+    assert [line.split(",")[-1] for line in lines[1:]] == ["2", "3"]
+    bill = run("invoice", "--tenant", "acme", "--month", "2026-11")
+    assert bill.returncode == 0, bill.stderr
+    assert "TOTAL" in bill.stdout and "USD" in bill.stdout
+    clean = run("reconcile", "--from", "2026-11-01", "--to", "2026-12-01", "--format", "json")
+    assert clean.returncode == 1  # raw events are on but none were written: a difference
+    assert '"check": "raw_events vs window_totals"' in clean.stdout
