@@ -8,6 +8,7 @@ import threading
 import typer
 from rich.console import Console
 
+from tokenops.cli import clickhouse_sink_cmd
 from tokenops.settings import KafkaSettings, TopicSettings, load
 
 app = typer.Typer(help="Run a sink: consume the pipeline's topics and write them out.")
@@ -32,3 +33,7 @@ def prometheus() -> None:
     console.print(f"prometheus sink serving http://{settings.host}:{sink.port}/metrics")
     stopping.wait()
     sink.stop()
+
+
+# The ClickHouse sink's command lives in its own module.
+app.command(name="clickhouse")(clickhouse_sink_cmd.sink)
