@@ -34,6 +34,22 @@ class LockedWriter:
             self.writer.write(batch)
 
 
+class FaultFileWriter:
+    """Fails every write while `fault_file` exists (`TOKENOPS_CLICKHOUSE_FAULT_FILE`).
+
+    A fault-injection point for tests of a real sink process (the chaos test makes the
+    store fail for 30 s); the failure takes the same path as a real storage error.
+    """
+
+    def __init__(self, writer: BatchWriter, fault_file: Path) -> None:
+        self.writer, self.fault_file = writer, fault_file
+
+    def write(self, batch: Batch) -> None:
+        if self.fault_file.exists():
+            raise ConnectionError(f"injected storage failure ({self.fault_file} exists)")
+        self.writer.write(batch)
+
+
 def prepare_store(store: ClickHouseStore, prices_file: Path | None) -> list[str]:
     """Migrate and load prices; returns what changed, for the caller to report."""
     settings = store.settings
@@ -73,7 +89,11 @@ def run_sink(
             )
             endpoint.start()
             store.advertise(endpoint.url)
-        writer = LockedWriter(ClickHouseWriter(store.client, settings.insert_settings()), lock)
+        writer: BatchWriter = LockedWriter(
+            ClickHouseWriter(store.client, settings.insert_settings()), lock
+        )
+        if settings.fault_file is not None:
+            writer = FaultFileWriter(writer, settings.fault_file)
         sink = ClickHouseSink(kafka, topics, settings, writer, SinkMetrics(registry), stop)
         logger.info("clickhouse sink writing to %s", store.description)
         sink.run()

@@ -48,6 +48,9 @@ class ClickHouseSettings(BaseSettings):
     http_host: str = "0.0.0.0"
     http_port: int = Field(default=9466, ge=0, le=65535, description="0 turns it off.")
     prices_file: Path | None = None
+    # Tests only (docs/reliability.md): while this file exists, every write fails as a
+    # storage outage would, so a test can take a real sink process's store away.
+    fault_file: Path | None = None
 
     @field_validator("database")
     @classmethod
