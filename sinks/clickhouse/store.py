@@ -98,6 +98,9 @@ def server_client_options(settings: ClickHouseSettings) -> dict[str, Any]:
         "password": settings.password.get_secret_value() if settings.password else "",
         "verify": settings.verify_tls,
         "connect_timeout": settings.connect_timeout_s,
+        # clickhouse-connect takes TLS from a DSN's scheme only on ports 443 and 8443;
+        # anywhere else `https://` would quietly become plain HTTP, password included.
+        "secure": bool(settings.url and settings.url.startswith("https://")),
     }
     for name, value in (
         ("ca_cert", settings.ca_cert),
@@ -118,7 +121,10 @@ def _server_client(settings: ClickHouseSettings) -> Client:
         return clickhouse_connect.get_client(**options, database=settings.database)
     except Exception as exc:
         url = redact_url(settings.url or "")
-        reason = str(exc).replace(options["password"] or "\0", MASK)  # never echo it
+        password = options["password"]
+        reason = str(exc)
+        if len(password) >= 6:  # shorter ones would garble the text more than they hide
+            reason = reason.replace(password, MASK)
         raise ClickHouseError(
             f"cannot connect to ClickHouse at {url}: {redact_url(reason)}",
             hint="check TOKENOPS_CLICKHOUSE_URL, _USERNAME, _PASSWORD and the TLS settings",

@@ -8,6 +8,7 @@ processes configured only through TOKENOPS_* environment variables.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -242,11 +243,20 @@ def test_secrets_appear_in_no_output_or_log(secure: SecureBroker, tmp_path: Path
     secrets = {
         "TOKENOPS_CLICKHOUSE_PASSWORD": "ch-pw-Hq3Vn8Ws",
         "TOKENOPS_KAFKA_SSL_KEY_PASSWORD": "key-pw-Ty6Ue1Pa",
+        "TOKENOPS_PRODUCER_SIGNING_KEY": "signing-key-Fp2Gd7Kc9",
     }
+    keyring_secret = "keyring-secret-Vb4Nm6Xz1"
     kafka = secure.sasl()
     topics = _topics()
-    env = clean_env(**kafka_env(kafka), **_topic_env(topics), **secrets)
-    leaks = [SCRAM_PASSWORD, *secrets.values()]
+    env = clean_env(
+        **kafka_env(kafka),
+        **_topic_env(topics),
+        **secrets,
+        TOKENOPS_PRODUCER_SIGNING_KEY_ID="node-1",
+        TOKENOPS_WORKER_SIGNATURE_MODE="enforce",
+        TOKENOPS_WORKER_SIGNING_KEYS=json.dumps({"node-1": keyring_secret}),
+    )
+    leaks = [SCRAM_PASSWORD, keyring_secret, *secrets.values()]
 
     code, shown, _ = _run(["config", "show"], env)
     assert code == 0, shown
@@ -263,8 +273,15 @@ def test_secrets_appear_in_no_output_or_log(secure: SecureBroker, tmp_path: Path
         "TOKENOPS_CLICKHOUSE_CONNECT_TIMEOUT_S": "2",
         "TOKENOPS_STACK_STATE_DIR": str(tmp_path / "stack"),
     }
-    code, clickhouse, _ = _run(["sink", "clickhouse"], unreachable)
-    assert code == 1 and "cannot connect to ClickHouse" in clickhouse, clickhouse
+    sink = Service(["sink", "clickhouse"], unreachable, tmp_path / "sink.log")
+    try:  # the sink waits for ClickHouse with backoff, logging why it cannot connect
+        deadline = time.monotonic() + 30
+        while "cannot connect to ClickHouse" not in sink.output() and time.monotonic() < deadline:
+            time.sleep(0.3)
+    finally:
+        sink.stop()
+    clickhouse = sink.output()
+    assert "cannot connect to ClickHouse" in clickhouse, clickhouse
 
     debug = {**env, **_worker_env(tmp_path), "TOKENOPS_LOG_LEVEL": "DEBUG"}
     worker = Service(["worker"], debug, tmp_path / "worker.log")

@@ -7,6 +7,7 @@ import ssl
 from pathlib import Path
 
 import pytest
+from clickhouse_connect.driver import _parse_connection_params
 from faust.auth import SASLCredentials, SSLCredentials
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from pydantic import SecretStr
@@ -121,13 +122,24 @@ def test_clickhouse_client_gets_user_password_and_tls(tmp_path: Path) -> None:
         "password": "ch-pw-Ab3",
         "verify": True,
         "connect_timeout": 10.0,
+        "secure": True,
         "ca_cert": str(tmp_path / "ca.pem"),
         "client_cert": str(tmp_path / "client.pem"),
         "client_cert_key": str(tmp_path / "client.key"),
     }
     insecure = server_client_options(ClickHouseSettings(url="http://ch:8123", verify_tls=False))
     assert insecure["verify"] is False and insecure["password"] == ""
+    assert insecure["secure"] is False
     assert "ca_cert" not in insecure and "client_cert" not in insecure
+
+
+def test_https_on_any_port_stays_https() -> None:
+    """clickhouse-connect reads TLS from a DSN's scheme only on ports 443/8443."""
+    options = server_client_options(ClickHouseSettings(url="https://ch.example:9440"))
+    host, _, _, port, _, interface = _parse_connection_params(
+        None, None, "", None, None, None, options["secure"], options["dsn"], {}
+    )
+    assert (host, port, interface) == ("ch.example", 9440, "https")
 
 
 def test_clickhouse_connection_errors_never_show_the_password(tmp_path: Path) -> None:
