@@ -101,7 +101,7 @@ junk = st.one_of(
     st.sampled_from([-1, MAX_TOKENS + 1, 0, 1, 2, 1.0, "1", "", "a|b", "-x", " x", "x\n"]),
     st.floats(allow_nan=False),
     st.text(max_size=10),
-    st.lists(st.integers(), max_size=2),
+    st.lists(st.integers(-(2**63), 2**63 - 1), max_size=2),
     st.dictionaries(st.text(max_size=3), st.text(max_size=3), max_size=2),
     st.sampled_from(
         [
