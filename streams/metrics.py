@@ -23,6 +23,7 @@ from prometheus_client import (
     Gauge,
     generate_latest,
 )
+
 from tokenops.streams.partition import BatchCounts
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,11 @@ class WorkerMetrics:
         self.windows_closed = Counter(
             f"{p}windows_closed", "Windows closed (revision 1).", registry=registry
         )
+        self.gaps = Counter(
+            f"{p}offset_gaps",
+            "Input records that did not follow the previous record's offset.",
+            registry=registry,
+        )
         self.batches = Counter(f"{p}batches", "Batches made durable.", registry=registry)
         self.partitions = Gauge(f"{p}assigned_partitions", "Partitions owned.", registry=registry)
         self.open_windows = Gauge(f"{p}open_windows", "Open windows in memory.", registry=registry)
@@ -75,6 +81,7 @@ class WorkerMetrics:
         self.late_events.inc(counts.late_events)
         self.corrections.inc(counts.corrections)
         self.windows_closed.inc(counts.windows_closed)
+        self.gaps.inc(counts.gaps)
 
     def summary(self) -> str:
         def v(name: str, **labels: str) -> int:

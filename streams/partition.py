@@ -9,6 +9,7 @@ duplicates) or dead-lettered; records below `next_offset` were already done and 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -21,6 +22,8 @@ from tokenops.streams.delta import StateDelta
 from tokenops.streams.processors import OutputRecord, PartitionProcessor
 from tokenops.streams.store import PartitionStore
 from tokenops.streams.windows import NO_TIME, Totals, WindowBook
+
+logger = logging.getLogger(__name__)
 
 # (value, headers, now_ms) -> events; `now_ms` is the record's Kafka timestamp, so the
 # future-skew rule gives the same answer when a record is replayed after a crash.
@@ -46,6 +49,7 @@ class BatchCounts:
     late_events: int = 0
     corrections: int = 0
     windows_closed: int = 0
+    gaps: int = 0  # records that did not follow the previous one's offset
     dead_letter_fields: list[str] = field(default_factory=list)
 
 
@@ -108,6 +112,16 @@ class PartitionState:
                 counts.skipped += 1
                 continue
             counts.records += 1
+            if record.offset > self.next_offset and self.next_offset:
+                # only transaction markers or retention may skip offsets: anything else
+                # means the consumer was positioned past the state (see docs/streams.md)
+                counts.gaps += 1
+                logger.warning(
+                    "offset gap partition=%d expected=%d got=%d",
+                    self.partition,
+                    self.next_offset,
+                    record.offset,
+                )
             self.next_offset = record.offset + 1
             try:
                 events = self.decode(record.value, record.headers, record.timestamp_ms)

@@ -115,3 +115,11 @@ def test_state_survives_a_restart_and_the_changelog_rebuilds_it(tmp_path: Path) 
     assert fresh.closed_window(("acme", "m1", T0)) == again.store.closed_window(("acme", "m1", T0))
     assert fresh.open_windows() == again.store.open_windows()
     assert fresh.seen(["//node/1\x00e1", "//node/1\x00nope"]) == [True, False]
+
+
+def test_an_offset_gap_is_counted(tmp_path: Path) -> None:
+    state = _state(tmp_path / "p0")
+    _, delta, _ = state.process([_record(0, encode_event(_event(1, T0 + 1)))], T0)
+    state.commit(delta, 1)
+    _, delta, counts = state.process([_record(5, encode_event(_event(2, T0 + 2)))], T0)
+    assert counts.gaps == 1 and delta.next_offset == 6
