@@ -147,7 +147,7 @@ def outcome(decode: Any, ce: dict[str, Any]) -> tuple[str, Any]:
         return "invalid", exc.field
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(valid_fields())
 def test_valid_events_round_trip_unchanged(fields: dict[str, Any]) -> None:
     event = UsageEvent(**fields)
@@ -167,7 +167,7 @@ def test_valid_events_round_trip_unchanged(fields: dict[str, Any]) -> None:
     assert decode_record(encode_event(event), None, now_ms=NOW_MS) == [event]
 
 
-@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(valid_fields(), st.sampled_from(FIELD_NAMES), junk, st.booleans())
 def test_fast_decoder_agrees_with_pydantic_on_one_broken_field(
     fields: dict[str, Any], name: str, value: Any, delete: bool
@@ -195,7 +195,7 @@ def test_fast_decoder_agrees_with_pydantic_on_one_broken_field(
         assert got == ("invalid", name)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(valid_fields(), st.dictionaries(st.sampled_from(FIELD_NAMES), junk, max_size=4))
 def test_fast_decoder_agrees_with_pydantic_on_many_changes(
     fields: dict[str, Any], changes: dict[str, Any]
@@ -387,7 +387,7 @@ def test_checked_in_json_schemas_are_fresh() -> None:
         )
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(valid_fields(), st.sampled_from(FIELD_NAMES), junk)
 def test_sdk_fast_constructor_agrees_with_pydantic(
     fields: dict[str, Any], name: str, value: Any
@@ -411,7 +411,7 @@ def test_sdk_fast_constructor_agrees_with_pydantic(
         assert encoded == expected
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(valid_fields(), min_size=1, max_size=5),
     st.integers(0, 4),
@@ -502,14 +502,14 @@ json_values = st.recursive(
 any_headers = st.sampled_from([None, EVENT_HEADERS, BATCH_HEADERS, [("content-type", b"x/y")]])
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(st.binary(max_size=200), json_values.map(orjson.dumps)), any_headers)
 def test_any_bytes_decode_or_raise_invalid_event_error(value: bytes, headers: Any) -> None:
     with contextlib.suppress(InvalidEventError):
         decode_record(value, headers)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(
     valid_fields(),
     st.sampled_from(["data", "envelope", "batch"]),
