@@ -2,6 +2,7 @@
 
     producer = UsageProducer(KafkaSettings(), ProducerSettings(), registry=registry)
     producer.send(event)                 # a UsageEvent, or a mapping of its fields
+    producer.send_many([fields, ...])    # validated column-wise, all or none accepted
     await producer.asend({...})          # the same from asyncio, waiting without blocking
     producer.close()                     # flush; what the broker did not take is spooled
 
