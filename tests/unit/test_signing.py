@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from tests.unit.test_event_contract import NOW_MS, valid_fields
 from tokenops.errors import ConfigError
 from tokenops.producers.errors import ProducerError
 from tokenops.producers.settings import ProducerSettings
@@ -25,6 +29,7 @@ from tokenops.schemas import (
     encode_batch,
     encode_event,
 )
+from tokenops.schemas.codec import encode_fields
 from tokenops.schemas.signing import (
     SIGNATURE_HEADER,
     Keyring,
@@ -238,3 +243,20 @@ def test_producer_signing_settings_are_checked(tmp_path: Path) -> None:
         record_signer(ProducerSettings(signing_key_id="k", signing_key="short"))  # type: ignore[arg-type]
     with pytest.raises(ProducerError, match="SIGNING_KEY_FILE"):
         record_signer(ProducerSettings(signing_key_id="k", signing_key_file=tmp_path / "none"))
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+@given(valid_fields(), st.integers(1, 1000))
+def test_signatures_survive_every_encoding_and_no_edit(fields: dict[str, Any], bump: int) -> None:
+    """Signed from the model, verified after the SDK's own encoding (`encode_fields`,
+    which may spell times and optional fields differently) and after `encode_event`."""
+    ev = UsageEvent(**fields)
+    header = signature_header("k1", OLD, [ev])
+    keyring = Keyring({"k1": OLD})
+    sig = [(SIGNATURE_HEADER, header)]
+    for value in (encode_fields(fields, max_future_skew_s=10**9)[1], encode_event(ev)):
+        decoded = decode_record(value, None, now_ms=NOW_MS)
+        assert keyring.verify(decoded, sig) == "k1"
+    edited = ev.model_copy(update={"output_tokens": ev.output_tokens + bump})
+    with pytest.raises(InvalidEventError, match="forged"):
+        keyring.verify([edited], sig)
