@@ -36,11 +36,11 @@ from tokenops.stack.process import free_port
 
 PHASES = ("comparison", "ramp", "tenants", "partitions", "profile", "freshness")
 QUICK = dict(
-    runs=1, events=300_000, rates=[10_000, 25_000, 50_000, 100_000], step_s=8,
-    tenants=[1_000, 10_000, 100_000], scale_events=200_000, windows=6, crossings=4,
+    runs=1, events=200_000, rates=[5_000, 10_000, 25_000, 50_000, 100_000], step_s=8,
+    tenants=[1_000, 10_000, 100_000], scale_events=100_000, windows=8, crossings=4,
 )  # fmt: skip
 FULL = dict(
-    runs=3, events=1_000_000, rates=[10_000, 20_000, 40_000, 70_000, 100_000, 150_000],
+    runs=3, events=1_000_000, rates=[5_000, 10_000, 20_000, 40_000, 70_000, 100_000, 150_000],
     step_s=15, tenants=[1_000, 10_000, 100_000], scale_events=1_000_000, windows=20,
     crossings=12,
 )  # fmt: skip
@@ -71,7 +71,7 @@ def run(cfg: dict[str, Any], phases: list[str], quick: bool) -> dict[str, Any]:
         "machine": machine(),
         "errors": {},
     }
-    tmp = Path(tempfile.mkdtemp(prefix="tokenops-bench-"))
+    tmp = Path(tempfile.mkdtemp(prefix="tokenops-pipeline-bench-"))
     broker = KafkaBroker(
         StackSettings(
             state_dir=tmp / "stack",

@@ -135,9 +135,7 @@ def freshness(
     )
     stack.state_dir.mkdir()
     alertmanager = BenchAlertmanager(stack, webhook.url)
-    prometheus = PrometheusServer(
-        stack, {"tokenops-prometheus-sink": f"127.0.0.1:{prom_sink.port}"}
-    )
+    prometheus: PrometheusServer | None = None
     stop = threading.Event()
     load = BatchLoad(kafka, topics.usage, tenants=200, per_record=20)
 
@@ -149,7 +147,9 @@ def freshness(
     producer = Producer({**kafka.librdkafka(), "partitioner": "murmur2_random", "linger.ms": 0})
     thread = threading.Thread(target=background_load, daemon=True)
     try:
-        prom_sink.start()
+        prom_sink.start()  # its port is known once started
+        targets = {"tokenops-prometheus-sink": f"127.0.0.1:{prom_sink.port}"}
+        prometheus = PrometheusServer(stack, targets)
         alertmanager.start()
         prometheus.start()
         worker.wait_ready()
@@ -199,7 +199,8 @@ def freshness(
         thread.join(5)
         worker.stop()
         sink.stop()
-        prometheus.stop()
+        if prometheus is not None:
+            prometheus.stop()
         alertmanager.stop()
         prom_sink.stop()
         webhook.server.shutdown()

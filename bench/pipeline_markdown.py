@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import statistics
 from typing import Any
 
+from bench.pipeline_analysis import RAW, STREAMS, WORKER, profile_section, reading
+from bench.pipeline_analysis import med as _med
 from bench.pipeline_report import percentile, spread, table
-
-WORKER = "tokenops worker"
-RAW, STREAMS = "raw confluent-kafka (a)", "Kafka Streams (b)"
-
-
-def _med(values: list[float] | None) -> float:
-    return statistics.median(values) if values else float("nan")
 
 
 def render(r: dict[str, Any]) -> str:
@@ -42,7 +36,8 @@ def render(r: dict[str, Any]) -> str:
     parts += _scale(r)
     parts += _guarantees(r)
     parts += _targets(r)
-    parts += _profile(r)
+    parts += reading(r)
+    parts += profile_section(r)
     if r.get("errors"):
         parts.append("Phases that failed in this run (no figures): " + "; ".join(
             f"{k}: `{v}`" for k, v in r["errors"].items()
@@ -53,7 +48,7 @@ def render(r: dict[str, Any]) -> str:
 
 def _throughput(r: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
     out = ["### Throughput"]
-    if "ramp" in r:
+    if r.get("ramp"):
         rows = [
             [f"{s['offered']:,.0f}", f"{s['worker']:,.0f}", f"{s['sink']:,.0f}",
              f"{s['backlog']:,.0f}", "held" if s["sustained"] else "**lag grows**"]
@@ -91,7 +86,7 @@ def _throughput(r: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
             "1-minute tumbling windows with 30 s grace per tenant (the records' key, so no "
             "repartition topic) holding a per-model map, RocksDB state, at-least-once."
         )
-    return out
+    return out if len(out) > 1 else []
 
 
 def _freshness(r: dict[str, Any]) -> list[str]:
@@ -186,20 +181,3 @@ def _targets(r: dict[str, Any]) -> list[str]:
 
 def _met(ok: bool) -> str:
     return "met" if ok else "**missed**"
-
-
-def _profile(r: dict[str, Any]) -> list[str]:
-    p = r.get("profile")
-    if not p or not p.get("samples"):
-        return []
-    incl = [[f"`{k}`", f"{v:.0%}"] for k, v in p["inclusive"]]
-    leaves = [[f"`{k}`", f"{v:.0%}"] for k, v in p["leaves"]]
-    return [
-        "### Where the worker's time goes",
-        f"py-spy sampled every thread of one worker catching up {r['config']['events']:,} "
-        f"events ({p['rate']:,.0f} events/s, {p['samples']:,} samples of active threads). "
-        f"The worker process used **{p['cpu_per_s']:.2f} CPU seconds per second** "
-        f"(of {r['machine']['cores']} cores).",
-        table(["function (inclusive)", "share of samples"], incl),
-        table(["hottest frames (self)", "share of samples"], leaves),
-    ]

@@ -1,7 +1,8 @@
 """Where the worker's time goes: py-spy samples every thread of a catching-up worker.
 
 cProfile sees only the main thread, and the worker counts on executor threads, so the
-profile is sampled from outside with py-spy (`--nonblocking`, active threads only). The
+profile is sampled from outside with py-spy (`--nonblocking`, active threads only, and
+once more with idle threads to show where they wait). The
 summary gives each tokenops/Faust function's inclusive share of the samples and the
 hottest leaf frames, plus the process's CPU use (CPU seconds per wall second).
 """
@@ -9,6 +10,7 @@ hottest leaf frames, plus the process's CPU use (CPU seconds per wall second).
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -30,6 +32,7 @@ class Profile:
     samples: int = 0
     inclusive: list[tuple[str, float]] = field(default_factory=list)
     leaves: list[tuple[str, float]] = field(default_factory=list)
+    waiting: list[tuple[str, float]] = field(default_factory=list)  # leaves, idle included
 
 
 def _cpu_s(pid: int) -> float:
@@ -39,31 +42,41 @@ def _cpu_s(pid: int) -> float:
 
 def profile_worker(kafka: KafkaSettings, topics: Topics, work: Path, events: int) -> Profile:
     worker = Service.worker(base_env(kafka, topics), work, f"profile-{uuid.uuid4().hex[:6]}")
-    raw = work / "worker-profile.txt"
+    raw, idle = work / "worker-profile.txt", work / "worker-profile-idle.txt"
     result = Profile()
     try:
         while worker.metric(WORKER_COUNTED) < 1:
             worker.check()
             time.sleep(0.05)
         start, cpu0 = time.perf_counter(), _cpu_s(worker.proc.pid)
-        argv = [PY_SPY, "record", "--nonblocking", "-r", "50", "-f", "raw", "-o", str(raw)]
-        spy = subprocess.Popen(
-            [*argv, "--pid", str(worker.proc.pid)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        spy_argv = [PY_SPY, "record", "--nonblocking", "-r", "50", "-f", "raw"]
+        spy_argv += ["--pid", str(worker.proc.pid)]
+        spies = {
+            name: subprocess.Popen(
+                [*spy_argv, "-o", str(path), *extra],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for name, path, extra in (("active", raw, []), ("idle", idle, ["--idle"]))
+        }  # fmt: skip
         while worker.metric(WORKER_COUNTED) < events:
             worker.check()
             time.sleep(0.1)
         elapsed = time.perf_counter() - start
         result.rate = events / elapsed
         result.cpu_per_s = (_cpu_s(worker.proc.pid) - cpu0) / elapsed
-        spy.terminate()  # py-spy writes its file on SIGTERM/SIGINT
-        spy.wait(30)
+        for spy in spies.values():
+            spy.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
+        for spy in spies.values():
+            spy.wait(60)
     finally:
         worker.stop()
     if raw.exists():
         _summarise(raw.read_text(), result)
+    if idle.exists():
+        waiting = Profile()
+        _summarise(idle.read_text(), waiting)
+        result.waiting = waiting.leaves
     return result
 
 

@@ -69,8 +69,8 @@ def plot(results: dict[str, Any], path: Path = DOCS / "benchmarks-pipeline.png")
         ax.plot(offered, offered, "k--", label="offered")
         ax.plot(offered, [s["worker"] for s in steps], "o-", label="worker counted")
         ax.plot(offered, [s["sink"] for s in steps], "s-", label="sink raw rows")
+        ax.legend()
     ax.set(title="Live end to end: rising rate", xlabel="offered events/s", ylabel="events/s")
-    ax.legend()
 
     ax = axes[0][1]
     bars = {k: statistics.median(v) for k, v in results.get("catchup", {}).items() if v}

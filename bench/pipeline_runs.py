@@ -147,9 +147,11 @@ def pipeline_catchup(
     aggregate record the worker wrote)."""
     env = base_env(kafka, topics)
     tag = uuid.uuid4().hex[:6]
-    worker = Service.worker(env, work, f"e2e-{tag}")
     sink = Service.sink(env, work, f"e2e-sink-{tag}", raw_events=str(raw_events).lower())
+    worker: Service | None = None
     try:
+        sink.wait_ready()  # its start (chDB, migrations) is not part of the rate
+        worker = Service.worker(env, work, f"e2e-{tag}")
         start = _wait(worker, WORKER_COUNTED, 1, 300)
         _wait(worker, WORKER_COUNTED, events, 900)
         if raw_events:
@@ -157,7 +159,8 @@ def pipeline_catchup(
         _wait(sink, SINK_AGG_RECORDS, end_offsets(kafka, topics.aggregates), 900)
         return events / (time.perf_counter() - start)
     finally:
-        worker.stop()
+        if worker is not None:
+            worker.stop()
         sink.stop()
 
 
