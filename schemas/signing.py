@@ -115,3 +115,18 @@ class Keyring:
         if not hmac.compare_digest(expected, sig.encode()):
             raise InvalidEventError("signature", text, "forged: does not match the events")
         return key_id
+
+
+class SignatureCheck:
+    """What a consumer lets through: `check(events, headers)` returns, or raises
+    `InvalidEventError(field="signature")` for a bad signature and, when `enforce`, for
+    a missing one. Picklable, so decoder processes can take a copy."""
+
+    def __init__(self, keyring: Keyring, *, enforce: bool) -> None:
+        self.keyring, self.enforce = keyring, enforce
+
+    def __call__(
+        self, events: Sequence[UsageEvent], headers: Sequence[tuple[str, bytes]] | None
+    ) -> None:
+        if self.keyring.verify(events, headers) is None and self.enforce:
+            raise InvalidEventError("signature", None, f"unsigned: no {SIGNATURE_HEADER} header")

@@ -9,22 +9,16 @@ becomes the `tokenops.dlq.reason` header (`unsigned: ...`, `forged: ...`,
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import orjson
 import yaml
 
 from tokenops.errors import ConfigError
-from tokenops.schemas.errors import InvalidEventError
-from tokenops.schemas.event import UsageEvent
-from tokenops.schemas.signing import SIGNATURE_HEADER, Keyring
+from tokenops.schemas.signing import Keyring, SignatureCheck
 from tokenops.streams.settings import WorkerSettings
 
 logger = logging.getLogger(__name__)
-
-# (events, headers) -> None, or InvalidEventError
-SignatureCheck = Callable[[Sequence[UsageEvent], Sequence[tuple[str, bytes]] | None], None]
 
 
 def load_keyring(settings: WorkerSettings) -> Keyring:
@@ -69,11 +63,5 @@ def signature_check(settings: WorkerSettings) -> SignatureCheck | None:
     if settings.signature_mode == "off":
         return None
     keyring = load_keyring(settings)
-    enforce = settings.signature_mode == "enforce"
     logger.info("verifying signatures mode=%s key_ids=%s", settings.signature_mode, keyring.key_ids)
-
-    def check(events: Sequence[UsageEvent], headers: Sequence[tuple[str, bytes]] | None) -> None:
-        if keyring.verify(events, headers) is None and enforce:
-            raise InvalidEventError("signature", None, f"unsigned: no {SIGNATURE_HEADER} header")
-
-    return check
+    return SignatureCheck(keyring, enforce=settings.signature_mode == "enforce")

@@ -17,22 +17,27 @@ from typing import cast
 from tokenops.schemas.codec import decode_record
 from tokenops.schemas.errors import InvalidEventError
 from tokenops.schemas.event import UsageEvent
+from tokenops.schemas.signing import SignatureCheck
 from tokenops.sinks.clickhouse.rows import Decoded, event_columns
 
 # (value, headers, partition, offset) of one usage record
 RawRecord = tuple[bytes | None, object, int, int]
 
 
-def decode_chunk(records: Sequence[RawRecord]) -> Decoded:
+def decode_chunk(records: Sequence[RawRecord], check: SignatureCheck | None = None) -> Decoded:
     """Columns of every valid event; invalid records are counted and skipped (the worker
-    dead-letters them)."""
+    dead-letters them). `check`: the worker's signature check, so raw events hold
+    exactly the records the worker counts."""
     events: list[UsageEvent] = []
     partitions: list[int] = []
     offsets: list[int] = []
     invalid = 0
     for value, headers, partition, offset in records:
         try:
-            decoded = decode_record(value, cast("list[tuple[str, bytes]] | None", headers))
+            pairs = cast("list[tuple[str, bytes]] | None", headers)
+            decoded = decode_record(value, pairs)
+            if check is not None:
+                check(decoded, pairs)
         except InvalidEventError:
             invalid += 1
             continue
@@ -45,8 +50,8 @@ def decode_chunk(records: Sequence[RawRecord]) -> Decoded:
 class EventDecoder:
     """Decodes chunks inline (`processes=0`) or in a pool of spawned processes."""
 
-    def __init__(self, processes: int) -> None:
-        self.processes = processes
+    def __init__(self, processes: int, check: SignatureCheck | None = None) -> None:
+        self.processes, self.check = processes, check
         self.pool = (
             ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
             if processes
@@ -55,9 +60,9 @@ class EventDecoder:
 
     def submit(self, records: list[RawRecord]) -> Future[Decoded]:
         if self.pool is not None:
-            return self.pool.submit(decode_chunk, records)
+            return self.pool.submit(decode_chunk, records, self.check)
         done: Future[Decoded] = Future()
-        done.set_result(decode_chunk(records))
+        done.set_result(decode_chunk(records, self.check))
         return done
 
     def close(self) -> None:

@@ -19,6 +19,7 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from pydantic import ValidationError
 
 from tokenops.schemas import WindowTotals
+from tokenops.schemas.signing import SignatureCheck
 from tokenops.settings import KafkaSettings, TopicSettings
 from tokenops.sinks.clickhouse.decoding import EventDecoder, RawRecord
 from tokenops.sinks.clickhouse.metrics import SinkMetrics
@@ -44,6 +45,7 @@ class ClickHouseSink:
         writer: BatchWriter,
         metrics: SinkMetrics,
         stop: threading.Event | None = None,
+        check: SignatureCheck | None = None,
     ) -> None:
         self.settings = settings
         self.writer = writer
@@ -60,7 +62,7 @@ class ClickHouseSink:
             "auto.offset.reset": "earliest",
         }
         self.consumer = Consumer(config)
-        self.decoder = EventDecoder(settings.decode_processes)
+        self.decoder = EventDecoder(settings.decode_processes, check)
         self._chunk: list[RawRecord] = []
         self._rows_per_record = 1.0
         self._batch = Batch()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,11 @@ from tokenops.schemas.codec import encode_fields
 from tokenops.schemas.signing import (
     SIGNATURE_HEADER,
     Keyring,
+    SignatureCheck,
     canonical_events,
     signature_header,
 )
+from tokenops.sinks.clickhouse.decoding import decode_chunk
 from tokenops.streams.settings import WorkerSettings
 from tokenops.streams.signing import load_keyring, signature_check
 
@@ -260,3 +263,17 @@ def test_signatures_survive_every_encoding_and_no_edit(fields: dict[str, Any], b
     edited = ev.model_copy(update={"output_tokens": ev.output_tokens + bump})
     with pytest.raises(InvalidEventError, match="forged"):
         keyring.verify([edited], sig)
+
+
+def test_clickhouse_sink_keeps_only_what_the_worker_counts() -> None:
+    """The sink's raw-event decoder applies the same check (also in decoder processes,
+    which receive a pickled copy)."""
+    check = pickle.loads(pickle.dumps(SignatureCheck(Keyring({"node-a-1": OLD}), enforce=True)))
+    good = signed([event(1), event(2)])
+    forged = signed([event(3)], secret=b"attacker-guess-0123456789")
+    unsigned = (encode_event(event(4)), EVENT_HEADERS)
+    records = [(v, h, 0, i) for i, (v, h) in enumerate([good, forged, unsigned])]
+    columns, invalid = decode_chunk(records, check)
+    assert invalid == 2
+    assert decode_chunk(records)[1] == 0  # signatures off: all three stored
+    assert columns == decode_chunk(records[:1])[0]

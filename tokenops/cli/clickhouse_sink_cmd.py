@@ -10,6 +10,8 @@ from types import FrameType
 from tokenops.settings import KafkaSettings, StackSettings, TopicSettings, load
 from tokenops.sinks.clickhouse import ClickHouseSettings
 from tokenops.sinks.clickhouse.service import run_sink
+from tokenops.streams.settings import WorkerSettings
+from tokenops.streams.signing import signature_check
 
 
 def sink() -> None:
@@ -37,4 +39,6 @@ def sink() -> None:
         load(ClickHouseSettings),
         load(StackSettings).state_dir,
         stop=stop,
+        # the worker's TOKENOPS_WORKER_SIGNATURE_MODE and keyring: store what it counts
+        check=signature_check(load(WorkerSettings)),
     )
