@@ -74,14 +74,14 @@ def received(value: bytes, headers: list[tuple[str, bytes]], keyring: Keyring) -
     return keyring.verify(decode_record(value, headers), headers)
 
 
-def test_canonical_encoding_is_sorted_compact_and_millisecond_utc() -> None:
+def test_canonical_encoding_is_sorted_compact_with_epoch_milliseconds() -> None:
     text = canonical_events([event(1, attributes={"b": "2", "a": "1"})])
     assert text == (
         b'[{"attributes":{"a":"1","b":"2"},"cache_creation_input_tokens":0,'
         b'"cache_read_input_tokens":0,"id":"e1","input_tokens":101,"model":"m1",'
         b'"operation":"chat","output_tokens":7,"provider":"p","reasoning_output_tokens":0,'
         b'"schema_version":1,"source":"//node-a","tenant_id":"acme",'
-        b'"time":"2026-11-27T09:00:01.250Z"}]'
+        b'"time":1795770001250}]'
     )
 
 
