@@ -30,9 +30,8 @@ def worker() -> None:
     from tokenops.streams.topics import ensure_worker_topics
 
     settings, kafka, topics = load(WorkerSettings), load(KafkaSettings), load(TopicSettings)
-    ensure_worker_topics(settings, kafka, topics)
-
     check = signature_check(settings)  # None unless TOKENOPS_WORKER_SIGNATURE_MODE is set
+    ensure_worker_topics(settings, kafka, topics)
 
     def decode(value: bytes, headers: Any, now_ms: int) -> Any:
         pairs = _headers(headers)
