@@ -13,7 +13,9 @@ records, then measures in the same run, on the same topic:
 from __future__ import annotations
 
 import copy
+import cProfile
 import os
+import pstats
 import subprocess
 import sys
 import tempfile
@@ -27,9 +29,9 @@ from typing import Any
 
 import orjson
 from confluent_kafka import Consumer, Producer
+
 from tokenops.schemas.codec import BATCH_CONTENT_TYPE, decode_record, to_cloudevent
 from tokenops.schemas.event import UsageEvent
-
 from tokenops.settings import KafkaSettings, StackSettings
 from tokenops.stack.kafka import KafkaBroker
 from tokenops.stack.process import free_port
@@ -96,7 +98,8 @@ def fill(kafka: KafkaSettings, topic: str, events: int, per_record: int, tenants
 
 def raw_consume(
     kafka: KafkaSettings, topic: str, events: int, decode: Callable[[bytes, Any], int]
-) -> float:
+) -> tuple[float, float]:
+    """(events per wall-clock second, events per CPU second of this process)."""
     consumer = Consumer(
         {
             **kafka.librdkafka(),
@@ -107,17 +110,18 @@ def raw_consume(
     )
     consumer.subscribe([topic])
     seen = 0
-    start = None
+    start = cpu = None
     while seen < events:
         for m in consumer.consume(10_000, timeout=1.0):
             if m.error():
                 continue
             if start is None:
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
             seen += decode(m.value(), m.headers())
     elapsed = time.perf_counter() - (start or time.perf_counter())
+    cpu_s = time.process_time() - (cpu or time.process_time())
     consumer.close()
-    return events / elapsed
+    return events / elapsed, events / cpu_s
 
 
 def sum_orjson(value: bytes, headers: Any) -> int:
@@ -137,7 +141,10 @@ def sum_decoded(value: bytes, headers: Any) -> int:
     return len(events)
 
 
-def run_worker(kafka: KafkaSettings, topic: str, events: int, state: Path) -> tuple[float, float]:
+def run_worker(
+    kafka: KafkaSettings, topic: str, events: int, state: Path
+) -> tuple[float, float, float]:
+    """(events/s, events per CPU second of the worker process, peak RSS MiB)."""
     port = free_port()
     app_id = f"bench-{uuid.uuid4().hex[:8]}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENOPS_")}
@@ -161,19 +168,22 @@ def run_worker(kafka: KafkaSettings, topic: str, events: int, state: Path) -> tu
     profile = os.environ.get("TOKENOPS_BENCH_PROFILE")
     if profile:
         command = [sys.executable, "-m", "cProfile", "-o", profile, TOKENOPS, "worker"]
-    proc = subprocess.Popen(command, env=env)
+    log = state.parent / "worker.log"
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
     try:
         start = None
+        cpu = 0.0
         counted = 0.0
         while counted < events:
             time.sleep(0.2)
-            assert proc.poll() is None, "worker exited"
+            assert proc.poll() is None, "worker exited: " + log.read_text()[-3000:]
             counted = _metric(port, 'tokenops_worker_events_total{outcome="counted"}')
             if counted and start is None:
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), _cpu_s(proc.pid)
         elapsed = time.perf_counter() - (start or 0)
+        cpu_s = _cpu_s(proc.pid) - cpu
         rss = _peak_rss_mb(proc.pid)
-        return events / elapsed, rss
+        return events / elapsed, events / cpu_s, rss
     finally:
         proc.terminate()
         proc.wait(60)
@@ -190,11 +200,84 @@ def _metric(port: int, sample: str) -> float:
     return 0.0
 
 
+def profile_batch_path(kafka: KafkaSettings, topic: str, records: int, state: Path) -> None:
+    """cProfile of the worker's batch path (decode, dedup, windows, store, delta) in this
+    process, on the topic's first `records` records, grouped by where the time goes."""
+    from tokenops.streams.partition import InputRecord, PartitionState
+    from tokenops.streams.store import PartitionStore
+
+    consumer = Consumer(
+        {
+            **kafka.librdkafka(),
+            "group.id": f"bench-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    batch: list[InputRecord] = []
+    while len(batch) < records:
+        for m in consumer.consume(min(10_000, records - len(batch)), timeout=1.0):
+            if not m.error():
+                ts = m.timestamp()[1]
+                batch.append(InputRecord(len(batch), m.key(), m.value(), m.headers(), ts))
+    consumer.close()
+    store = PartitionStore(state / "profile", bucket_ms=3_600_000, window_ms=60_000)
+    partition = PartitionState(
+        topic=topic,
+        partition=0,
+        store=store,
+        owner="bench",
+        window_s=60,
+        lateness_ms=30_000,
+        horizon_ms=86_400_000,
+        outputs=("aggregates", "dead-letter"),
+        decode=lambda value, headers, now_ms: decode_record(value, headers, now_ms=now_ms),
+    )
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for i in range(0, len(batch), 100):
+        _, delta, _ = partition.process(batch[i : i + 100], int(time.time() * 1000))
+        delta.to_bytes()
+        partition.commit(delta, i + 1)
+    profiler.disable()
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+
+    def cum(file_suffix: str, name: str) -> float:
+        return sum(v[3] for (f, _, n), v in stats.items() if f.endswith(file_suffix) and n == name)
+
+    total = cum("partition.py", "process") + cum("delta.py", "to_bytes") + cum("store.py", "apply")
+    windows = cum("windows.py", "add") + cum("windows.py", "finish")
+    seen = cum("store.py", "seen")
+    parts = {
+        "decode_record (schemas/)": cum("bench_worker.py", "<lambda>"),
+        "dedup loop (keys, batch bookkeeping)": cum("partition.py", "_count") - windows - seen,
+        "windows: add + close (streams/windows.py)": windows,
+        "dedup lookups (RocksDB multi-get)": seen,
+        "state write (RocksDB write batch)": cum("store.py", "apply"),
+        "changelog record (StateDelta.to_bytes)": cum("delta.py", "to_bytes"),
+        "output records (WindowTotals)": cum("partition.py", "_totals_record"),
+    }
+    parts["rest of the batch loop"] = total - sum(parts.values())
+    print(f"profile of the batch path ({records} records, {total:.1f}s under cProfile):")
+    for part, spent in parts.items():
+        print(f"  {part:44} {spent / total:6.1%}")
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def _peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def _row(name: str, rate: float, per_cpu: float, extra: str = "") -> None:
+    print(f"{name:48} {rate:>12,.0f} {per_cpu:>13,.0f}{extra}")
 
 
 def main(events: int = 1_000_000, per_record: int = 100, tenants: int = 1000) -> None:
@@ -218,21 +301,21 @@ def main(events: int = 1_000_000, per_record: int = 100, tenants: int = 1000) ->
             ensure_topics(kafka, [TopicSpec(topic, 4, 1)])
             t = time.perf_counter()
             fill(kafka, topic, events, per_record, tenants)
-            print(
-                f"filled {events} events in {events // per_record} records ({time.perf_counter() - t:.1f}s)"
-            )
+            took = time.perf_counter() - t
+            print(f"filled {events} events in {events // per_record} records ({took:.1f}s)")
+            print(f"{'':48} {'events/s':>12} {'events/CPU-s':>13}")
             ceiling = raw_consume(kafka, topic, events, sum_orjson)
-            print(f"raw confluent-kafka + orjson + dict sum:        {ceiling:>12,.0f} events/s")
+            _row("raw confluent-kafka + orjson + dict sum", *ceiling)
             decoded = raw_consume(kafka, topic, events, sum_decoded)
-            print(f"raw confluent-kafka + decode_record + dict sum: {decoded:>12,.0f} events/s")
-            rate, rss = run_worker(kafka, topic, events, Path(tmp) / "state")
-            print(
-                f"tokenops worker (1 process, exact, durable):    {rate:>12,.0f} events/s  "
-                f"peak RSS {rss:.0f} MiB"
-            )
-            print(
-                f"worker / raw ceiling = {rate / ceiling:.2f}; worker / raw+decode = {rate / decoded:.2f}"
-            )
+            _row("raw confluent-kafka + decode_record + dict sum", *decoded)
+            rate, rate_cpu, rss = run_worker(kafka, topic, events, Path(tmp) / "state")
+            _row("tokenops worker (exact, durable)", rate, rate_cpu, f"  peak RSS {rss:.0f} MiB")
+            profile_batch_path(kafka, topic, min(2_000, events // per_record), Path(tmp))
+            for name, (base, base_cpu) in (("raw ceiling", ceiling), ("raw+decode", decoded)):
+                print(
+                    f"worker / {name} = {rate / base:.2f} wall-clock, "
+                    f"{rate_cpu / base_cpu:.2f} per CPU-second"
+                )
         finally:
             if broker is not None:
                 broker.stop()
