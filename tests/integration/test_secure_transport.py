@@ -314,3 +314,28 @@ def test_kafka_env_round_trips(secure: SecureBroker) -> None:
             assert KafkaSettings() == kafka
         finally:
             mp.undo()
+
+
+def test_producer_sdk_with_a_wrong_password_logs_why_and_spools(
+    secure: SecureBroker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The SDK never blocks the caller on a refused login: flush gives up after its
+    timeout, close spools the event, and the log says the credentials were refused."""
+    topics = _topics()
+    ensure_topics(secure.sasl(), pipeline_topics(topics))
+    kafka = secure.sasl(password="wrong-pw-Ds4Kq8")
+    settings = ProducerSettings(
+        topic=topics.usage, spool_dir=tmp_path / "spool", delivery_timeout_ms=3000
+    )
+    started = time.monotonic()
+    with caplog.at_level("WARNING", logger="tokenops.producers"):
+        producer = UsageProducer(kafka, settings)
+        producer.send(_event(0, int(time.time() * 1000)))
+        try:
+            producer.flush(8)  # gives up at delivery_timeout_ms and spools
+        finally:
+            producer.close(1)
+    assert time.monotonic() - started < 20
+    assert "SASL authentication error" in caplog.text
+    assert "wrong-pw-Ds4Kq8" not in caplog.text
+    assert any((tmp_path / "spool").iterdir()), "the undelivered event was not spooled"
