@@ -31,6 +31,7 @@ from bench.pipeline_markdown import render
 from bench.pipeline_profile import profile_worker
 from bench.pipeline_report import plot, write_section
 from tokenops.settings import KafkaSettings, StackSettings
+from tokenops.stack.errors import StackError
 from tokenops.stack.kafka import KafkaBroker
 from tokenops.stack.process import free_port
 
@@ -40,8 +41,8 @@ QUICK = dict(
     tenants=[1_000, 10_000, 100_000], scale_events=100_000, windows=8, crossings=4,
 )  # fmt: skip
 FULL = dict(
-    runs=3, events=1_000_000, rates=[5_000, 10_000, 20_000, 40_000, 70_000, 100_000, 150_000],
-    step_s=15, tenants=[1_000, 10_000, 100_000], scale_events=1_000_000, windows=20,
+    runs=3, events=600_000, rates=[5_000, 10_000, 20_000, 40_000, 70_000, 100_000, 150_000],
+    step_s=15, tenants=[1_000, 10_000, 100_000], scale_events=300_000, windows=20,
     crossings=12,
 )  # fmt: skip
 
@@ -72,15 +73,7 @@ def run(cfg: dict[str, Any], phases: list[str], quick: bool) -> dict[str, Any]:
         "errors": {},
     }
     tmp = Path(tempfile.mkdtemp(prefix="tokenops-pipeline-bench-"))
-    broker = KafkaBroker(
-        StackSettings(
-            state_dir=tmp / "stack",
-            kafka_port=free_port(),
-            kafka_controller_port=free_port(),
-            kafka_heap_mb=768,
-        )
-    )
-    broker.start()
+    broker = start_broker(tmp / "stack")
     kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
     n, events = cfg["runs"], cfg["events"]
     try:
@@ -124,8 +117,10 @@ def run(cfg: dict[str, Any], phases: list[str], quick: bool) -> dict[str, Any]:
             results["tenants"] = {}
             for count in cfg["tenants"]:
                 topics = new_topics(kafka)
-                runs.fill(kafka, topics.usage, cfg["scale_events"], count, per_record=10)
-                cell: dict[str, list[float]] = {"rate": [], "rss": []}
+                # Small records so that every tenant sends during the run.
+                per_record = max(1, min(10, cfg["scale_events"] // count))
+                runs.fill(kafka, topics.usage, cfg["scale_events"], count, per_record)
+                cell: dict[str, Any] = {"rate": [], "rss": [], "per_record": per_record}
                 for _ in range(n):
                     w = runs.worker_catchup(kafka, topics, tmp, cfg["scale_events"])
                     cell["rate"].append(w.rate)
@@ -172,6 +167,28 @@ def run(cfg: dict[str, Any], phases: list[str], quick: bool) -> dict[str, Any]:
         out.write_text(json.dumps(results, indent=1))
         print(f"results: {out}")
     return results
+
+
+def start_broker(state_dir: Path, attempts: int = 3) -> KafkaBroker:
+    """A broker on free ports; another process may take a port between the pick and the
+    bind (the machine is shared), so a failed start is retried on new ports."""
+    for attempt in range(attempts):
+        broker = KafkaBroker(
+            StackSettings(
+                state_dir=state_dir / str(attempt),
+                kafka_port=free_port(),
+                kafka_controller_port=free_port(),
+                kafka_heap_mb=768,
+            )
+        )
+        try:
+            broker.start()
+            return broker
+        except StackError:
+            broker.stop()
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 if __name__ == "__main__":

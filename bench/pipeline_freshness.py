@@ -197,6 +197,7 @@ def freshness(
     finally:
         stop.set()
         thread.join(5)
+        load.flush()
         worker.stop()
         sink.stop()
         if prometheus is not None:

@@ -20,6 +20,8 @@ from bench.pipeline_env import (
 from bench.pipeline_load import BatchLoad
 from tokenops.settings import KafkaSettings
 
+SETTLE_S = 3.0
+
 
 @dataclass
 class Step:
@@ -46,7 +48,8 @@ class Ramp:
 def ramp(kafka: KafkaSettings, topics: Topics, work: Path, rates: list[int], step_s: float) -> Ramp:
     """Producer -> `tokenops worker` -> `tokenops sink clickhouse`, live event times, each
     rate for `step_s` seconds, stopping after the first rate the pipeline cannot hold:
-    when the worker's or the sink's backlog grew by more than 10 % of the step's events.
+    when the worker's or the sink's backlog, `SETTLE_S` after the step, grew by more
+    than 10 % of the step's events.
     """
     env = base_env(kafka, topics)
     worker = Service.worker(env, work, f"ramp-{uuid.uuid4().hex[:6]}")
@@ -73,14 +76,16 @@ def ramp(kafka: KafkaSettings, topics: Topics, work: Path, rates: list[int], ste
             produced = load.sent - sent0
             worker.check()
             sink.check()
-            grew_w = (load.sent - counted) - (sent0 - counted0)
-            grew_s = (load.sent - rows) - (sent0 - rows0)
+            time.sleep(SETTLE_S)  # the last batches in flight are not a growing backlog
+            settled_w, settled_s = worker.metric(WORKER_COUNTED), sink.metric(SINK_RAW_ROWS)
+            grew_w = (load.sent - settled_w) - (sent0 - counted0)
+            grew_s = (load.sent - settled_s) - (sent0 - rows0)
             ok = offered >= 0.9 * rate and max(grew_w, grew_s) <= 0.1 * produced
             step = Step(
                 offered,
                 (counted - counted0) / elapsed,
                 (rows - rows0) / elapsed,
-                load.sent - counted,
+                load.sent - min(settled_w, settled_s),
                 ok,
             )
             result.steps.append(step)
