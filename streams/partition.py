@@ -170,7 +170,6 @@ class PartitionState:
         events, chunk.events = chunk.events, []
         if not events:
             return
-        add = self.book.add
         keys = [f"{e.source}\x00{e.id}" for e in events]
         stored = self.store.seen(keys)
         seen_now, buckets = chunk.seen, chunk.buckets
@@ -180,25 +179,13 @@ class PartitionState:
             if old or key in seen_now:
                 continue
             seen_now.add(key)
-            d = event.__dict__
-            t = event.time_ms
-            bucket = buckets.get(t // bucket_ms)
+            b = event.time_ms // bucket_ms
+            bucket = buckets.get(b)
             if bucket is None:
-                bucket = buckets[t // bucket_ms] = []
+                bucket = buckets[b] = []
             bucket.append(key)
-            add(
-                d["tenant_id"],
-                d["model"],
-                t,
-                (
-                    d["input_tokens"],
-                    d["output_tokens"],
-                    d["cache_read_input_tokens"],
-                    d["cache_creation_input_tokens"],
-                    d["reasoning_output_tokens"],
-                ),
-            )
             fresh.append(event)
+        self.book.add_events(fresh)
         counts.events += len(events)
         counts.counted += len(fresh)
         counts.duplicates += len(events) - len(fresh)

@@ -12,8 +12,9 @@ count, the first and last event time and the revision (0 while the window is ope
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 WindowId = tuple[str, str, int]  # tenant_id, model, window_start_ms
 Totals = list[int]
@@ -23,6 +24,16 @@ NO_TIME = -(2**62)
 
 def new_totals(time_ms: int) -> Totals:
     return [0, 0, 0, 0, 0, 0, time_ms, time_ms, 0]
+
+
+def _tokens(d: dict[str, Any]) -> tuple[int, int, int, int, int]:
+    return (
+        d["input_tokens"],
+        d["output_tokens"],
+        d["cache_read_input_tokens"],
+        d["cache_creation_input_tokens"],
+        d["reasoning_output_tokens"],
+    )
 
 
 def add_event(totals: Totals, tokens: tuple[int, int, int, int, int], time_ms: int) -> None:
@@ -113,6 +124,51 @@ class WindowBook:
             batch.emitted[window] = corrected
             batch.corrections += 1
         add_event(corrected, tokens, time_ms)
+
+    def add_events(self, events: Iterable[Any]) -> None:
+        """`add()` for many events (objects with the `UsageEvent` fields and `time_ms`).
+
+        The hot path of the worker: an on-time event is added inline; a late one takes
+        `add()`. Same result as calling `add()` for each event in order.
+        """
+        batch = self._batch
+        assert batch is not None, "add_events() outside begin()/finish()"
+        size, watermark, open_windows, touched = (
+            self.window_ms,
+            self.watermark_ms,
+            self.open,
+            batch.open,
+        )
+        highest = self.max_event_ms
+        for event in events:
+            d = event.__dict__
+            t = event.time_ms
+            start = t - t % size
+            if start + size <= watermark:
+                self.max_event_ms = max(highest, self.max_event_ms)
+                self.add(d["tenant_id"], d["model"], t, _tokens(d))
+                continue
+            if t > highest:
+                highest = t
+            slot = open_windows.get(start)
+            if slot is None:
+                slot = open_windows[start] = {}
+            tenant_id, model = d["tenant_id"], d["model"]
+            totals = slot.get((tenant_id, model))
+            if totals is None:
+                totals = slot[(tenant_id, model)] = [0, 0, 0, 0, 0, 0, t, t, 0]
+            totals[0] += d["input_tokens"]
+            totals[1] += d["output_tokens"]
+            totals[2] += d["cache_read_input_tokens"]
+            totals[3] += d["cache_creation_input_tokens"]
+            totals[4] += d["reasoning_output_tokens"]
+            totals[5] += 1
+            if t < totals[6]:
+                totals[6] = t
+            elif t > totals[7]:
+                totals[7] = t
+            touched[(tenant_id, model, start)] = totals
+        self.max_event_ms = max(highest, self.max_event_ms)
 
     def finish(self, *, watermark_floor_ms: int = NO_TIME) -> BatchResult:
         """End the batch: advance the watermark (never backwards) and close windows.

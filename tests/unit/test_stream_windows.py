@@ -111,3 +111,51 @@ def test_windows_are_per_tenant_and_model() -> None:
         ("a", "m2"): 1,
         ("b", "m1"): 1,
     }
+
+
+def test_add_events_matches_add_one_by_one() -> None:
+    import random
+    from types import SimpleNamespace
+
+    rng = random.Random(3)
+    batches = []
+    for b in range(6):
+        batch = []
+        for _ in range(200):
+            t = T0 + b * 40_000 + rng.randint(-90_000, 20_000)  # on time, inside and past
+            d = {
+                "tenant_id": rng.choice("abc"),
+                "model": rng.choice(["m1", "m2"]),
+                "input_tokens": rng.randint(0, 9),
+                "output_tokens": rng.randint(0, 9),
+                "cache_read_input_tokens": 1,
+                "cache_creation_input_tokens": 2,
+                "reasoning_output_tokens": 3,
+            }
+            event = SimpleNamespace(**d)
+            event.time_ms = t
+            batch.append(event)
+        batches.append(batch)
+
+    def run(bulk: bool) -> list[object]:
+        book, closed, results = _book(), {}, []
+        for batch in batches:
+            book.begin(closed.get)
+            if bulk:
+                book.add_events(batch)
+            else:
+                for e in batch:
+                    d = e.__dict__
+                    book.add(
+                        d["tenant_id"],
+                        d["model"],
+                        e.time_ms,
+                        (d["input_tokens"], d["output_tokens"], 1, 2, 3),
+                    )
+            result = book.finish()
+            closed.update({w: list(v) for w, v in result.emitted.items()})
+            results.append((result.emitted, result.open, result.late_events, book.watermark_ms))
+        return results
+
+    assert run(True) == run(False)
+    assert any(late for _, _, late, _ in run(True))
