@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import cast
 
 from confluent_kafka import Consumer, TopicPartition
+
+from tokenops.settings import KafkaSettings
 from tokenops.streams.delta import CLAIM_KEY, StateDelta, claim_bytes, claim_owner
 from tokenops.streams.errors import StateError
 from tokenops.streams.publisher import BatchPublisher
 from tokenops.streams.store import PartitionStore
-
-from tokenops.settings import KafkaSettings
 
 logger = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
 from tokenops.streams.windows import NO_TIME, Totals, WindowId
 
 CLAIM_KEY = b"claim"

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from confluent_kafka import KafkaError, Message, Producer
-from tokenops.streams.errors import DeliveryError
-from tokenops.streams.processors import OutputRecord
 
 from tokenops.settings import KafkaSettings
+from tokenops.streams.errors import DeliveryError
+from tokenops.streams.processors import OutputRecord
 
 
 class BatchPublisher:

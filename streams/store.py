@@ -25,6 +25,7 @@ from typing import Any, cast
 
 import orjson
 from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+
 from tokenops.streams.delta import StateDelta
 from tokenops.streams.windows import NO_TIME, Totals, WindowId
 

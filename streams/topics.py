@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 from confluent_kafka.admin import AdminClient
-from tokenops.streams.settings import WorkerSettings
 
 from tokenops.errors import TokenopsError
 from tokenops.settings import KafkaSettings, TopicSettings
+from tokenops.streams.settings import WorkerSettings
 from tokenops.topics import TopicSpec, ensure_topics, pipeline_topics
 
 

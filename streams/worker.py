@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from tokenops.settings import KafkaSettings, TopicSettings
 from tokenops.streams.changelog import ChangelogRecovery
 from tokenops.streams.delta import DELTA_KEY, StateDelta
 from tokenops.streams.metrics import WorkerMetrics
@@ -27,8 +28,6 @@ from tokenops.streams.publisher import BatchPublisher
 from tokenops.streams.settings import WorkerSettings
 from tokenops.streams.store import PartitionStore
 from tokenops.streams.windows import NO_TIME
-
-from tokenops.settings import KafkaSettings, TopicSettings
 
 logger = logging.getLogger(__name__)
 

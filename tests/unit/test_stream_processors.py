@@ -7,14 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
+
+from tests.unit.test_stream_partition import T0, _event, _record, _state
 from tokenops.schemas.codec import encode_batch, encode_event
 from tokenops.schemas.event import UsageEvent
 from tokenops.streams import OutputRecord
 from tokenops.streams.delta import StateDelta
 from tokenops.streams.metrics import WorkerMetrics
 from tokenops.streams.store import PartitionStore
-
-from tests.unit.test_stream_partition import T0, _event, _record, _state
 
 
 class TenantCounter:
