@@ -115,6 +115,7 @@ def test_no_event_lost_or_double_counted_through_crashes_and_outages(
     ledgers: list[Ledger] = []
     failure: list[BaseException] = []
     spooled_count: list[int] = []
+    write_failures: list[float] = []
     try:
         broker.start()
         ensure_topics(kafka, pipeline_topics(topics))
@@ -144,6 +145,8 @@ def test_no_event_lost_or_double_counted_through_crashes_and_outages(
             pipeline.fault_file.touch()
 
         def clickhouse_up() -> None:
+            sink = pipeline.services["sink-clickhouse"].scrape()
+            write_failures.append(sink.total("tokenops_clickhouse_sink_write_failures_total"))
             pipeline.fault_file.unlink()
 
         def kill_prometheus_sink() -> None:
@@ -272,6 +275,7 @@ def test_no_event_lost_or_double_counted_through_crashes_and_outages(
             "late events sent": len(ledger.late),
             "malformed records sent": sum(malformed.values()),
             "events spooled while Kafka was down, then replayed": spooled_count,
+            "ClickHouse write failures during the outage": write_failures,
             "faults injected": len(faults),
             "faults": faults,
             "unplanned restarts": unplanned,
@@ -290,6 +294,7 @@ def test_no_event_lost_or_double_counted_through_crashes_and_outages(
         write_figures(tmp_path / "chaos-figures.json", figures)
 
         assert not unplanned, unplanned
+        assert write_failures and write_failures[0] > 0, "the store outage did not bite"
         assert report.differences == [], report.differences[:20]
         assert lost == 0 and doubled == 0
         assert invoice_mismatches == [], invoice_mismatches[:3]
