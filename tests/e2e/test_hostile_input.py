@@ -31,7 +31,7 @@ from tokenops.stack.process import free_port
 from tokenops.streams.deadletter import DLQ_FIELD, DLQ_OFFSET, DLQ_PARTITION, DLQ_REASON
 from tokenops.topics import TopicSpec, ensure_topics
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]  # the first one starts the worker
 TENANT = "hostile-acme"
 COUNTED = 'tokenops_worker_events_total{outcome="counted"}'
 
