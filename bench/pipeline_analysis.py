@@ -31,15 +31,23 @@ def reading(r: dict[str, Any]) -> list[str]:
     c, p, f = r.get("catchup") or {}, r.get("profile") or {}, r.get("freshness") or {}
     out: list[str] = []
     w, on, off = med(c.get(WORKER)), med(c.get(RAW_ON)), med(c.get(RAW_OFF))
-    if c.get(WORKER) and c.get(RAW_ON):
-        slowest = "the ClickHouse sink writing raw events" if on < 0.7 * w else "the worker"
+    if c.get(WORKER) and c.get(RAW_ON) and c.get(RAW_OFF):
+        if on >= 0.7 * w:
+            lead = "The limiting stage is the worker."
+        elif off >= 0.7 * w:
+            lead = "The limiting stage is the ClickHouse sink writing raw events."
+        else:
+            lead = (
+                "The limiting stage is the sink running beside the worker, with or without "
+                "raw events."
+            )
         out.append(
-            f"**The limiting stage is {slowest}.** On the same topic the worker alone "
-            f"counts {w:,.0f} events/s; with the sink storing every raw event the pipeline "
-            f"finishes at {on:,.0f} events/s, and at {off:,.0f} events/s when the sink "
-            "stores window totals only. Both processes and the broker share the same cores, "
-            "so the end-to-end rate is bounded by their summed CPU per event, not by the "
-            "slowest one alone; the live ramp shows the same order."
+            f"**{lead}** On the same topic the worker alone counts {w:,.0f} events/s; with "
+            f"the sink storing every raw event the pipeline finishes at {on:,.0f} events/s, "
+            f"and at {off:,.0f} events/s when the sink stores window totals only. The "
+            "worker, the sink and the broker share the machine's cores, so the end-to-end "
+            "rate is bounded by their summed CPU per event, not by the slowest stage alone; "
+            "the sink's own cost per row is in the ClickHouse sink section."
         )
     if r.get("ramp") and c.get(WORKER):
         live = max(s["worker"] for s in r["ramp"])
@@ -67,7 +75,9 @@ def reading(r: dict[str, Any]) -> list[str]:
             f"The worker used {p['cpu_per_s']:.2f} CPU seconds per second while catching "
             f"up: {per_cpu:,.0f} events per CPU-second, an estimate of what one "
             "uncontended core would give it. Well under 1.0 on a busy machine means the "
-            "process waited for a core (or for Kafka); the idle profile shows where."
+            "process waited for a core (or for Kafka); the idle profile shows where. "
+            "Threads blocked inside C calls (`consumer.poll` in `QuotaWatcher._run`, the "
+            "event loop's `select`) can be sampled as active."
         )
     if f.get("clickhouse"):
         out.append(

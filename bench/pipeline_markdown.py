@@ -29,7 +29,14 @@ def render(r: dict[str, Any]) -> str:
         "CloudEvents in the tokenops batch envelope, key = tenant, 100 events per record, "
         "3 models), produced with raw confluent-kafka so the SDK's validation does not limit "
         "the pipeline (its own figures are in Producer above). Every event has a unique id. "
-        "Figures are the median with the spread (min to max) over the runs.",
+        "Figures are the median with the spread (min to max) over the runs."
+        + (
+            " Some phases were re-run after harness fixes and merged in (runs started "
+            + ", ".join(r["merged_from"])
+            + ")."
+            if r.get("merged_from")
+            else ""
+        ),
     ]
     parts += _throughput(r, cfg)
     parts += _freshness(r)
