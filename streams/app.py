@@ -97,6 +97,11 @@ def create_app(
     app.on_partitions_revoked.connect(cast(Any, on_revoked))
     app.on_rebalance_complete.connect(cast(Any, on_rebalance_complete))
 
+    async def on_shutdown(sender: Any, **kwargs: Any) -> None:
+        await worker.close()
+
+    app.on_before_shutdown.connect(cast(Any, on_shutdown))
+
     async def idle() -> None:
         await _or_die(worker.idle_tick())
 

@@ -15,7 +15,8 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from tokenops.settings import KafkaSettings, TopicSettings
@@ -50,6 +51,8 @@ class StreamWorker:
         self.last_input: dict[int, float] = {}
         self.lock = asyncio.Lock()
         self._last_batch_end = time.perf_counter()
+        self._batches = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker-batch")
+        self._inflight: Future[None] | None = None
         self.ready = threading.Event()  # set once the assigned partitions are recovered
 
     def _path(self, partition: int) -> Path:
@@ -109,7 +112,10 @@ class StreamWorker:
             now = time.monotonic()
             for state, _ in owned:
                 self.last_input[state.partition] = now
-            await asyncio.get_running_loop().run_in_executor(None, self._durable_batch, owned)
+            # a dedicated thread, and a future that outlives a cancelled await: a graceful
+            # stop waits for the batch in flight before closing the stores (`close`)
+            self._inflight = self._batches.submit(self._durable_batch, owned)
+            await asyncio.wrap_future(self._inflight)
 
     def _durable_batch(self, owned: list[tuple[PartitionState, list[InputRecord]]]) -> None:
         started = time.perf_counter()
@@ -175,11 +181,21 @@ class StreamWorker:
             sum(len(w) for s in self.states.values() for w in s.book.open.values())
         )
 
-    def close(self) -> None:
-        for state in self.states.values():
-            state.store.close()
-        self.states.clear()
-        self.publisher.close()
+    async def close(self) -> None:
+        """Wait for the batch in flight, then flush and close every store (graceful stop)."""
+        async with self.lock:
+            inflight = self._inflight
+            if inflight is not None:
+                await asyncio.get_running_loop().run_in_executor(None, _wait, inflight)
+            for state in self.states.values():
+                state.store.close()
+            self.states.clear()
+            self.publisher.close()
+            self._batches.shutdown(wait=False)
 
 
-DecoderFactory = Callable[[], Decoder]
+def _wait(future: Future[None]) -> None:
+    try:
+        future.result(timeout=120)
+    except Exception:  # the batch's own failure was reported where it happened
+        logger.warning("the last batch did not complete; it is replayed on restart")
