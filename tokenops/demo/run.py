@@ -10,7 +10,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tokenops.demo.observe import Progress, alerts_firing, observe, pipeline_lag
+from tokenops.demo.observe import (
+    Progress,
+    alerts_firing,
+    observe,
+    pipeline_lag,
+    quota_alerts_published,
+)
 from tokenops.demo.quotas import demo_quotas
 from tokenops.demo.services import pipeline_services, wait_until_serving
 from tokenops.errors import TokenopsError
@@ -38,6 +44,7 @@ class DemoConfig:
     late_by_s: float = 8.0  # beyond the lateness: these arrive after their window closed
     malformed_share: float = 0.0005
     catch_up_timeout_s: float = 300.0
+    alert_timeout_s: float = 120.0
 
 
 @dataclass
@@ -147,20 +154,23 @@ class DemoRun:
     def _settle_alerts(
         self, progress: Progress, on_progress: Callable[[Progress], None]
     ) -> list[dict[str, str]]:
-        """Give Prometheus a few evaluation rounds to hand the quota alerts over."""
-        seen: list[dict[str, str]] = []
-        stable_since = time.monotonic()
-        deadline = time.monotonic() + 45
-        while time.monotonic() < deadline:
+        """Wait until Alertmanager holds the alerts the worker's crossings call for.
+
+        The quota-alerts topic says which crossings happened; Prometheus needs a scrape
+        and an evaluation to turn them into alerts. Whatever is there at the deadline is
+        what the demo reports.
+        """
+        kafka = self.stack.kafka_settings
+        wanted = quota_alerts_published(kafka, self.topics.quota_alerts, self.tenant_prefix)
+        deadline = time.monotonic() + self.config.alert_timeout_s
+        while True:
             current = alerts_firing(self.stack.alertmanager.url, self.tenant_prefix)
-            if len(current) != len(seen):
-                seen, stable_since = current, time.monotonic()
-            progress.alerts = len(seen)
+            progress.alerts = len(current)
             on_progress(progress)
-            if seen and time.monotonic() - stable_since > 12:
-                break
+            fired = {(a.get("alertname", ""), a.get("tenant", "")) for a in current}
+            if fired >= wanted or time.monotonic() > deadline:
+                return current
             time.sleep(1)
-        return seen
 
     def stop(self) -> None:
         for service in reversed(self.services):
