@@ -136,3 +136,24 @@ def test_kustomization_lists_every_manifest_beside_it() -> None:
     listed = set(yaml.safe_load((base / "kustomization.yaml").read_text())["resources"])
     present = {p.name for p in base.glob("*.yaml")} - {"kustomization.yaml"}
     assert listed == present
+
+
+def test_compose_mounts_exist_and_grafana_is_provisioned_with_the_dashboard() -> None:
+    compose_dir = DEPLOY / "compose"
+    services = _compose()["services"]
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("."):
+                assert (compose_dir / source).resolve().exists(), f"{name} mounts {source}"
+    grafana_mounts = dict(v.split(":")[:2] for v in services["grafana"]["volumes"])
+    provider = yaml.safe_load(
+        (DEPLOY / "grafana" / "provisioning" / "dashboards" / "tokenops.yml").read_text()
+    )["providers"][0]
+    dashboards_dir = provider["options"]["path"]
+    source = next(s for s, target in grafana_mounts.items() if target == dashboards_dir)
+    assert list((compose_dir / source).resolve().glob("*.json")), "no dashboard is mounted"
+    datasource = yaml.safe_load(
+        (DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    )["datasources"][0]
+    assert datasource["url"] == f"http://prometheus:{StackSettings().prometheus_port}"
