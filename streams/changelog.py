@@ -53,7 +53,17 @@ class ChangelogRecovery:
             store.close()
             PartitionStore.wipe(path)
             store = open_store(path)
-            self._replay(partition, store, until=None)
+            try:
+                self._replay(partition, store, until=None)
+            except _Diverged as exc:
+                store.close()
+                raise StateError(
+                    partition,
+                    "the changelog is inconsistent: a delta of the current owner does not "
+                    "follow on from the state before it",
+                    hint="a worker that stalled past the session timeout kept writing; "
+                    "see docs/streams.md, Limits",
+                ) from exc
         owner = uuid.uuid4().hex
         claim = (self.topic, partition, CLAIM_KEY, claim_bytes(owner))
         claim_offset = self.publisher.publish([], [claim])[0]
@@ -96,6 +106,7 @@ class ChangelogRecovery:
                 return
             consumer.assign([TopicPartition(self.topic, partition, start)])
             position = start
+            unverified = until is None and "owner" in store.meta  # state from disk
             while position < end:
                 for message in consumer.consume(min(10_000, end - position), timeout=1.0):
                     if message.error():
@@ -104,18 +115,31 @@ class ChangelogRecovery:
                     position = offset + 1
                     if offset < end:
                         key, value = cast(bytes, message.key()), cast(bytes, message.value())
-                        self._apply(partition, store, key, value, position)
+                        self._apply(partition, store, key, value, position, unverified)
+                        unverified = unverified and key != CLAIM_KEY
         finally:
             consumer.close()
 
     def _apply(
-        self, partition: int, store: PartitionStore, key: bytes, value: bytes, nxt: int
+        self,
+        partition: int,
+        store: PartitionStore,
+        key: bytes,
+        value: bytes,
+        nxt: int,
+        unverified: bool,
     ) -> None:
+        """Apply one record; `unverified`: the store came from disk and no claim was read
+        since, so a delta of another owner means the store missed a claim."""
         if key == CLAIM_KEY:
             store.set_claim(claim_owner(value), nxt)
             return
         delta = StateDelta.from_bytes(value)
         owner = store.meta.get("owner")
+        if delta.owner != owner and unverified:
+            # a local store that never saw the claim before this delta: it may hold
+            # deltas the log does not count (its owner stalled); rebuild it from the log
+            raise _Diverged()
         if owner is None:  # the first claim expired with the retention: trust the log
             owner = delta.owner
         if delta.owner != owner:
