@@ -47,7 +47,7 @@ def reading(r: dict[str, Any]) -> list[str]:
             f"and at {off:,.0f} events/s when the sink stores window totals only. The "
             "worker, the sink and the broker share the machine's cores, so the end-to-end "
             "rate is bounded by their summed CPU per event, not by the slowest stage alone; "
-            "the sink's own cost per row is in the ClickHouse sink section."
+            "`python -m bench.bench_clickhouse_sink` measures the sink alone."
         )
     if r.get("ramp") and c.get(WORKER):
         live = max(s["worker"] for s in r["ramp"])
@@ -79,6 +79,14 @@ def reading(r: dict[str, Any]) -> list[str]:
             "Threads blocked inside C calls (`consumer.poll` in `QuotaWatcher._run`, the "
             "event loop's `select`) can be sampled as active."
         )
+        if per_cpu < 100_000:
+            decode = _share(p, "schemas.decode:decode_record")
+            out.append(
+                f"At {per_cpu:,.0f} events per CPU-second the worker cannot reach 100,000 "
+                "events/s on one core whatever the sink does: its Python work per event "
+                f"has to shrink first. Decoding and validation ({decode:.0%}) is the "
+                "largest share, then the window counting; the dedup lookups are small."
+            )
     if f.get("clickhouse"):
         out.append(
             f"**Window close to ClickHouse** (p99 {percentile(f['clickhouse'], 99):.2f} s): "
