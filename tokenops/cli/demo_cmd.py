@@ -19,7 +19,6 @@ from rich.table import Table
 from tokenops.demo import DemoConfig, DemoResult, DemoRun
 from tokenops.demo.alerts import expected_alerts
 from tokenops.demo.observe import Progress
-from tokenops.demo.quotas import demo_quotas
 from tokenops.demo.results import BillingReport, read_billing
 from tokenops.settings import StackSettings, load
 
@@ -64,7 +63,7 @@ def demo(
     finally:
         if not keep_running:
             run.stop()
-    quotas = demo_quotas_for(result, config)
+    quotas = expected_alerts(result.ledger, result.quotas)
     ledger_path = stack_settings.state_dir / "demo" / f"{result.run_id}-ledger.json"
     ledger_path.parent.mkdir(parents=True, exist_ok=True)
     result.ledger.save(ledger_path)
@@ -77,20 +76,6 @@ def demo(
     _print_next_steps(run, result, keep_running)
     if problems:
         raise typer.Exit(1)
-
-
-def demo_quotas_for(result: DemoResult, config: DemoConfig) -> set[tuple[str, str]]:
-    from tokenops.producers.simulator import SimulationConfig
-
-    simulation = SimulationConfig(
-        tenants=config.tenants,
-        rate=config.rate,
-        duration_s=config.duration_s,
-        duplicate_share=config.duplicate_share,
-        malformed_share=config.malformed_share,
-        tenant_prefix=result.tenant_prefix,
-    )
-    return expected_alerts(result.ledger, demo_quotas(simulation))
 
 
 def _run_live(run: DemoRun) -> DemoResult:

@@ -23,6 +23,7 @@ from tokenops.errors import TokenopsError
 from tokenops.producers import ProducerSettings, UsageProducer
 from tokenops.producers.ledger import Ledger
 from tokenops.producers.simulator import SimulationConfig, Simulator
+from tokenops.schemas.quota import QuotaDefinition
 from tokenops.settings import StackSettings, TopicSettings
 from tokenops.sinks.clickhouse.settings import ClickHouseSettings
 from tokenops.stack import LocalStack
@@ -55,6 +56,7 @@ class DemoResult:
     ended: datetime
     ledger: Ledger
     progress: Progress
+    quotas: list[QuotaDefinition]
     alerts: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -68,6 +70,18 @@ class DemoRun:
         self.run_id = uuid.uuid4().hex[:4]
         self.tenant_prefix = f"{self.run_id}-tenant-"
         self.services: list[PipelineService] = []
+        self.simulation = SimulationConfig(
+            tenants=config.tenants,
+            rate=config.rate,
+            duration_s=config.duration_s,
+            seed=config.seed,
+            duplicate_share=config.duplicate_share,
+            late_share=config.late_share,
+            late_by_s=config.late_by_s,
+            malformed_share=config.malformed_share,
+            tenant_prefix=self.tenant_prefix,
+        )
+        self.quotas = demo_quotas(self.simulation)
 
     def start(self) -> None:
         """Bring the stack and the worker and sinks up (each only if not yet running)."""
@@ -85,20 +99,9 @@ class DemoRun:
         wait_until_serving(self.services)
 
     def run(self, on_progress: Callable[[Progress], None]) -> DemoResult:
-        cfg = self.config
-        simulation = SimulationConfig(
-            tenants=cfg.tenants,
-            rate=cfg.rate,
-            duration_s=cfg.duration_s,
-            seed=cfg.seed,
-            duplicate_share=cfg.duplicate_share,
-            late_share=cfg.late_share,
-            late_by_s=cfg.late_by_s,
-            malformed_share=cfg.malformed_share,
-            tenant_prefix=self.tenant_prefix,
-        )
+        simulation = self.simulation
         kafka = self.stack.kafka_settings
-        publish_quotas(kafka, self.topics, demo_quotas(simulation))
+        publish_quotas(kafka, self.topics, self.quotas)
         started = datetime.now(UTC)
         progress = Progress(target=simulation.total_records)
         ledger_box: list[Ledger] = []
@@ -127,7 +130,14 @@ class DemoRun:
         self._catch_up(progress, on_progress)
         alerts = self._settle_alerts(progress, on_progress)
         return DemoResult(
-            self.run_id, self.tenant_prefix, started, datetime.now(UTC), ledger, progress, alerts
+            self.run_id,
+            self.tenant_prefix,
+            started,
+            datetime.now(UTC),
+            ledger,
+            progress,
+            self.quotas,
+            alerts,
         )
 
     def _catch_up(self, progress: Progress, on_progress: Callable[[Progress], None]) -> None:
