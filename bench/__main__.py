@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import sys
 import tempfile
 import time
 import traceback
@@ -163,9 +165,15 @@ def run(cfg: dict[str, Any], phases: list[str], quick: bool) -> dict[str, Any]:
     finally:
         broker.stop()
         results["machine"]["load_after"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
+        if not results["errors"] and sys.exc_info()[0] is None:  # kept after a failure
+            for entry in tmp.iterdir():
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink()
         out = tmp / "results.json"
         out.write_text(json.dumps(results, indent=1))
-        print(f"results: {out}")
+        print(f"results: {out} (python -m bench --render {out} rewrites the docs from it)")
     return results
 
 
