@@ -81,6 +81,8 @@ public final class Main {
     long[] firstNanos = {0};
     CountDownLatch done = new CountDownLatch(1);
 
+    // Never used on the wire: the key stays the tenant, so there is no repartition topic
+    // between the parse step and the windowed aggregation.
     Serde<Usage> usageSerde = Serdes.serdeFrom((t, u) -> null, (t, b) -> null);
     Serde<Map<String, long[]>> totalsSerde =
         Serdes.serdeFrom((t, m) -> writeTotals(m), (t, b) -> readTotals(b));
