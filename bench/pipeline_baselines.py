@@ -74,7 +74,11 @@ def build_streams() -> None:
     sources = [STREAMS_DIR / "pom.xml", *STREAMS_DIR.glob("src/**/*.java")]
     if built.exists() and all(s.stat().st_mtime <= built.stat().st_mtime for s in sources):
         return
-    subprocess.run(["mvn", "-B", "-q", "clean", "package"], cwd=STREAMS_DIR, check=True)
+    build = subprocess.run(
+        ["mvn", "-B", "-q", "clean", "package"], cwd=STREAMS_DIR, capture_output=True, text=True
+    )
+    if build.returncode != 0:
+        raise RuntimeError(f"mvn package failed: {(build.stdout + build.stderr)[-3000:]}")
 
 
 def kafka_streams(
