@@ -31,9 +31,9 @@ def render(r: dict[str, Any]) -> str:
         "the pipeline (its own figures are in Producer above). Every event has a unique id. "
         "Figures are the median with the spread (min to max) over the runs."
         + (
-            " Some phases were re-run after harness fixes and merged in (runs started "
+            " The figures combine this run with the runs started "
             + ", ".join(r["merged_from"])
-            + ")."
+            + " (medians and spreads over all of them; the profile is this run's)."
             if r.get("merged_from")
             else ""
         ),
