@@ -17,8 +17,8 @@ def render(r: dict[str, Any]) -> str:
         f"{r['mode']} mode, {r['when']}. Machine: {m['cores']} cores ({m['cpu']}), load "
         f"average {m['load']} at the start and {m.get('load_after', '?')} at the end"
         + (
-            ": **taken under load** (other engineers' tests and brokers ran meanwhile), so "
-            "figures are pessimistic and noisy."
+            ": **the machine was busy** (a load average above its core count at the start, "
+            "from work before the run or beside it), so figures may be pessimistic and noisy."
             if busy
             else "."
         ),
