@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from tokenops.schemas.aggregates import WindowTotals
+from tokenops.schemas.codec import kafka_key
 from tokenops.schemas.errors import InvalidEventError
 from tokenops.schemas.event import UsageEvent
 from tokenops.streams.deadletter import dead_letter_headers
@@ -125,6 +126,13 @@ class PartitionState:
             self.next_offset = record.offset + 1
             try:
                 events = self.decode(record.value, record.headers, record.timestamp_ms)
+                # Deduplication and quota state are per partition, so a tenant's events
+                # must all arrive under its own key: an event keyed as another tenant
+                # would escape the dedup index of its real partition.
+                if record.key is not None and events and record.key != kafka_key(events[0]):
+                    raise InvalidEventError(
+                        "key", record.key, f"differs from tenant_id {events[0].tenant_id!r}"
+                    )
                 for i, event in enumerate(events):
                     if event.time_ms < cutoff:
                         raise InvalidEventError(

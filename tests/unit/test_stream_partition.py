@@ -123,3 +123,15 @@ def test_an_offset_gap_is_counted(tmp_path: Path) -> None:
     state.commit(delta, 1)
     _, delta, counts = state.process([_record(5, encode_event(_event(2, T0 + 2)))], T0)
     assert counts.gaps == 1 and delta.next_offset == 6
+
+
+def test_events_keyed_as_another_tenant_are_dead_lettered(tmp_path: Path) -> None:
+    """Dedup is per partition: an event under a foreign key would dodge its own index."""
+    state = _state(tmp_path / "p0")
+    foreign = InputRecord(0, b"other", encode_event(_event(1, T0 + 1)), None, T0 + 10_000_000)
+    unkeyed = InputRecord(1, None, encode_event(_event(2, T0 + 2)), None, T0 + 10_000_000)
+    outputs, _, counts = state.process([foreign, unkeyed], T0)
+    assert (counts.dead_lettered, counts.counted) == (1, 1)
+    (dead,) = outputs
+    headers = dict(dead.headers or [])
+    assert headers[DLQ_FIELD] == b"key" and b"acme" in headers[DLQ_REASON]
