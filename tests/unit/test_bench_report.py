@@ -80,7 +80,7 @@ def test_render_reports_partial_runs_and_failed_phases() -> None:
         "errors": {"ramp": "RuntimeError: broker gone"},
     }
     text = render(results)
-    assert "**taken under load**" in text
+    assert "**the machine was busy**" in text
     assert "| window close -> ClickHouse < 2 s p99 | 2.50 s | **missed** |" in text
     assert "ramp: `RuntimeError: broker gone`" in text
     assert "### Throughput" not in text
