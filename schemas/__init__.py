@@ -17,14 +17,20 @@ from tokenops.schemas.codec import (
     encode_fields,
     kafka_key,
 )
+from tokenops.schemas.column_batch import encode_columns
+from tokenops.schemas.columns import EventColumns
+from tokenops.schemas.decode import decode_columns
 from tokenops.schemas.errors import InvalidEventError
 from tokenops.schemas.event import MAX_EVENT_BYTES, SCHEMA_VERSION, UsageEvent
 from tokenops.schemas.fastpath import build_event
+from tokenops.schemas.wire import COLUMNS_CONTENT_TYPE, COLUMNS_HEADERS
 
 __all__ = [
     "BATCH_CONTENT_TYPE",
     "BATCH_HEADERS",
     "CLOUDEVENTS_CONTENT_TYPE",
+    "COLUMNS_CONTENT_TYPE",
+    "COLUMNS_HEADERS",
     "CONTENT_TYPE_HEADER",
     "EVENT_HEADERS",
     "MAX_BATCH_EVENTS",
@@ -32,13 +38,16 @@ __all__ = [
     "MAX_RECORD_BYTES",
     "SCHEMA_VERSION",
     "TOKEN_TYPES",
+    "EventColumns",
     "InvalidEventError",
     "UsageEvent",
     "WindowTotals",
     "build_event",
+    "decode_columns",
     "decode_record",
     "encode_batch",
     "encode_batch_encoded",
+    "encode_columns",
     "encode_event",
     "encode_fields",
     "encode_many",

@@ -9,7 +9,6 @@ does for decoding; anything else goes event by event.
 
 from __future__ import annotations
 
-import re
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -31,12 +30,10 @@ from tokenops.schemas.event import (
     SCHEMA_VERSION,
     to_epoch_ms,
 )
-from tokenops.schemas.validate import FIELDS, OPTIONAL_IDS, known, known_or_none
+from tokenops.schemas.validate import FIELDS, IDS, OPTIONAL_IDS, known, known_or_none
 from tokenops.schemas.validate import sources as known_sources
 
 _FLAT = frozenset(FIELDS)
-_ID = r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}"
-_IDS = re.compile(rf"{_ID}(?:\n{_ID})*").fullmatch
 _CE_KEYS = ("specversion", "type", "source", "id", "time", "data")
 _EARLIEST_MS = to_epoch_ms(MIN_EVENT_TIME)
 _INT = frozenset({int})
@@ -90,7 +87,7 @@ def _quick_many(items: Sequence[Any], latest_ms: int) -> list[tuple[str, bytes]]
         and all(map(known_or_none.issuperset, optional))
         and known_sources.issuperset(sources)
         and joined_ids.count("\n") == n - 1
-        and _IDS(joined_ids) is not None
+        and IDS(joined_ids) is not None
         and set(map(type, times)) == {datetime}
         and {t.tzinfo for t in times} == {UTC}
     ):

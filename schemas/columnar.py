@@ -1,55 +1,49 @@
 """A whole batch proven valid column by column, in C loops: the worker's hot path.
 
-`quick_batch` takes the decoded CloudEvents of one batch record and either returns their
-`UsageEvent`s or None, in which case the caller decodes event by event (which names the
-broken field). It accepts only what every per-event rule accepts: identifiers already
-seen by the careful path, canonical times, no attributes, every field in range; a
-hypothesis test checks it against the per-event decoder. Each check runs over a whole
+`quick_columns` takes the decoded CloudEvents of one v1 batch record and either returns
+their columns (`EventColumns`) or None, in which case the caller decodes event by event
+(which names the broken field). It accepts only what every per-event rule accepts:
+identifiers already seen by the careful path, canonical times, no attributes, every field
+in range; a hypothesis test checks it against the per-event decoder. Each check runs over a whole
 column with `map`, `set` and `re` (one regex pass over the joined ids and times), so
 the interpreter runs a few dozen bytecodes per batch instead of per event.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from itertools import repeat
 from operator import add, eq, floordiv, itemgetter, le, sub
 from typing import Any
 
-from tokenops.schemas.event import EPOCH, MAX_TOKENS, ONE_MS, SCHEMA_VERSION, UsageEvent
-from tokenops.schemas.validate import FIELDS, known, known_or_none
+from tokenops.schemas.columns import EventColumns
+from tokenops.schemas.event import EPOCH, MAX_TOKENS, ONE_MS, SCHEMA_VERSION
+from tokenops.schemas.validate import FIELDS, IDS, known, known_or_none
 from tokenops.schemas.validate import sources as known_sources
 
 _CORE = frozenset({"specversion", "type", "source", "id", "time", "data"})
 _DATA_FIELDS = frozenset(FIELDS) - {"id", "source", "time"}
-_ID = r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}"
-_IDS = re.compile(rf"{_ID}(?:\n{_ID})*").fullmatch
 # The canonical time YYYY-MM-DDTHH:MM:SS.mmmZ: fixed characters and ASCII digits by position.
 _SEPARATORS = ((4, "-"), (7, "-"), (10, "T"), (13, ":"), (16, ":"), (19, "."), (23, "Z"))
 _DIGITS = (0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22)
 _OPTIONAL = ("project_id", "agent_id", "user_id", "api_key_id", "region", "node_id")
-_KEYS = (*FIELDS, "time_ms")
 _INT = frozenset({int})
 _DICT = frozenset({dict})
-_new = object.__new__
-_set = object.__setattr__
-_ALL_SET = set(FIELDS)
 
 
-def quick_batch(
+def quick_columns(
     items: list[Any], tenant: Any, event_type: str, earliest_ms: int, latest_ms: int
-) -> list[UsageEvent] | None:
-    """The events of these CloudEvents of `tenant`, or None: decode them one by one."""
+) -> EventColumns | None:
+    """The columns of these CloudEvents of `tenant`, or None: decode them one by one."""
     try:
-        return _quick_batch(items, tenant, event_type, earliest_ms, latest_ms)
+        return _quick_columns(items, tenant, event_type, earliest_ms, latest_ms)
     except (TypeError, ValueError, AttributeError, KeyError):
         return None  # unhashable, wrong type, impossible date...: the careful way decides
 
 
-def _quick_batch(
+def _quick_columns(
     items: list[Any], tenant: Any, event_type: str, earliest_ms: int, latest_ms: int
-) -> list[UsageEvent] | None:
+) -> EventColumns | None:
     n = len(items)
     if not all(map(eq, map(dict.keys, items), repeat(_CORE, n))):
         return None
@@ -85,13 +79,12 @@ def _quick_batch(
         and all(map(known_or_none.issuperset, optional))
         and known_sources.issuperset(sources)
         and joined_ids.count("\n") == n - 1
-        and _IDS(joined_ids) is not None
+        and IDS(joined_ids) is not None
         and set(map(len, times)) == {24}
-        and _canonical_times("".join(times))
+        and canonical_times("".join(times))
     ):
         return None
-    moments = list(map(datetime.fromisoformat, times))  # ValueError on an impossible date
-    millis = list(map(floordiv, map(sub, moments, repeat(EPOCH, n)), repeat(ONE_MS, n)))
+    millis = times_ms(times, n)
     inputs, outputs = column("input_tokens"), column("output_tokens")
     reads = column("cache_read_input_tokens", 0)
     creations = column("cache_creation_input_tokens", 0)
@@ -108,33 +101,29 @@ def _quick_batch(
         and all(map(le, reasonings, outputs))
     ):
         return None
-    rows = zip(
-        repeat(SCHEMA_VERSION, n),
+    return EventColumns(
+        tenant,
         ids,
         sources,
-        moments,
-        tenants,
-        *optional,
+        millis,
         models,
         providers,
         operations,
         *tokens,
-        map(dict, repeat((), n)),
-        millis,
-        strict=True,
+        *optional,
     )
-    events = list(map(_new, repeat(UsageEvent, n)))
-    any(map(_set, events, repeat("__dict__", n), map(dict, map(zip, repeat(_KEYS, n), rows))))
-    any(map(_set, events, repeat("__pydantic_fields_set__", n), repeat(_ALL_SET, n)))
-    any(map(_set, events, repeat("__pydantic_extra__", n), repeat(None, n)))
-    any(map(_set, events, repeat("__pydantic_private__", n), repeat(None, n)))
-    return events
 
 
-def _canonical_times(joined: str) -> bool:
+def canonical_times(joined: str) -> bool:
     """Whether 24-character times, joined, are all `YYYY-MM-DDTHH:MM:SS.mmmZ` (sliced
     by position, so the check runs in C over the whole batch)."""
     if not all(set(joined[at::24]) == {char} for at, char in _SEPARATORS):
         return False
     digits = "".join(joined[at::24] for at in _DIGITS)
     return digits.isascii() and digits.isdigit()
+
+
+def times_ms(times: list[str], n: int) -> list[int]:
+    """Epoch ms of canonical times; ValueError on an impossible date (2026-02-30)."""
+    moments = map(datetime.fromisoformat, times)
+    return list(map(floordiv, map(sub, moments, repeat(EPOCH, n)), repeat(ONE_MS, n)))

@@ -1,11 +1,13 @@
-"""Reading usage records: `decode_record` turns one Kafka record into its events.
+"""Reading usage records: `decode_record` turns one Kafka record into its events, and
+`decode_columns` into their columns (the worker's and the sinks' hot path).
 
-Single CloudEvents and batch envelopes (`codec.py` describes both) are told apart by the
-`content-type` header, or by the body when the header is missing. Any bad input raises
-`InvalidEventError` and nothing else; a bad event rejects its whole record, which the
-stream worker dead-letters unchanged. Valid records take the quick paths
-(`columnar.py` for a batch, `fastpath.py` per event), anything else the careful one
-(`validate.py`), which names the broken field.
+Single CloudEvents, v1 batch envelopes (`codec.py`) and v2 columnar batches
+(`column_batch.py`) are told apart by the `content-type` header, or by the body when the
+header is missing. Both functions accept and reject exactly the same records. Any bad
+input raises `InvalidEventError` and nothing else; a bad event rejects its whole record,
+which the stream worker dead-letters unchanged. Valid records take the quick paths
+(`column_batch.py` and `columnar.py` for batches, `fastpath.py` per event), anything
+else the careful one (`validate.py`), which names the broken field.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from typing import Any
 
 import orjson
 
-from tokenops.schemas.columnar import quick_batch
+from tokenops.schemas.column_batch import decode_columns_body
+from tokenops.schemas.columnar import quick_columns
+from tokenops.schemas.columns import EventColumns
 from tokenops.schemas.errors import InvalidEventError
 from tokenops.schemas.event import (
     DEFAULT_MAX_FUTURE_SKEW_S,
@@ -31,6 +35,8 @@ from tokenops.schemas.wire import (
     BATCH_TYPE,
     BATCH_VERSION,
     CLOUDEVENTS_CONTENT_TYPE,
+    COLUMNS_CONTENT_TYPE,
+    COLUMNS_VERSION,
     CONTENT_TYPE_HEADER,
     EVENT_TYPE,
     MAX_BATCH_EVENTS,
@@ -68,18 +74,53 @@ def decode_record(
     With `key` (the record's Kafka key), the events' tenant must be that key, so a
     record cannot put a tenant's usage into another tenant's partition.
     """
-    events = _decode(value, headers, max_future_skew_s, now_ms)
-    if key is not None and key != events[0].tenant_id.encode():
-        raise InvalidEventError("key", key, f"differs from tenant_id {events[0].tenant_id!r}")
+    kind, body, latest_ms = _parse(value, headers, max_future_skew_s, now_ms)
+    if kind is _EVENT:
+        events = [from_cloudevent(body, latest_ms)]
+    elif kind is _BATCH:
+        events = _batch(body, latest_ms).events()
+    else:
+        events = decode_columns_body(body, _EARLIEST_MS, latest_ms).events()
+    _check_key(key, events[0].tenant_id)
     return events
 
 
-def _decode(
+def decode_columns(
+    value: bytes | None,
+    headers: list[tuple[str, bytes]] | None = None,
+    *,
+    max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S,
+    now_ms: int | None = None,
+    key: bytes | None = None,
+) -> EventColumns:
+    """`decode_record` as columns: the same records accepted, the same errors raised,
+    and `decode_columns(...).events() == decode_record(...)`."""
+    kind, body, latest_ms = _parse(value, headers, max_future_skew_s, now_ms)
+    if kind is _EVENT:
+        columns = EventColumns.from_events([from_cloudevent(body, latest_ms)])
+    elif kind is _BATCH:
+        columns = _batch(body, latest_ms)
+    else:
+        columns = decode_columns_body(body, _EARLIEST_MS, latest_ms)
+    _check_key(key, columns.tenant_id)
+    return columns
+
+
+def _check_key(key: bytes | None, tenant_id: str) -> None:
+    if key is not None and key != tenant_id.encode():
+        raise InvalidEventError("key", key, f"differs from tenant_id {tenant_id!r}")
+
+
+_EVENT, _BATCH, _COLUMNS = object(), object(), object()
+
+
+def _parse(
     value: bytes | None,
     headers: list[tuple[str, bytes]] | None,
     max_future_skew_s: float,
     now_ms: int | None,
-) -> list[UsageEvent]:
+) -> tuple[object, Any, int]:
+    """(kind of record, its decoded JSON body, latest accepted event time in ms)."""
     if value.__class__ is not bytes:
         raise InvalidEventError("record", value, "record value must be bytes")
     assert value is not None
@@ -93,20 +134,29 @@ def _decode(
     if body.__class__ is not dict:
         raise InvalidEventError("record", value[:64], "must be a JSON object")
     if content_type is None:
-        content_type = BATCH_CONTENT_TYPE if "events" in body else CLOUDEVENTS_CONTENT_TYPE
+        if "columns" in body:
+            content_type = COLUMNS_CONTENT_TYPE
+        elif "events" in body:
+            content_type = BATCH_CONTENT_TYPE
+        else:
+            content_type = CLOUDEVENTS_CONTENT_TYPE
     latest_ms = (int(time.time() * 1000) if now_ms is None else now_ms) + int(
         max_future_skew_s * 1000
     )
     if content_type == CLOUDEVENTS_CONTENT_TYPE:
         if len(value) > MAX_EVENT_BYTES:
             raise InvalidEventError("record", value[:64], f"event exceeds {MAX_EVENT_BYTES} bytes")
-        return [from_cloudevent(body, latest_ms)]
-    if content_type != BATCH_CONTENT_TYPE:
-        raise InvalidEventError(CONTENT_TYPE_HEADER, content_type, "unknown content type")
-    return _batch(body, latest_ms)
+        return _EVENT, body, latest_ms
+    if content_type == BATCH_CONTENT_TYPE:
+        return _BATCH, body, latest_ms
+    if content_type == COLUMNS_CONTENT_TYPE:
+        if body.get("version") != COLUMNS_VERSION:
+            raise InvalidEventError("batch", body.get("version"), "unknown batch version")
+        return _COLUMNS, body, latest_ms
+    raise InvalidEventError(CONTENT_TYPE_HEADER, content_type, "unknown content type")
 
 
-def _batch(body: dict[str, Any], latest_ms: int) -> list[UsageEvent]:
+def _batch(body: dict[str, Any], latest_ms: int) -> EventColumns:
     if body.get("type") != BATCH_TYPE or body.keys() != {"type", "version", "tenant_id", "events"}:
         raise InvalidEventError("batch", sorted(body), f"a {BATCH_TYPE} envelope is expected")
     version = body["version"]
@@ -116,7 +166,7 @@ def _batch(body: dict[str, Any], latest_ms: int) -> list[UsageEvent]:
     if items.__class__ is not list or not 0 < len(items) <= MAX_BATCH_EVENTS:
         raise InvalidEventError("events", items, f"must be a list of 1..{MAX_BATCH_EVENTS}")
     tenant = body["tenant_id"]
-    quick = quick_batch(items, tenant, EVENT_TYPE, _EARLIEST_MS, latest_ms)
+    quick = quick_columns(items, tenant, EVENT_TYPE, _EARLIEST_MS, latest_ms)
     if quick is not None:
         return quick
     events = []
@@ -130,7 +180,7 @@ def _batch(body: dict[str, Any], latest_ms: int) -> list[UsageEvent]:
                 "tenant_id", event.tenant_id, "differs from the batch's", index=index
             )
         events.append(event)
-    return events
+    return EventColumns.from_events(events)
 
 
 def envelope_fields(ce: Any) -> tuple[dict[str, Any], Any, Any, Any]:

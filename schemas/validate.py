@@ -37,6 +37,8 @@ FIELDS = tuple(UsageEvent.model_fields)
 OPTIONAL_IDS = ("project_id", "agent_id", "user_id", "api_key_id", "region", "node_id")
 DATA_FIELDS = frozenset(FIELDS) - {"id", "source", "time"}
 IDENT = re.compile(IDENTIFIER_PATTERN[1:-1]).fullmatch
+# Many identifiers joined with newlines (which no identifier holds), checked in one pass.
+IDS = re.compile(rf"{IDENTIFIER_PATTERN[1:-1]}(?:\n{IDENTIFIER_PATTERN[1:-1]})*").fullmatch
 _SOURCE = re.compile(SOURCE_PATTERN[1:-1]).fullmatch
 _ATTR_KEY = re.compile(ATTRIBUTE_KEY_PATTERN[1:-1]).fullmatch
 _ATTR_VALUE = re.compile(ATTRIBUTE_VALUE_PATTERN[1:-1]).fullmatch

@@ -13,3 +13,7 @@ BATCH_TYPE = "ai.tokenops.usage.batch"
 BATCH_VERSION = 1
 MAX_BATCH_EVENTS = 10_000
 MAX_RECORD_BYTES = 1_000_000  # Kafka's default message.max.bytes, less headroom
+# The columnar batch (`column_batch.py`): one list per field, no per-event objects.
+COLUMNS_CONTENT_TYPE = "application/vnd.tokenops.usage-batch.v2+json"
+COLUMNS_HEADERS: list[tuple[str, bytes]] = [(CONTENT_TYPE_HEADER, COLUMNS_CONTENT_TYPE.encode())]
+COLUMNS_VERSION = 2

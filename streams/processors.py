@@ -8,7 +8,8 @@ Per partition the worker calls, in this order:
 1. `factory(partition)` when the partition is assigned, then `load(state)` once with the
    recovered state (`{}` for a fresh partition): the mapping of key -> JSON value that
    all earlier deltas add up to.
-2. `apply(events, now_ms=...)` once per batch (also for an empty batch of an idle tick is
+2. `apply(columns, now_ms=...)` once per batch (`columns`: one `EventColumns` per input
+   record that had accepted events, in offset order, holding only those events) (also for an empty batch of an idle tick is
    NOT called). It returns `(outputs, delta)`: `outputs` are `OutputRecord`s to publish,
    `delta` maps changed keys to their new JSON-safe value (None deletes the key).
 
@@ -27,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from tokenops.schemas.event import UsageEvent
+from tokenops.schemas.columns import EventColumns
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +47,7 @@ class PartitionProcessor(Protocol):
     def load(self, state: Mapping[str, Any]) -> None: ...
 
     def apply(
-        self, events: Sequence[UsageEvent], *, now_ms: int
+        self, columns: Sequence[EventColumns], *, now_ms: int
     ) -> tuple[list[OutputRecord], dict[str, Any]]: ...
 
 
