@@ -8,9 +8,9 @@ Per partition the worker calls, in this order:
 1. `factory(partition)` when the partition is assigned, then `load(state)` once with the
    recovered state (`{}` for a fresh partition): the mapping of key -> JSON value that
    all earlier deltas add up to.
-2. `apply(columns, now_ms=...)` once per batch (`columns`: one `EventColumns` per input
-   record that had accepted events, in offset order, holding only those events) (also for an empty batch of an idle tick is
-   NOT called). It returns `(outputs, delta)`: `outputs` are `OutputRecord`s to publish,
+2. `apply(columns, now_ms=...)` once per batch, never for an idle tick. `columns` holds
+   one `EventColumns` per input record with accepted events, in offset order, holding
+   only those events. It returns `(outputs, delta)`: `outputs` are `OutputRecord`s to publish,
    `delta` maps changed keys to their new JSON-safe value (None deletes the key).
 
 Guarantees: the outputs are produced and acknowledged by Kafka BEFORE the delta becomes
