@@ -21,11 +21,14 @@ from tokenops.schemas.codec import (
     MAX_BATCH_EVENTS,
     SPECVERSION,
 )
-from tokenops.schemas.event import UsageEvent
+from tokenops.schemas.column_batch import REQUIRED_COLUMNS
+from tokenops.schemas.event import MAX_TOKENS, UsageEvent
+from tokenops.schemas.wire import COLUMNS_CONTENT_TYPE, COLUMNS_VERSION
 
 SCHEMA_DIR = Path(__file__).resolve().parent
 EVENT_SCHEMA_FILE = "usage-event.v1.schema.json"
 BATCH_SCHEMA_FILE = "usage-batch.v1.schema.json"
+COLUMNS_SCHEMA_FILE = "usage-batch.v2.schema.json"
 _BASE_ID = "https://tokenops.dev/schemas/"
 _ENVELOPE = ("id", "source", "time")
 
@@ -90,9 +93,61 @@ def batch_schema() -> dict[str, Any]:
     }
 
 
+def columns_schema() -> dict[str, Any]:
+    """Several events of one tenant as columns: one list per field (`column_batch.py`)."""
+    model = UsageEvent.model_json_schema()
+    fields = model["properties"]
+    columns: dict[str, Any] = {}
+    for name, field in fields.items():
+        if name in ("schema_version", "tenant_id"):
+            continue
+        item = {k: v for k, v in field.items() if k not in ("default", "title")}
+        absent = (
+            "" if name in REQUIRED_COLUMNS else f"; absent: {json.dumps(field.get('default', {}))}"
+        )
+        if name == "time":
+            item = {"type": "string", "description": "UTC, e.g. 2026-01-31T12:00:00.000Z"}
+        columns[name] = {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_BATCH_EVENTS,
+            "items": item,
+            "description": f"{name} of each event, in order{absent}",
+        }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": _BASE_ID + COLUMNS_SCHEMA_FILE,
+        "title": "tokenops usage batch v2 (columnar)",
+        "description": f"Kafka value with content-type {COLUMNS_CONTENT_TYPE}; key = "
+        "tenant_id. Event i holds every column's item i; all columns have the same length. "
+        f"Token counts are integers from 0 to {MAX_TOKENS}; the contract's cross-field rules "
+        "(cache read + creation <= input, reasoning <= output, time within the clock skew) "
+        "apply per event.",
+        "type": "object",
+        "required": ["type", "version", "tenant_id", "schema_version", "columns"],
+        "additionalProperties": False,
+        "properties": {
+            "type": {"const": BATCH_TYPE},
+            "version": {"const": COLUMNS_VERSION},
+            "tenant_id": fields["tenant_id"],
+            "schema_version": {"const": 1},
+            "columns": {
+                "type": "object",
+                "required": list(REQUIRED_COLUMNS),
+                "additionalProperties": False,
+                "properties": columns,
+            },
+        },
+    }
+
+
 def rendered() -> dict[str, str]:
     """File name -> the exact text that belongs in schemas/."""
-    schemas = {EVENT_SCHEMA_FILE: event_schema(), BATCH_SCHEMA_FILE: batch_schema()}
+    schemas = {
+        EVENT_SCHEMA_FILE: event_schema(),
+        BATCH_SCHEMA_FILE: batch_schema(),
+        COLUMNS_SCHEMA_FILE: columns_schema(),
+    }
     return {name: json.dumps(s, indent=2, sort_keys=False) + "\n" for name, s in schemas.items()}
 
 
