@@ -68,7 +68,7 @@ def reading(r: dict[str, Any]) -> list[str]:
         per_cpu = p["rate"] / p["cpu_per_s"] if p["cpu_per_s"] else float("nan")
         out.append(
             f"**Inside the worker** (profile below): decoding and validating records "
-            f"(`decode_record`) takes {_share(p, 'schemas.decode:decode_record'):.0%} of "
+            f"(`decode_columns`) takes {_share(p, 'schemas.decode:decode_columns'):.0%} of "
             f"the active samples, counting into windows (`PartitionState._count`) "
             f"{_share(p, 'streams.partition:PartitionState._count'):.0%}, the dedup check "
             f"against RocksDB (`PartitionStore.seen`) {dedup:.0%}. "
@@ -80,12 +80,19 @@ def reading(r: dict[str, Any]) -> list[str]:
             "event loop's `select`) can be sampled as active."
         )
         if per_cpu < 100_000:
-            decode = _share(p, "schemas.decode:decode_record")
+            shares = {
+                "decoding and validation": _share(p, "schemas.decode:decode_columns"),
+                "the window counting and dedup loop": _share(
+                    p, "streams.partition:PartitionState._count"
+                ),
+                "the dedup lookups": dedup,
+            }
+            largest = max(shares, key=shares.__getitem__)
             out.append(
                 f"At {per_cpu:,.0f} events per CPU-second the worker cannot reach 100,000 "
                 "events/s on one core whatever the sink does: its Python work per event "
-                f"has to shrink first. Decoding and validation ({decode:.0%}) is the "
-                "largest share, then the window counting; the dedup lookups are small."
+                f"has to shrink first. The largest share is {largest} "
+                f"({shares[largest]:.0%})."
             )
     if f.get("clickhouse"):
         out.append(

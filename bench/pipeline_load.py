@@ -1,10 +1,11 @@
 """Load for the pipeline benchmark: pre-encoded batch records, produced at a set rate.
 
 The producer must not be what limits the pipeline, so events skip the SDK's validation:
-each record is the exact bytes `encode_batch_encoded` would produce (a tokenops batch
-envelope of CloudEvents, key = tenant, batch content-type header), built by joining
-pre-encoded pieces. Every event has a unique id (the worker deduplicates) and the event
-time it is sent at (or a fixed past hour, for catch-up runs).
+each record is what the SDK sends for a batch of one tenant, the v2 columnar batch
+(`encode_columns`, key = tenant, its content-type header), or with `wire="v1"` the v1
+envelope of CloudEvents (`encode_batch_encoded`), built from pre-encoded pieces. Every
+event has a unique id (the worker deduplicates) and the event time it is sent at (or a
+fixed past hour, for catch-up runs).
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import orjson
 from confluent_kafka import Producer
 
 from tokenops.schemas.codec import BATCH_HEADERS, encode_batch_encoded, to_cloudevent
+from tokenops.schemas.column_batch import format_ms
 from tokenops.schemas.event import UsageEvent
+from tokenops.schemas.wire import BATCH_TYPE, COLUMNS_HEADERS, COLUMNS_VERSION
 from tokenops.settings import KafkaSettings
 
 MODELS = ("gpt-x", "claude-y", "llama-z")
@@ -58,9 +61,16 @@ class BatchLoad:
     `tenants` tenants and over the models."""
 
     def __init__(
-        self, kafka: KafkaSettings, topic: str, tenants: int, per_record: int = 100
+        self,
+        kafka: KafkaSettings,
+        topic: str,
+        tenants: int,
+        per_record: int = 100,
+        wire: str = "v2",
     ) -> None:
         self.topic, self.per_record = topic, per_record
+        self.record = self.columns_record if wire == "v2" else self.cloudevents_record
+        self.headers = COLUMNS_HEADERS if wire == "v2" else BATCH_HEADERS
         self.producer = Producer(
             {
                 **kafka.librdkafka(),
@@ -75,7 +85,30 @@ class BatchLoad:
         self.prefix = uuid.uuid4().hex[:8].encode()
         self.sent = 0
 
-    def record(self, tenant: int, t_ms: int) -> bytes:
+    def columns_record(self, tenant: int, t_ms: int) -> bytes:
+        """The v2 batch `encode_columns` writes for these events (what the SDK sends)."""
+        name, n = self.names[tenant], self.per_record
+        data = orjson.loads(_data(name, MODELS[tenant % len(MODELS)]))
+        prefix = self.prefix.decode()
+        columns: dict[str, Any] = {
+            "id": [f"{prefix}-{self.sent + i}" for i in range(n)],
+            "source": ["//node/bench"] * n,
+            "time": [format_ms(t_ms)] * n,
+            "model": [data["model"]] * n,
+            "provider": [data["provider"]] * n,
+        }
+        for key in (
+            "input_tokens",
+            "output_tokens",
+            "cache_read_input_tokens",
+            "reasoning_output_tokens",
+        ):
+            columns[key] = [data[key]] * n
+        envelope = {"type": BATCH_TYPE, "version": COLUMNS_VERSION, "tenant_id": name}
+        return orjson.dumps({**envelope, "schema_version": 1, "columns": columns})
+
+    def cloudevents_record(self, tenant: int, t_ms: int) -> bytes:
+        """The v1 batch `encode_batch_encoded` writes for these events."""
         name = self.names[tenant]
         data = _data(name, MODELS[tenant % len(MODELS)])
         head = b'{"specversion":"1.0","type":"ai.tokenops.usage","source":"//node/bench","id":"'
@@ -94,7 +127,7 @@ class BatchLoad:
             key = self.names[tenant].encode()
             while True:
                 try:
-                    self.producer.produce(self.topic, value, key, headers=BATCH_HEADERS)
+                    self.producer.produce(self.topic, value, key, headers=self.headers)
                     break
                 except BufferError:
                     self.producer.poll(0.05)

@@ -25,10 +25,11 @@ def render(r: dict[str, Any]) -> str:
         f"Versions: tokenops {m['tokenops']}, Python {m['python']}, faust-streaming "
         f"{m['faust-streaming']}, confluent-kafka {m['confluent-kafka']}, chDB {m['chdb']}, "
         f"Kafka {m['kafka']}, {m['java']}.",
-        "Load: pre-encoded batch records (the exact bytes of `encode_batch_encoded`: "
-        "CloudEvents in the tokenops batch envelope, key = tenant, 100 events per record, "
-        "3 models), produced with raw confluent-kafka so the SDK's validation does not limit "
-        "the pipeline (its own figures are in Producer above). Every event has a unique id. "
+        "Load: pre-encoded batch records (the exact bytes the producer SDK sends for a batch "
+        "of one tenant: the v2 columnar batch of `encode_columns`, key = tenant, 100 events "
+        "per record, 3 models), produced with raw confluent-kafka so the SDK's validation "
+        "does not limit the pipeline (its own figures are in Producer above). Every event "
+        "has a unique id. The baselines read the same records. "
         "Figures are the median with the spread (min to max) over the runs."
         + (
             " The figures combine this run with the runs started "

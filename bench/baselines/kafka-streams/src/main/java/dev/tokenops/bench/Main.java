@@ -35,8 +35,9 @@ import org.apache.kafka.streams.processor.api.FixedKeyRecord;
  * windows in event time with a grace period, summing the five token counts and the events.
  *
  * <p>Usage: {@code Main BOOTSTRAP INPUT_TOPIC OUTPUT_TOPIC APP_ID EVENTS [GRACE_S] [THREADS]
- * [STATE_DIR]}. Reads tokenops records (one CloudEvent, or a batch envelope {@code {"type":
- * "ai.tokenops.usage.batch", "tenant_id": ..., "events": [CloudEvent, ...]}}), and after
+ * [STATE_DIR]}. Reads tokenops records (one CloudEvent, a v1 batch {@code {"type":
+ * "ai.tokenops.usage.batch", "tenant_id": ..., "events": [CloudEvent, ...]}} or a v2
+ * columnar batch {@code {..., "columns": {"model": [...], "time": [...], ...}}}), and after
  * EVENTS events have been added to their windows prints one JSON line {@code {"events": N,
  * "seconds": S}} (from the first event parsed) and exits.
  *
@@ -110,6 +111,11 @@ public final class Main {
                     } catch (IOException e) {
                       return; // a malformed record counts nothing, as in tokenops' dead letters
                     }
+                    JsonNode columns = body.get("columns");
+                    if (columns != null) {
+                      forwardColumns(record, columns);
+                      return;
+                    }
                     JsonNode events = body.get("events");
                     if (events == null) {
                       forward(record, body);
@@ -117,6 +123,28 @@ public final class Main {
                       for (JsonNode event : events) {
                         forward(record, event);
                       }
+                    }
+                  }
+
+                  /** A columnar (v2) batch: event i is item i of every column. */
+                  private void forwardColumns(
+                      FixedKeyRecord<String, byte[]> record, JsonNode columns) {
+                    JsonNode models = columns.get("model");
+                    JsonNode times = columns.get("time");
+                    JsonNode[] tokens = new JsonNode[TOKENS.length];
+                    for (int i = 0; i < TOKENS.length; i++) {
+                      tokens[i] = columns.get(TOKENS[i]);
+                    }
+                    for (int j = 0; j < models.size(); j++) {
+                      long[] counts = new long[TOKENS.length];
+                      for (int i = 0; i < TOKENS.length; i++) {
+                        counts[i] = tokens[i] == null ? 0 : tokens[i].get(j).asLong();
+                      }
+                      long time = Instant.parse(times.get(j).asText()).toEpochMilli();
+                      context.forward(
+                          record
+                              .withValue(new Usage(models.get(j).asText(), counts))
+                              .withTimestamp(time));
                     }
                   }
 
