@@ -1,11 +1,14 @@
-"""Events/s decoded by `decode_record` from batch records, next to orjson alone.
+"""Events/s decoded from batch records, v1 (CloudEvents) and v2 (columns), next to orjson.
 
 `python -m bench.bench_decode [events_per_record] [records] [--write]` builds batch
-records the way the SDK does (simulator events, one tenant per record) and measures on
-one core, in the same run, the median of 5 rounds of:
+records of simulator events (one tenant per record) in both wire forms and measures on
+one core, in the same run, the median of 5 interleaved rounds of:
 
-1. `orjson.loads` of each record (no validation, no objects): the parsing ceiling;
-2. `decode_record`: every rule of the contract checked, one `UsageEvent` per event.
+1. `orjson.loads` of each v1 record (no validation, no objects): the parsing ceiling;
+2. `decode_record` of v1: every rule of the contract checked, one `UsageEvent` per event;
+3. `decode_columns` of v1: the same checks, `EventColumns` instead of objects;
+4. `orjson.loads` of each v2 record;
+5. `decode_columns` of v2: what the worker and the ClickHouse sink run on SDK records.
 
 Figures are CPU time (`time.process_time`), so other load on the machine inflates them
 less than wall time would. `--write` rewrites the "Event decoding" section of
@@ -24,10 +27,15 @@ from pathlib import Path
 
 import orjson
 
-from tokenops.producers.batcher import batch_record
 from tokenops.producers.simulator import SimulationConfig, Simulator
-from tokenops.schemas import BATCH_HEADERS, decode_record
-from tokenops.schemas.codec import encode_fields
+from tokenops.schemas import (
+    BATCH_HEADERS,
+    COLUMNS_HEADERS,
+    decode_columns,
+    decode_record,
+    encode_columns,
+)
+from tokenops.schemas.codec import encode_batch_encoded, encode_fields
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 SECTION = "## Event decoding"
@@ -43,40 +51,61 @@ def records(per_record: int, count: int) -> list[bytes]:
         group = by_tenant[tenant]
         group.append(encoded)
         if len(group) == per_record:
-            out.append(batch_record(tenant, group)[1])
+            out.append(encode_batch_encoded(tenant, group))
             by_tenant[tenant] = []
     return out
 
 
 def rate(decode: Callable[[bytes], int], values: list[bytes]) -> float:
-    rounds = []
-    for _ in range(5):
-        began, events = time.process_time(), 0
-        for value in values:
-            events += decode(value)
-        rounds.append(events / (time.process_time() - began))
-    return statistics.median(rounds)
+    """Events per CPU-second of one round."""
+    began, events = time.process_time(), 0
+    for value in values:
+        events += decode(value)
+    return events / (time.process_time() - began)
 
 
 def main(per_record: int = 500, count: int = 200, write: bool = False) -> None:
-    values = records(per_record, count)
-    decode_record(values[0], BATCH_HEADERS)  # the decoder's caches, as in a running worker
-    ceiling = rate(lambda v: len(orjson.loads(v)["events"]), values)
-    decoded = rate(lambda v: len(decode_record(v, BATCH_HEADERS)), values)
-    size = sum(map(len, values)) // (per_record * len(values))
+    v1 = records(per_record, count)
+    v2 = [encode_columns(decode_columns(v, BATCH_HEADERS, max_future_skew_s=1e9)) for v in v1]
+    decode_record(v1[0], BATCH_HEADERS)  # the decoder's caches, as in a running worker
+    cases: list[tuple[str, Callable[[bytes], int], list[bytes]]] = [
+        (
+            "v1 `orjson.loads` only (baseline: no checks, no objects)",
+            lambda v: len(orjson.loads(v)["events"]),
+            v1,
+        ),
+        ("v1 `decode_record`: validated UsageEvents", lambda v: len(decode_record(v)), v1),
+        ("v1 `decode_columns`: validated columns", lambda v: len(decode_columns(v)), v1),
+        ("v2 `orjson.loads` only", lambda v: len(orjson.loads(v)["columns"]["id"]), v2),
+        (
+            "v2 `decode_columns`: validated columns (worker, sink)",
+            lambda v: len(decode_columns(v, COLUMNS_HEADERS)),
+            v2,
+        ),
+    ]
+    rounds: dict[str, list[float]] = {label: [] for label, _, _ in cases}
+    for _ in range(5):  # interleaved, so a burst of load hits every case alike
+        for label, decode, values in cases:
+            rounds[label].append(rate(decode, values))
+    medians = {label: statistics.median(r) for label, r in rounds.items()}
+    ceiling = medians[cases[0][0]]
+    v1_size = sum(map(len, v1)) // (per_record * len(v1))
+    v2_size = sum(map(len, v2)) // (per_record * len(v2))
     section = "\n".join(
         [
             SECTION,
             "",
-            f"`python -m bench.bench_decode {per_record} {count}`: {len(values)} batch records "
-            f"of {per_record} simulator events (~{size} bytes per event), one core, CPU time, "
-            f"median of 5 rounds; shared 2-core machine under load (load average "
-            f"{os.getloadavg()[0]:.1f}).",
+            f"`python -m bench.bench_decode {per_record} {count}`: {len(v1)} batch records "
+            f"of {per_record} simulator events, as v1 (~{v1_size} bytes per event) and as v2 "
+            f"columns (~{v2_size} bytes per event); one core, CPU time, median of 5 "
+            f"interleaved rounds; load average {os.getloadavg()[0]:.1f} at the end.",
             "",
-            "| decoder | events/s | vs orjson |",
+            "| decoder | events/s | vs v1 orjson |",
             "| --- | ---: | ---: |",
-            f"| orjson.loads only (baseline: no checks, no objects) | {ceiling:,.0f} | 1.00 |",
-            f"| decode_record: validated UsageEvents | {decoded:,.0f} | {decoded / ceiling:.2f} |",
+            *(
+                f"| {label} | {medians[label]:,.0f} | {medians[label] / ceiling:.2f} |"
+                for label, _, _ in cases
+            ),
             "",
         ]
     )
