@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from itertools import chain, compress, islice
 from typing import Any, NamedTuple
 
 from tokenops.schemas.aggregates import WindowTotals
-from tokenops.schemas.codec import kafka_key
+from tokenops.schemas.columns import EventColumns
 from tokenops.schemas.errors import InvalidEventError
-from tokenops.schemas.event import UsageEvent
 from tokenops.streams.deadletter import dead_letter_headers
 from tokenops.streams.delta import StateDelta
 from tokenops.streams.processors import OutputRecord, PartitionProcessor
@@ -26,9 +26,10 @@ from tokenops.streams.windows import NO_TIME, Totals, WindowBook
 
 logger = logging.getLogger(__name__)
 
-# (value, headers, now_ms) -> events; `now_ms` is the record's Kafka timestamp, so the
-# future-skew rule gives the same answer when a record is replayed after a crash.
-Decoder = Callable[[bytes, Any, int], list[UsageEvent]]
+# (value, headers, now_ms) -> the record's events as columns; `now_ms` is the record's
+# Kafka timestamp, so the future-skew rule gives the same answer when a record is
+# replayed after a crash. Raises InvalidEventError for a record to dead-letter.
+Decoder = Callable[[bytes, Any, int], EventColumns]
 
 
 class InputRecord(NamedTuple):
@@ -59,9 +60,10 @@ CHUNK_EVENTS = 20_000
 
 @dataclass
 class _Chunk:
-    """Decoded events waiting to be counted, and what this batch saw so far."""
+    """Decoded records waiting to be counted, and what this batch saw so far."""
 
-    events: list[UsageEvent] = field(default_factory=list)
+    parts: list[EventColumns] = field(default_factory=list)  # one per record, in order
+    size: int = 0  # events in `parts`
     seen: set[str] = field(default_factory=set)  # dedup keys first seen in this batch
     buckets: dict[int, list[str]] = field(default_factory=dict)  # bucket -> those keys
 
@@ -101,7 +103,8 @@ class PartitionState:
         self, records: Sequence[InputRecord], now_ms: int
     ) -> tuple[list[OutputRecord], StateDelta, BatchCounts]:
         """Count a batch, in chunks of about `CHUNK_EVENTS` decoded events, so memory
-        stays bounded whatever the batch and record sizes."""
+        stays bounded whatever the batch and record sizes. Records stay columns
+        throughout (`EventColumns`): no per-event object is built."""
         counts = BatchCounts()
         outputs: list[OutputRecord] = []
         delta = StateDelta(self.owner, self.next_offset, self.next_offset)
@@ -125,26 +128,26 @@ class PartitionState:
                 )
             self.next_offset = record.offset + 1
             try:
-                events = self.decode(record.value, record.headers, record.timestamp_ms)
+                columns = self.decode(record.value, record.headers, record.timestamp_ms)
+                if not columns.id:
+                    continue
                 # Deduplication and quota state are per partition, so a tenant's events
                 # must all arrive under its own key: an event keyed as another tenant
                 # would escape the dedup index of its real partition.
-                if record.key is not None and events and record.key != kafka_key(events[0]):
+                if record.key is not None and record.key != columns.tenant_id.encode():
                     raise InvalidEventError(
-                        "key", record.key, f"differs from tenant_id {events[0].tenant_id!r}"
+                        "key", record.key, f"differs from tenant_id {columns.tenant_id!r}"
                     )
-                for i, event in enumerate(events):
-                    if event.time_ms < cutoff:
-                        raise InvalidEventError(
-                            "time", event.time, "too_late: older than the dedup horizon", index=i
-                        )
+                if min(columns.time_ms) < cutoff:
+                    _too_late(columns, cutoff)
             except InvalidEventError as exc:
                 counts.dead_lettered += 1
                 counts.dead_letter_fields.append(exc.field)
                 outputs.append(self._dead_letter(record, exc, now_ms))
                 continue
-            chunk.events += events
-            if len(chunk.events) >= CHUNK_EVENTS:
+            chunk.parts.append(columns)
+            chunk.size += len(columns.id)
+            if chunk.size >= CHUNK_EVENTS:
                 self._count(chunk, counts, delta, outputs, now_ms)
         self._count(chunk, counts, delta, outputs, now_ms)
         delta.next_offset = self.next_offset
@@ -173,34 +176,80 @@ class PartitionState:
         outputs: list[OutputRecord],
         now_ms: int,
     ) -> None:
-        """Deduplicate and window the chunk's events, then feed the new ones to the
-        processors; empties `chunk.events` (its dedup keys stay for the rest of the batch)."""
-        events, chunk.events = chunk.events, []
-        if not events:
+        """Deduplicate and window the chunk's records, then feed their fresh events to
+        the processors; empties `chunk.parts` (its dedup keys stay for the whole batch).
+
+        The common case, no event seen before and one dedup bucket per record, is all
+        set operations and C-level passes over columns; anything else takes the exact
+        per-event path (`_dedup_each`), which keeps an event's first occurrence.
+        """
+        parts, chunk.parts, size, chunk.size = chunk.parts, [], chunk.size, 0
+        if not parts:
             return
-        keys = [f"{e.source}\x00{e.id}" for e in events]
+        part_keys = [part.dedup_keys() for part in parts]
+        keys = list(chain.from_iterable(part_keys))
         stored = self.store.seen(keys)
-        seen_now, buckets = chunk.seen, chunk.buckets
-        fresh: list[UsageEvent] = []
-        bucket_ms = self.store.bucket_ms
-        for event, key, old in zip(events, keys, stored, strict=True):
-            if old or key in seen_now:
-                continue
-            seen_now.add(key)
-            b = event.time_ms // bucket_ms
-            bucket = buckets.get(b)
-            if bucket is None:
-                bucket = buckets[b] = []
-            bucket.append(key)
-            fresh.append(event)
-        self.book.add_events(fresh)
-        counts.events += len(events)
-        counts.counted += len(fresh)
-        counts.duplicates += len(events) - len(fresh)
+        seen_now, buckets, bucket_ms = chunk.seen, chunk.buckets, self.store.bucket_ms
+        new = set(keys)
+        if len(new) == size and new.isdisjoint(seen_now) and not any(stored):
+            seen_now |= new  # every event is fresh
+            fresh = parts
+            for part, part_key in zip(parts, part_keys, strict=True):
+                times = part.time_ms
+                low, high = min(times) // bucket_ms, max(times) // bucket_ms
+                if low == high:
+                    bucket = buckets.get(low)
+                    if bucket is None:
+                        bucket = buckets[low] = []
+                    bucket += part_key
+                else:
+                    _bucket_each(buckets, part_key, times, bucket_ms)
+        else:
+            fresh = self._dedup_each(parts, part_keys, stored, seen_now, buckets)
+        book = self.book
+        for part in fresh:
+            book.add_columns(part)
+        counted = sum(len(part.id) for part in fresh)
+        counts.events += size
+        counts.counted += counted
+        counts.duplicates += size - counted
         for processor in self.processors:
             extra, changes = processor.apply(fresh, now_ms=now_ms)
             outputs.extend(extra)
             delta.processors.setdefault(processor.name, {}).update(changes)
+
+    def _dedup_each(
+        self,
+        parts: list[EventColumns],
+        part_keys: list[list[str]],
+        stored: list[bool],
+        seen_now: set[str],
+        buckets: dict[int, list[str]],
+    ) -> list[EventColumns]:
+        """The exact path: event by event, in offset order, an event is fresh unless it
+        was stored before or seen earlier in this batch. Returns each record with fresh
+        events, holding only those."""
+        bucket_ms = self.store.bucket_ms
+        fresh: list[EventColumns] = []
+        olds = iter(stored)
+        for part, keys in zip(parts, part_keys, strict=True):
+            mask: list[bool] = []
+            for key, time_ms, old in zip(keys, part.time_ms, islice(olds, len(keys)), strict=True):
+                if old or key in seen_now:
+                    mask.append(False)
+                    continue
+                seen_now.add(key)
+                b = time_ms // bucket_ms
+                bucket = buckets.get(b)
+                if bucket is None:
+                    bucket = buckets[b] = []
+                bucket.append(key)
+                mask.append(True)
+            if all(mask):
+                fresh.append(part)
+            elif any(mask):
+                fresh.append(select(part, mask))
+        return fresh
 
     def _finish(
         self,
@@ -258,3 +307,38 @@ class PartitionState:
             time_ms=now_ms,
         )
         return OutputRecord(self.dead_letter_topic, record.key, record.value, headers)
+
+
+def _too_late(columns: EventColumns, cutoff: int) -> None:
+    """Raise the error of the first event older than `cutoff` (the dedup horizon)."""
+    times = columns.time_ms
+    i = next(i for i, t in enumerate(times) if t < cutoff)
+    raise InvalidEventError(
+        "time", columns.times()[i], "too_late: older than the dedup horizon", index=i
+    )
+
+
+def _bucket_each(
+    buckets: dict[int, list[str]], keys: list[str], times: list[int], bucket_ms: int
+) -> None:
+    """File fresh events' dedup keys under their event-time bucket, one by one."""
+    for key, time_ms in zip(keys, times, strict=True):
+        b = time_ms // bucket_ms
+        bucket = buckets.get(b)
+        if bucket is None:
+            bucket = buckets[b] = []
+        bucket.append(key)
+
+
+_LISTS = tuple(f.name for f in fields(EventColumns) if f.name not in ("tenant_id", "attributes"))
+
+
+def select(columns: EventColumns, mask: list[bool]) -> EventColumns:
+    """The events of `columns` where `mask` is true (attributes None if none is left)."""
+    picked: dict[str, Any] = {name: list(compress(getattr(columns, name), mask)) for name in _LISTS}
+    attributes = columns.attributes
+    if attributes is not None:
+        attributes = list(compress(attributes, mask))
+        if not any(attributes):
+            attributes = None
+    return EventColumns(tenant_id=columns.tenant_id, attributes=attributes, **picked)

@@ -2,9 +2,9 @@
 
 Pure logic with explicit timestamps, no Kafka and no clock. One `WindowBook` per input
 partition holds the open windows and the watermark; `begin()` starts a batch, `add()`
-counts one accepted event, `finish()` advances the watermark and closes windows. A batch
-decides lateness against the watermark it started with, so its result depends only on
-the state before it and its events.
+counts one accepted event (`add_columns()` a whole record's), `finish()` advances the
+watermark and closes windows. A batch decides lateness against the watermark it started
+with, so its result depends only on the state before it and its events.
 
 Totals are plain lists (`Totals`): five token counts (`TOKEN_TYPES` order), the event
 count, the first and last event time and the revision (0 while the window is open).
@@ -12,14 +12,21 @@ count, the first and last event time and the revision (0 while the window is ope
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import compress, repeat
+from operator import eq, mod, sub
 from typing import Any
+
+from tokenops.schemas.columns import EventColumns
 
 WindowId = tuple[str, str, int]  # tenant_id, model, window_start_ms
 Totals = list[int]
 COUNT, FIRST, LAST, REVISION = 5, 6, 7, 8
 NO_TIME = -(2**62)
+# A record whose events fall into more (model, window) groups than this is counted event
+# by event: each group costs a few passes over the whole record.
+MAX_COLUMN_GROUPS = 8
 
 
 def new_totals(time_ms: int) -> Totals:
@@ -169,6 +176,94 @@ class WindowBook:
                 totals[7] = t
             touched[(tenant_id, model, start)] = totals
         self.max_event_ms = max(highest, self.max_event_ms)
+
+    def add_columns(self, columns: EventColumns) -> None:
+        """`add()` for every event of one record (the worker's hot path).
+
+        A record holds one tenant, and usually one model and one window: its token
+        columns are then summed with `sum()`, a single C-level pass each, and no per-event
+        Python code runs. A few (model, window) groups are summed group by group; late
+        events (their window closed) and records of many groups take the per-event path.
+        Same result as calling `add()` for each event in order, down to the order in which
+        windows first appear in the book and the batch result.
+        """
+        assert self._batch is not None, "add_columns() outside begin()/finish()"
+        times = columns.time_ms
+        n = len(times)
+        if not n:
+            return
+        size, tenant_id, models = self.window_ms, columns.tenant_id, columns.model
+        lo, hi = min(times), max(times)
+        start = lo - lo % size
+        if start == hi - hi % size and models.count(models[0]) == n:
+            if start + size > self.watermark_ms:
+                self._add_sums(tenant_id, models[0], start, columns.tokens(), n, lo, hi)
+            else:
+                self._add_each(tenant_id, models, times, columns.tokens())
+            return
+        starts = list(map(sub, times, map(mod, times, repeat(size, n))))
+        keys = list(zip(models, starts, strict=True))
+        groups = dict.fromkeys(keys)  # (model, start) in order of first appearance
+        if len(groups) > MAX_COLUMN_GROUPS:
+            self._add_each(tenant_id, models, times, columns.tokens())
+            return
+        tokens = columns.tokens()
+        for model, start in groups:
+            mask = list(map(eq, keys, repeat((model, start), n)))
+            picked = list(compress(times, mask))
+            group_tokens = [list(compress(column, mask)) for column in tokens]
+            if start + size > self.watermark_ms:
+                self._add_sums(
+                    tenant_id, model, start, group_tokens, len(picked), min(picked), max(picked)
+                )
+            else:
+                self._add_each(tenant_id, repeat(model, len(picked)), picked, group_tokens)
+
+    def _add_sums(
+        self,
+        tenant_id: str,
+        model: str,
+        start: int,
+        tokens: Sequence[list[int]],
+        n: int,
+        lo: int,
+        hi: int,
+    ) -> None:
+        """Add `n` on-time events of one open window, given their token columns and
+        their lowest and highest time."""
+        batch = self._batch
+        assert batch is not None
+        if hi > self.max_event_ms:
+            self.max_event_ms = hi
+        slot = self.open.get(start)
+        if slot is None:
+            slot = self.open[start] = {}
+        totals = slot.get((tenant_id, model))
+        if totals is None:
+            totals = slot[(tenant_id, model)] = new_totals(lo)
+        totals[0] += sum(tokens[0])
+        totals[1] += sum(tokens[1])
+        totals[2] += sum(tokens[2])
+        totals[3] += sum(tokens[3])
+        totals[4] += sum(tokens[4])
+        totals[COUNT] += n
+        if lo < totals[FIRST]:
+            totals[FIRST] = lo
+        if hi > totals[LAST]:
+            totals[LAST] = hi
+        batch.open[(tenant_id, model, start)] = totals
+
+    def _add_each(
+        self,
+        tenant_id: str,
+        models: Iterable[str],
+        times: Iterable[int],
+        tokens: Sequence[Iterable[int]],
+    ) -> None:
+        """`add()` event by event: late events, and records of many groups."""
+        add = self.add
+        for model, time_ms, *counts in zip(models, times, *tokens, strict=True):
+            add(tenant_id, model, time_ms, tuple(counts))  # type: ignore[arg-type]
 
     def finish(self, *, watermark_floor_ms: int = NO_TIME) -> BatchResult:
         """End the batch: advance the watermark (never backwards) and close windows.

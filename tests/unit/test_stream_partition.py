@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from tokenops.schemas.aggregates import WindowTotals
-from tokenops.schemas.codec import decode_record, encode_batch, encode_event
+from tokenops.schemas.codec import encode_batch, encode_event
+from tokenops.schemas.columns import EventColumns
+from tokenops.schemas.decode import decode_columns
 from tokenops.schemas.event import UsageEvent
 from tokenops.streams.deadletter import DLQ_FIELD, DLQ_OFFSET, DLQ_REASON
 from tokenops.streams.delta import StateDelta
@@ -30,8 +32,8 @@ def _event(i: int, t_ms: int, tenant: str = "acme", source: str = "//node/1") ->
     )
 
 
-def _decode(value: bytes, headers: Any, now_ms: int) -> list[UsageEvent]:
-    return decode_record(value, headers, now_ms=now_ms)
+def _decode(value: bytes, headers: Any, now_ms: int) -> EventColumns:
+    return decode_columns(value, headers, now_ms=now_ms)
 
 
 def _state(path: Path, **kw: Any) -> PartitionState:

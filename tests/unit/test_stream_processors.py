@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from tests.unit.test_stream_partition import T0, _event, _record, _state
 from tokenops.schemas.codec import encode_batch, encode_event
-from tokenops.schemas.event import UsageEvent
+from tokenops.schemas.columns import EventColumns
 from tokenops.streams import OutputRecord
 from tokenops.streams.delta import StateDelta
 from tokenops.streams.metrics import WorkerMetrics
@@ -30,10 +30,10 @@ class TenantCounter:
         self.counts = {k: int(v) for k, v in state.items()}
 
     def apply(
-        self, events: Sequence[UsageEvent], *, now_ms: int
+        self, columns: Sequence[EventColumns], *, now_ms: int
     ) -> tuple[list[OutputRecord], dict[str, Any]]:
         outputs, delta = [], {}
-        for e in events:
+        for e in (event for part in columns for event in part.events()):
             self.seen.append(e.id)
             n = self.counts[e.tenant_id] = self.counts.get(e.tenant_id, 0) + 1
             delta[e.tenant_id] = n

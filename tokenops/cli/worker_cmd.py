@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import logging
-from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -23,22 +22,16 @@ def worker() -> None:
     """
     import faust
 
-    from tokenops.schemas.codec import decode_record
     from tokenops.streams.app import create_app
     from tokenops.streams.metrics import serve_http
-    from tokenops.streams.signing import signature_check
+    from tokenops.streams.signing import signature_check, worker_decoder
     from tokenops.streams.topics import ensure_worker_topics
 
     settings, kafka, topics = load(WorkerSettings), load(KafkaSettings), load(TopicSettings)
     check = signature_check(settings)  # None unless TOKENOPS_WORKER_SIGNATURE_MODE is set
     ensure_worker_topics(settings, kafka, topics)
 
-    def decode(value: bytes, headers: Any, now_ms: int) -> Any:
-        pairs = _headers(headers)
-        events = decode_record(value, pairs, now_ms=now_ms)
-        if check is not None:
-            check(events, pairs)  # InvalidEventError: dead-lettered with the reason
-        return events
+    decode = worker_decoder(check)  # records as columns; events only to check signatures
 
     from tokenops.streams.quota_processor import quota_processors
 
@@ -54,10 +47,3 @@ def worker() -> None:
     gc.set_threshold(50_000, 20, 100)
     level = logging.getLevelName(logging.getLogger().level)
     faust.Worker(app, loglevel=level, quiet=True, redirect_stdouts=False).execute_from_commandline()
-
-
-def _headers(headers: Any) -> list[tuple[str, bytes]] | None:
-    if not headers:
-        return None
-    items = headers.items() if isinstance(headers, dict) else headers
-    return [(str(k), bytes(v or b"")) for k, v in items]
