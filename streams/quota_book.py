@@ -9,7 +9,7 @@ evaluator, the Prometheus sink) sees the same quotas.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import yaml
@@ -22,11 +22,11 @@ logger = logging.getLogger(__name__)
 
 
 class QuotaBook:
-    """Quota definitions by tenant; cheap to look up once per event."""
+    """Quota definitions by tenant; cheap to look up once per record."""
 
     def __init__(self, quotas: Iterable[QuotaDefinition] = ()) -> None:
         self._by_tenant: dict[str, dict[str, QuotaDefinition]] = {}
-        # tenant -> its quotas as a tuple, rebuilt on change: one dict lookup per event
+        # tenant -> its quotas as a tuple, rebuilt on change: one dict lookup per record
         self._lists: dict[str, tuple[QuotaDefinition, ...]] = {}
         for quota in quotas:
             self.put(quota)
@@ -61,6 +61,12 @@ class QuotaBook:
 
     def for_tenant(self, tenant_id: str) -> tuple[QuotaDefinition, ...]:
         return self._lists.get(tenant_id, ())
+
+    @property
+    def by_tenant(self) -> Mapping[str, tuple[QuotaDefinition, ...]]:
+        """Tenant -> its quotas (read-only): the evaluator's one dict lookup per record.
+        A change replaces the tenant's tuple, so holders of an old tuple see it changed."""
+        return self._lists
 
     def get(self, tenant_id: str, name: str) -> QuotaDefinition | None:
         return self._by_tenant.get(tenant_id, {}).get(name)

@@ -1,18 +1,24 @@
-"""A quota compiled for the per-event path: integer units, cached period bounds.
+"""A quota compiled for the columnar evaluator: integer units, cached period bounds.
 
 Token quotas count tokens; cost budgets count picos of their currency (1e-12), exact for
-prices with up to 6 decimals per million tokens, so the per-event path adds and compares
-integers only. Thresholds become integer bounds in the same unit.
+prices with up to 6 decimals per million tokens, so the evaluator adds and compares
+integers only. Thresholds become integer bounds in the same unit, ascending.
+
+A plan reads a record's token columns (`EventColumns`) whole: `total` is the usage of
+every event of a record with C-level sums, `usages` the per-event usage of some events,
+needed only to find the event that crossed a threshold.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from functools import lru_cache
-from operator import attrgetter, mul
+from itertools import repeat
+from operator import add, attrgetter, mul
 from typing import Any
 
+from tokenops.schemas.columns import EventColumns
 from tokenops.schemas.quota import QuotaDefinition
 
 PICOS = 10**12
@@ -21,8 +27,8 @@ _SHARED: dict[tuple[str, str], tuple[int, int]] = {}  # (period, timezone) -> la
 
 class QuotaPlan:
     __slots__ = (
+        "_columns",
         "_end",
-        "_getter",
         "_start",
         "_weights",
         "bounds",
@@ -30,8 +36,10 @@ class QuotaPlan:
         "cell_end",
         "cell_gen",
         "cell_key",
+        "cell_late_after",
         "cell_start",
         "horizon_ms",
+        "low",
         "model",
         "prices",
         "quota",
@@ -48,24 +56,42 @@ class QuotaPlan:
             self.tokens = tuple(quota.token_types)
         else:
             self.prices = _picos_per_token(tuple(quota.prices_per_million.items()))
-        # One C-level attrgetter call per event instead of a generator of getattr calls.
+        # One C-level attrgetter call per record gives the token columns this quota reads.
         names = self.tokens or tuple(name for name, _ in self.prices)
-        self._getter: Callable[[Any], tuple[int, ...]] = _tuple_getter(names)
+        self._columns: Callable[[EventColumns], tuple[list[int], ...]] = _tuple_getter(names)
         self._weights = tuple(price for _, price in self.prices)
         self.bounds = _bounds(quota.limit, quota.is_cost, quota.thresholds_pct)
+        self.low = self.bounds[0][1]  # below the lowest bound no threshold needs a look
         self._start, self._end = 0, -1
-        # The evaluator's cell of the current period, valid while `cell_gen` matches.
+        # The evaluator's cell of the current period, valid while `cell_gen` matches;
+        # events later than `cell_late_after` (end + horizon) make it late.
         self.cell: Any = None
         self.cell_key, self.cell_start, self.cell_end, self.cell_gen = "", 0, -1, -1
+        self.cell_late_after = -1
 
     def remember(self, generation: int, start: int, end: int, key: str, cell: Any) -> None:
         self.cell_gen, self.cell_start, self.cell_end = generation, start, end
         self.cell_key, self.cell = key, cell
+        self.cell_late_after = end + self.horizon_ms
 
-    def usage_of(self, event: Any) -> int:
+    def total(self, record: EventColumns) -> int:
+        """The usage of all of `record`'s events: one C-level sum per column."""
         if self._weights:
-            return sum(map(mul, self._getter(event), self._weights))
-        return sum(self._getter(event))
+            return sum(map(mul, map(sum, self._columns(record)), self._weights))
+        return sum(map(sum, self._columns(record)))
+
+    def usages(self, record: EventColumns, rows: Sequence[int] | None) -> list[int]:
+        """The usage of each event of `record` at the positions `rows` (None: all)."""
+        columns: Sequence[Sequence[int]] = self._columns(record)
+        if rows is not None:
+            columns = [list(map(column.__getitem__, rows)) for column in columns]
+        n = len(record) if rows is None else len(rows)
+        usage: list[int] = [0] * n
+        for column, weight in zip(columns, self._weights or repeat(1), strict=False):
+            usage = list(
+                map(add, usage, column if weight == 1 else map(mul, column, repeat(weight)))
+            )
+        return usage
 
     def bounds_at(self, time_ms: int) -> tuple[int, int]:
         """[start, end) of the period holding `time_ms`; the last answer is reused."""
@@ -83,14 +109,14 @@ class QuotaPlan:
         return Decimal(usage) / PICOS if self.prices else Decimal(usage)
 
 
-def _tuple_getter(names: tuple[str, ...]) -> Callable[[Any], tuple[int, ...]]:
+def _tuple_getter(names: tuple[str, ...]) -> Callable[[Any], tuple[list[int], ...]]:
     """attrgetter, always returning a tuple (it returns a bare value for one name)."""
     if not names:
-        return lambda _event: ()
+        return lambda _record: ()
     getter: Callable[[Any], Any] = attrgetter(*names)
     if len(names) > 1:
         return getter
-    return lambda event: (getter(event),)
+    return lambda record: (getter(record),)
 
 
 # Many tenants share the same limits and prices: compile each combination once.

@@ -22,7 +22,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from tokenops.schemas.event import UsageEvent
+from tokenops.schemas.columns import EventColumns
 from tokenops.settings import KafkaSettings, TopicSettings
 from tokenops.streams.processors import OutputRecord, ProcessorFactory
 from tokenops.streams.quota_book import QuotaBook
@@ -66,10 +66,11 @@ class QuotaProcessor:
             self.already_published = self.published(since - _REPLAY_MARGIN_MS)
 
     def apply(
-        self, events: Sequence[UsageEvent], *, now_ms: int
+        self, columns: Sequence[EventColumns], *, now_ms: int
     ) -> tuple[list[OutputRecord], dict[str, Any]]:
+        """Count a batch (one `EventColumns` per record, offset order); its alert records."""
         late_before = self.evaluator.stats["late_ignored"]
-        alerts, delta = self.evaluator.apply(events, now_ms=now_ms)
+        alerts, delta = self.evaluator.apply(columns, now_ms=now_ms)
         replayed = [a for a in alerts if a.key in self.already_published]
         if replayed:
             for alert in replayed:

@@ -2,12 +2,13 @@
 
 `QuotaEvaluator` is pure: no Kafka, no clock unless none is given. The worker owns one per
 partition (through `quota_processor.py`), calls `load(state)` after recovering the
-partition, then `apply(events)` for each batch of deduplicated, accepted events. It
-publishes the returned alerts, then makes the returned state delta durable in the same
-changelog record as its other state. After a crash the batch is replayed from that state,
-the same crossings are decided again, and the processor leaves out those already
-published: each crossing is published once per quota, period and threshold, under the
-key `tenant|quota|period_start_ms|threshold_pct`.
+partition, then `apply(columns)` for each batch: one `EventColumns` per input record with
+its accepted (fresh, valid) events, all of one tenant. It publishes the returned alerts,
+then makes the returned state delta durable in the same changelog record as its other
+state. After a crash the batch is replayed from that state, the same crossings are
+decided again, and the processor leaves out those already published: each crossing is
+published once per quota, period and threshold, under the key
+`tenant|quota|period_start_ms|threshold_pct`.
 
 State is a plain mapping `str -> dict` of JSON-safe values:
 - `"<tenant>|<quota>|<period_start_ms>"` -> `{"usage": int | str, "crossed": [pct, ...],
@@ -20,19 +21,34 @@ An event counts in the period that holds its event time, also when it arrives la
 period's cell is dropped once the watermark is `late_horizon_ms` past the period's end
 (`rate_late_horizon_ms` for minute quotas); later events for it are counted in
 `stats["late_ignored"]` and can no longer raise alerts, so an evicted cell is never
-recreated to alert twice. Changes to the quota book apply from the next event on;
-thresholds already crossed in a period stay crossed when a limit changes.
+recreated to alert twice. The watermark advances event by event: an event is late when
+its cell's horizon is below the highest event time up to and including it, in offset
+order. Changes to the quota book apply from the next record on; thresholds already
+crossed in a period stay crossed when a limit changes.
+
+The result is defined event by event (the order of offsets, then each tenant's quotas in
+book order, then thresholds ascending), but computed record by record: a record of a
+tenant without quotas costs one dict lookup and a `max` of its times; otherwise each
+quota sums the record's usage with C-level column sums, adds it to its cell and compares
+the new usage with the lowest uncrossed bound, once per record. Only when a threshold
+is crossed inside a record does it look at single events (a cumulative sum) to find the
+event that crossed it, whose time and usage the alert carries. Records spanning several
+periods of a quota, holding other models than a model-scoped quota's, or reaching past a
+cell's late horizon take an exact slower path (`_count_rows`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from bisect import bisect_left
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from itertools import accumulate, compress, count
+from operator import attrgetter
+from typing import Any, NamedTuple
 
+from tokenops.schemas.columns import EventColumns
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
 from tokenops.streams.quota_book import QuotaBook
 from tokenops.streams.quota_plan import PICOS, QuotaPlan
@@ -41,15 +57,21 @@ WATERMARK_KEY = "~watermark"
 _HOUR_MS = 3_600_000
 
 
-class UsageLike(Protocol):
-    """What the evaluator reads from an event (`tokenops.schemas.UsageEvent` fits)."""
+class _Crossing(NamedTuple):
+    """A threshold crossed inside a record; sorted by (row, quota, threshold) = event order."""
 
-    @property
-    def tenant_id(self) -> str: ...
-    @property
-    def model(self) -> str: ...
-    @property
-    def time(self) -> datetime: ...
+    row: int  # the crossing event's position in its record
+    quota: int  # the quota's position in the tenant's book entry
+    threshold: int  # the threshold's position (ascending)
+    pct: int
+    plan: QuotaPlan
+    start: int
+    end: int
+    usage: int  # the cell's usage just after the crossing event
+    time_ms: int
+
+
+_event_order = attrgetter("row", "quota", "threshold")
 
 
 @dataclass(slots=True)
@@ -111,35 +133,37 @@ class QuotaEvaluator:
         return state
 
     def apply(
-        self, events: Iterable[UsageLike], *, now_ms: int | None = None
+        self, columns: Sequence[EventColumns], *, now_ms: int | None = None
     ) -> tuple[list[QuotaAlert], dict[str, dict[str, Any] | None]]:
-        """Count `events` and return (new crossings, state delta: key -> value or None).
+        """Count the records' events and return (new crossings, state delta: key -> value or None).
 
-        The delta holds every cell this batch changed or evicted (None = delete) and the
-        watermark; applying it to the previous state gives `state()`.
+        `columns` holds one `EventColumns` per record, in offset order. The delta holds every
+        cell this batch changed or evicted (None = delete) and the watermark; applying it to
+        the previous state gives `state()`.
         """
         emitted_at = int(time.time() * 1000) if now_ms is None else now_ms
         alerts: list[QuotaAlert] = []
         touched: set[str] = set()
-        count, for_tenant, compiled = 0, self.book.for_tenant, self._compiled
-        for event in events:
-            count += 1
-            time_ms = _time_ms(event)
-            if time_ms > self.watermark_ms:
-                self.watermark_ms = time_ms
-            quotas = for_tenant(event.tenant_id)
-            if not quotas:
+        events = 0
+        quotas_of, compiled = self.book.by_tenant, self._compiled
+        watermark = self.watermark_ms
+        for record in columns:
+            times = record.time_ms
+            events += len(times)
+            quotas = quotas_of.get(record.tenant_id)
+            if not quotas:  # most tenants: only the watermark moves
+                top = max(times, default=watermark)
+                if top > watermark:
+                    watermark = top
                 continue
-            entry = compiled.get(event.tenant_id)
+            entry = compiled.get(record.tenant_id)
             if entry is None or entry[0] is not quotas:  # the book made a new tuple: changed
-                entry = compiled[event.tenant_id] = (quotas, tuple(map(self._plan, quotas)))
-            for plan in entry[1]:
-                if plan.model is not None and plan.model != event.model:
-                    continue
-                key = self._count(plan, event, time_ms, emitted_at, alerts)
-                if key is not None:
-                    touched.add(key)
-        self.stats["events"] += count
+                entry = compiled[record.tenant_id] = (quotas, tuple(map(self._plan, quotas)))
+            self.watermark_ms = watermark
+            self._count_record(entry[1], record, emitted_at, alerts, touched)
+            watermark = self.watermark_ms
+        self.watermark_ms = watermark
+        self.stats["events"] += events
         delta: dict[str, dict[str, Any] | None] = {k: self.cells[k].dump() for k in touched}
         delta.update(dict.fromkeys(self._evict()))
         self.applied_at_ms = emitted_at
@@ -150,35 +174,162 @@ class QuotaEvaluator:
         horizon = self.rate_late_horizon_ms if quota.period == "minute" else self.late_horizon_ms
         return QuotaPlan(quota, horizon)
 
-    def _count(
-        self, plan: QuotaPlan, event: Any, time_ms: int, emitted_at: int, alerts: list[QuotaAlert]
-    ) -> str | None:
-        if plan.cell_gen == self._generation and plan.cell_start <= time_ms < plan.cell_end:
-            start, end, key, cell = plan.cell_start, plan.cell_end, plan.cell_key, plan.cell
-        else:
-            start, end = plan.bounds_at(time_ms)
-            key, cell = "", None
-        if end + plan.horizon_ms < self.watermark_ms:
-            self.stats["late_ignored"] += 1  # its cell may be evicted: never alert twice
-            return None
-        added = plan.usage_of(event)
-        if not added:
-            return None
-        if cell is None:  # the plan remembers its current cell until an eviction or load
-            quota = plan.quota
-            key = f"{quota.tenant_id}|{quota.name}|{start}"
-            cell = self.cells.get(key)
+    def _count_record(
+        self,
+        plans: tuple[QuotaPlan, ...],
+        record: EventColumns,
+        emitted_at: int,
+        alerts: list[QuotaAlert],
+        touched: set[str],
+    ) -> None:
+        """Count one record of a tenant with quotas; the watermark ends at its last event."""
+        times = record.time_ms
+        if not times:
+            return
+        n = len(times)
+        first, last = min(times), max(times)
+        before = self.watermark_ms  # the watermark before the record's first event
+        after = self.watermark_ms = last if last > before else before
+        generation = self._generation
+        found: list[_Crossing] = []
+        for index, plan in enumerate(plans):
+            if plan.model is not None and record.model.count(plan.model) != n:
+                if plan.model in record.model:  # some events are of other models
+                    rows = list(compress(count(), map(plan.model.__eq__, record.model)))
+                    self._count_rows(plan, index, record, rows, before, found, touched)
+                continue
+            # The common case: every event in the plan's current cell, none late.
+            if plan.cell_gen == generation and plan.cell_start <= first and last < plan.cell_end:
+                if plan.cell_late_after < after:
+                    self._count_rows(plan, index, record, None, before, found, touched)
+                    continue
+                start, end, key, cell = plan.cell_start, plan.cell_end, plan.cell_key, plan.cell
+            else:
+                start, end = plan.bounds_at(first)
+                if last >= end or end + plan.horizon_ms < after:
+                    self._count_rows(plan, index, record, None, before, found, touched)
+                    continue
+                key, cell = "", None
+            added = plan.total(record)
+            if not added:
+                continue
             if cell is None:
-                cell = self.cells[key] = _Cell(0, [], end, bool(plan.prices))
-                self._expire(key, end + plan.horizon_ms)
-            plan.remember(self._generation, start, end, key, cell)
-        cell.usage += added
-        for pct, bound in plan.bounds:
-            if cell.usage >= bound and pct not in cell.crossed:
-                cell.crossed.append(pct)
-                usage = plan.to_decimal(cell.usage)
-                alerts.append(_alert(plan.quota, start, end, pct, usage, time_ms, emitted_at))
-        return key
+                key, cell = self._cell(plan, start, end)
+            old = cell.usage
+            cell.usage = old + added
+            touched.add(key)
+            if cell.usage >= plan.low:
+                self._cross(plan, index, record, None, start, end, cell, old, found)
+        if found:
+            found.sort(key=_event_order)  # (row, quota, threshold) is unique per crossing
+            for c in found:
+                usage = c.plan.to_decimal(c.usage)
+                alerts.append(
+                    _alert(c.plan.quota, c.start, c.end, c.pct, usage, c.time_ms, emitted_at)
+                )
+
+    def _count_rows(
+        self,
+        plan: QuotaPlan,
+        index: int,
+        record: EventColumns,
+        rows: list[int] | None,
+        before: int,
+        found: list[_Crossing],
+        touched: set[str],
+    ) -> None:
+        """The exact path for the events at `rows` (None: all) of `record`: split by period,
+        leave out the late ones, then count each period's events as one."""
+        times = record.time_ms
+        remaining = list(range(len(times))) if rows is None else rows
+        while remaining:
+            start, end = plan.bounds_at(min(map(times.__getitem__, remaining)))
+            if max(map(times.__getitem__, remaining)) < end:
+                inside, remaining = remaining, []
+            else:
+                inside = [row for row in remaining if times[row] < end]
+                remaining = [row for row in remaining if times[row] >= end]
+            late_after = end + plan.horizon_ms
+            if before > late_after:
+                live: list[int] = []
+            else:
+                # The watermark reaches past `late_after` at the first event later than it.
+                cut = next(compress(count(), map(late_after.__lt__, times)), len(times))
+                live = inside if cut > inside[-1] else [row for row in inside if row < cut]
+            self.stats["late_ignored"] += len(inside) - len(live)
+            if not live:
+                continue
+            added = (
+                plan.total(record) if len(live) == len(times) else sum(plan.usages(record, live))
+            )
+            if not added:
+                continue
+            key, cell = self._cell(plan, start, end)
+            old = cell.usage
+            cell.usage = old + added
+            touched.add(key)
+            if cell.usage >= plan.low:
+                self._cross(plan, index, record, live, start, end, cell, old, found)
+
+    def _cell(self, plan: QuotaPlan, start: int, end: int) -> tuple[str, _Cell]:
+        """The cell of `plan`'s period [start, end), created if new; the plan remembers it
+        until an eviction or load."""
+        if plan.cell_gen == self._generation and plan.cell_start == start:
+            return plan.cell_key, plan.cell
+        quota = plan.quota
+        key = f"{quota.tenant_id}|{quota.name}|{start}"
+        cell = self.cells.get(key)
+        if cell is None:
+            cell = self.cells[key] = _Cell(0, [], end, bool(plan.prices))
+            self._expire(key, end + plan.horizon_ms)
+        plan.remember(self._generation, start, end, key, cell)
+        return key, cell
+
+    def _cross(
+        self,
+        plan: QuotaPlan,
+        index: int,
+        record: EventColumns,
+        rows: list[int] | None,
+        start: int,
+        end: int,
+        cell: _Cell,
+        old: int,
+        found: list[_Crossing],
+    ) -> None:
+        """Record the thresholds the events at `rows` (None: all) took `cell` across.
+
+        Event by event, a threshold is checked after each event that adds usage; so the
+        crossing event is the first whose running usage reaches the bound, or, for a bound
+        the cell already reached before (a lowered limit), the first that adds any usage.
+        """
+        new, crossed = cell.usage, cell.crossed
+        running: list[int] = []
+        for position, (pct, bound) in enumerate(plan.bounds):
+            if new < bound:
+                break  # bounds ascend
+            if pct in crossed:
+                continue
+            if not running:  # running[j + 1]: the cell's usage just after event j
+                running = list(accumulate(plan.usages(record, rows), initial=old))
+            # The first event whose running usage reaches the bound; when the cell reached
+            # it before this record (a lowered limit), the first event adding any usage.
+            at = bisect_left(running, max(bound, old + 1)) - 1
+            crossed.append(pct)
+            row = at if rows is None else rows[at]
+            found.append(
+                _Crossing(
+                    row,
+                    index,
+                    position,
+                    pct,
+                    plan,
+                    start,
+                    end,
+                    running[at + 1],
+                    record.time_ms[row],
+                )
+            )
 
     def _expire(self, key: str, at_ms: int) -> None:
         self._expiry.setdefault(at_ms, set()).add(key)
@@ -198,13 +349,6 @@ class QuotaEvaluator:
         if gone:
             self._generation += 1  # plans may hold evicted cells
         return gone
-
-
-def _time_ms(event: UsageLike) -> int:
-    explicit = getattr(event, "time_ms", None)
-    if isinstance(explicit, int):
-        return explicit
-    return int(event.time.timestamp() * 1000)
 
 
 def _alert(

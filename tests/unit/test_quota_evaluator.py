@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.unit.quota_reference import records
 from tokenops.schemas.quota import QuotaDefinition
 from tokenops.streams.quota_book import QuotaBook
 from tokenops.streams.quotas import WATERMARK_KEY, QuotaEvaluator
@@ -49,64 +50,64 @@ def crossings(alerts: list[Any]) -> list[tuple[str, int, int]]:
 
 def test_each_threshold_is_emitted_once_with_the_event_that_crossed_it() -> None:
     ev = evaluator()
-    alerts, _ = ev.apply([Event("acme", DAY0 + 1, 300, 100)], now_ms=5)
+    alerts, _ = ev.apply(records([Event("acme", DAY0 + 1, 300, 100)]), now_ms=5)
     assert alerts == []
-    alerts, _ = ev.apply([Event("acme", DAY0 + 2, 100), Event("acme", DAY0 + 3, 0, 350)])
+    alerts, _ = ev.apply(records([Event("acme", DAY0 + 2, 100), Event("acme", DAY0 + 3, 0, 350)]))
     assert crossings(alerts) == [("daily", DAY0, 50), ("daily", DAY0, 80)]
     assert alerts[1].usage == 850 and alerts[1].time_ms == DAY0 + 3
     assert alerts[1].key == f"acme|daily|{DAY0}|80"
-    alerts, _ = ev.apply([Event("acme", DAY0 + 4, 150)])
+    alerts, _ = ev.apply(records([Event("acme", DAY0 + 4, 150)]))
     assert crossings(alerts) == [("daily", DAY0, 100)]
-    assert ev.apply([Event("acme", DAY0 + 5, 5000)])[0] == []
+    assert ev.apply(records([Event("acme", DAY0 + 5, 5000)]))[0] == []
 
 
 def test_a_jump_past_several_thresholds_emits_each_once_in_order() -> None:
-    alerts, _ = evaluator().apply([Event("acme", DAY0, 2000)])
+    alerts, _ = evaluator().apply(records([Event("acme", DAY0, 2000)]))
     assert [a.threshold_pct for a in alerts] == [50, 80, 100]
 
 
 def test_a_new_day_starts_from_zero_and_alerts_again() -> None:
     ev = evaluator()
-    ev.apply([Event("acme", DAY0, 900)])
-    alerts, _ = ev.apply([Event("acme", DAY0 + 24 * HOUR, 900)])
+    ev.apply(records([Event("acme", DAY0, 900)]))
+    alerts, _ = ev.apply(records([Event("acme", DAY0 + 24 * HOUR, 900)]))
     assert crossings(alerts) == [("daily", DAY0 + 24 * HOUR, 50), ("daily", DAY0 + 24 * HOUR, 80)]
 
 
 def test_a_late_event_counts_in_its_own_period() -> None:
     ev = evaluator()
-    ev.apply([Event("acme", DAY0 + 10 * HOUR, 700)])
-    ev.apply([Event("acme", DAY0 + 25 * HOUR, 10)])  # the next day began
-    alerts, _ = ev.apply([Event("acme", DAY0 + 11 * HOUR, 150)])  # late, yesterday
+    ev.apply(records([Event("acme", DAY0 + 10 * HOUR, 700)]))
+    ev.apply(records([Event("acme", DAY0 + 25 * HOUR, 10)]))  # the next day began
+    alerts, _ = ev.apply(records([Event("acme", DAY0 + 11 * HOUR, 150)]))  # late, yesterday
     assert crossings(alerts) == [("daily", DAY0, 80)]
 
 
 def test_events_beyond_the_late_horizon_never_alert_twice() -> None:
     ev = evaluator()
-    ev.apply([Event("acme", DAY0, 1000)])
-    _, delta = ev.apply([Event("acme", DAY0 + 49 * HOUR, 1)])
+    ev.apply(records([Event("acme", DAY0, 1000)]))
+    _, delta = ev.apply(records([Event("acme", DAY0 + 49 * HOUR, 1)]))
     assert delta[f"acme|daily|{DAY0}"] is None  # evicted
-    alerts, _ = ev.apply([Event("acme", DAY0 + 1, 5000)])
+    alerts, _ = ev.apply(records([Event("acme", DAY0 + 1, 5000)]))
     assert alerts == [] and ev.stats["late_ignored"] == 1
 
 
 def test_replay_from_saved_state_reproduces_no_crossing_twice() -> None:
     """A crash after a batch was committed: the replay of the next batch starts from it."""
     first = evaluator()
-    _, delta = first.apply([Event("acme", DAY0, 600)])
+    _, delta = first.apply(records([Event("acme", DAY0, 600)]))
     saved = {k: v for k, v in json.loads(json.dumps(delta)).items() if v is not None}
     restarted = evaluator()
     restarted.load(saved)
     assert restarted.state() == first.state()
     batch = [Event("acme", DAY0 + 1, 300)]
-    assert crossings(restarted.apply(batch)[0]) == [("daily", DAY0, 80)]
-    assert crossings(first.apply(batch)[0]) == [("daily", DAY0, 80)]
+    assert crossings(restarted.apply(records(batch))[0]) == [("daily", DAY0, 80)]
+    assert crossings(first.apply(records(batch))[0]) == [("daily", DAY0, 80)]
 
 
 def test_applying_the_delta_to_the_old_state_gives_the_new_state() -> None:
     ev = evaluator(daily(), daily(name="rate", period="minute", limit=100))
     state: dict[str, Any] = {}
     for i in range(30):
-        _, delta = ev.apply([Event("acme", DAY0 + i * 20 * 60_000, 40)])
+        _, delta = ev.apply(records([Event("acme", DAY0 + i * 20 * 60_000, 40)]))
         for key, value in delta.items():
             if value is None:
                 state.pop(key, None)
@@ -121,14 +122,16 @@ def test_applying_the_delta_to_the_old_state_gives_the_new_state() -> None:
 def test_model_scoped_quotas_and_token_types() -> None:
     quota = daily(100, name="m2-out", model="m2", token_types=("output_tokens",))
     ev = evaluator(quota)
-    assert ev.apply([Event("acme", DAY0, 10_000, 10, model="m1")])[0] == []
-    assert ev.apply([Event("acme", DAY0, 10_000, 10, model="m2")])[0] == []
-    assert [a.threshold_pct for a in ev.apply([Event("acme", DAY0, 0, 40, model="m2")])[0]] == [50]
+    assert ev.apply(records([Event("acme", DAY0, 10_000, 10, model="m1")]))[0] == []
+    assert ev.apply(records([Event("acme", DAY0, 10_000, 10, model="m2")]))[0] == []
+    assert [
+        a.threshold_pct for a in ev.apply(records([Event("acme", DAY0, 0, 40, model="m2")]))[0]
+    ] == [50]
 
 
 def test_other_tenants_and_zero_events_leave_no_state() -> None:
     ev = evaluator()
-    _, delta = ev.apply([Event("other", DAY0, 5000), Event("acme", DAY0, 0, 0)])
+    _, delta = ev.apply(records([Event("other", DAY0, 5000), Event("acme", DAY0, 0, 0)]))
     assert set(delta) == {WATERMARK_KEY}
 
 
@@ -143,13 +146,13 @@ def test_cost_budget_in_decimal() -> None:
         thresholds_pct=(80, 100),
     )
     ev = evaluator(budget)
-    alerts, delta = ev.apply([Event("acme", DAY0, 1_000_000, 300_000)])  # 3 + 4.5 = 7.5
+    alerts, delta = ev.apply(records([Event("acme", DAY0, 1_000_000, 300_000)]))  # 3 + 4.5 = 7.5
     assert alerts == []
     assert (
         delta[f"acme|budget|{int(datetime(2026, 11, 1, tzinfo=UTC).timestamp() * 1000)}"]["usage"]
         == "7.5"
     )
-    alerts, _ = ev.apply([Event("acme", DAY0, 0, 40_000)])  # + 0.6 = 8.1
+    alerts, _ = ev.apply(records([Event("acme", DAY0, 0, 40_000)]))  # + 0.6 = 8.1
     assert [(a.threshold_pct, a.usage, a.unit) for a in alerts] == [(80, Decimal("8.1"), "USD")]
     reloaded = evaluator(budget)
     reloaded.load(ev.state())
@@ -159,20 +162,20 @@ def test_cost_budget_in_decimal() -> None:
 def test_day_periods_follow_the_tenants_timezone() -> None:
     ev = evaluator(daily(timezone="America/New_York"))
     # 2026-11-27 03:00 UTC is still 26 Nov in New York (UTC-5): two different local days.
-    alerts, _ = ev.apply([Event("acme", DAY0 + 3 * HOUR, 600)])
+    alerts, _ = ev.apply(records([Event("acme", DAY0 + 3 * HOUR, 600)]))
     assert crossings(alerts) == [("daily", DAY0 - 19 * HOUR, 50)]
-    alerts, _ = ev.apply([Event("acme", DAY0 + 6 * HOUR, 600)])
+    alerts, _ = ev.apply(records([Event("acme", DAY0 + 6 * HOUR, 600)]))
     assert crossings(alerts) == [("daily", DAY0 + 5 * HOUR, 50)]
-    alerts, _ = ev.apply([Event("acme", DAY0 + 7 * HOUR, 300)])
+    alerts, _ = ev.apply(records([Event("acme", DAY0 + 7 * HOUR, 300)]))
     assert crossings(alerts) == [("daily", DAY0 + 5 * HOUR, 80)]
 
 
 def test_a_lowered_limit_applies_from_the_next_event() -> None:
     book = QuotaBook([daily(1000)])
     ev = QuotaEvaluator(book)
-    ev.apply([Event("acme", DAY0, 600)])  # 50 % crossed
+    ev.apply(records([Event("acme", DAY0, 600)]))  # 50 % crossed
     book.put(daily(700))
-    alerts, _ = ev.apply([Event("acme", DAY0, 1)])
+    alerts, _ = ev.apply(records([Event("acme", DAY0, 1)]))
     assert [a.threshold_pct for a in alerts] == [80]
 
 
@@ -181,7 +184,7 @@ def test_the_set_of_crossings_does_not_depend_on_arrival_order(order: str) -> No
     events = [Event("acme", DAY0 + i * 1000, 45) for i in range(30)]
     if order == "reversed":
         events.reverse()
-    alerts, _ = evaluator().apply(events)
+    alerts, _ = evaluator().apply(records(events))
     assert [a.threshold_pct for a in alerts] == [50, 80, 100]
 
 
@@ -195,5 +198,5 @@ def test_single_token_type_and_zero_priced_budgets() -> None:
         currency="USD",
         prices_per_million={"input_tokens": Decimal(0)},
     )
-    alerts, _ = evaluator(only_output, free).apply([Event("acme", DAY0, 10**6, 60)])
+    alerts, _ = evaluator(only_output, free).apply(records([Event("acme", DAY0, 10**6, 60)]))
     assert [(a.quota, a.threshold_pct) for a in alerts] == [("out", 50)]

@@ -9,6 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.unit.quota_reference import records
 from tests.unit.test_quota_evaluator import DAY0, HOUR, Event
 from tokenops.schemas.quota import QuotaDefinition
 from tokenops.streams.quota_book import QuotaBook
@@ -48,10 +49,10 @@ def test_crossings_are_exactly_those_of_the_totals(batch: list[Event], data: Any
     emitted: list[str] = []
     for part, crash in zip(batches, crashes, strict=True):
         if crash:  # the batch ran, its outputs may be lost or repeated, its delta was not kept
-            evaluator.apply(part, now_ms=1)
+            evaluator.apply(records(part), now_ms=1)
             evaluator = QuotaEvaluator(BOOK)
             evaluator.load(durable)
-        alerts, delta = evaluator.apply(part, now_ms=1)
+        alerts, delta = evaluator.apply(records(part), now_ms=1)
         for key, value in json.loads(json.dumps(delta)).items():
             if value is None:
                 durable.pop(key, None)
