@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tokenops.schemas.codec import decode_record, encode_batch
+from tokenops.schemas.codec import encode_batch
+from tokenops.schemas.columns import EventColumns
+from tokenops.schemas.decode import decode_columns
 from tokenops.schemas.event import UsageEvent
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
 from tokenops.streams.partition import InputRecord, PartitionState
@@ -33,8 +35,8 @@ def _event(i: int, t_ms: int, tokens: int) -> UsageEvent:
 
 
 def _state(path: Path, published: Callable[[int], set[str]] | None = None) -> PartitionState:
-    def decode(value: bytes, headers: Any, now_ms: int) -> list[UsageEvent]:
-        return decode_record(value, headers, now_ms=now_ms)
+    def decode(value: bytes, headers: Any, now_ms: int) -> EventColumns:
+        return decode_columns(value, headers, now_ms=now_ms)
 
     return PartitionState(
         topic="usage",
@@ -119,8 +121,10 @@ def test_the_processor_counts_crossings_replays_and_late_events() -> None:
     )
     processor.load({"~watermark": {"time_ms": 0, "applied_at_ms": 5}})
     processor.already_published = {f"acme|daily|{T0 - T0 % 86_400_000}|50"}
-    outputs, _ = processor.apply([_event(1, T0, 900), _event(2, T0 + 49 * 3_600_000, 1)], now_ms=T0)
-    processor.apply([_event(3, T0, 5)], now_ms=T0)  # its day is past the late horizon now
+    batch = [_event(1, T0, 900), _event(2, T0 + 49 * 3_600_000, 1)]
+    outputs, _ = processor.apply([EventColumns.from_events(batch)], now_ms=T0)
+    late = [EventColumns.from_events([_event(3, T0, 5)])]
+    processor.apply(late, now_ms=T0)  # its day is past the late horizon now
 
     def value(name: str) -> float | None:
         return registry.get_sample_value(name)
