@@ -4,9 +4,10 @@ Token quotas count tokens; cost budgets count picos of their currency (1e-12), e
 prices with up to 6 decimals per million tokens, so the evaluator adds and compares
 integers only. Thresholds become integer bounds in the same unit, ascending.
 
-A plan reads a record's token columns (`EventColumns`) whole: `total` is the usage of
-every event of a record with C-level sums, `usages` the per-event usage of some events,
-needed only to find the event that crossed a threshold.
+A plan reads a record's token columns (`EventColumns`) whole: `weights` turn the
+record's five column sums into its usage, `total` is the usage of every event of a
+record, `usages` the per-event usage of some events, needed only to find the event that
+crossed a threshold.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from itertools import repeat
 from operator import add, attrgetter, mul
 from typing import Any
 
-from tokenops.schemas.columns import EventColumns
+from tokenops.schemas.columns import TOKEN_COLUMNS, EventColumns
 from tokenops.schemas.quota import QuotaDefinition
 
 PICOS = 10**12
@@ -34,7 +35,6 @@ class QuotaPlan:
         "bounds",
         "cell",
         "cell_end",
-        "cell_gen",
         "cell_key",
         "cell_late_after",
         "cell_start",
@@ -44,6 +44,7 @@ class QuotaPlan:
         "prices",
         "quota",
         "tokens",
+        "weights",
     )
 
     def __init__(self, quota: QuotaDefinition, horizon_ms: int) -> None:
@@ -60,17 +61,26 @@ class QuotaPlan:
         names = self.tokens or tuple(name for name, _ in self.prices)
         self._columns: Callable[[EventColumns], tuple[list[int], ...]] = _tuple_getter(names)
         self._weights = tuple(price for _, price in self.prices)
+        # Per token column (`EventColumns.tokens()` order): 1 if counted, or picos per
+        # token; a record's usage is then sum(map(mul, column_sums, weights)).
+        # Trailing zeros are left out (map stops at the shorter): the default quota reads
+        # two columns, not five.
+        per_column = dict(self.prices) if self.prices else dict.fromkeys(self.tokens, 1)
+        weights = [per_column.get(name, 0) for name in TOKEN_COLUMNS]
+        while weights and not weights[-1]:
+            weights.pop()
+        self.weights = tuple(weights)
         self.bounds = _bounds(quota.limit, quota.is_cost, quota.thresholds_pct)
         self.low = self.bounds[0][1]  # below the lowest bound no threshold needs a look
         self._start, self._end = 0, -1
-        # The evaluator's cell of the current period, valid while `cell_gen` matches;
-        # events later than `cell_late_after` (end + horizon) make it late.
+        # The evaluator's cell of the current period [cell_start, cell_end) (none yet);
+        # once the watermark passes `cell_late_after` (end + horizon) its events are late.
         self.cell: Any = None
-        self.cell_key, self.cell_start, self.cell_end, self.cell_gen = "", 0, -1, -1
+        self.cell_key, self.cell_start, self.cell_end = "", 0, -1
         self.cell_late_after = -1
 
-    def remember(self, generation: int, start: int, end: int, key: str, cell: Any) -> None:
-        self.cell_gen, self.cell_start, self.cell_end = generation, start, end
+    def remember(self, start: int, end: int, key: str, cell: Any) -> None:
+        self.cell_start, self.cell_end = start, end
         self.cell_key, self.cell = key, cell
         self.cell_late_after = end + self.horizon_ms
 

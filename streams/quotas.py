@@ -45,7 +45,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import accumulate, compress, count
-from operator import attrgetter
+from operator import attrgetter, mul
 from typing import Any, NamedTuple
 
 from tokenops.schemas.columns import EventColumns
@@ -102,18 +102,18 @@ class QuotaEvaluator:
     watermark_ms: int = 0
     applied_at_ms: int = 0
     stats: dict[str, int] = field(default_factory=lambda: {"events": 0, "late_ignored": 0})
-    # tenant -> (the book's quota tuple, its compiled plans); a new tuple means a change
-    _compiled: dict[str, tuple[tuple[QuotaDefinition, ...], tuple[QuotaPlan, ...]]] = field(
+    # tenant -> (the book's quota tuple, its compiled plans, whether any is model-scoped);
+    # a new tuple means a change
+    _compiled: dict[str, tuple[tuple[QuotaDefinition, ...], tuple[QuotaPlan, ...], bool]] = field(
         default_factory=dict
     )
     _expiry: dict[int, set[str]] = field(default_factory=dict)  # expiry ms -> cell keys
-    _generation: int = 0  # bumped when cells may have been dropped; see QuotaPlan.remember
 
     def load(self, state: Mapping[str, Mapping[str, Any]]) -> None:
         """Replace the in-memory state with `state` (as recovered from the changelog)."""
         self.cells.clear()
         self._expiry.clear()
-        self._generation += 1
+        self._compiled.clear()  # its plans remember cells of the old state
         self.watermark_ms = self.applied_at_ms = 0
         for key, value in state.items():
             if key == WATERMARK_KEY:
@@ -143,13 +143,14 @@ class QuotaEvaluator:
         """
         emitted_at = int(time.time() * 1000) if now_ms is None else now_ms
         alerts: list[QuotaAlert] = []
-        touched: set[str] = set()
+        touched: dict[str, _Cell] = {}
         events = 0
         quotas_of, compiled = self.book.by_tenant, self._compiled
         watermark = self.watermark_ms
         for record in columns:
             times = record.time_ms
-            events += len(times)
+            n = len(times)
+            events += n
             quotas = quotas_of.get(record.tenant_id)
             if not quotas:  # most tenants: only the watermark moves
                 top = max(times, default=watermark)
@@ -158,13 +159,65 @@ class QuotaEvaluator:
                 continue
             entry = compiled.get(record.tenant_id)
             if entry is None or entry[0] is not quotas:  # the book made a new tuple: changed
-                entry = compiled[record.tenant_id] = (quotas, tuple(map(self._plan, quotas)))
-            self.watermark_ms = watermark
-            self._count_record(entry[1], record, emitted_at, alerts, touched)
-            watermark = self.watermark_ms
+                plans = tuple(map(self._plan, quotas))
+                scoped = any(plan.model is not None for plan in plans)
+                entry = compiled[record.tenant_id] = (quotas, plans, scoped)
+            scoped = entry[2]
+            # The record's time span and its token columns' sums (`TOKEN_COLUMNS` order, as
+            # `plan.weights`); a single CloudEvent needs neither min, max nor sum.
+            if n == 1:
+                first = last = times[0]
+                sums = [
+                    record.input_tokens[0],
+                    record.output_tokens[0],
+                    record.cache_read_input_tokens[0],
+                    record.cache_creation_input_tokens[0],
+                    record.reasoning_output_tokens[0],
+                ]
+            elif n:
+                first, last = min(times), max(times)
+                sums = list(map(sum, record.tokens()))
+            else:
+                continue
+            before = watermark  # the watermark before the record's first event
+            if last > watermark:
+                watermark = last  # ... and after its last
+            found: list[_Crossing] = []
+            for index, plan in enumerate(entry[1]):
+                if scoped and plan.model is not None and record.model.count(plan.model) != n:
+                    if plan.model in record.model:  # some events are of other models
+                        rows = list(compress(count(), map(plan.model.__eq__, record.model)))
+                        self._count_rows(plan, index, record, rows, before, found, touched)
+                    continue
+                if not (
+                    plan.cell_start <= first
+                    and last < plan.cell_end
+                    and watermark <= plan.cell_late_after
+                ):  # not all in the plan's current cell, or some late
+                    self._count_other_cell(
+                        plan, index, record, first, last, before, watermark, found, touched
+                    )
+                    continue
+                # The common case: every event in the plan's current cell, none late.
+                added = sum(map(mul, sums, plan.weights))
+                if added:
+                    cell = plan.cell
+                    old = cell.usage
+                    cell.usage = old + added
+                    touched[plan.cell_key] = cell
+                    if cell.usage >= plan.low:
+                        start, end = plan.cell_start, plan.cell_end
+                        self._cross(plan, index, record, None, start, end, cell, old, found)
+            if found:
+                found.sort(key=_event_order)  # (row, quota, threshold) is unique per crossing
+                for c in found:
+                    usage = c.plan.to_decimal(c.usage)
+                    alerts.append(
+                        _alert(c.plan.quota, c.start, c.end, c.pct, usage, c.time_ms, emitted_at)
+                    )
         self.watermark_ms = watermark
         self.stats["events"] += events
-        delta: dict[str, dict[str, Any] | None] = {k: self.cells[k].dump() for k in touched}
+        delta: dict[str, dict[str, Any] | None] = {k: c.dump() for k, c in touched.items()}
         delta.update(dict.fromkeys(self._evict()))
         self.applied_at_ms = emitted_at
         delta[WATERMARK_KEY] = {"time_ms": self.watermark_ms, "applied_at_ms": emitted_at}
@@ -174,59 +227,33 @@ class QuotaEvaluator:
         horizon = self.rate_late_horizon_ms if quota.period == "minute" else self.late_horizon_ms
         return QuotaPlan(quota, horizon)
 
-    def _count_record(
+    def _count_other_cell(
         self,
-        plans: tuple[QuotaPlan, ...],
+        plan: QuotaPlan,
+        index: int,
         record: EventColumns,
-        emitted_at: int,
-        alerts: list[QuotaAlert],
-        touched: set[str],
+        first: int,
+        last: int,
+        before: int,
+        after: int,
+        found: list[_Crossing],
+        touched: dict[str, _Cell],
     ) -> None:
-        """Count one record of a tenant with quotas; the watermark ends at its last event."""
-        times = record.time_ms
-        if not times:
+        """All of `record` for `plan` when the plan's current cell is not theirs: one other
+        cell (a new period, an older one) or, via `_count_rows`, several or late events."""
+        start, end = plan.bounds_at(first)
+        if last >= end or end + plan.horizon_ms < after:
+            self._count_rows(plan, index, record, None, before, found, touched)
             return
-        n = len(times)
-        first, last = min(times), max(times)
-        before = self.watermark_ms  # the watermark before the record's first event
-        after = self.watermark_ms = last if last > before else before
-        generation = self._generation
-        found: list[_Crossing] = []
-        for index, plan in enumerate(plans):
-            if plan.model is not None and record.model.count(plan.model) != n:
-                if plan.model in record.model:  # some events are of other models
-                    rows = list(compress(count(), map(plan.model.__eq__, record.model)))
-                    self._count_rows(plan, index, record, rows, before, found, touched)
-                continue
-            # The common case: every event in the plan's current cell, none late.
-            if plan.cell_gen == generation and plan.cell_start <= first and last < plan.cell_end:
-                if plan.cell_late_after < after:
-                    self._count_rows(plan, index, record, None, before, found, touched)
-                    continue
-                start, end, key, cell = plan.cell_start, plan.cell_end, plan.cell_key, plan.cell
-            else:
-                start, end = plan.bounds_at(first)
-                if last >= end or end + plan.horizon_ms < after:
-                    self._count_rows(plan, index, record, None, before, found, touched)
-                    continue
-                key, cell = "", None
-            added = plan.total(record)
-            if not added:
-                continue
-            if cell is None:
-                key, cell = self._cell(plan, start, end)
-            old = cell.usage
-            cell.usage = old + added
-            touched.add(key)
-            if cell.usage >= plan.low:
-                self._cross(plan, index, record, None, start, end, cell, old, found)
-        if found:
-            found.sort(key=_event_order)  # (row, quota, threshold) is unique per crossing
-            for c in found:
-                usage = c.plan.to_decimal(c.usage)
-                alerts.append(
-                    _alert(c.plan.quota, c.start, c.end, c.pct, usage, c.time_ms, emitted_at)
-                )
+        added = plan.total(record)
+        if not added:
+            return
+        key, cell = self._cell(plan, start, end)
+        old = cell.usage
+        cell.usage = old + added
+        touched[key] = cell
+        if cell.usage >= plan.low:
+            self._cross(plan, index, record, None, start, end, cell, old, found)
 
     def _count_rows(
         self,
@@ -236,7 +263,7 @@ class QuotaEvaluator:
         rows: list[int] | None,
         before: int,
         found: list[_Crossing],
-        touched: set[str],
+        touched: dict[str, _Cell],
     ) -> None:
         """The exact path for the events at `rows` (None: all) of `record`: split by period,
         leave out the late ones, then count each period's events as one."""
@@ -267,14 +294,20 @@ class QuotaEvaluator:
             key, cell = self._cell(plan, start, end)
             old = cell.usage
             cell.usage = old + added
-            touched.add(key)
+            touched[key] = cell
             if cell.usage >= plan.low:
                 self._cross(plan, index, record, live, start, end, cell, old, found)
 
     def _cell(self, plan: QuotaPlan, start: int, end: int) -> tuple[str, _Cell]:
-        """The cell of `plan`'s period [start, end), created if new; the plan remembers it
-        until an eviction or load."""
-        if plan.cell_gen == self._generation and plan.cell_start == start:
+        """The cell of `plan`'s period [start, end), created if new; the plan remembers it.
+
+        A remembered cell stays valid until a `load` (which drops the plans): the evaluator
+        only evicts a cell once
+        the watermark is past its end plus horizon, which fails the plan's late check
+        (`cell_late_after`) for good. A cell of the same key but another end (the quota's
+        period changed) expires at another time, so it is looked up again every time.
+        """
+        if plan.cell_start == start and plan.cell_end == end:
             return plan.cell_key, plan.cell
         quota = plan.quota
         key = f"{quota.tenant_id}|{quota.name}|{start}"
@@ -282,7 +315,8 @@ class QuotaEvaluator:
         if cell is None:
             cell = self.cells[key] = _Cell(0, [], end, bool(plan.prices))
             self._expire(key, end + plan.horizon_ms)
-        plan.remember(self._generation, start, end, key, cell)
+        if cell.end_ms == end:
+            plan.remember(start, end, key, cell)
         return key, cell
 
     def _cross(
@@ -346,9 +380,7 @@ class QuotaEvaluator:
             for key in self._expiry.pop(at_ms):
                 if self.cells.pop(key, None) is not None:
                     gone.append(key)
-        if gone:
-            self._generation += 1  # plans may hold evicted cells
-        return gone
+        return gone  # plans may remember these cells, but never pass their late check again
 
 
 def _alert(

@@ -194,3 +194,24 @@ def test_the_watermark_moves_event_by_event_inside_a_record() -> None:
     assert (alerts, delta) == old.apply(events, now_ms=0)
     assert [a.threshold_pct for a in alerts] == [50]
     assert new.stats["late_ignored"] == 1
+
+
+def test_a_quota_whose_period_changes_shares_a_cell_key_exactly_as_before() -> None:
+    """On the 1st, a day quota turned monthly has the day cell's key but not its end."""
+    first_of_month = DAY0 + 4 * 24 * HOUR  # 2026-12-01 00:00 UTC
+    book = QuotaBook([QuotaDefinition(tenant_id="acme", name="q", period="day", limit=1000)])
+    new = QuotaEvaluator(book, late_horizon_ms=HOUR)
+    old = PerEventEvaluator(book, late_horizon_ms=HOUR)
+    batches: list[list[Event] | str] = [
+        [Event("acme", first_of_month + 5, 400)],
+        "monthly",
+        [Event("acme", first_of_month + 6, 200), Event("acme", first_of_month + 7, 100)],
+        [Event("acme", first_of_month + 26 * HOUR, 100)],  # the day cell is evicted
+        [Event("acme", first_of_month + 27 * HOUR, 300), Event("acme", first_of_month + 8, 1)],
+    ]
+    for batch in batches:
+        if isinstance(batch, str):
+            book.put(QuotaDefinition(tenant_id="acme", name="q", period="month", limit=1000))
+            continue
+        assert new.apply(records(batch), now_ms=0) == old.apply(batch, now_ms=0)
+        assert new.state() == old.state() and new.stats == old.stats
