@@ -1,15 +1,24 @@
 """Rows/s written by one `tokenops sink clickhouse` into the embedded store, with baselines.
 
-`python -m bench.bench_clickhouse_sink [events] [events_per_record]` starts a Kafka broker
-(or uses TOKENOPS_KAFKA_BOOTSTRAP_SERVERS), fills a 4-partition usage topic with batch
-records, then measures in the same run, on the same rows:
+`python -m bench.bench_clickhouse_sink [events] [events_per_record] [v2|v1]` starts a
+Kafka broker (or uses TOKENOPS_KAFKA_BOOTSTRAP_SERVERS), fills a 4-partition usage topic
+with batch records (v2 columnar records by default, v1 envelopes of CloudEvents with
+`v1`), then measures in the same run, on the same rows:
 
 1. bare `client.insert` of the same raw-event rows into a fresh embedded store, in chunks
    of the sink's batch size, column-oriented, already in memory: the storage ceiling;
-2. raw confluent-kafka consume + `decode_record` + column building (the sink's own
-   `decode_chunk`), no storage: the decode ceiling;
+2. raw confluent-kafka consume + the sink's own `decode_chunk` (`decode_columns` and
+   column joins), no storage: the decode ceiling; and the same with the per-event path
+   the sink had before (`bench/sink_legacy.py`: `decode_record` and `UsageEvent`s);
 3. one sink process, from its first consumed record until every row is written
-   (read from its /metrics), with its peak RSS.
+   (read from its /metrics), with its peak RSS: the sink as it is, and the sink with
+   the per-event decode swapped in ("before"), alternating `TOKENOPS_BENCH_REPEATS`
+   times (default 1). `TOKENOPS_BENCH_DECODE_PROCESSES` (default `0`, e.g. `0,2`) lists
+   the decoder-process counts of the current sink to run.
+
+Rates are per second of wall-clock time and per second of CPU time (all threads and
+decoder processes); on a shared machine the CPU-time rates are the ones to compare.
+`TOKENOPS_BENCH_PROFILE=<file>` runs the current inline sink under cProfile.
 
 Target: the sink keeps up with the raw events of a 100,000 events/s stream.
 """
@@ -17,23 +26,27 @@ Target: the sink keeps up with the raw events of a 100,000 events/s stream.
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, Producer
 
+from bench import sink_legacy
 from bench.bench_worker import _peak_rss_mb, fill
+from tokenops.schemas import COLUMNS_HEADERS, EventColumns, encode_columns
 from tokenops.settings import KafkaSettings, StackSettings
 from tokenops.sinks.clickhouse import ClickHouseSettings, open_store
-from tokenops.sinks.clickhouse.decoding import decode_chunk
+from tokenops.sinks.clickhouse.decoding import RawRecord, decode_chunk
 from tokenops.sinks.clickhouse.migrations import migrate
-from tokenops.sinks.clickhouse.rows import EVENT_COLUMNS
+from tokenops.sinks.clickhouse.rows import EVENT_COLUMNS, Decoded
 from tokenops.stack.kafka import KafkaBroker
 from tokenops.stack.process import free_port
 from tokenops.topics import TopicSpec, ensure_topics
@@ -50,11 +63,67 @@ class Rate(NamedTuple):
         return f"{self.wall:>10,.0f} rows/s  {self.cpu:>10,.0f} rows/CPU-s"
 
 
+def fill_columns(kafka: KafkaSettings, topic: str, events: int, per_record: int) -> None:
+    """The events of `bench_worker.fill` (same ids, tenants, times and tokens), as v2
+    columnar records built straight from columns."""
+    now = int(time.time() * 1000) - 3_600_000
+    producer = Producer(
+        {
+            **kafka.librdkafka(),
+            "partitioner": "murmur2_random",
+            "linger.ms": 20,
+            "compression.type": "lz4",
+            "queue.buffering.max.kbytes": 512_000,
+        }
+    )
+    span_ms = 20 * 60_000  # event time advances over 20 minutes of the topic
+    tenants = 1000
+    n = 0
+    while n < events:
+        tenant = f"tenant-{(n // per_record) % tenants:06d}"
+        k = min(per_record, events - n)
+        numbers = range(n, n + k)
+        absent: list[str | None] = [None] * k
+        columns = EventColumns(
+            tenant_id=tenant,
+            id=[f"e{i}" for i in numbers],
+            source=["//node/bench"] * k,
+            time_ms=[now + i * span_ms // events for i in numbers],
+            model=["gpt-x"] * k,
+            provider=["acme-ai"] * k,
+            operation=["chat"] * k,
+            input_tokens=[i % 1000 for i in numbers],
+            output_tokens=[50] * k,
+            cache_read_input_tokens=[0] * k,
+            cache_creation_input_tokens=[0] * k,
+            reasoning_output_tokens=[0] * k,
+            project_id=absent,
+            agent_id=absent,
+            user_id=absent,
+            api_key_id=absent,
+            region=absent,
+            node_id=absent,
+        )
+        value = encode_columns(columns)
+        while True:
+            try:
+                producer.produce(topic, value, tenant.encode(), headers=COLUMNS_HEADERS)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        producer.poll(0)
+        n += k
+    producer.flush(120)
+
+
 def decode_columns(
-    kafka: KafkaSettings, topic: str, events: int
+    kafka: KafkaSettings,
+    topic: str,
+    events: int,
+    decode: Callable[[Sequence[RawRecord]], Decoded] = decode_chunk,
 ) -> tuple[list[list[object]], Rate]:
-    """Every event of the topic as raw_events columns (the sink's own decoding code), and
-    the rate of consume + decode (events/s)."""
+    """Every event of the topic as raw_events columns (the sink's own decoding code, or
+    `decode`), and the rate of consume + decode (events/s)."""
     consumer = Consumer(
         {
             **kafka.librdkafka(),
@@ -74,7 +143,7 @@ def decode_columns(
         start = start or time.perf_counter()
         chunk = [(m.value(), m.headers(), m.partition() or 0, m.offset() or 0) for m in messages]
         before = time.process_time()
-        decoded, _ = decode_chunk(chunk)
+        decoded, _ = decode(chunk)
         cpu += time.process_time() - before
         for mine, theirs in zip(columns, decoded, strict=True):
             mine.extend(theirs)
@@ -98,8 +167,14 @@ def bare_insert(columns: list[list[object]], store_dir: Path) -> Rate:
 
 
 def run_sink(
-    kafka: KafkaSettings, topic: str, events: int, tmp: Path, decode_processes: int
+    kafka: KafkaSettings,
+    topic: str,
+    events: int,
+    tmp: Path,
+    decode_processes: int,
+    legacy: bool = False,
 ) -> tuple[Rate, float]:
+    """One sink process on the topic (`legacy`: with the per-event decode of before)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENOPS_")}
     env.update(
@@ -107,7 +182,7 @@ def run_sink(
         TOKENOPS_KAFKA_BOOTSTRAP_SERVERS=kafka.bootstrap_servers,
         TOKENOPS_TOPIC_USAGE=topic,
         TOKENOPS_TOPIC_AGGREGATES=f"{topic}.aggregates",
-        TOKENOPS_CLICKHOUSE_URL=f"chdb://{tmp / f'sink-store-{decode_processes}'}",
+        TOKENOPS_CLICKHOUSE_URL=f"chdb://{tmp / f'sink-store-{uuid.uuid4().hex[:8]}'}",
         TOKENOPS_CLICKHOUSE_DECODE_PROCESSES=str(decode_processes),
         TOKENOPS_CLICKHOUSE_HTTP_PORT=str(port),
         TOKENOPS_CLICKHOUSE_CONSUMER_GROUP=f"bench-{uuid.uuid4().hex[:8]}",
@@ -117,13 +192,16 @@ def run_sink(
         if f"TOKENOPS_CLICKHOUSE_{name}" in os.environ:
             env[f"TOKENOPS_CLICKHOUSE_{name}"] = os.environ[f"TOKENOPS_CLICKHOUSE_{name}"]
     command = [TOKENOPS, "sink", "clickhouse"]
+    if legacy:
+        command = [sys.executable, "-m", "bench.sink_legacy", "sink", "clickhouse"]
     profile = os.environ.get("TOKENOPS_BENCH_PROFILE")
-    if profile and decode_processes == 0:
+    if profile and decode_processes == 0 and not legacy:
         command = [sys.executable, "-m", "cProfile", "-o", profile, *command]
     ensure_topics(kafka, [TopicSpec(f"{topic}.aggregates", 4, 1)])
-    proc = subprocess.Popen(command, env=env)
+    proc = subprocess.Popen(command, env=env, cwd=Path(__file__).parent.parent)
     try:
         start = None
+        spy = None
         written = 0.0
         while written < events:
             time.sleep(0.02)
@@ -131,9 +209,19 @@ def run_sink(
             if start is None and _metric(port, "tokenops_clickhouse_sink_records_total") > 0:
                 start = time.perf_counter()  # the first record is consumed
                 cpu = _cpu_seconds(proc.pid)
+                threads = _thread_cpu_seconds(proc.pid)
+                spy = _py_spy(proc.pid, legacy)
             written = _metric(port, 'tokenops_clickhouse_sink_rows_total{table="raw_events"}')
         elapsed = time.perf_counter() - (start or 0)
         used = _cpu_seconds(proc.pid) - cpu
+        if spy is not None:
+            spy.terminate()  # py-spy writes its samples when interrupted
+            spy.wait(60)
+        if os.environ.get("TOKENOPS_BENCH_THREADS"):
+            after = _thread_cpu_seconds(proc.pid)
+            spent = {name: after[name] - threads.get(name, 0.0) for name in after}
+            top = sorted(spent.items(), key=lambda item: -item[1])[:8]
+            print("  CPU-s by thread: " + ", ".join(f"{n} {s:.2f}" for n, s in top if s > 0))
         return Rate(events / elapsed, events / used), _peak_rss_mb(proc.pid)
     finally:
         proc.terminate()
@@ -154,6 +242,37 @@ def _cpu_seconds(pid: int) -> float:
     return total
 
 
+def _py_spy(pid: int, legacy: bool) -> subprocess.Popen[bytes] | None:
+    """With TOKENOPS_BENCH_PYSPY=<prefix>: py-spy samples the sink's active threads into
+    `<prefix>-before.txt` / `<prefix>-after.txt` (collapsed stacks) until every row is
+    written."""
+    prefix = os.environ.get("TOKENOPS_BENCH_PYSPY")
+    if not prefix:
+        return None
+    out = f"{prefix}-{'before' if legacy else 'after'}.txt"
+    spy = Path(sys.executable).parent / "py-spy"
+    argv = [str(spy), "record", "--nonblocking", "-r", "100", "-f", "raw", "-o", out]
+    return subprocess.Popen([*argv, "--pid", str(pid)], stdout=subprocess.DEVNULL)
+
+
+def _thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds of the threads of `pid` by thread name (digits dropped, so a pool of
+    librdkafka or ClickHouse threads adds up under one name)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    totals: dict[str, float] = {}
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")].rstrip("0123456789/:_- ") or "?"
+        if stat.parent.name == str(pid):
+            name = "main"
+        fields = text.rsplit(")", 1)[1].split()
+        totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return totals
+
+
 def _metric(port: int, name: str) -> float:
     """The sum of the samples of `name` (a name, or a name with labels) on /metrics."""
     total = 0.0
@@ -168,7 +287,11 @@ def _metric(port: int, name: str) -> float:
     return total
 
 
-def main(events: int = 500_000, per_record: int = 100) -> None:
+def main(events: int = 500_000, per_record: int = 100, record_format: str = "v2") -> None:
+    if record_format not in ("v1", "v2"):
+        raise SystemExit(f"record format must be v1 or v2, not {record_format!r}")
+    repeats = int(os.environ.get("TOKENOPS_BENCH_REPEATS", "1"))
+    processes = [int(p) for p in os.environ.get("TOKENOPS_BENCH_DECODE_PROCESSES", "0").split(",")]
     with tempfile.TemporaryDirectory(prefix="tokenops-bench-") as tmp_name:
         tmp = Path(tmp_name)
         broker = None
@@ -189,25 +312,48 @@ def main(events: int = 500_000, per_record: int = 100) -> None:
             topic = f"bench.usage.{uuid.uuid4().hex[:8]}"
             ensure_topics(kafka, [TopicSpec(topic, 4, 1)])
             t = time.perf_counter()
-            fill(kafka, topic, events, per_record, tenants=1000)
+            if record_format == "v2":
+                fill_columns(kafka, topic, events, per_record)
+            else:
+                fill(kafka, topic, events, per_record, tenants=1000)
             took = time.perf_counter() - t
             print(f"load average at the start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-            print(f"filled {events} events in {events // per_record} records ({took:.1f}s)")
+            print(
+                f"filled {events} events in {-(-events // per_record)} {record_format} records "
+                f"({took:.1f}s)"
+            )
+            _, legacy_decoded = decode_columns(kafka, topic, events, sink_legacy.decode_chunk)
             columns, decoded = decode_columns(kafka, topic, events)
             bare = bare_insert(columns, tmp / "bare-store")
             del columns
             label = f"bare client.insert, {BATCH_ROWS}-row column chunks:"
-            print(f"{label:<48}{bare}")
-            label = "consume + decode_record + columns, no storage:"
-            print(f"{label:<48}{decoded}")
-            for processes in (0, 2):
-                rate, rss = run_sink(kafka, topic, events, tmp, processes)
-                label = f"tokenops sink clickhouse, decode_processes={processes}:"
-                print(f"{label:<48}{rate}  peak RSS {rss:.0f} MiB")
-                print(
-                    f"  sink / bare insert = {rate.wall / bare.wall:.2f}; target 100,000 rows/s: "
-                    + ("met" if rate.wall >= 100_000 else "NOT met")
-                )
+            print(f"{label:<56}{bare}")
+            label = "consume + decode, no storage, before (per event):"
+            print(f"{label:<56}{legacy_decoded}")
+            label = "consume + decode, no storage (decode_columns):"
+            print(f"{label:<56}{decoded}")
+            runs: dict[str, list[Rate]] = {}
+            for _ in range(repeats):
+                variants = [("before (per-event decode), decode_processes=0", 0, True)]
+                variants += [(f"decode_processes={p}", p, False) for p in processes]
+                for name, count, legacy in variants:
+                    rate, rss = run_sink(kafka, topic, events, tmp, count, legacy)
+                    runs.setdefault(name, []).append(rate)
+                    label = f"tokenops sink clickhouse, {name}:"
+                    print(f"{label:<56}{rate}  peak RSS {rss:.0f} MiB")
+                    print(
+                        f"  sink / bare insert = {rate.wall / bare.wall:.2f}; target 100,000 "
+                        + ("rows/s: met" if rate.wall >= 100_000 else "rows/s: NOT met")
+                        + " (wall); "
+                        + ("met" if rate.cpu >= 100_000 else "NOT met")
+                        + " per CPU-second"
+                    )
+            if repeats > 1:
+                for name, rates in runs.items():
+                    wall = statistics.median(r.wall for r in rates)
+                    cpu = statistics.median(r.cpu for r in rates)
+                    label = f"median of {repeats}, {name}:"
+                    print(f"{label:<56}{Rate(wall, cpu)}")
             print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
         finally:
             if broker is not None:
@@ -215,4 +361,6 @@ def main(events: int = 500_000, per_record: int = 100) -> None:
 
 
 if __name__ == "__main__":
-    main(*(int(a) for a in sys.argv[1:]))
+    args = sys.argv[1:]
+    fmt = args.pop() if args and args[-1] in ("v1", "v2") else "v2"
+    main(*(int(a) for a in args), record_format=fmt)

@@ -1,10 +1,12 @@
-"""Raw usage records to `raw_events` rows, inline or in decoder processes.
+"""Raw usage records to `raw_events` columns, inline or in decoder processes.
 
-`decode_record` (the event contract's decoder, the same one the worker uses) is the
-sink's most expensive step per event; with `decode_processes > 0` chunks of records are
-decoded in that many spawned processes while the sink keeps consuming. The rows come
-back in submission order, as columns. Spawned, not forked: the sink process runs librdkafka and
-ClickHouse threads, which a fork would copy in an undefined state.
+Each record is decoded to columns (`decode_columns`, the event contract's decoder, the
+same one the worker uses), never to per-event objects: the sink stores what it decodes
+column by column, so building a `UsageEvent` per event would be most of its cost.
+With `decode_processes > 0` chunks of records are decoded in that many spawned processes
+while the sink keeps consuming. The rows come back in submission order, as columns.
+Spawned, not forked: the sink process runs librdkafka and ClickHouse threads, which a
+fork would copy in an undefined state.
 """
 
 from __future__ import annotations
@@ -14,11 +16,10 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import cast
 
-from tokenops.schemas.codec import decode_record
+from tokenops.schemas import EventColumns, decode_columns
 from tokenops.schemas.errors import InvalidEventError
-from tokenops.schemas.event import UsageEvent
 from tokenops.schemas.signing import SignatureCheck
-from tokenops.sinks.clickhouse.rows import Decoded, event_columns
+from tokenops.sinks.clickhouse.rows import Decoded, raw_event_columns
 
 # (value, headers, partition, offset) of one usage record
 RawRecord = tuple[bytes | None, object, int, int]
@@ -27,24 +28,20 @@ RawRecord = tuple[bytes | None, object, int, int]
 def decode_chunk(records: Sequence[RawRecord], check: SignatureCheck | None = None) -> Decoded:
     """Columns of every valid event; invalid records are counted and skipped (the worker
     dead-letters them). `check`: the worker's signature check, so raw events hold
-    exactly the records the worker counts."""
-    events: list[UsageEvent] = []
-    partitions: list[int] = []
-    offsets: list[int] = []
+    exactly the records the worker counts (it reads events, so only then are they built)."""
+    parts: list[tuple[EventColumns, int, int]] = []
     invalid = 0
     for value, headers, partition, offset in records:
         try:
             pairs = cast("list[tuple[str, bytes]] | None", headers)
-            decoded = decode_record(value, pairs)
+            columns = decode_columns(value, pairs)
             if check is not None:
-                check(decoded, pairs)
+                check(columns.events(), pairs)
         except InvalidEventError:
             invalid += 1
             continue
-        events.extend(decoded)
-        partitions.extend([partition] * len(decoded))
-        offsets.extend([offset] * len(decoded))
-    return event_columns(events, partitions, offsets), invalid
+        parts.append((columns, partition, offset))
+    return raw_event_columns(parts), invalid
 
 
 class EventDecoder:

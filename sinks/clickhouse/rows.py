@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from operator import attrgetter
 
-from tokenops.schemas import WindowTotals
-from tokenops.schemas.event import UsageEvent
+from tokenops.schemas import EventColumns, WindowTotals
 
 WINDOW_COLUMNS = [
     "tenant_id",
@@ -71,27 +72,55 @@ def window_row(w: WindowTotals) -> list[object]:
 
 
 _OPTIONAL_IDS = frozenset({"project_id", "agent_id", "user_id", "api_key_id", "region", "node_id"})
+_NO_ATTRIBUTES: dict[str, str] = {}  # shared by every row without attributes; never mutated
 
 
-def event_columns(
-    events: list[UsageEvent], partitions: list[int], offsets: list[int]
-) -> list[list[object]]:
-    """`raw_events` columns in EVENT_COLUMNS order; one list pass per column, no row
-    objects (measured cheaper than building rows and transposing them)."""
-    fields = [e.__dict__ for e in events]  # frozen models: plain reads, no pydantic
+def raw_event_columns(parts: Sequence[tuple[EventColumns, int, int]]) -> list[list[object]]:
+    """`raw_events` columns in EVENT_COLUMNS order from (columns, partition, offset) per
+    record. Whole lists are joined (`+=` copies a list in C, measured twice as fast as
+    `chain`) and per-record values repeated by list multiplication: no per-event Python
+    work in the common case, and no row objects. Times stay epoch milliseconds, which a
+    DateTime64(3) column takes as they are."""
+    records = [p[0] for p in parts]
+    sizes = [len(c.id) for c in records]
     columns: list[list[object]] = []
     for name in EVENT_COLUMNS:
-        if name == "time":
-            columns.append([e.time_ms for e in events])
+        if name == "tenant_id":
+            columns.append(_repeated([c.tenant_id for c in records], sizes))
         elif name == "kafka_partition":
-            columns.append(list(partitions))
+            columns.append(_repeated([p[1] for p in parts], sizes))
         elif name == "kafka_offset":
-            columns.append(list(offsets))
+            columns.append(_repeated([p[2] for p in parts], sizes))
+        elif name == "attributes":
+            column: list[object] = []
+            for c, size in zip(records, sizes, strict=True):
+                column += [_NO_ATTRIBUTES] * size if c.attributes is None else c.attributes
+            columns.append(column)
         elif name in _OPTIONAL_IDS:  # absent identifiers are '' in ClickHouse
-            columns.append([f[name] or "" for f in fields])
+            values = _joined(records, name)
+            absent = values.count(None)
+            if absent == len(values):
+                values = [""] * absent
+            elif absent:
+                values = [v or "" for v in values]
+            columns.append(values)
         else:
-            columns.append([f[name] for f in fields])
+            columns.append(_joined(records, "time_ms" if name == "time" else name))
     return columns
+
+
+def _joined(records: list[EventColumns], name: str) -> list[object]:
+    column: list[object] = []
+    for values in map(attrgetter(name), records):
+        column += values
+    return column
+
+
+def _repeated(values: list[object], sizes: list[int]) -> list[object]:
+    column: list[object] = []
+    for value, size in zip(values, sizes, strict=True):
+        column += [value] * size
+    return column
 
 
 def supersedes(new: WindowTotals, old: WindowTotals) -> bool:
@@ -127,7 +156,9 @@ class Batch:
         """Wait for the oldest decoding chunk, keep its rows; returns its invalid records."""
         decoded, records, expected_rows = self.pending.pop(0)
         columns, invalid = decoded.result()
-        if columns:
+        if columns and not self.events[0]:
+            self.events = columns  # the chunk's own lists: no copy of a whole batch
+        elif columns:
             for mine, theirs in zip(self.events, columns, strict=True):
                 mine.extend(theirs)
         self.pending_rows -= expected_rows

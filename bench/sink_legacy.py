@@ -1,0 +1,75 @@
+"""The ClickHouse sink's per-event raw-event path before the columnar decode: a baseline.
+
+`decode_chunk` here is what `sinks/clickhouse/decoding.py` did up to commit 60448fd:
+`decode_record` builds a `UsageEvent` per event and the `raw_events` columns are read
+back from the events. `python -m bench.sink_legacy sink clickhouse` runs the real sink
+CLI with this decode swapped in (inline decoding only), so the benchmark measures the
+old and the new sink on the same topic in the same run.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import cast
+
+from tokenops.schemas.codec import decode_record
+from tokenops.schemas.errors import InvalidEventError
+from tokenops.schemas.event import UsageEvent
+from tokenops.schemas.signing import SignatureCheck
+from tokenops.sinks.clickhouse import decoding
+from tokenops.sinks.clickhouse.decoding import RawRecord
+from tokenops.sinks.clickhouse.rows import EVENT_COLUMNS, Decoded
+
+_OPTIONAL_IDS = frozenset({"project_id", "agent_id", "user_id", "api_key_id", "region", "node_id"})
+
+
+def event_columns(
+    events: list[UsageEvent], partitions: list[int], offsets: list[int]
+) -> list[list[object]]:
+    fields = [e.__dict__ for e in events]
+    columns: list[list[object]] = []
+    for name in EVENT_COLUMNS:
+        if name == "time":
+            columns.append([e.time_ms for e in events])
+        elif name == "kafka_partition":
+            columns.append(list(partitions))
+        elif name == "kafka_offset":
+            columns.append(list(offsets))
+        elif name in _OPTIONAL_IDS:
+            columns.append([f[name] or "" for f in fields])
+        else:
+            columns.append([f[name] for f in fields])
+    return columns
+
+
+def decode_chunk(records: Sequence[RawRecord], check: SignatureCheck | None = None) -> Decoded:
+    events: list[UsageEvent] = []
+    partitions: list[int] = []
+    offsets: list[int] = []
+    invalid = 0
+    for value, headers, partition, offset in records:
+        try:
+            pairs = cast("list[tuple[str, bytes]] | None", headers)
+            decoded = decode_record(value, pairs)
+            if check is not None:
+                check(decoded, pairs)
+        except InvalidEventError:
+            invalid += 1
+            continue
+        events.extend(decoded)
+        partitions.extend([partition] * len(decoded))
+        offsets.extend([offset] * len(decoded))
+    return event_columns(events, partitions, offsets), invalid
+
+
+def main() -> None:
+    from tokenops.cli import main as cli
+
+    decoding.decode_chunk = decode_chunk  # EventDecoder.submit looks it up at call time
+    sys.argv[0] = "tokenops"
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""The sink's columnar raw-event decode gives exactly the rows of the per-event path.
+
+`decode_chunk` builds the `raw_events` columns from `decode_columns` without any
+`UsageEvent`; `per_event_decode_chunk` below is the path it replaced (`decode_record`,
+then the columns read back from the events), kept here as the reference. Both must agree
+on every chunk: the same columns in the same order, the same invalid-record count, with
+and without the signature check.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Sequence
+from concurrent.futures import Future
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tokenops.schemas import (
+    BATCH_HEADERS,
+    COLUMNS_HEADERS,
+    EVENT_HEADERS,
+    EventColumns,
+    InvalidEventError,
+    UsageEvent,
+    decode_record,
+    encode_batch,
+    encode_columns,
+    encode_event,
+)
+from tokenops.schemas.signing import SIGNATURE_HEADER, Keyring, SignatureCheck, signature_header
+from tokenops.sinks.clickhouse.decoding import RawRecord, decode_chunk
+from tokenops.sinks.clickhouse.rows import EVENT_COLUMNS, Batch, Decoded
+
+from .test_event_contract import valid_fields
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SECRET = b"0123456789abcdef0123456789abcdef"
+BASE: dict[str, Any] = {
+    "source": "//node/test",
+    "time": datetime(2026, 11, 3, 10, 0, 0, 123000, tzinfo=UTC),
+    "tenant_id": "acme",
+    "model": "gpt-4o",
+    "provider": "openai",
+    "input_tokens": 1000,
+    "output_tokens": 500,
+}
+_OPTIONAL_IDS = frozenset({"project_id", "agent_id", "user_id", "api_key_id", "region", "node_id"})
+
+
+def per_event_decode_chunk(
+    records: Sequence[RawRecord], check: SignatureCheck | None = None
+) -> Decoded:
+    """The sink's decode before the columnar path (commit 60448fd), verbatim in effect."""
+    events: list[UsageEvent] = []
+    partitions: list[int] = []
+    offsets: list[int] = []
+    invalid = 0
+    for value, headers, partition, offset in records:
+        try:
+            pairs = cast("list[tuple[str, bytes]] | None", headers)
+            decoded = decode_record(value, pairs)
+            if check is not None:
+                check(decoded, pairs)
+        except InvalidEventError:
+            invalid += 1
+            continue
+        events.extend(decoded)
+        partitions.extend([partition] * len(decoded))
+        offsets.extend([offset] * len(decoded))
+    fields = [e.__dict__ for e in events]
+    columns: list[list[object]] = []
+    for name in EVENT_COLUMNS:
+        if name == "time":
+            columns.append([e.time_ms for e in events])
+        elif name == "kafka_partition":
+            columns.append(list(partitions))
+        elif name == "kafka_offset":
+            columns.append(list(offsets))
+        elif name in _OPTIONAL_IDS:
+            columns.append([f[name] or "" for f in fields])
+        else:
+            columns.append([f[name] for f in fields])
+    return columns, invalid
+
+
+def encoded(events: list[UsageEvent], kind: str) -> tuple[bytes, list[tuple[str, bytes]] | None]:
+    """One record of `events` in the given wire format."""
+    if kind == "event":
+        return encode_event(events[0]), EVENT_HEADERS
+    if kind == "v1":
+        return encode_batch(events), BATCH_HEADERS
+    if kind == "v2":
+        return encode_columns(EventColumns.from_events(events)), COLUMNS_HEADERS
+    if kind == "v2-sniffed":  # no content-type header: told apart by its body
+        return encode_columns(EventColumns.from_events(events)), None
+    return b'{"type": "ai.tokenops.usage.batch", "version": 2}', COLUMNS_HEADERS  # invalid
+
+
+record_kinds = st.sampled_from(["event", "v1", "v2", "v2-sniffed", "invalid"])
+records_strategy = st.lists(
+    st.tuples(
+        st.lists(valid_fields(), min_size=1, max_size=5),
+        record_kinds,
+        st.integers(0, 11),
+        st.integers(0, 2**40),
+    ),
+    min_size=0,
+    max_size=6,
+)
+
+
+def build(drawn: list[tuple[list[dict[str, Any]], str, int, int]]) -> list[RawRecord]:
+    records: list[RawRecord] = []
+    for many, kind, partition, offset in drawn:
+        tenant = many[0]["tenant_id"]
+        events = [UsageEvent(**{**fields, "tenant_id": tenant}) for fields in many]
+        value, headers = encoded(events, kind)
+        records.append((value, headers, partition, offset))
+    return records
+
+
+@SETTINGS
+@given(records_strategy)
+def test_columnar_decode_gives_the_rows_of_the_per_event_path(
+    drawn: list[tuple[list[dict[str, Any]], str, int, int]],
+) -> None:
+    records = build(drawn)
+    expected = per_event_decode_chunk(records)
+    got = decode_chunk(records)
+    assert got == expected
+    assert [len(c) for c in got[0]] == [len(got[0][0])] * len(EVENT_COLUMNS)
+    # decoder processes ship the result pickled (a shared empty attributes dict included)
+    assert pickle.loads(pickle.dumps(got)) == expected
+
+
+@SETTINGS
+@given(records_strategy, st.lists(st.sampled_from(["signed", "forged", "unsigned"]), max_size=6))
+def test_with_the_signature_check_the_same_records_are_kept(
+    drawn: list[tuple[list[dict[str, Any]], str, int, int]], signing: list[str]
+) -> None:
+    check = SignatureCheck(Keyring({"k1": SECRET}), enforce=True)
+    records = []
+    for (value, headers, partition, offset), how in zip(build(drawn), signing, strict=False):
+        try:
+            events = decode_record(value, cast("list[tuple[str, bytes]] | None", headers))
+        except InvalidEventError:
+            events = []
+        pairs = list(headers or [])
+        if events and how != "unsigned":
+            secret = SECRET if how == "signed" else b"not-the-key-0123456789abcdefghij"
+            pairs.append((SIGNATURE_HEADER, signature_header("k1", secret, events)))
+        records.append((value, pairs, partition, offset))
+    assert decode_chunk(records, check) == per_event_decode_chunk(records, check)
+
+
+def test_common_batches_take_whole_columns_and_optional_ids_become_empty() -> None:
+    base = dict(BASE, region="eu-1")
+    with_attributes = {**base, "id": "b", "attributes": {"k": "v"}, "project_id": "p-1"}
+    events = [UsageEvent(**{**base, "id": "a"}), UsageEvent(**with_attributes)]
+    records: list[RawRecord] = [
+        (*encoded(events, "v2"), 3, 17),
+        (*encoded(events[:1], "v1"), 1, 5),
+    ]
+    columns, invalid = decode_chunk(records)
+    table = dict(zip(EVENT_COLUMNS, columns, strict=True))
+    assert invalid == 0
+    assert table["id"] == ["a", "b", "a"]
+    assert table["tenant_id"] == ["acme"] * 3
+    assert table["project_id"] == ["", "p-1", ""]
+    assert table["region"] == ["eu-1"] * 3
+    assert table["attributes"] == [{}, {"k": "v"}, {}]
+    assert table["kafka_partition"] == [3, 3, 1] and table["kafka_offset"] == [17, 17, 5]
+    assert (columns, invalid) == per_event_decode_chunk(records)
+
+
+def test_a_batch_takes_the_first_chunk_as_it_is_and_appends_the_rest() -> None:
+    events = [UsageEvent(**BASE, id="a")]
+    records: list[RawRecord] = [(*encoded(events, "v2"), 0, n) for n in range(3)]
+    batch = Batch()
+    for n in range(3):
+        batch.add_pending(_done(decode_chunk(records[n : n + 1])), records=1, expected_rows=1)
+    assert sum(batch.resolve_oldest() for _ in range(3)) == 0
+    assert batch.events == decode_chunk(records)[0]
+
+
+def _done(decoded: Decoded) -> Future[Decoded]:
+    future: Future[Decoded] = Future()
+    future.set_result(decoded)
+    return future
