@@ -263,7 +263,7 @@ class WindowBook:
         """`add()` event by event: late events, and records of many groups."""
         add = self.add
         for model, time_ms, *counts in zip(models, times, *tokens, strict=True):
-            add(tenant_id, model, time_ms, tuple(counts))  # type: ignore[arg-type]
+            add(tenant_id, model, time_ms, tuple(counts))
 
     def finish(self, *, watermark_floor_ms: int = NO_TIME) -> BatchResult:
         """End the batch: advance the watermark (never backwards) and close windows.
