@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
-from itertools import chain, compress, islice
+from itertools import chain, compress
+from operator import or_
 from typing import Any, NamedTuple
 
 from tokenops.schemas.aggregates import WindowTotals
@@ -179,33 +180,43 @@ class PartitionState:
         """Deduplicate and window the chunk's records, then feed their fresh events to
         the processors; empties `chunk.parts` (its dedup keys stay for the whole batch).
 
-        The common case, no event seen before and one dedup bucket per record, is all
-        set operations and C-level passes over columns; anything else takes the exact
-        per-event path (`_dedup_each`), which keeps an event's first occurrence.
+        One RocksDB multi-get for the chunk's keys, then record by record, in offset
+        order: an event is fresh unless it was stored before or seen earlier in this
+        batch. The common cases, a record of fresh events and a record sent again
+        whole, are set operations and C-level passes over its columns; a record with
+        some duplicates goes event by event (`_dedup_each`), keeping first occurrences.
         """
         parts, chunk.parts, size, chunk.size = chunk.parts, [], chunk.size, 0
         if not parts:
             return
         part_keys = [part.dedup_keys() for part in parts]
-        keys = list(chain.from_iterable(part_keys))
-        stored = self.store.seen(keys)
+        stored = self.store.seen(list(chain.from_iterable(part_keys)))
         seen_now, buckets, bucket_ms = chunk.seen, chunk.buckets, self.store.bucket_ms
-        new = set(keys)
-        if len(new) == size and new.isdisjoint(seen_now) and not any(stored):
-            seen_now |= new  # every event is fresh
-            fresh = parts
-            for part, part_key in zip(parts, part_keys, strict=True):
+        fresh: list[EventColumns] = []
+        position = 0
+        for part, keys in zip(parts, part_keys, strict=True):
+            n = len(keys)
+            olds = stored[position : position + n]
+            position += n
+            new = set(keys)
+            if len(new) == n and not any(olds) and new.isdisjoint(seen_now):
+                seen_now |= new  # every event of the record is fresh
                 times = part.time_ms
-                low, high = min(times) // bucket_ms, max(times) // bucket_ms
-                if low == high:
+                low = min(times) // bucket_ms
+                if low == max(times) // bucket_ms:
                     bucket = buckets.get(low)
                     if bucket is None:
                         bucket = buckets[low] = []
-                    bucket += part_key
+                    bucket += keys
                 else:
-                    _bucket_each(buckets, part_key, times, bucket_ms)
-        else:
-            fresh = self._dedup_each(parts, part_keys, stored, seen_now, buckets)
+                    _bucket_each(buckets, keys, times, bucket_ms)
+                fresh.append(part)
+            elif all(map(or_, olds, map(seen_now.__contains__, keys))):
+                continue  # every event counted before: the record was sent again
+            else:
+                mask = _dedup_each(keys, part.time_ms, olds, seen_now, buckets, bucket_ms)
+                if any(mask):
+                    fresh.append(select(part, mask))
         book = self.book
         for part in fresh:
             book.add_columns(part)
@@ -217,39 +228,6 @@ class PartitionState:
             extra, changes = processor.apply(fresh, now_ms=now_ms)
             outputs.extend(extra)
             delta.processors.setdefault(processor.name, {}).update(changes)
-
-    def _dedup_each(
-        self,
-        parts: list[EventColumns],
-        part_keys: list[list[str]],
-        stored: list[bool],
-        seen_now: set[str],
-        buckets: dict[int, list[str]],
-    ) -> list[EventColumns]:
-        """The exact path: event by event, in offset order, an event is fresh unless it
-        was stored before or seen earlier in this batch. Returns each record with fresh
-        events, holding only those."""
-        bucket_ms = self.store.bucket_ms
-        fresh: list[EventColumns] = []
-        olds = iter(stored)
-        for part, keys in zip(parts, part_keys, strict=True):
-            mask: list[bool] = []
-            for key, time_ms, old in zip(keys, part.time_ms, islice(olds, len(keys)), strict=True):
-                if old or key in seen_now:
-                    mask.append(False)
-                    continue
-                seen_now.add(key)
-                b = time_ms // bucket_ms
-                bucket = buckets.get(b)
-                if bucket is None:
-                    bucket = buckets[b] = []
-                bucket.append(key)
-                mask.append(True)
-            if all(mask):
-                fresh.append(part)
-            elif any(mask):
-                fresh.append(select(part, mask))
-        return fresh
 
     def _finish(
         self,
@@ -316,6 +294,31 @@ def _too_late(columns: EventColumns, cutoff: int) -> None:
     raise InvalidEventError(
         "time", columns.times()[i], "too_late: older than the dedup horizon", index=i
     )
+
+
+def _dedup_each(
+    keys: list[str],
+    times: list[int],
+    olds: list[bool],
+    seen_now: set[str],
+    buckets: dict[int, list[str]],
+    bucket_ms: int,
+) -> list[bool]:
+    """The exact path, event by event: which events of a record are fresh (not stored
+    before, not seen earlier in the batch); files the fresh ones' keys as seen."""
+    mask: list[bool] = []
+    for key, time_ms, old in zip(keys, times, olds, strict=True):
+        if old or key in seen_now:
+            mask.append(False)
+            continue
+        seen_now.add(key)
+        b = time_ms // bucket_ms
+        bucket = buckets.get(b)
+        if bucket is None:
+            bucket = buckets[b] = []
+        bucket.append(key)
+        mask.append(True)
+    return mask
 
 
 def _bucket_each(
