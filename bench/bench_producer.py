@@ -3,14 +3,19 @@
 `python -m bench.bench_producer [events] [runs] [tenants]` starts a Kafka broker (or
 uses TOKENOPS_KAFKA_BOOTSTRAP_SERVERS) and measures, in the same run, alternating:
 
-1. UsageProducer: `send(mapping)` per event (validated by the SDK, batched per tenant,
-   encoded) until `flush()` reports every event acknowledged (acks=all, idempotent);
-2. raw confluent-kafka producing the SAME record bytes, pre-serialized before the clock
-   starts (the SDK's batch records), with the same producer configuration: the ceiling;
-3. raw confluent-kafka producing one pre-serialized CloudEvent per record, for context.
+1. UsageProducer: `send(mapping)` per event (validated by the SDK, buffered as columns
+   per tenant, encoded as v2 columnar records) until `flush()` reports every event
+   acknowledged (acks=all, idempotent);
+2. the same with `send_many(1,000 mappings)` (validated column-wise);
+3. raw confluent-kafka producing the SAME records (v2 columnar, as the SDK makes them),
+   pre-serialized before the clock starts, with the same producer configuration: the
+   ceiling, and the baseline the SDK is compared with;
+4. raw confluent-kafka producing v1 batch records (what the SDK sent before v2) and one
+   pre-serialized CloudEvent per record, for context.
 
-Each figure is the median of `runs`. `--write` rewrites the "Producer" section of
-docs/benchmarks.md with the figures.
+Each figure is the median of `runs`, in events per second of wall time and per second
+of this process's CPU time (all threads, librdkafka's included). `--write` rewrites the
+"Producer" section of docs/benchmarks.md with the figures.
 """
 
 from __future__ import annotations
@@ -28,9 +33,10 @@ from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
 from tokenops.producers import ProducerSettings, UsageProducer
-from tokenops.producers.batcher import TenantBatches, batch_record
+from tokenops.producers.batcher import TenantBatches, batch_record, columns_record
 from tokenops.producers.simulator import SimulationConfig, Simulator
-from tokenops.schemas import BATCH_HEADERS, EVENT_HEADERS
+from tokenops.schemas import CONTENT_TYPE_HEADER, EVENT_HEADERS
+from tokenops.schemas.bulk import columns_many
 from tokenops.schemas.codec import encode_fields
 from tokenops.settings import KafkaSettings, StackSettings
 from tokenops.stack.kafka import KafkaBroker
@@ -70,31 +76,57 @@ def sdk_rate(
     return len(fields) / elapsed, len(fields) / cpu
 
 
-def sdk_records(fields: list[dict[str, Any]], batch: int) -> list[tuple[bytes, bytes, int]]:
-    """The (key, value, events) records the SDK sends for these events, pre-serialized."""
+Record = tuple[bytes, bytes, int, list[tuple[str, bytes]]]  # key, value, events, headers
+
+
+def sdk_records(fields: list[dict[str, Any]], batch: int) -> list[Record]:
+    """The records the SDK sends for these events (v2 columnar), pre-serialized."""
     batches = TenantBatches(batch, linger_s=1e9)
     done = []
-    for item in fields:
-        full = batches.add(*encode_fields(item, max_future_skew_s=1e9))
-        if full is not None:
-            done.append(full)
+    for part in columns_many(fields, max_future_skew_s=1e9):
+        done += batches.extend(part)
     done += batches.drain()
-    return [(tenant.encode(), batch_record(tenant, enc)[1], len(enc)) for tenant, enc in done]
+    records = []
+    for columns in done:
+        content_type, value = columns_record(columns)
+        headers = [(CONTENT_TYPE_HEADER, content_type.encode())]
+        records.append((columns.tenant_id.encode(), value, len(columns), headers))
+    return records
 
 
-def raw_rate(
-    kafka: KafkaSettings, topic: str, records: list[tuple[bytes, bytes, int]], headers: Any
-) -> float:
+def v1_records(fields: list[dict[str, Any]], batch: int) -> list[Record]:
+    """The v1 batch records the SDK sent before the columnar record, pre-serialized."""
+    by_tenant: dict[str, list[bytes]] = {}
+    records = []
+
+    def close(tenant: str) -> None:
+        encoded = by_tenant.pop(tenant)
+        content_type, value = batch_record(tenant, encoded)
+        headers = [(CONTENT_TYPE_HEADER, content_type.encode())]
+        records.append((tenant.encode(), value, len(encoded), headers))
+
+    for item in fields:
+        tenant, encoded = encode_fields(item, max_future_skew_s=1e9)
+        by_tenant.setdefault(tenant, []).append(encoded)
+        if len(by_tenant[tenant]) == batch:
+            close(tenant)
+    for tenant in list(by_tenant):
+        close(tenant)
+    return records
+
+
+def raw_rate(kafka: KafkaSettings, topic: str, records: list[Record]) -> tuple[float, float]:
+    """(events/s of wall time, events per CPU-second) producing pre-serialized records."""
     producer = Producer({**kafka.librdkafka(), **ProducerSettings().librdkafka()})
-    events = sum(n for _, _, n in records)
+    events = sum(r[2] for r in records)
     acked = [0]
 
     def delivered(error: Any, message: Any) -> None:
         if error is None:
             acked[0] += 1
 
-    began = time.perf_counter()
-    for key, value, _ in records:
+    began, cpu = time.perf_counter(), time.process_time()
+    for key, value, _, headers in records:
         while True:
             try:
                 producer.produce(topic, value, key, headers=headers, on_delivery=delivered)
@@ -102,7 +134,8 @@ def raw_rate(
             except BufferError:
                 producer.poll(0.01)
     assert producer.flush(120) == 0 and acked[0] == len(records)
-    return events / (time.perf_counter() - began)
+    elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
+    return events / elapsed, events / cpu
 
 
 def main(events: int = 200_000, runs: int = 5, tenants: int = 50, write: bool = False) -> None:
@@ -127,34 +160,34 @@ def main(events: int = 200_000, runs: int = 5, tenants: int = 50, write: bool = 
             fields = workload(events, tenants)
             batch = ProducerSettings().batch_max_events
             batched = sdk_records(fields, batch)
+            old_batched = v1_records(fields, batch)
             singles = [
-                (item["tenant_id"].encode(), encode_fields(item, max_future_skew_s=1e9)[1], 1)
-                for item in fields
+                (tenant.encode(), value, 1, EVENT_HEADERS)
+                for tenant, value in (encode_fields(f, max_future_skew_s=1e9) for f in fields)
             ]
-            sdk, sdk_cpu, many, many_cpu, raw, raw_single = [], [], [], [], [], []
+            series: dict[str, list[float]] = {}
+
+            def record(name: str, wall: float, per_cpu: float) -> None:
+                series.setdefault(name, []).append(wall)
+                series.setdefault(name + "_cpu", []).append(per_cpu)
+
             for run in range(runs):
-                wall, per_cpu = sdk_rate(kafka, topic, fields, Path(tmp) / f"spool-{run}")
-                sdk.append(wall)
-                sdk_cpu.append(per_cpu)
-                wall, per_cpu = sdk_rate(kafka, topic, fields, Path(tmp) / f"m-{run}", 1000)
-                many.append(wall)
-                many_cpu.append(per_cpu)
-                raw.append(raw_rate(kafka, topic, batched, BATCH_HEADERS))
-                raw_single.append(raw_rate(kafka, topic, singles, EVENT_HEADERS))
+                record("sdk", *sdk_rate(kafka, topic, fields, Path(tmp) / f"spool-{run}"))
+                record("many", *sdk_rate(kafka, topic, fields, Path(tmp) / f"m-{run}", 1000))
+                record("raw", *raw_rate(kafka, topic, batched))
+                record("raw_v1", *raw_rate(kafka, topic, old_batched))
+                record("raw_single", *raw_rate(kafka, topic, singles))
                 print(
-                    f"run {run + 1}: sdk {sdk[-1]:,.0f}  send_many {many[-1]:,.0f}  "
-                    f"raw batched {raw[-1]:,.0f}  "
-                    f"raw single {raw_single[-1]:,.0f} events/s",
+                    f"run {run + 1}: "
+                    + "  ".join(
+                        f"{name} {values[-1]:,.0f}"
+                        for name, values in series.items()
+                        if not name.endswith("_cpu")
+                    )
+                    + " events/s",
                     flush=True,
                 )
-            figures = {
-                "sdk": statistics.median(sdk),
-                "sdk_cpu": statistics.median(sdk_cpu),
-                "many": statistics.median(many),
-                "many_cpu": statistics.median(many_cpu),
-                "raw": statistics.median(raw),
-                "raw_single": statistics.median(raw_single),
-            }
+            figures = {name: statistics.median(values) for name, values in series.items()}
             report = render(figures, events, runs, tenants, len(batched), os.getloadavg()[0])
             print(report)
             if write:
@@ -167,8 +200,12 @@ def main(events: int = 200_000, runs: int = 5, tenants: int = 50, write: bool = 
 def render(
     figures: dict[str, float], events: int, runs: int, tenants: int, records: int, load: float
 ) -> str:
-    sdk, raw, single = figures["sdk"], figures["raw"], figures["raw_single"]
-    cpu, many, many_cpu = figures["sdk_cpu"], figures["many"], figures["many_cpu"]
+    raw = figures["raw"]
+
+    def row(label: str, name: str) -> str:
+        wall, cpu = figures[name], figures[name + "_cpu"]
+        return f"| {label} | {wall:,.0f} | {wall / raw:.2f} | {cpu:,.0f} | {1e6 / cpu:.1f} |"
+
     return "\n".join(
         [
             "## Producer",
@@ -179,22 +216,22 @@ def render(
             f"median of {runs} runs. Figures taken on the shared 2-core machine while other "
             f"engineers worked (load average {load:.1f}).",
             "",
-            "| producer | events/s | vs raw |",
-            "| --- | ---: | ---: |",
-            f"| UsageProducer.send(mapping): validated, batched, serialized, acknowledged "
-            f"| {sdk:,.0f} | {sdk / raw:.2f} |",
-            f"| UsageProducer.send_many(1,000 mappings): the same, validated column-wise "
-            f"| {many:,.0f} | {many / raw:.2f} |",
-            f"| raw confluent-kafka, the same batch records pre-serialized (baseline) "
-            f"| {raw:,.0f} | 1.00 |",
-            f"| raw confluent-kafka, one pre-serialized CloudEvent per record "
-            f"| {single:,.0f} | {single / raw:.2f} |",
+            "| producer | events/s | vs raw | events per CPU-second | CPU µs per event |",
+            "| --- | ---: | ---: | ---: | ---: |",
+            row(
+                "UsageProducer.send(mapping): validated, batched as columns, serialized as "
+                "v2 columnar records, acknowledged",
+                "sdk",
+            ),
+            row("UsageProducer.send_many(1,000 mappings): the same, validated column-wise", "many"),
+            row("raw confluent-kafka, the same v2 records pre-serialized (baseline)", "raw"),
+            row("raw confluent-kafka, v1 batch records pre-serialized", "raw_v1"),
+            row("raw confluent-kafka, one pre-serialized CloudEvent per record", "raw_single"),
             "",
-            f"CPU per event (all threads of the process): `send` {1e6 / cpu:.1f} µs "
-            f"({cpu:,.0f} events per CPU-second), `send_many` {1e6 / many_cpu:.1f} µs "
-            f"({many_cpu:,.0f} events per CPU-second): the rates one uncontended core would "
-            "sustain. The SDK is CPU-bound (validation and encoding in Python); the raw "
-            "client does no per-event work, so it measures the broker path.",
+            "CPU is that of the whole process (all threads, librdkafka's included); events "
+            "per CPU-second is the rate one uncontended core would sustain. The SDK's CPU "
+            "goes to validating events and encoding records in Python; the raw client does "
+            "no per-event work, so it measures the broker path.",
             "",
         ]
     )

@@ -31,19 +31,21 @@ from typing import Any
 from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
-from tokenops.producers.batcher import Batch, TenantBatches, batch_record
+from tokenops.producers.batcher import TenantBatches, columns_record
 from tokenops.producers.delivery import Delivered, RecordSender
 from tokenops.producers.errors import ProducerBackpressureError, ProducerClosedError
 from tokenops.producers.metrics import ProducerMetrics
 from tokenops.producers.settings import ProducerSettings
 from tokenops.producers.signing import record_signer
 from tokenops.producers.spool import Spool, SpooledRecord
-from tokenops.schemas import InvalidEventError, UsageEvent, encode_event
-from tokenops.schemas.bulk import encode_many
-from tokenops.schemas.codec import encode_fields
+from tokenops.schemas import EventColumns, InvalidEventError, UsageEvent
+from tokenops.schemas.bulk import Row, columns_many, event_row, fields_row, latest_ms, quick_row
+from tokenops.schemas.event import MIN_EVENT_TIME, to_epoch_ms
 from tokenops.settings import KafkaSettings
 
 logger = logging.getLogger(__name__)
+_EARLIEST_MS = to_epoch_ms(MIN_EVENT_TIME)
+_NO_ATTRIBUTES: dict[str, str] = {}
 _librdkafka_logger = logging.getLogger("tokenops.producers.librdkafka")
 
 
@@ -59,6 +61,8 @@ class UsageProducer:
     ) -> None:
         self.settings = settings = settings or ProducerSettings()
         self.topic = settings.topic
+        self._skew_ms = int(settings.max_future_skew_s * 1000)
+        self._max_outstanding = settings.max_outstanding_events
         signer = record_signer(settings)  # before any client: a bad key fails cleanly
         self._producer = Producer(
             {**kafka.librdkafka(), **settings.librdkafka(), "logger": _librdkafka_logger}
@@ -84,62 +88,63 @@ class UsageProducer:
 
     def send(self, event: UsageEvent | Mapping[str, Any]) -> None:
         """Accept one event (validated here if given as a mapping of fields)."""
-        tenant, encoded = self._encoded(event)
-        if self.outstanding() >= self.settings.max_outstanding_events:
+        quick = None
+        if event.__class__ is dict:  # the common case first, without detours
+            latest = int(time.time() * 1000) + self._skew_ms
+            try:
+                quick = quick_row(event, _EARLIEST_MS, latest)
+            except (TypeError, AttributeError, ValueError):  # an unhashable value
+                quick = None
+        if quick is not None:
+            tenant, row = quick
+            attributes = _NO_ATTRIBUTES
+        else:
+            tenant, row, attributes = self._validated(event)
+        if self._batches.buffered + self._sender.outstanding >= self._max_outstanding:
             self._wait_for_room()
-        self._accept(tenant, encoded)
+        self._accept(tenant, row, attributes)
 
     def send_many(self, events: Iterable[UsageEvent | Mapping[str, Any]]) -> int:
         """Accept several events at once; all are validated before any is accepted.
 
-        Faster per event than `send` for dicts of fields (validated column by column);
-        raises the first invalid event's `InvalidEventError` (with its `index`) and then
-        accepts none of them. Returns how many were accepted.
+        Faster per event than `send` for dicts of fields (validated column by column,
+        appended to the tenants' buffers a column at a time); raises the first invalid
+        event's `InvalidEventError` (with its `index`) and then accepts none of them.
+        Returns how many were accepted.
         """
         items = list(events)
-        if all(type(e) is dict for e in items):
-            try:
-                skew = self.settings.max_future_skew_s
-                encoded = encode_many(items, max_future_skew_s=skew)  # type: ignore[arg-type]
-            except InvalidEventError:
-                self.metrics.rejected.inc()
-                raise
-        else:
-            encoded = []
-            for index, event in enumerate(items):
-                try:
-                    encoded.append(self._encoded(event))
-                except InvalidEventError as exc:
-                    raise exc.at(index) from None
+        try:
+            parts = columns_many(items, max_future_skew_s=self.settings.max_future_skew_s)
+        except InvalidEventError:
+            self.metrics.rejected.inc()
+            raise
         if self.outstanding() >= self.settings.max_outstanding_events:
             self._wait_for_room()
         with self._lock:
             if self._closed:
                 raise ProducerClosedError()
-            add = self._batches.add
-            for tenant, value in encoded:
-                full = add(tenant, value)
-                if full is not None:
+            for part in parts:
+                for full in self._batches.extend(part):
                     self._produce(full)
-        return len(encoded)
+        return len(items)
 
-    def _accept(self, tenant: str, encoded: bytes) -> None:
+    def _accept(self, tenant: str, row: Row, attributes: dict[str, str]) -> None:
         with self._lock:
             if self._closed:
                 raise ProducerClosedError()
-            full = self._batches.add(tenant, encoded)
+            full = self._batches.add(tenant, row, attributes)
             if full is not None:
                 self._produce(full)
 
     async def asend(self, event: UsageEvent | Mapping[str, Any]) -> None:
         """`send` for asyncio: waits for room with `asyncio.sleep`, never blocking the loop."""
-        tenant, encoded = self._encoded(event)
+        tenant, row, attributes = self._validated(event)
         deadline = time.monotonic() + self.settings.backpressure_timeout_s
         while self.outstanding() >= self.settings.max_outstanding_events:
             if time.monotonic() >= deadline:
                 raise self._backpressure_error()
             await asyncio.sleep(0.005)
-        self._accept(tenant, encoded)
+        self._accept(tenant, row, attributes)
 
     def send_raw(
         self,
@@ -229,12 +234,13 @@ class UsageProducer:
 
     # -- internals --------------------------------------------------------------------
 
-    def _encoded(self, event: UsageEvent | Mapping[str, Any]) -> tuple[str, bytes]:
-        """(tenant, CloudEvent bytes); a mapping is validated here, at the call site."""
+    def _validated(self, event: UsageEvent | Mapping[str, Any]) -> tuple[str, Row, dict[str, str]]:
+        """(tenant, row, attributes) of one event; a mapping is validated here, at the
+        call site."""
         if isinstance(event, UsageEvent):
-            return event.tenant_id, encode_event(event)
+            return event_row(event)
         try:
-            return encode_fields(event, max_future_skew_s=self.settings.max_future_skew_s)
+            return fields_row(event, _EARLIEST_MS, latest_ms(self.settings.max_future_skew_s))
         except InvalidEventError:
             self.metrics.rejected.inc()
             raise
@@ -252,11 +258,11 @@ class UsageProducer:
                 raise self._backpressure_error()
             time.sleep(0.005)
 
-    def _produce(self, batch: Batch) -> None:
-        """Hand one tenant's encoded events to librdkafka as one record (lock held)."""
-        tenant, encoded = batch
-        content_type, value = batch_record(tenant, encoded)
-        self._sender.submit(SpooledRecord(len(encoded), tenant.encode(), content_type, value))
+    def _produce(self, columns: EventColumns) -> None:
+        """Hand one tenant's buffered events to librdkafka as one record (lock held)."""
+        content_type, value = columns_record(columns)
+        record = SpooledRecord(len(columns), columns.tenant_id.encode(), content_type, value)
+        self._sender.submit(record)
 
     def _poll_loop(self) -> None:
         """Serves delivery reports and lingering batches until close; never dies quietly."""

@@ -1,25 +1,38 @@
-"""Many events' fields validated and encoded at once: the SDK's `send_many`.
+"""Events' fields validated into columns: the SDK's `send` and `send_many` hot paths.
 
-`encode_many(items)` returns what `[encode_fields(f) for f in items]` would, and raises
-the same `InvalidEventError` (with the event's `index`) for the first bad one; nothing
-is half-done. A list of dicts of the common shape (identifiers already seen, aware UTC
-datetimes, no attributes) is checked column by column in C loops, like `columnar.py`
-does for decoding; anything else goes event by event.
+The producer buffers VALIDATED COLUMNS per tenant and sends them as one v2 columnar
+record (`column_batch.py`); nothing here builds a per-event object on the common path.
+
+- `fields_row(fields, ...)` validates one event's fields (`quick_fields`, else the careful
+  `validate_fields`, which names the broken field) and returns its values in `ROW_FIELDS`
+  order, ready to be appended to column lists; `event_row(event)` does the same for an
+  already validated `UsageEvent`.
+- `columns_many(items, ...)` validates many events' fields at once and returns their
+  `EventColumns`, one per tenant, each holding its events in the order given; the common
+  shape (identifiers already seen, aware UTC datetimes or canonical time strings, no
+  attributes) is checked column by column in C loops, like `columnar.py` does for
+  decoding; anything else goes event by event. The first invalid event raises its
+  `InvalidEventError` (with its `index`) and nothing is returned.
+- `encode_many(items)` is `[encode_fields(f) for f in items]` (CloudEvent bytes), kept for
+  callers that want per-event records; it shares the column checks.
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
-from collections.abc import Mapping, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import repeat
-from operator import add, floordiv, le, methodcaller, sub
-from typing import Any
+from operator import add, floordiv, itemgetter, le, methodcaller, sub
+from typing import Any, cast
 
 import orjson
 
 from tokenops.schemas.codec import EVENT_TYPE, SPECVERSION, encode_fields
+from tokenops.schemas.columnar import canonical_times, times_ms
+from tokenops.schemas.columns import TOKEN_COLUMNS, EventColumns
 from tokenops.schemas.errors import InvalidEventError
 from tokenops.schemas.event import (
     DEFAULT_MAX_FUTURE_SKEW_S,
@@ -28,25 +41,226 @@ from tokenops.schemas.event import (
     MIN_EVENT_TIME,
     ONE_MS,
     SCHEMA_VERSION,
+    UsageEvent,
     to_epoch_ms,
 )
-from tokenops.schemas.validate import FIELDS, IDS, OPTIONAL_IDS, known, known_or_none
+from tokenops.schemas.validate import (
+    FIELDS,
+    IDENT,
+    IDS,
+    MISSING,
+    OPTIONAL_IDS,
+    known,
+    known_or_none,
+    seconds,
+    validate_fields,
+)
 from tokenops.schemas.validate import sources as known_sources
 
+# One event's values in the order of EventColumns' list fields (tenant and attributes
+# travel apart: the tenant is the buffer's, attributes are rare).
+ROW_FIELDS = (
+    "id",
+    "source",
+    "time_ms",
+    "model",
+    "provider",
+    "operation",
+    *TOKEN_COLUMNS,
+    *OPTIONAL_IDS,
+)
+Row = tuple[Any, ...]
+_row = itemgetter(*ROW_FIELDS)
 _FLAT = frozenset(FIELDS)
 _CE_KEYS = ("specversion", "type", "source", "id", "time", "data")
 _EARLIEST_MS = to_epoch_ms(MIN_EVENT_TIME)
 _INT = frozenset({int})
 _MILLIS = methodcaller("isoformat", timespec="milliseconds")
+_NO_ATTRIBUTES: dict[str, str] = {}
+# `quick_row` reads every field at once from the fields over these defaults; a required
+# field left MISSING then fails its check.
+_QUICK_DEFAULTS: dict[str, Any] = {
+    **dict.fromkeys(FIELDS, MISSING),
+    "schema_version": SCHEMA_VERSION,
+    "operation": "chat",
+    **dict.fromkeys(TOKEN_COLUMNS[2:], 0),
+    **dict.fromkeys(OPTIONAL_IDS),
+    "attributes": _NO_ATTRIBUTES,
+}
+_FIELD_COUNT = len(_QUICK_DEFAULTS)
+_quick_get = itemgetter(
+    "schema_version",
+    "tenant_id",
+    "id",
+    "source",
+    "time",
+    "model",
+    "provider",
+    "operation",
+    *TOKEN_COLUMNS,
+    *OPTIONAL_IDS,
+    "attributes",
+)
+
+
+def row_columns_of(
+    tenant: str, columns: Iterable[list[Any]], attributes: list[dict[str, str]] | None = None
+) -> EventColumns:
+    """The `EventColumns` of lists in `ROW_FIELDS` order."""
+    return EventColumns(
+        tenant_id=tenant, attributes=attributes, **dict(zip(ROW_FIELDS, columns, strict=True))
+    )
+
+
+def latest_ms(max_future_skew_s: float) -> int:
+    """The latest event time accepted now, in epoch ms."""
+    return int(time.time() * 1000) + int(max_future_skew_s * 1000)
+
+
+def event_row(event: UsageEvent) -> tuple[str, Row, dict[str, str]]:
+    """(tenant, row, attributes) of an already validated event."""
+    event.time_ms  # noqa: B018 - fills the cached property, so the row can read it
+    d = event.__dict__
+    return d["tenant_id"], _row(d), d["attributes"]
+
+
+def fields_row(
+    fields: Mapping[str, Any], earliest_ms: int, latest_ms: int
+) -> tuple[str, Row, dict[str, str]]:
+    """(tenant, row, attributes) of the event `UsageEvent(**fields)` would be; the same
+    rules and the same `InvalidEventError` as `encode_fields`."""
+    try:
+        quick = quick_row(fields, earliest_ms, latest_ms)
+    except (TypeError, AttributeError, ValueError):  # an unhashable value: not quick
+        quick = None
+    if quick is not None:
+        return quick[0], quick[1], _NO_ATTRIBUTES
+    data = dict(fields)
+    data.setdefault("schema_version", SCHEMA_VERSION)
+    event_id, source = data.pop("id", MISSING), data.pop("source", MISSING)
+    when = data.pop("time", MISSING)
+    return event_row(validate_fields(data, event_id, source, when, earliest_ms, latest_ms))
+
+
+def quick_row(
+    fields: Mapping[str, Any], earliest_ms: int, latest_ms: int
+) -> tuple[str, Row] | None:
+    """(tenant, row) of a common valid event, proven valid with lookups; None: ask
+    `validate_fields`. The rules of `quick_fields`, without building the fields' dict:
+    every identifier already in `known`, the source in `sources`, an aware UTC datetime
+    or a canonical time whose second was seen, no attributes. `send`'s per-event cost."""
+    merged = {**_QUICK_DEFAULTS, **fields}
+    if len(merged) != _FIELD_COUNT:  # a key that is not a field
+        return None
+    (
+        version,
+        tenant,
+        event_id,
+        source,
+        when,
+        model,
+        provider,
+        operation,
+        inputs,
+        outputs,
+        reads,
+        creations,
+        reasoning,
+        project,
+        agent,
+        user,
+        api_key,
+        region,
+        node,
+        attributes,
+    ) = _quick_get(merged)
+    if not (
+        version.__class__ is int
+        and version == SCHEMA_VERSION
+        and known.issuperset((tenant, model, provider, operation))
+        and known_or_none.issuperset((project, agent, user, api_key, region, node))
+        and source in known_sources
+        and event_id.__class__ is str
+        and len(event_id) <= 128
+        and event_id.isascii()
+        and (event_id.isalnum() or IDENT(event_id) is not None)
+        and attributes.__class__ is dict
+        and not attributes
+    ):
+        return None
+    if when.__class__ is datetime and when.tzinfo is UTC:  # the SDK's datetime.now(UTC)
+        ms = (when - EPOCH) // ONE_MS
+    elif when.__class__ is str and len(when) == 24 and when[19] == "." and when[23] == "Z":
+        base_ms = seconds.get(when[:19])  # seconds of canonical times validated before
+        frac = when[20:23]
+        if base_ms is None or not (frac.isascii() and frac.isdigit()):
+            return None
+        ms = base_ms + int(frac)
+    else:
+        return None
+    if not (
+        earliest_ms <= ms <= latest_ms
+        and inputs.__class__ is int
+        and outputs.__class__ is int
+        and reads.__class__ is int
+        and creations.__class__ is int
+        and reasoning.__class__ is int
+        and reads >= 0
+        and creations >= 0
+        and reads + creations <= inputs <= MAX_TOKENS  # so inputs >= 0 too
+        and 0 <= reasoning <= outputs <= MAX_TOKENS
+    ):
+        return None
+    row = (event_id, source, ms, model, provider, operation, inputs, outputs, reads, creations)
+    return tenant, (*row, reasoning, project, agent, user, api_key, region, node)
+
+
+def columns_many(
+    items: Sequence[Mapping[str, Any] | UsageEvent],
+    *,
+    max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S,
+) -> list[EventColumns]:
+    """The validated columns of these events (mappings of fields, or `UsageEvent`s), one
+    `EventColumns` per tenant (each in the order given), or the first invalid event's
+    error."""
+    latest = latest_ms(max_future_skew_s)
+    try:
+        grouped = _grouped(items)
+        checked = None if grouped is None else _checked(grouped, latest)
+    except (TypeError, ValueError, AttributeError, KeyError):
+        checked = None  # an unhashable or odd value: the careful way decides
+    if checked is not None:
+        return checked.by_tenant()
+    rows: dict[str, list[Row]] = {}
+    attributes: dict[str, list[dict[str, str]]] = {}
+    for index, fields in enumerate(items):
+        try:
+            if isinstance(fields, UsageEvent):
+                tenant, row, attrs = event_row(fields)
+            else:
+                tenant, row, attrs = fields_row(fields, _EARLIEST_MS, latest)
+        except InvalidEventError as exc:
+            raise exc.at(index) from None
+        rows.setdefault(tenant, []).append(row)
+        attributes.setdefault(tenant, []).append(attrs)
+    return [
+        row_columns_of(
+            tenant,
+            map(list, zip(*group, strict=True)),
+            attributes=list(map(dict, attributes[tenant])) if any(attributes[tenant]) else None,
+        )
+        for tenant, group in rows.items()
+    ]
 
 
 def encode_many(
     items: Sequence[Mapping[str, Any]], *, max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S
 ) -> list[tuple[str, bytes]]:
     """[(tenant_id, CloudEvent bytes)] of these events, or the first one's error."""
-    latest = int(time.time() * 1000) + int(max_future_skew_s * 1000)
+    latest = latest_ms(max_future_skew_s)
     try:
-        quick = _quick_many(items, latest)
+        checked = _checked(items, latest)
+        quick = None if checked is None else _cloudevents(items, checked)
     except (TypeError, ValueError, AttributeError, KeyError):
         quick = None  # an unhashable or odd value: the careful way decides
     if quick is not None:
@@ -60,44 +274,93 @@ def encode_many(
     return encoded
 
 
-def _quick_many(items: Sequence[Any], latest_ms: int) -> list[tuple[str, bytes]] | None:
+@dataclass
+class _Checked:
+    """The columns of a list of valid events' fields, every rule checked."""
+
+    tenants: list[str]
+    rows: list[list[Any]]  # one list per ROW_FIELDS name
+    times: list[Any]  # as given: aware UTC datetimes, or canonical strings
+
+    def by_tenant(self) -> list[EventColumns]:
+        """One `EventColumns` per tenant; the events must come grouped by tenant, the
+        tenants in sorted order (`_grouped`)."""
+        tenants, n = self.tenants, len(self.tenants)
+        first = tenants[0]
+        if tenants.count(first) == n:  # one tenant: the columns as they are
+            return [row_columns_of(first, self.rows)]
+        counts = Counter(tenants)
+        parts, start = [], 0
+        for tenant in sorted(counts):
+            end = start + counts[tenant]
+            parts.append(row_columns_of(tenant, [column[start:end] for column in self.rows]))
+            start = end
+        return parts
+
+
+def _grouped(items: Sequence[Any]) -> Sequence[Any] | None:
+    """The dicts `items` in order of their `tenant_id`, each tenant's in the order given
+    (a stable sort of the dicts themselves, so no column needs gathering afterwards);
+    None if they are not all dicts."""
     n = len(items)
     if not n or set(map(type, items)) != {dict}:
         return None
-    if not all(map(_FLAT.issuperset, items)) or any(
-        map(dict.__contains__, items, repeat("attributes", n))
-    ):
-        return None
+    tenants = list(map(dict.get, items, repeat("tenant_id", n)))
+    if tenants.count(tenants[0]) == n:
+        return items
+    tenant_of = cast(Callable[[int], str], tenants.__getitem__)
+    order = sorted(range(n), key=tenant_of)  # TypeError if the tenants are not comparable
+    grouped: tuple[Any, ...] = itemgetter(*order)(items)
+    return grouped
 
-    def column(name: str, default: Any = None) -> list[Any]:
-        return list(map(dict.get, items, repeat(name, n), repeat(default, n)))
+
+def _checked(items: Sequence[Any], latest_ms: int) -> _Checked | None:
+    """The validated columns of the common shape of events, or None: go event by event."""
+    n = len(items)
+    if not n or set(map(type, items)) != {dict}:
+        return None
+    column = _same_keys_reader(items, n)
+    if column is None:
+        if not all(map(_FLAT.issuperset, items)) or any(
+            map(dict.__contains__, items, repeat("attributes", n))
+        ):
+            return None
+
+        def column(name: str, default: Any = None) -> list[Any]:
+            return list(map(dict.get, items, repeat(name, n), repeat(default, n)))
 
     versions = column("schema_version", SCHEMA_VERSION)
     ids, sources, times = column("id"), column("source"), column("time")
-    tenants = column("tenant_id")
+    tenants, models, providers = column("tenant_id"), column("model"), column("provider")
+    operations = column("operation", "chat")
     optional = [column(name) for name in OPTIONAL_IDS]
     joined_ids = "\n".join(ids)
     if not (
         set(map(type, versions)) == _INT
         and set(versions) == {SCHEMA_VERSION}
         and known.issuperset(tenants)
-        and known.issuperset(column("model"))
-        and known.issuperset(column("provider"))
-        and known.issuperset(column("operation", "chat"))
+        and known.issuperset(models)
+        and known.issuperset(providers)
+        and known.issuperset(operations)
         and all(map(known_or_none.issuperset, optional))
         and known_sources.issuperset(sources)
         and joined_ids.count("\n") == n - 1
         and IDS(joined_ids) is not None
-        and set(map(type, times)) == {datetime}
-        and {t.tzinfo for t in times} == {UTC}
     ):
         return None
-    millis = list(map(floordiv, map(sub, times, repeat(EPOCH, n)), repeat(ONE_MS, n)))
-    inputs, outputs = column("input_tokens"), column("output_tokens")
-    reads = column("cache_read_input_tokens", 0)
-    creations = column("cache_creation_input_tokens", 0)
-    reasonings = column("reasoning_output_tokens", 0)
-    tokens = (inputs, outputs, reads, creations, reasonings)
+    kinds = set(map(type, times))
+    if kinds == {datetime} and {t.tzinfo for t in times} == {UTC}:
+        millis = list(map(floordiv, map(sub, times, repeat(EPOCH, n)), repeat(ONE_MS, n)))
+    elif kinds == {str} and set(map(len, times)) == {24} and canonical_times("".join(times)):
+        millis = times_ms(times, n)  # ValueError on an impossible date: the careful way
+    else:
+        return None
+    tokens = [
+        column("input_tokens"),
+        column("output_tokens"),
+        *(column(name, 0) for name in TOKEN_COLUMNS[2:]),
+    ]
+    inputs, outputs, reads, creations, reasonings = tokens
     if not (
         min(millis) >= _EARLIEST_MS
         and max(millis) <= latest_ms
@@ -109,13 +372,47 @@ def _quick_many(items: Sequence[Any], latest_ms: int) -> list[tuple[str, bytes]]
         and all(map(le, reasonings, outputs))
     ):
         return None
-    stamps = map(str.replace, map(_MILLIS, times), repeat("+00:00", n), repeat("Z", n))
+    rows = [ids, sources, millis, models, providers, operations, *tokens, *optional]
+    return _Checked(tenants, rows, times)
+
+
+def _same_keys_reader(items: Sequence[Any], n: int) -> Callable[..., list[Any]] | None:
+    """`column(name, default)` for dicts that all have the first one's keys (a caller's
+    events usually share their shape): every value read with one `itemgetter` call per
+    event and the columns made by one transposition; None if the keys differ, or include
+    `attributes` or a key that is not a field."""
+    keys = tuple(items[0])
+    if len(keys) < 2 or not _FLAT.issuperset(keys) or "attributes" in keys:
+        return None
+    if set(map(len, items)) != {len(keys)}:
+        return None
+    try:  # same length and every key of the first: the same keys
+        values = dict(zip(keys, zip(*map(itemgetter(*keys), items), strict=True), strict=True))
+    except KeyError:
+        return None
+
+    def column(name: str, default: Any = None) -> list[Any]:
+        found = values.get(name)
+        return [default] * n if found is None else list(found)
+
+    return column
+
+
+def _cloudevents(items: Sequence[Any], checked: _Checked) -> list[tuple[str, bytes]]:
+    """The CloudEvent bytes of checked events: their fields as given, as `encode_fields`
+    writes them (the time canonical, `schema_version` filled in)."""
+    n, times = len(items), checked.times
+    if times[0].__class__ is str:
+        stamps: Any = times
+    else:
+        stamps = map(str.replace, map(_MILLIS, times), repeat("+00:00", n), repeat("Z", n))
     datas = list(map(dict, items))
     for key in ("id", "source", "time"):
         deque(map(dict.pop, datas, repeat(key, n)), maxlen=0)
     deque(map(dict.setdefault, datas, repeat("schema_version", n), repeat(SCHEMA_VERSION, n)), 0)
+    ids, sources = checked.rows[0], checked.rows[1]
     rows = zip(
         repeat(SPECVERSION, n), repeat(EVENT_TYPE, n), sources, ids, stamps, datas, strict=True
     )
     ces = map(dict, map(zip, repeat(_CE_KEYS, n), rows))
-    return list(zip(tenants, map(orjson.dumps, ces), strict=True))
+    return list(zip(checked.tenants, map(orjson.dumps, ces), strict=True))

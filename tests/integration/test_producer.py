@@ -12,11 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from tokenops.producers import ProducerSettings, UsageProducer
 from tokenops.producers.readback import read_topic
-from tokenops.schemas import InvalidEventError, UsageEvent
+from tokenops.schemas import (
+    CLOUDEVENTS_CONTENT_TYPE,
+    COLUMNS_CONTENT_TYPE,
+    CONTENT_TYPE_HEADER,
+    InvalidEventError,
+    UsageEvent,
+    decode_record,
+)
+from tokenops.schemas.signing import Keyring
 from tokenops.settings import KafkaSettings
 from tokenops.stack.kafka import KafkaBroker
 
@@ -75,6 +84,74 @@ def test_events_round_trip_to_equal_usage_events(
     assert registry.get_sample_value("tokenops_producer_events_sent_total") == 400
     assert registry.get_sample_value("tokenops_producer_events_rejected_total") == 2
     assert registry.get_sample_value("tokenops_producer_queue_depth") == 0
+
+
+def raw_records(kafka: KafkaSettings, topic: str) -> list[Any]:
+    """Every record of the topic (up to its end offsets now), as messages with headers."""
+    consumer = Consumer(
+        {**kafka.librdkafka(), "group.id": f"raw-{topic}", "enable.auto.commit": False}
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in partitions
+        }
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        messages: list[Any] = []
+        while len(messages) < sum(ends.values()):
+            messages += [m for m in consumer.consume(1000, timeout=1) if not m.error()]
+        return messages
+    finally:
+        consumer.close()
+
+
+def test_records_are_v2_columns_that_decode_to_the_events_sent(
+    kafka_settings: KafkaSettings, new_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    topic = new_topic(partitions=2)
+    secret = "node-a-secret-0123456789"
+    settings = producer_settings(
+        topic, tmp_path, batch_max_events=25, signing_key_id="node-a", signing_key=secret
+    )
+    rich = {
+        "operation": "embeddings",
+        "cache_read_input_tokens": 40,
+        "cache_creation_input_tokens": 9,
+        "reasoning_output_tokens": 4,
+        "project_id": "proj-1",
+        "user_id": "u@example.com",
+        "region": "eu-west-1",
+    }
+    sent = []
+    with UsageProducer(kafka_settings, settings) as producer:
+        for i in range(60):
+            extra = {**rich, "attributes": {"deployment": "blue"}} if i % 5 == 0 else {}
+            mapping = fields(i, tenant=f"tenant-{i % 2}", **extra)
+            producer.send(mapping)
+            sent.append(UsageEvent(**mapping))
+        many = [fields(i, tenant=f"tenant-{i % 2}", **rich) for i in range(60, 110)]
+        producer.send_many(many)
+        sent += [UsageEvent(**f) for f in many]
+        producer.send(fields(110, tenant="tenant-lone"))
+        sent.append(UsageEvent(**fields(110, tenant="tenant-lone")))
+        assert producer.flush(30) == 0
+    keyring = Keyring({"node-a": secret.encode()})
+    got: dict[str, list[UsageEvent]] = {}
+    kinds = set()
+    for message in raw_records(kafka_settings, topic):
+        headers = message.headers()
+        events = decode_record(message.value(), headers, key=message.key())
+        kind = dict(headers)[CONTENT_TYPE_HEADER].decode()
+        assert kind == (COLUMNS_CONTENT_TYPE if len(events) > 1 else CLOUDEVENTS_CONTENT_TYPE)
+        assert keyring.verify(events, headers) == "node-a"
+        kinds.add(kind)
+        got.setdefault(events[0].tenant_id, []).extend(events)
+    expected: dict[str, list[UsageEvent]] = {}
+    for event in sent:
+        expected.setdefault(event.tenant_id, []).append(event)
+    assert got == expected
+    assert kinds == {COLUMNS_CONTENT_TYPE, CLOUDEVENTS_CONTENT_TYPE}
 
 
 def test_asyncio_api(

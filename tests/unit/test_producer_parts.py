@@ -15,16 +15,17 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from tokenops.producers import ProducerBackpressureError, ProducerSettings, UsageProducer
-from tokenops.producers.batcher import MAX_PRODUCED_BYTES, TenantBatches, batch_record
+from tokenops.producers.batcher import MAX_PRODUCED_BYTES, TenantBatches, columns_record
 from tokenops.producers.ledger import ExpectedTotals, Ledger
 from tokenops.producers.spool import Spool, SpooledRecord, encode_entry, read_entries
 from tokenops.schemas import (
-    BATCH_CONTENT_TYPE,
     CLOUDEVENTS_CONTENT_TYPE,
+    COLUMNS_CONTENT_TYPE,
+    EventColumns,
     UsageEvent,
     decode_record,
-    encode_event,
 )
+from tokenops.schemas.bulk import event_row
 from tokenops.settings import KafkaSettings
 from tokenops.stack.process import free_port
 
@@ -71,29 +72,35 @@ def test_spool_files_are_claimed_once(tmp_path: Path) -> None:
 def test_batches_fill_by_count_and_linger_by_time() -> None:
     now = [0.0]
     batches = TenantBatches(3, linger_s=0.05, clock=lambda: now[0])
-    assert batches.add("a", b"1") is None
-    assert batches.add("b", b"2") is None
-    assert batches.add("a", b"3") is None
-    assert batches.add("a", b"4") == ("a", [b"1", b"3", b"4"])
+    a1, b2, a3, a4 = event(1, "a"), event(2, "b"), event(3, "a"), event(4, "a")
+    assert batches.add(*event_row(a1)) is None
+    assert batches.add(*event_row(b2)) is None
+    assert batches.add(*event_row(a3)) is None
+    full = batches.add(*event_row(a4))
+    assert full is not None and full.events() == [a1, a3, a4]
     assert batches.buffered == 1
     now[0] = 0.06
-    assert batches.stale() == [("b", [b"2"])]
+    [stale] = batches.stale()
+    assert stale.events() == [b2]
     assert batches.buffered == 0
 
 
 def test_batches_never_exceed_the_record_size() -> None:
     batches = TenantBatches(10_000, linger_s=1)
-    big = b"x" * 100_000
-    full = [b for b in (batches.add("a", big) for _ in range(20)) if b is not None]
-    assert full and all(len(batch_record(t, e)[1]) <= MAX_PRODUCED_BYTES for t, e in full)
+    big = {f"key.{i:02d}": "x" * 240 for i in range(16)}  # 4,000 bytes of attributes
+    full = [batches.add(*event_row(event(i, attributes=big))) for i in range(1000)]
+    records = [r for r in full if r is not None]
+    assert records and all(len(columns_record(r)[1]) <= MAX_PRODUCED_BYTES for r in records)
 
 
 def test_batch_records_decode_to_their_events() -> None:
     events = [event(i) for i in range(1, 4)]
-    content_type, value = batch_record("acme", [encode_event(e) for e in events])
-    assert content_type == BATCH_CONTENT_TYPE
+    content_type, value = columns_record(EventColumns.from_events(events))
+    assert content_type == COLUMNS_CONTENT_TYPE
     assert decode_record(value, [("content-type", content_type.encode())]) == events
-    assert batch_record("acme", [encode_event(events[0])])[0] == CLOUDEVENTS_CONTENT_TYPE
+    lone = columns_record(EventColumns.from_events(events[:1]))
+    assert lone[0] == CLOUDEVENTS_CONTENT_TYPE
+    assert decode_record(lone[1], [("content-type", lone[0].encode())]) == events[:1]
 
 
 def test_ledger_windows_and_file_round_trip(tmp_path: Path) -> None:
