@@ -18,14 +18,20 @@ with batch records (v2 columnar records by default, v1 envelopes of CloudEvents 
 
 Rates are per second of wall-clock time and per second of CPU time (all threads and
 decoder processes); on a shared machine the CPU-time rates are the ones to compare.
-`TOKENOPS_BENCH_PROFILE=<file>` runs the current inline sink under cProfile.
+`TOKENOPS_BENCH_PROFILE=<file>` runs the current inline sink under cProfile;
+`TOKENOPS_BENCH_PYSPY=<prefix>` runs both sinks under py-spy (collapsed stacks of the
+active threads in `<prefix>-before.txt` and `<prefix>-after.txt`, rates then include
+nothing of py-spy but are slowed by it); `TOKENOPS_BENCH_THREADS=1` prints the CPU
+seconds of each sink's threads by name.
 
 Target: the sink keeps up with the raw events of a 100,000 events/s stream.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -197,33 +203,40 @@ def run_sink(
     profile = os.environ.get("TOKENOPS_BENCH_PROFILE")
     if profile and decode_processes == 0 and not legacy:
         command = [sys.executable, "-m", "cProfile", "-o", profile, *command]
+    spying = os.environ.get("TOKENOPS_BENCH_PYSPY")
+    if spying:  # py-spy cannot attach to a running sink here; it starts it instead
+        out = f"{spying}-{'before' if legacy else 'after'}.txt"
+        spy = str(Path(sys.executable).parent / "py-spy")
+        options = ["--nonblocking", "-r", "100", "-f", "raw", "-o", out]
+        command = [spy, "record", *options, "--", *command]
     ensure_topics(kafka, [TopicSpec(f"{topic}.aggregates", 4, 1)])
     proc = subprocess.Popen(command, env=env, cwd=Path(__file__).parent.parent)
+    pid = proc.pid
     try:
         start = None
-        spy = None
         written = 0.0
         while written < events:
             time.sleep(0.02)
             assert proc.poll() is None, "sink exited"
             if start is None and _metric(port, "tokenops_clickhouse_sink_records_total") > 0:
                 start = time.perf_counter()  # the first record is consumed
-                cpu = _cpu_seconds(proc.pid)
-                threads = _thread_cpu_seconds(proc.pid)
-                spy = _py_spy(proc.pid, legacy)
+                pid = _child(proc.pid) if spying else proc.pid
+                cpu = _cpu_seconds(pid)
+                threads = _thread_cpu_seconds(pid)
             written = _metric(port, 'tokenops_clickhouse_sink_rows_total{table="raw_events"}')
         elapsed = time.perf_counter() - (start or 0)
-        used = _cpu_seconds(proc.pid) - cpu
-        if spy is not None:
-            spy.terminate()  # py-spy writes its samples when interrupted
-            spy.wait(60)
+        used = _cpu_seconds(pid) - cpu
         if os.environ.get("TOKENOPS_BENCH_THREADS"):
-            after = _thread_cpu_seconds(proc.pid)
+            after = _thread_cpu_seconds(pid)
             spent = {name: after[name] - threads.get(name, 0.0) for name in after}
             top = sorted(spent.items(), key=lambda item: -item[1])[:8]
             print("  CPU-s by thread: " + ", ".join(f"{n} {s:.2f}" for n, s in top if s > 0))
-        return Rate(events / elapsed, events / used), _peak_rss_mb(proc.pid)
+        return Rate(events / elapsed, events / used), _peak_rss_mb(pid)
     finally:
+        if pid != proc.pid:
+            os.kill(pid, signal.SIGTERM)  # the sink; py-spy writes its samples as it exits
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(120)
         proc.terminate()
         proc.wait(60)
 
@@ -242,17 +255,17 @@ def _cpu_seconds(pid: int) -> float:
     return total
 
 
-def _py_spy(pid: int, legacy: bool) -> subprocess.Popen[bytes] | None:
-    """With TOKENOPS_BENCH_PYSPY=<prefix>: py-spy samples the sink's active threads into
-    `<prefix>-before.txt` / `<prefix>-after.txt` (collapsed stacks) until every row is
-    written."""
-    prefix = os.environ.get("TOKENOPS_BENCH_PYSPY")
-    if not prefix:
-        return None
-    out = f"{prefix}-{'before' if legacy else 'after'}.txt"
-    spy = Path(sys.executable).parent / "py-spy"
-    argv = [str(spy), "record", "--nonblocking", "-r", "100", "-f", "raw", "-o", out]
-    return subprocess.Popen([*argv, "--pid", str(pid)], stdout=subprocess.DEVNULL)
+def _child(pid: int) -> int:
+    """The first child process of `pid` (the sink py-spy started)."""
+    for _ in range(500):
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                if stat.read_text().rsplit(")", 1)[1].split()[1] == str(pid):
+                    return int(stat.parent.name)
+            except OSError:
+                continue
+        time.sleep(0.01)
+    raise RuntimeError(f"no child process of {pid}")
 
 
 def _thread_cpu_seconds(pid: int) -> dict[str, float]:
