@@ -46,10 +46,15 @@ TOKENOPS = str(Path(sys.executable).parent / "tokenops")
 
 
 def fill(
-    kafka: KafkaSettings, topic: str, events: int, per_record: int, tenants: int, load: str
+    kafka: KafkaSettings,
+    topic: str,
+    events: int,
+    per_record: int,
+    tenants: int,
+    load: str = "v1",
 ) -> None:
     """`events` events of `tenants` tenants, `per_record` to a record, event time advancing
-    over 20 minutes of the topic; `load` is the record format (`v2` or `v1`)."""
+    over 20 minutes from an hour ago; `load` is the record format (`v1` or `v2`)."""
     producer = Producer(
         {
             **kafka.librdkafka(),
@@ -60,7 +65,8 @@ def fill(
         }
     )
     records = _v2_records if load == "v2" else _v1_records
-    for tenant, value, headers in records(events, per_record, tenants):
+    start_ms = int(time.time() * 1000) - 3_600_000
+    for tenant, value, headers in records(events, per_record, tenants, start_ms):
         while True:
             try:
                 producer.produce(topic, value, tenant.encode(), headers=headers)
@@ -71,18 +77,17 @@ def fill(
     producer.flush(120)
 
 
-_START_MS = int(time.time() * 1000) - 3_600_000
 _SPAN_MS = 20 * 60_000  # event time advances over 20 minutes of the topic
 
 
 def _v1_records(
-    events: int, per_record: int, tenants: int
+    events: int, per_record: int, tenants: int, start_ms: int
 ) -> Iterator[tuple[str, bytes, list[tuple[str, bytes]]]]:
     template = to_cloudevent(
         UsageEvent(
             id="x",
             source="//node/bench",
-            time=datetime.fromtimestamp(_START_MS / 1000, UTC),
+            time=datetime.fromtimestamp(start_ms / 1000, UTC),
             tenant_id="t",
             model="gpt-x",
             provider="acme-ai",
@@ -97,7 +102,7 @@ def _v1_records(
         batch = []
         for _ in range(min(per_record, events - n)):
             ce = copy.deepcopy(template)
-            t = _START_MS + n * _SPAN_MS // events
+            t = start_ms + n * _SPAN_MS // events
             ce["id"] = f"e{n}"
             ce["time"] = (
                 datetime.fromtimestamp(t / 1000, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
@@ -116,7 +121,7 @@ def _v1_records(
 
 
 def _v2_records(
-    events: int, per_record: int, tenants: int
+    events: int, per_record: int, tenants: int, start_ms: int
 ) -> Iterator[tuple[str, bytes, list[tuple[str, bytes]]]]:
     """The same events as `_v1_records`, as columnar (v2) batch records."""
     n = 0
@@ -128,7 +133,7 @@ def _v2_records(
             tenant_id=tenant,
             id=[f"e{i}" for i in numbers],
             source=["//node/bench"] * size,
-            time_ms=[_START_MS + i * _SPAN_MS // events for i in numbers],
+            time_ms=[start_ms + i * _SPAN_MS // events for i in numbers],
             model=["gpt-x"] * size,
             provider=["acme-ai"] * size,
             operation=["chat"] * size,
