@@ -31,10 +31,9 @@ from tokenops.schemas import (
     CLOUDEVENTS_CONTENT_TYPE,
     COLUMNS_CONTENT_TYPE,
     EventColumns,
-    encode_columns,
     encode_event,
 )
-from tokenops.schemas.bulk import ROW_FIELDS, Row, row_columns_of
+from tokenops.schemas.bulk import ROW_FIELDS, Row, encode_columns_fast, row_columns_of
 from tokenops.schemas.codec import encode_batch_encoded
 from tokenops.schemas.column_batch import COLUMN_NAMES
 from tokenops.schemas.event import SCHEMA_VERSION
@@ -269,7 +268,7 @@ def columns_record(columns: EventColumns) -> tuple[str, bytes]:
     or a plain CloudEvent for a lone event."""
     if len(columns) == 1:
         return CLOUDEVENTS_CONTENT_TYPE, encode_event(columns.events()[0])
-    return COLUMNS_CONTENT_TYPE, encode_columns(columns)
+    return COLUMNS_CONTENT_TYPE, encode_columns_fast(columns)
 
 
 def batch_record(tenant: str, encoded: list[bytes]) -> tuple[str, bytes]:

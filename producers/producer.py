@@ -102,7 +102,12 @@ class UsageProducer:
             tenant, row, attributes = self._validated(event)
         if self._batches.buffered + self._sender.outstanding >= self._max_outstanding:
             self._wait_for_room()
-        self._accept(tenant, row, attributes)
+        with self._lock:  # `_accept`, inlined: this runs once per event
+            if self._closed:
+                raise ProducerClosedError()
+            full = self._batches.add(tenant, row, attributes)
+            if full is not None:
+                self._produce(full)
 
     def send_many(self, events: Iterable[UsageEvent | Mapping[str, Any]]) -> int:
         """Accept several events at once; all are validated before any is accepted.
