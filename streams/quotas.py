@@ -30,7 +30,7 @@ The result is defined event by event (the order of offsets, then each tenant's q
 book order, then thresholds ascending), but computed record by record: a record of a
 tenant without quotas costs one dict lookup and a `max` of its times; otherwise each
 quota sums the record's usage with C-level column sums, adds it to its cell and compares
-the new usage with the lowest uncrossed bound, once per record. Only when a threshold
+the new usage with its lowest threshold bound, once per record. Only when a threshold
 is crossed inside a record does it look at single events (a cumulative sum) to find the
 event that crossed it, whose time and usage the alert carries. Records spanning several
 periods of a quota, holding other models than a model-scoped quota's, or reaching past a
