@@ -403,14 +403,9 @@ def encode_columns_fast(columns: EventColumns) -> bytes:
     n = len(columns.id)
     millis = columns.time_ms
     seconds_ = list(map(floordiv, millis, repeat(1000, n)))
-    texts = _second_texts
-    missing = set(seconds_).difference(texts)
-    if missing:
-        if len(texts) + len(missing) > 65_536:
-            texts.clear()
-            missing = set(seconds_)
-        for second in missing:
-            texts[second] = (EPOCH + ONE_MS * (second * 1000)).isoformat()[:19]
+    # This record's few seconds, looked up once each; a local dict, so another thread
+    # clearing the shared cache meanwhile cannot take a text away.
+    texts = dict(zip(*_second_texts_of(set(seconds_)), strict=True))
     stamps = list(
         map(
             add,
@@ -445,6 +440,23 @@ def encode_columns_fast(columns: EventColumns) -> bytes:
             "columns": cols,
         }
     )
+
+
+def _second_texts_of(seconds_: set[int]) -> tuple[list[int], list[str]]:
+    """(seconds, their "YYYY-MM-DDTHH:MM:SS"), from the shared cache or computed."""
+    wanted = list(seconds_)
+    texts = list(map(_second_texts.get, wanted))
+    if None in texts:
+        if len(_second_texts) >= 65_536:
+            _second_texts.clear()
+        for at, second in enumerate(wanted):
+            if texts[at] is None:
+                texts[at] = _second_texts[second] = _second_text(second)
+    return wanted, cast(list[str], texts)
+
+
+def _second_text(second: int) -> str:
+    return (EPOCH + ONE_MS * (second * 1000)).isoformat()[:19]
 
 
 def _same_keys_reader(items: Sequence[Any], n: int) -> Callable[..., list[Any]] | None:

@@ -38,7 +38,7 @@ from tokenops.schemas import (
     decode_record,
     encode_columns,
 )
-from tokenops.schemas.bulk import columns_many, event_row, fields_row
+from tokenops.schemas.bulk import columns_many, encode_columns_fast, event_row, fields_row
 from tokenops.schemas.codec import encode_fields
 from tokenops.schemas.event import MAX_ATTRIBUTES_BYTES, MAX_TOKENS
 from tokenops.schemas.signing import SIGNATURE_HEADER, Keyring
@@ -165,6 +165,32 @@ def test_records_decode_to_exactly_the_events_sent(
     assert batches.buffered == 0
     assert all(len(r) <= max_events for r in records)
     assert decoded(records) == reference_events(many)
+
+
+@settings(max_examples=100)
+@given(
+    st.lists(st.integers(EARLIEST_MS, 4_102_444_800_000), min_size=2, max_size=50),
+    st.sampled_from(["chat", "embeddings"]),
+)
+def test_the_producers_encoder_writes_encode_columns_bytes(times: list[int], op: str) -> None:
+    n = len(times)
+    columns = EventColumns(
+        "acme",
+        [f"e{i}" for i in range(n)],
+        ["//n"] * n,
+        times,
+        ["m"] * n,
+        ["p"] * n,
+        [op] * n,
+        list(range(n)),
+        [1] * n,
+        [0] * n,
+        [0] * n,
+        [0] * n,
+        *([None] * n for _ in range(5)),
+        ["node-1"] * n,
+    )
+    assert encode_columns_fast(columns) == encode_columns(columns)
 
 
 def big_fields(i: int, attributes: bool) -> dict[str, Any]:
@@ -343,7 +369,10 @@ def test_the_sdk_sends_v2_records_of_exactly_the_events_sent(
             sent.append(UsageEvent(**mapping))
         many = [fields(i, f"tenant-{i % 2}", **(rich if i % 2 else {})) for i in range(100, 200)]
         many[5]["attributes"] = {"team": "search"}
-        assert producer.send_many(many[:50]) == 50
+        assert (
+            producer.send_many([UsageEvent(**f) if i % 2 else f for i, f in enumerate(many[:50])])
+            == 50
+        )
         assert (
             producer.send_many(
                 [{k: v for k, v in f.items() if k != "attributes"} for f in many[50:]]
