@@ -6,6 +6,10 @@
     await producer.asend({...})          # the same from asyncio, waiting without blocking
     producer.close()                     # flush; what the broker did not take is spooled
 
+Events are validated into columns and wait per tenant (`batcher.py`); a tenant's events
+leave together as ONE v2 columnar batch record (`column_batch.py`), a lone event as a
+plain CloudEvent, keyed by tenant so they stay ordered in its partition.
+
 Guarantees: an invalid event raises `InvalidEventError` in `send` and is never sent. An
 accepted event is acknowledged by the broker (`acks=all`, idempotent), or written to the
 durable spool (delivery failed or timed out, or still undelivered at close), from which

@@ -133,8 +133,9 @@ def test_records_are_v2_columns_that_decode_to_the_events_sent(
         many = [fields(i, tenant=f"tenant-{i % 2}", **rich) for i in range(60, 110)]
         producer.send_many(many)
         sent += [UsageEvent(**f) for f in many]
-        producer.send(fields(110, tenant="tenant-lone"))
-        sent.append(UsageEvent(**fields(110, tenant="tenant-lone")))
+        lone = fields(110, tenant="tenant-lone")
+        producer.send(lone)
+        sent.append(UsageEvent(**lone))
         assert producer.flush(30) == 0
     keyring = Keyring({"node-a": secret.encode()})
     got: dict[str, list[UsageEvent]] = {}
