@@ -36,6 +36,8 @@ from tokenops.schemas.validate import (
     OPTIONAL_IDS,
     known,
     known_or_none,
+    learn,
+    learn_sources,
     validate_fields,
 )
 from tokenops.schemas.validate import sources as known_sources
@@ -155,6 +157,8 @@ def _quick(
     models, providers = columns["model"], columns["provider"]
     operations = get("operation") or ["chat"] * n
     optional = [get(name) or [None] * n for name in OPTIONAL_IDS]
+    learn((tenant,), models, providers, operations, *optional)
+    learn_sources(sources)
     joined_ids = "\n".join(ids)
     if not (
         tenant in known

@@ -19,7 +19,7 @@ from typing import Any
 
 from tokenops.schemas.columns import EventColumns
 from tokenops.schemas.event import EPOCH, MAX_TOKENS, ONE_MS, SCHEMA_VERSION
-from tokenops.schemas.validate import FIELDS, IDS, known, known_or_none
+from tokenops.schemas.validate import FIELDS, IDS, known, known_or_none, learn, learn_sources
 from tokenops.schemas.validate import sources as known_sources
 
 _CORE = frozenset({"specversion", "type", "source", "id", "time", "data"})
@@ -69,6 +69,8 @@ def _quick_columns(
     tenants, models, providers = column("tenant_id"), column("model"), column("provider")
     operations = column("operation", "chat")
     optional = [column(name) for name in _OPTIONAL]
+    learn(tenants, models, providers, operations, *optional)
+    learn_sources(sources)
     joined_ids = "\n".join(ids)
     if not (
         set(map(type, versions)) == _INT

@@ -10,7 +10,7 @@ lookups instead of pattern matches.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -64,6 +64,24 @@ def _ident(name: str, value: Any, pattern: Any = IDENT, cache: set[str] | None =
     if value is MISSING:
         raise InvalidEventError(name, None, "is required")
     raise InvalidEventError(name, value, "must be a string")
+
+
+def learn(*columns: Iterable[Any]) -> None:
+    """Remember the identifiers of these columns that match IDENTIFIER_PATTERN and are
+    not known yet, so a record with a new tenant or model still takes the quick path.
+    Values that do not match stay unknown: the quick check fails on them and the careful
+    path names the field. Raises TypeError on an unhashable value (callers fall back)."""
+    for column in columns:
+        for value in set(column).difference(known):
+            if value.__class__ is str and IDENT(value) is not None:
+                _remember(known, value)
+
+
+def learn_sources(column: Iterable[Any]) -> None:
+    """`learn` for sources (SOURCE_PATTERN)."""
+    for value in set(column).difference(sources):
+        if value.__class__ is str and _SOURCE(value) is not None:
+            _remember(sources, value)
 
 
 def _remember(cache: set[str], value: str) -> None:
