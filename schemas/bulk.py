@@ -185,8 +185,19 @@ def quick_row(
         attributes,
     ) = _quick_get(merged)
     # A node sends few combinations of identifiers: one lookup proves all eleven known.
-    combination: tuple[Any, ...] = (tenant, model, provider, operation, project, agent)
-    combination += (user, api_key, region, node, source)
+    combination = (
+        tenant,
+        model,
+        provider,
+        operation,
+        project,
+        agent,
+        user,
+        api_key,
+        region,
+        node,
+        source,
+    )
     if combination not in _combinations:
         if not (
             known.issuperset((tenant, model, provider, operation))
@@ -231,8 +242,25 @@ def quick_row(
         and 0 <= reasoning <= outputs <= MAX_TOKENS
     ):
         return None
-    row = (event_id, source, ms, model, provider, operation, inputs, outputs, reads, creations)
-    return tenant, (*row, reasoning, project, agent, user, api_key, region, node)
+    return tenant, (  # ROW_FIELDS order
+        event_id,
+        source,
+        ms,
+        model,
+        provider,
+        operation,
+        inputs,
+        outputs,
+        reads,
+        creations,
+        reasoning,
+        project,
+        agent,
+        user,
+        api_key,
+        region,
+        node,
+    )
 
 
 def columns_many(
