@@ -156,7 +156,7 @@ def quick_row(
     fields: Mapping[str, Any], earliest_ms: int, latest_ms: int
 ) -> tuple[str, Row] | None:
     """(tenant, row) of a common valid event, proven valid with lookups; None: ask
-    `validate_fields`. The rules of `quick_fields`, without building the fields' dict:
+    `validate_fields`. The rules of `quick_fields`, without its model-ordered dict:
     every identifier already in `known`, the source in `sources`, an aware UTC datetime
     or a canonical time whose second was seen, no attributes. `send`'s per-event cost."""
     merged = {**_QUICK_DEFAULTS, **fields}
