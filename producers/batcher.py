@@ -33,9 +33,9 @@ from tokenops.schemas import (
     EventColumns,
     encode_event,
 )
-from tokenops.schemas.bulk import ROW_FIELDS, Row, encode_columns_fast, row_columns_of
+from tokenops.schemas.bulk import ROW_FIELDS, Row, row_columns_of
 from tokenops.schemas.codec import encode_batch_encoded
-from tokenops.schemas.column_batch import COLUMN_NAMES
+from tokenops.schemas.column_batch import COLUMN_NAMES, encode_columns
 from tokenops.schemas.event import SCHEMA_VERSION
 from tokenops.schemas.wire import BATCH_TYPE, COLUMNS_VERSION
 
@@ -268,7 +268,7 @@ def columns_record(columns: EventColumns) -> tuple[str, bytes]:
     or a plain CloudEvent for a lone event."""
     if len(columns) == 1:
         return CLOUDEVENTS_CONTENT_TYPE, encode_event(columns.events()[0])
-    return COLUMNS_CONTENT_TYPE, encode_columns_fast(columns)
+    return COLUMNS_CONTENT_TYPE, encode_columns(columns)
 
 
 def batch_record(tenant: str, encoded: list[bytes]) -> tuple[str, bytes]:

@@ -14,8 +14,6 @@ record (`column_batch.py`); nothing here builds a per-event object on the common
   attributes) is checked column by column in C loops, like `columnar.py` does for
   decoding; anything else goes event by event. The first invalid event raises its
   `InvalidEventError` (with its `index`) and nothing is returned.
-- `encode_columns_fast(columns)` is `encode_columns(columns)` byte for byte, with the
-  times formatted column-wise (the producer encodes every event it sends).
 - `encode_many(items)` is `[encode_fields(f) for f in items]` (CloudEvent bytes), kept for
   callers that want per-event records; it shares the column checks.
 """
@@ -28,7 +26,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import repeat
-from operator import add, attrgetter, floordiv, itemgetter, le, methodcaller, mod, sub
+from operator import add, attrgetter, floordiv, itemgetter, le, methodcaller, sub
 from typing import Any, cast
 
 import orjson
@@ -59,7 +57,6 @@ from tokenops.schemas.validate import (
     validate_fields,
 )
 from tokenops.schemas.validate import sources as known_sources
-from tokenops.schemas.wire import BATCH_TYPE, COLUMNS_VERSION
 
 # One event's values in the order of EventColumns' list fields (tenant and attributes
 # travel apart: the tenant is the buffer's, attributes are rare).
@@ -81,10 +78,7 @@ _EARLIEST_MS = to_epoch_ms(MIN_EVENT_TIME)
 _INT = frozenset({int})
 _MILLIS = methodcaller("isoformat", timespec="milliseconds")
 _NO_ATTRIBUTES: dict[str, str] = {}
-_REQUIRED_TOKENS = frozenset(TOKEN_COLUMNS[:2])
 _TZINFO = attrgetter("tzinfo")
-_MS_Z = tuple(f".{ms:03d}Z" for ms in range(1000))
-_second_texts: dict[int, str] = {}
 # Identifier combinations (tenant ... node, source) whose every identifier was known.
 _combinations: set[tuple[Any, ...]] = set()  # epoch second -> "YYYY-MM-DDTHH:MM:SS"
 # `quick_row` reads every field at once from the fields over these defaults; a required
@@ -422,69 +416,6 @@ def _checked(items: Sequence[Any], latest_ms: int) -> _Checked | None:
         return None
     rows = [ids, sources, millis, models, providers, operations, *tokens, *optional]
     return _Checked(tenants, rows, times)
-
-
-def encode_columns_fast(columns: EventColumns) -> bytes:
-    """`encode_columns(columns)`, byte for byte, with the times formatted column-wise (a
-    cached second's text plus a cached `.mmmZ` per event, joined in C) instead of one
-    `format_ms` call per event: the producer encodes every event it sends."""
-    n = len(columns.id)
-    millis = columns.time_ms
-    seconds_ = list(map(floordiv, millis, repeat(1000, n)))
-    # This record's few seconds, looked up once each; a local dict, so another thread
-    # clearing the shared cache meanwhile cannot take a text away.
-    texts = dict(zip(*_second_texts_of(set(seconds_)), strict=True))
-    stamps = list(
-        map(
-            add,
-            map(texts.__getitem__, seconds_),
-            map(_MS_Z.__getitem__, map(mod, millis, repeat(1000, n))),
-        )
-    )
-    cols: dict[str, Any] = {
-        "id": columns.id,
-        "source": columns.source,
-        "time": stamps,
-        "model": columns.model,
-        "provider": columns.provider,
-    }
-    if columns.operation.count("chat") != n:
-        cols["operation"] = columns.operation
-    for name, values in zip(TOKEN_COLUMNS, columns.tokens(), strict=True):
-        if name in _REQUIRED_TOKENS or any(values):
-            cols[name] = values
-    for name in OPTIONAL_IDS:
-        values = getattr(columns, name)
-        if values.count(None) != n:
-            cols[name] = values
-    if columns.attributes is not None and any(columns.attributes):
-        cols["attributes"] = columns.attributes
-    return orjson.dumps(
-        {
-            "type": BATCH_TYPE,
-            "version": COLUMNS_VERSION,
-            "tenant_id": columns.tenant_id,
-            "schema_version": SCHEMA_VERSION,
-            "columns": cols,
-        }
-    )
-
-
-def _second_texts_of(seconds_: set[int]) -> tuple[list[int], list[str]]:
-    """(seconds, their "YYYY-MM-DDTHH:MM:SS"), from the shared cache or computed."""
-    wanted = list(seconds_)
-    texts = list(map(_second_texts.get, wanted))
-    if None in texts:
-        if len(_second_texts) >= 65_536:
-            _second_texts.clear()
-        for at, second in enumerate(wanted):
-            if texts[at] is None:
-                texts[at] = _second_texts[second] = _second_text(second)
-    return wanted, cast(list[str], texts)
-
-
-def _second_text(second: int) -> str:
-    return (EPOCH + ONE_MS * (second * 1000)).isoformat()[:19]
 
 
 def _same_keys_reader(items: Sequence[Any], n: int) -> Callable[..., list[Any]] | None:

@@ -22,7 +22,8 @@ a few C-level passes per column (see docs/benchmarks.md, "Event decoding").
 
 from __future__ import annotations
 
-from operator import add, le
+from itertools import repeat
+from operator import add, floordiv, le, mod
 from typing import Any
 
 import orjson
@@ -57,6 +58,7 @@ _INT = frozenset({int})
 _LIST = frozenset({list})
 _IDENTITY = ("id", "source", "time")
 _second_texts: dict[int, str] = {}
+_MS_Z = tuple(f".{ms:03d}Z" for ms in range(1000))
 
 
 def encode_columns(columns: EventColumns) -> bytes:
@@ -65,11 +67,11 @@ def encode_columns(columns: EventColumns) -> bytes:
     cols: dict[str, Any] = {
         "id": columns.id,
         "source": columns.source,
-        "time": list(map(format_ms, columns.time_ms)),
+        "time": format_times(columns.time_ms),
         "model": columns.model,
         "provider": columns.provider,
     }
-    if any(op != "chat" for op in columns.operation):
+    if columns.operation.count("chat") != len(columns.operation):
         cols["operation"] = columns.operation
     for name, values in zip(TOKEN_COLUMNS, columns.tokens(), strict=True):
         if name in REQUIRED_COLUMNS or any(values):
@@ -93,17 +95,35 @@ def encode_columns(columns: EventColumns) -> bytes:
 
 def format_ms(ms: int) -> str:
     """Epoch milliseconds as the canonical `2026-01-31T12:00:00.000Z`."""
-    second, milli = divmod(ms, 1000)
+    return format_times([ms])[0]
+
+
+def format_times(millis: list[int]) -> list[str]:
+    """`format_ms` of a column, in C-level passes: a record's few distinct seconds are
+    formatted once each (and cached), then joined with a precomputed `.mmmZ` per event.
+    The producer encodes every event it sends, so this is on its hot path."""
+    n = len(millis)
+    seconds = list(map(floordiv, millis, repeat(1000, n)))
+    # A local dict of this record's seconds: another thread clearing the shared cache
+    # meanwhile cannot take a text away.
+    texts = {second: _second_text(second) for second in set(seconds)}
+    return list(
+        map(
+            add,
+            map(texts.__getitem__, seconds),
+            map(_MS_Z.__getitem__, map(mod, millis, repeat(1000, n))),
+        )
+    )
+
+
+def _second_text(second: int) -> str:
+    """The `YYYY-MM-DDTHH:MM:SS` of an epoch second, cached."""
     text = _second_texts.get(second)
     if text is None:
         if len(_second_texts) >= 65_536:
             _second_texts.clear()
-        text = _second_texts[second] = _second_text(second)
-    return f"{text}.{milli:03d}Z"
-
-
-def _second_text(second: int) -> str:
-    return (EPOCH + ONE_MS * (second * 1000)).isoformat()[:19]
+        text = _second_texts[second] = (EPOCH + ONE_MS * (second * 1000)).isoformat()[:19]
+    return text
 
 
 def decode_columns_body(body: dict[str, Any], earliest_ms: int, latest_ms: int) -> EventColumns:

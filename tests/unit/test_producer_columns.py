@@ -38,9 +38,10 @@ from tokenops.schemas import (
     decode_record,
     encode_columns,
 )
-from tokenops.schemas.bulk import columns_many, encode_columns_fast, event_row, fields_row
-from tokenops.schemas.codec import encode_fields
-from tokenops.schemas.event import MAX_ATTRIBUTES_BYTES, MAX_TOKENS
+from tokenops.schemas.bulk import columns_many, event_row, fields_row
+from tokenops.schemas.codec import encode_fields, format_time
+from tokenops.schemas.column_batch import format_ms, format_times
+from tokenops.schemas.event import EPOCH, MAX_ATTRIBUTES_BYTES, MAX_TOKENS, ONE_MS
 from tokenops.schemas.signing import SIGNATURE_HEADER, Keyring
 from tokenops.settings import KafkaSettings
 
@@ -172,7 +173,7 @@ def test_records_decode_to_exactly_the_events_sent(
     st.lists(st.integers(EARLIEST_MS, 4_102_444_800_000), min_size=2, max_size=50),
     st.sampled_from(["chat", "embeddings"]),
 )
-def test_the_producers_encoder_writes_encode_columns_bytes(times: list[int], op: str) -> None:
+def test_encoded_times_are_the_canonical_times(times: list[int], op: str) -> None:
     n = len(times)
     columns = EventColumns(
         "acme",
@@ -190,7 +191,10 @@ def test_the_producers_encoder_writes_encode_columns_bytes(times: list[int], op:
         *([None] * n for _ in range(5)),
         ["node-1"] * n,
     )
-    assert encode_columns_fast(columns) == encode_columns(columns)
+    expected = [format_time(EPOCH + ONE_MS * ms) for ms in times]
+    assert format_times(columns.time_ms) == expected
+    assert [format_ms(ms) for ms in times] == expected
+    assert orjson.loads(encode_columns(columns))["columns"]["time"] == expected
 
 
 def big_fields(i: int, attributes: bool) -> dict[str, Any]:
