@@ -376,4 +376,5 @@ def main(events: int = 500_000, per_record: int = 100, record_format: str = "v2"
 if __name__ == "__main__":
     args = sys.argv[1:]
     fmt = args.pop() if args and args[-1] in ("v1", "v2") else "v2"
-    main(*(int(a) for a in args), record_format=fmt)
+    sizes = [int(a) for a in args] + [500_000, 100][len(args) :]
+    main(sizes[0], sizes[1], record_format=fmt)
