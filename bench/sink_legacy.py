@@ -48,7 +48,7 @@ def decode_chunk(records: Sequence[RawRecord], check: SignatureCheck | None = No
     partitions: list[int] = []
     offsets: list[int] = []
     invalid = 0
-    for value, headers, partition, offset in records:
+    for value, headers, partition, offset, *_ in records:
         try:
             pairs = cast("list[tuple[str, bytes]] | None", headers)
             decoded = decode_record(value, pairs)

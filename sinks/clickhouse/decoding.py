@@ -21,8 +21,9 @@ from tokenops.schemas.errors import InvalidEventError
 from tokenops.schemas.signing import SignatureCheck
 from tokenops.sinks.clickhouse.rows import Decoded, raw_event_columns
 
-# (value, headers, partition, offset) of one usage record
-RawRecord = tuple[bytes | None, object, int, int]
+# (value, headers, partition, offset, key, timestamp_ms) of one usage record; the key and
+# the Kafka timestamp are checked as the worker checks them (None: not checked / the clock)
+RawRecord = tuple[bytes | None, object, int, int, bytes | None, int | None]
 
 
 def decode_chunk(records: Sequence[RawRecord], check: SignatureCheck | None = None) -> Decoded:
@@ -31,10 +32,12 @@ def decode_chunk(records: Sequence[RawRecord], check: SignatureCheck | None = No
     exactly the records the worker counts (it reads events, so only then are they built)."""
     parts: list[tuple[EventColumns, int, int]] = []
     invalid = 0
-    for value, headers, partition, offset in records:
+    for value, headers, partition, offset, key, timestamp_ms in records:
         try:
             pairs = cast("list[tuple[str, bytes]] | None", headers)
-            columns = decode_columns(value, pairs)
+            # the worker's rules: the key must be the tenant, and the future-skew bound
+            # counts from the record's Kafka timestamp, so both keep the same records
+            columns = decode_columns(value, pairs, key=key, now_ms=timestamp_ms)
             if check is not None:
                 check(columns.events(), pairs)
         except InvalidEventError:

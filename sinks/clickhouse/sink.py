@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Any, Protocol
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, Message, TopicPartition
 from pydantic import ValidationError
 
 from tokenops.schemas import WindowTotals
@@ -160,7 +160,11 @@ class ClickHouseSink:
                 logger.error("skipped invalid window totals offset=%d: %s", offset, exc)
             return position
         self._consumed["usage"] += 1
-        self._chunk.append((value, message.headers(), partition, offset))
+        kind, stamp = message.timestamp()
+        timestamp_ms = stamp if kind != TIMESTAMP_NOT_AVAILABLE else None
+        self._chunk.append(
+            (value, message.headers(), partition, offset, message.key(), timestamp_ms)
+        )
         return position
 
     def flush(self, batch: Batch) -> bool:

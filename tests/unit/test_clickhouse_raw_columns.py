@@ -58,7 +58,7 @@ def per_event_decode_chunk(
     partitions: list[int] = []
     offsets: list[int] = []
     invalid = 0
-    for value, headers, partition, offset in records:
+    for value, headers, partition, offset, _key, _timestamp_ms in records:
         try:
             pairs = cast("list[tuple[str, bytes]] | None", headers)
             decoded = decode_record(value, pairs)
@@ -118,7 +118,7 @@ def build(drawn: list[tuple[list[dict[str, Any]], str, int, int]]) -> list[RawRe
         tenant = many[0]["tenant_id"]
         events = [UsageEvent(**{**fields, "tenant_id": tenant}) for fields in many]
         value, headers = encoded(events, kind)
-        records.append((value, headers, partition, offset))
+        records.append((value, headers, partition, offset, None, None))
     return records
 
 
@@ -143,7 +143,7 @@ def test_with_the_signature_check_the_same_records_are_kept(
 ) -> None:
     check = SignatureCheck(Keyring({"k1": SECRET}), enforce=True)
     records = []
-    for (value, headers, partition, offset), how in zip(build(drawn), signing, strict=False):
+    for (value, headers, partition, offset, _, _), how in zip(build(drawn), signing, strict=False):
         try:
             events = decode_record(value, cast("list[tuple[str, bytes]] | None", headers))
         except InvalidEventError:
@@ -152,7 +152,7 @@ def test_with_the_signature_check_the_same_records_are_kept(
         if events and how != "unsigned":
             secret = SECRET if how == "signed" else b"not-the-key-0123456789abcdefghij"
             pairs.append((SIGNATURE_HEADER, signature_header("k1", secret, events)))
-        records.append((value, pairs, partition, offset))
+        records.append((value, pairs, partition, offset, None, None))
     assert decode_chunk(records, check) == per_event_decode_chunk(records, check)
 
 
@@ -161,8 +161,8 @@ def test_common_batches_take_whole_columns_and_optional_ids_become_empty() -> No
     with_attributes = {**base, "id": "b", "attributes": {"k": "v"}, "project_id": "p-1"}
     events = [UsageEvent(**{**base, "id": "a"}), UsageEvent(**with_attributes)]
     records: list[RawRecord] = [
-        (*encoded(events, "v2"), 3, 17),
-        (*encoded(events[:1], "v1"), 1, 5),
+        (*encoded(events, "v2"), 3, 17, None, None),
+        (*encoded(events[:1], "v1"), 1, 5, None, None),
     ]
     columns, invalid = decode_chunk(records)
     table = dict(zip(EVENT_COLUMNS, columns, strict=True))
@@ -178,7 +178,7 @@ def test_common_batches_take_whole_columns_and_optional_ids_become_empty() -> No
 
 def test_a_batch_takes_the_first_chunk_as_it_is_and_appends_the_rest() -> None:
     events = [UsageEvent(**BASE, id="a")]
-    records: list[RawRecord] = [(*encoded(events, "v2"), 0, n) for n in range(3)]
+    records: list[RawRecord] = [(*encoded(events, "v2"), 0, n, None, None) for n in range(3)]
     batch = Batch()
     for n in range(3):
         batch.add_pending(_done(decode_chunk(records[n : n + 1])), records=1, expected_rows=1)

@@ -29,9 +29,9 @@ def test_decoding_yields_columns_and_counts_invalid_records() -> None:
     t = ms(2026, 11, 3, 10, 0)
     events = [event("acme", "gpt-4o", t + i, i, input_tokens=1000 + i) for i in range(3)]
     records = [
-        (encode_batch(events[:2]), None, 1, 40),
-        (b"{not json", None, 1, 41),
-        (encode_event(events[2]), EVENT_HEADERS, 2, 7),
+        (encode_batch(events[:2]), None, 1, 40, None, None),
+        (b"{not json", None, 1, 41, None, None),
+        (encode_event(events[2]), EVENT_HEADERS, 2, 7, None, None),
     ]
     columns, invalid = decode_chunk(records)
     assert invalid == 1
@@ -41,6 +41,22 @@ def test_decoding_yields_columns_and_counts_invalid_records() -> None:
     assert table["time"] == [t, t + 1, t + 2]
     assert table["kafka_partition"] == [1, 1, 2] and table["kafka_offset"] == [40, 40, 7]
     assert table["project_id"] == ["", "", ""]  # absent identifiers are ''
+
+
+def test_raw_events_skip_what_the_worker_dead_letters_for_key_or_skew() -> None:
+    """The worker rejects a record keyed as another tenant, and one whose events are
+    further ahead of the record's Kafka timestamp than the allowed skew (300 s): the
+    sink must not store those either, or raw events and window totals would differ."""
+    t = ms(2026, 11, 3, 10, 0)
+    value = encode_event(event("acme", "gpt-4o", t, 0))
+    records = [
+        (value, EVENT_HEADERS, 0, 1, b"acme", t),  # kept
+        (value, EVENT_HEADERS, 0, 2, b"other-tenant", t),  # key is not the tenant
+        (value, EVENT_HEADERS, 0, 3, b"acme", t - 301_000),  # 301 s ahead of its record
+    ]
+    columns, invalid = decode_chunk(records)
+    assert invalid == 2
+    assert dict(zip(EVENT_COLUMNS, columns, strict=True))["kafka_offset"] == [1]
 
 
 def test_chunks_in_flight_count_at_their_expected_rows_and_resolve_in_order() -> None:

@@ -272,7 +272,7 @@ def test_clickhouse_sink_keeps_only_what_the_worker_counts() -> None:
     good = signed([event(1), event(2)])
     forged = signed([event(3)], secret=b"attacker-guess-0123456789")
     unsigned = (encode_event(event(4)), EVENT_HEADERS)
-    records = [(v, h, 0, i) for i, (v, h) in enumerate([good, forged, unsigned])]
+    records = [(v, h, 0, i, None, None) for i, (v, h) in enumerate([good, forged, unsigned])]
     columns, invalid = decode_chunk(records, check)
     assert invalid == 2
     assert decode_chunk(records)[1] == 0  # signatures off: all three stored
