@@ -43,7 +43,8 @@ QUICK = dict(
     tenants=[1_000, 10_000, 100_000], scale_events=100_000, windows=8, crossings=4,
 )  # fmt: skip
 FULL = dict(
-    runs=3, events=600_000, rates=[5_000, 10_000, 20_000, 40_000, 70_000, 100_000, 150_000],
+    runs=3, events=600_000,
+    rates=[5_000, 10_000, 20_000, 40_000, 70_000, 100_000, 120_000, 150_000],
     step_s=15, tenants=[1_000, 10_000, 100_000], scale_events=300_000, windows=20,
     crossings=12,
 )  # fmt: skip
