@@ -107,6 +107,12 @@ def main(per_record: int = 500, count: int = 200, write: bool = False) -> None:
                 for label, _, _ in cases
             ),
             "",
+            "The same events, validated by the same rules: the v2 columnar record (what the "
+            "producer SDK sends) decodes to columns at "
+            f"{medians[cases[4][0]] / medians[cases[1][0]]:.1f}x the rate of `decode_record` "
+            "on v1 CloudEvents batches. On v2 most of the cost is no longer JSON parsing but "
+            "the column checks and turning times into epoch milliseconds.",
+            "",
         ]
     )
     print(section)
