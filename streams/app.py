@@ -1,11 +1,13 @@
-"""The Faust application of `tokenops worker`: one agent, batches, rebalance hooks.
+"""The Faust application of `tokenops worker`: whole fetches as batches, rebalance hooks.
 
-Faust provides the consumer group (assignment, rebalances, heartbeats) and the fetch
-pipeline; windows, dedup and state are ours (`worker.py`). Faust's windowed tables,
-`on_window_close` and `exactly_once` are not used (design brief, section 1).
+Faust provides the consumer group (assignment, rebalances, heartbeats) and the fetching;
+its consumer hands each batch of fetched records straight to the worker
+(`batch_consumer.py`), bypassing Faust's per-message stream path. Windows, dedup and
+state are ours (`worker.py`). Faust's windowed tables, `on_window_close` and
+`exactly_once` are not used (design brief, section 1).
 
-Rebalance: Faust revokes every partition first (eager protocol) and waits until the
-agent acked its in-flight batch; we then drop those partitions' state. When the
+Rebalance: Faust revokes every partition first (eager protocol); our revoke hook waits
+for the batch in flight (the worker's lock), then drops those partitions' state. When the
 rebalance completes, we recover the assigned partitions and COMMIT each one's state
 offset, which is what Faust seeks to right after (`Recovery._resume_streams`).
 """
@@ -22,6 +24,7 @@ import faust
 from prometheus_client import CollectorRegistry
 
 from tokenops.settings import KafkaSettings, TopicSettings
+from tokenops.streams.batch_consumer import BatchApp, BatchWiring
 from tokenops.streams.credentials import broker_credentials
 from tokenops.streams.metrics import WorkerMetrics
 from tokenops.streams.partition import Decoder, InputRecord
@@ -40,7 +43,7 @@ def create_app(
     decode: Decoder,
     processors: Sequence[ProcessorFactory] = (),
 ) -> tuple[faust.App, StreamWorker]:
-    app = faust.App(
+    app = BatchApp(
         settings.app_id,
         broker=[f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
         broker_credentials=broker_credentials(kafka),  # the same TLS/SASL as librdkafka
@@ -63,6 +66,17 @@ def create_app(
         topics.usage, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )
     usage = topics.usage
+    # Fetched records go to the worker whole (`batch_consumer.py`): Faust's per-message
+    # path cost more CPU than the worker's own batch path. The agent below subscribes
+    # the topic, and would only receive records if the consumer were not wired.
+    app.batches = BatchWiring(
+        topic=usage,
+        handle=lambda batch: _or_die(worker.handle(batch)),
+        positions=lambda: {p: s.next_offset for p, s in worker.states.items()},
+        max_records=settings.batch_max_records,
+        within_s=settings.batch_within_s,
+        commit_interval_s=2.0,
+    )
 
     @app.agent(topic, name="aggregate")
     async def aggregate(stream: Any) -> None:
