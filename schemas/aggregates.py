@@ -8,6 +8,7 @@ readers keep the record with the highest `revision` (ties: the highest `event_co
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import orjson
@@ -67,3 +68,77 @@ class WindowTotals(BaseModel):
     @classmethod
     def from_bytes(cls, value: bytes) -> WindowTotals:
         return cls.model_validate(orjson.loads(value))
+
+
+# The fields after the identity, in model order: `window_totals_record` takes them as one
+# sequence (the worker's window totals hold them in this order).
+COUNT_FIELDS = (
+    *TOKEN_TYPES,
+    "event_count",
+    "first_event_time_ms",
+    "last_event_time_ms",
+    "revision",
+)
+
+
+def window_totals_record(
+    tenant_id: str,
+    model: str,
+    window_start_ms: int,
+    window_size_s: int,
+    counts: Sequence[int],
+    emitted_at_ms: int,
+) -> tuple[bytes, bytes]:
+    """(key, value) of a `WindowTotals` record, byte for byte what `WindowTotals(...)`
+    gives with `.key.encode()` and `.to_bytes()`; `counts` holds `COUNT_FIELDS`' values.
+
+    The worker emits one record per window that closes, so with many tenants it builds
+    many: the model's validation and `model_dump()` were most of that cost. The bytes
+    come from a dict in the model's field order; values the model would refuse (a
+    negative count, revision 0) go through the model, which raises as before.
+    """
+    (inp, out, cache_read, cache_creation, reasoning, events, first, last, revision) = counts
+    if (
+        min(inp, out, cache_read, cache_creation, reasoning, events, first, last) < 0
+        or revision < 1
+        or window_start_ms < 0
+        or window_size_s <= 0
+        or emitted_at_ms < 0
+    ):
+        model_ = WindowTotals(
+            tenant_id=tenant_id,
+            model=model,
+            window_start_ms=window_start_ms,
+            window_size_s=window_size_s,
+            input_tokens=inp,
+            output_tokens=out,
+            cache_read_input_tokens=cache_read,
+            cache_creation_input_tokens=cache_creation,
+            reasoning_output_tokens=reasoning,
+            event_count=events,
+            first_event_time_ms=first,
+            last_event_time_ms=last,
+            revision=revision,
+            emitted_at_ms=emitted_at_ms,
+        )
+        return model_.key.encode(), model_.to_bytes()
+    value = orjson.dumps(
+        {
+            "schema_version": AGGREGATE_SCHEMA_VERSION,
+            "tenant_id": tenant_id,
+            "model": model,
+            "window_start_ms": window_start_ms,
+            "window_size_s": window_size_s,
+            "input_tokens": inp,
+            "output_tokens": out,
+            "cache_read_input_tokens": cache_read,
+            "cache_creation_input_tokens": cache_creation,
+            "reasoning_output_tokens": reasoning,
+            "event_count": events,
+            "first_event_time_ms": first,
+            "last_event_time_ms": last,
+            "revision": revision,
+            "emitted_at_ms": emitted_at_ms,
+        }
+    )
+    return window_key(tenant_id, model, window_start_ms, window_size_s).encode(), value

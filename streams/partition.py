@@ -16,7 +16,7 @@ from itertools import chain, compress
 from operator import or_
 from typing import Any, NamedTuple
 
-from tokenops.schemas.aggregates import WindowTotals
+from tokenops.schemas.aggregates import window_totals_record
 from tokenops.schemas.columns import EventColumns
 from tokenops.schemas.errors import InvalidEventError
 from tokenops.streams.deadletter import dead_letter_headers
@@ -254,23 +254,8 @@ class PartitionState:
     def _totals_record(
         self, tenant_id: str, model: str, start: int, v: Totals, now_ms: int
     ) -> OutputRecord:
-        totals = WindowTotals(
-            tenant_id=tenant_id,
-            model=model,
-            window_start_ms=start,
-            window_size_s=self.window_s,
-            input_tokens=v[0],
-            output_tokens=v[1],
-            cache_read_input_tokens=v[2],
-            cache_creation_input_tokens=v[3],
-            reasoning_output_tokens=v[4],
-            event_count=v[5],
-            first_event_time_ms=v[6],
-            last_event_time_ms=v[7],
-            revision=v[8],
-            emitted_at_ms=now_ms,
-        )
-        return OutputRecord(self.aggregates_topic, totals.key.encode(), totals.to_bytes())
+        key, value = window_totals_record(tenant_id, model, start, self.window_s, v, now_ms)
+        return OutputRecord(self.aggregates_topic, key, value)
 
     def _dead_letter(
         self, record: InputRecord, exc: InvalidEventError, now_ms: int
