@@ -1,4 +1,4 @@
-"""Faust's Kafka consumer, handing each fetch to the worker whole instead of per message.
+"""Faust's Kafka consumer, handing fetched records to the worker in whole batches.
 
 Faust moves every message through its own per-message machinery: a `ConsumerMessage`,
 an `Event`, two asyncio tasks (`wait_first`), the stream queue, an ack and its sensors.
@@ -9,15 +9,20 @@ works on whole batches and keeps its own offsets, so none of that is needed.
 
 `BatchConsumer` keeps everything else of Faust's aiokafka consumer (group membership,
 rebalances, flow control, seeking to committed offsets) and replaces only its fetch
-loop (`_drain_messages`): each fetch's records of the usage topic go, grouped by
-partition, straight to `handle`, which returns once the batch is durable. Messages are
-never acked to Faust; instead the partitions' state offsets, which are durable by
+loop (`_drain_messages`): the usage topic's fetched records are gathered by partition
+into batches (`max_records`, or `within_s` after the first record, as the worker's
+`batch_max_records` and `batch_within_s`) and go straight to `handle`, which returns
+once the batch is durable. Records fetched before a rebalance are dropped, as Faust
+does: it then seeks every assigned partition to its committed offset, the state's
+next input offset (`app.py`), so they are fetched again. Messages are never acked to
+Faust; instead the partitions' state offsets, which are durable by
 construction, are committed every `commit_interval_s` (they matter only for lag
 monitoring: a partition resumes from its state, see docs/streams.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -102,6 +107,10 @@ class BatchConsumer(aiokafka.Consumer):
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 logger.info("broker stopped the consumer, shutting down")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:  # as Faust's loop: a stop ends it quietly
                 return
             raise
 
