@@ -213,8 +213,8 @@ def render(
             f"`python -m bench.bench_producer {events} {runs} {tenants}`: {events:,} simulator "
             f"events ({tenants} Zipf tenants, ~{events // records} events per batch record), "
             f"one process, local single-node Kafka 4.1 broker, acks=all, idempotent, lz4; "
-            f"median of {runs} runs. Figures taken on the shared 2-core machine while other "
-            f"engineers worked (load average {load:.1f}).",
+            f"median of {runs} runs, on the 2-core machine (load average {load:.1f} at the "
+            f"start; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).",
             "",
             "| producer | events/s | vs raw | events per CPU-second | CPU µs per event |",
             "| --- | ---: | ---: | ---: | ---: |",
