@@ -169,10 +169,11 @@ def _guarantees(r: dict[str, Any]) -> list[str]:
                 ["worker alone", spread(c.get(WORKER, []))],
             ],
         ),
-        "Deduplication has no off switch: the worker always checks each event's `source` + "
-        "`id` against its RocksDB store and writes the new keys with the batch (that is "
-        "what makes replays exact), so its cost is not measured by an on/off run; the "
-        "profile below shows its share (`streams.store` frames).",
+        "Deduplication has no off switch in the worker: it always checks each event's "
+        "`source` + `id` against its RocksDB store and writes the new keys with the batch "
+        "(that is what makes replays exact). Its cost is measured with and without the "
+        "dedup store on the worker's batch path in one process (`python -m "
+        "bench.bench_dedup_cost`, section Deduplication below).",
     ]
 
 
