@@ -26,13 +26,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import repeat
-from operator import add, attrgetter, floordiv, itemgetter, le, methodcaller, sub
+from operator import attrgetter, floordiv, itemgetter, methodcaller, sub
 from typing import Any, cast
 
 import orjson
 
 from tokenops.schemas.codec import EVENT_TYPE, SPECVERSION, encode_fields
-from tokenops.schemas.columnar import canonical_times, times_ms
+from tokenops.schemas.columnar import canonical_times, identifiers_known, in_range, times_ms
 from tokenops.schemas.columns import TOKEN_COLUMNS, EventColumns
 from tokenops.schemas.errors import InvalidEventError
 from tokenops.schemas.event import (
@@ -48,7 +48,6 @@ from tokenops.schemas.event import (
 from tokenops.schemas.validate import (
     FIELDS,
     IDENT,
-    IDS,
     MISSING,
     OPTIONAL_IDS,
     known,
@@ -376,18 +375,10 @@ def _checked(items: Sequence[Any], latest_ms: int) -> _Checked | None:
     tenants, models, providers = column("tenant_id"), column("model"), column("provider")
     operations = column("operation", "chat")
     optional = [column(name) for name in OPTIONAL_IDS]
-    joined_ids = "\n".join(ids)
     if not (
         set(map(type, versions)) == _INT
         and set(versions) == {SCHEMA_VERSION}
-        and known.issuperset(tenants)
-        and known.issuperset(models)
-        and known.issuperset(providers)
-        and known.issuperset(operations)
-        and all(map(known_or_none.issuperset, optional))
-        and known_sources.issuperset(sources)
-        and joined_ids.count("\n") == n - 1
-        and IDS(joined_ids) is not None
+        and identifiers_known(tenants, ids, sources, models, providers, operations, optional)
     ):
         return None
     kinds = set(map(type, times))
@@ -402,17 +393,7 @@ def _checked(items: Sequence[Any], latest_ms: int) -> _Checked | None:
         column("output_tokens"),
         *(column(name, 0) for name in TOKEN_COLUMNS[2:]),
     ]
-    inputs, outputs, reads, creations, reasonings = tokens
-    if not (
-        min(millis) >= _EARLIEST_MS
-        and max(millis) <= latest_ms
-        and all(_INT.issuperset(map(type, c)) for c in tokens)
-        and min(map(min, tokens)) >= 0
-        and max(inputs) <= MAX_TOKENS
-        and max(outputs) <= MAX_TOKENS
-        and all(map(le, map(add, reads, creations), inputs))
-        and all(map(le, reasonings, outputs))
-    ):
+    if not in_range(millis, tokens, _EARLIEST_MS, latest_ms):
         return None
     rows = [ids, sources, millis, models, providers, operations, *tokens, *optional]
     return _Checked(tenants, rows, times)

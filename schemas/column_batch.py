@@ -23,25 +23,19 @@ a few C-level passes per column (see docs/benchmarks.md, "Event decoding").
 from __future__ import annotations
 
 from itertools import repeat
-from operator import add, floordiv, le, mod
+from operator import add, floordiv, mod
 from typing import Any
 
 import orjson
 
-from tokenops.schemas.columnar import canonical_times, times_ms
+from tokenops.schemas.columnar import canonical_times, identifiers_known, in_range, times_ms
 from tokenops.schemas.columns import TOKEN_COLUMNS, EventColumns
 from tokenops.schemas.errors import InvalidEventError
-from tokenops.schemas.event import EPOCH, MAX_TOKENS, ONE_MS, SCHEMA_VERSION
+from tokenops.schemas.event import EPOCH, ONE_MS, SCHEMA_VERSION
 from tokenops.schemas.validate import (
-    IDS,
     OPTIONAL_IDS,
-    known,
-    known_or_none,
-    learn,
-    learn_sources,
     validate_fields,
 )
-from tokenops.schemas.validate import sources as known_sources
 from tokenops.schemas.wire import BATCH_TYPE, COLUMNS_VERSION, MAX_BATCH_EVENTS
 
 REQUIRED_COLUMNS = ("id", "source", "time", "model", "provider", "input_tokens", "output_tokens")
@@ -177,35 +171,15 @@ def _quick(
     models, providers = columns["model"], columns["provider"]
     operations = get("operation") or ["chat"] * n
     optional = [get(name) or [None] * n for name in OPTIONAL_IDS]
-    learn((tenant,), models, providers, operations, *optional)
-    learn_sources(sources)
-    joined_ids = "\n".join(ids)
     if not (
-        tenant in known
-        and known.issuperset(models)
-        and known.issuperset(providers)
-        and known.issuperset(operations)
-        and all(map(known_or_none.issuperset, optional))
-        and known_sources.issuperset(sources)
-        and joined_ids.count("\n") == n - 1
-        and IDS(joined_ids) is not None
+        identifiers_known((tenant,), ids, sources, models, providers, operations, optional)
         and set(map(len, times)) == {24}
         and canonical_times("".join(times))
     ):
         return None
     millis = times_ms(times, n)
     tokens = [get(name) or [0] * n for name in TOKEN_COLUMNS]
-    inputs, outputs, reads, creations, reasonings = tokens
-    if not (
-        earliest_ms <= min(millis)
-        and max(millis) <= latest_ms
-        and all(_INT.issuperset(map(type, c)) for c in tokens)
-        and min(map(min, tokens)) >= 0
-        and max(inputs) <= MAX_TOKENS
-        and max(outputs) <= MAX_TOKENS
-        and all(map(le, map(add, reads, creations), inputs))
-        and all(map(le, reasonings, outputs))
-    ):
+    if not in_range(millis, tokens, earliest_ms, latest_ms):
         return None
     return EventColumns(
         tenant, ids, sources, millis, models, providers, operations, *tokens, *optional

@@ -69,21 +69,11 @@ def _quick_columns(
     tenants, models, providers = column("tenant_id"), column("model"), column("provider")
     operations = column("operation", "chat")
     optional = [column(name) for name in _OPTIONAL]
-    learn(tenants, models, providers, operations, *optional)
-    learn_sources(sources)
-    joined_ids = "\n".join(ids)
     if not (
         set(map(type, versions)) == _INT
         and set(versions) == {SCHEMA_VERSION}
         and set(tenants) == {tenant}
-        and known.issuperset(tenants)
-        and known.issuperset(models)
-        and known.issuperset(providers)
-        and known.issuperset(operations)
-        and all(map(known_or_none.issuperset, optional))
-        and known_sources.issuperset(sources)
-        and joined_ids.count("\n") == n - 1
-        and IDS(joined_ids) is not None
+        and identifiers_known(tenants, ids, sources, models, providers, operations, optional)
         and set(map(len, times)) == {24}
         and canonical_times("".join(times))
     ):
@@ -94,16 +84,7 @@ def _quick_columns(
     creations = column("cache_creation_input_tokens", 0)
     reasonings = column("reasoning_output_tokens", 0)
     tokens = (inputs, outputs, reads, creations, reasonings)
-    if not (
-        earliest_ms <= min(millis)
-        and max(millis) <= latest_ms
-        and all(_INT.issuperset(map(type, c)) for c in tokens)
-        and min(map(min, tokens)) >= 0
-        and max(inputs) <= MAX_TOKENS
-        and max(outputs) <= MAX_TOKENS
-        and all(map(le, map(add, reads, creations), inputs))
-        and all(map(le, reasonings, outputs))
-    ):
+    if not in_range(millis, tokens, earliest_ms, latest_ms):
         return None
     return EventColumns(
         tenant,
@@ -128,3 +109,40 @@ def times_ms(times: list[str], n: int) -> list[int]:
     """Epoch ms of canonical times; ValueError on an impossible date (2026-02-30)."""
     moments = map(datetime.fromisoformat, times)
     return list(map(floordiv, map(sub, moments, repeat(EPOCH, n)), repeat(ONE_MS, n)))
+
+
+def identifiers_known(
+    tenants: Any, ids: list[Any], sources: list[Any], models: list[Any],
+    providers: list[Any], operations: list[Any], optional: list[list[Any]],
+) -> bool:  # fmt: skip
+    """Whether every identifier and source of these columns matches its pattern (new ones
+    are learned first, see `validate.learn`) and the ids are all well-formed."""
+    learn(tenants, models, providers, operations, *optional)
+    learn_sources(sources)
+    joined_ids = "\n".join(ids)
+    return (
+        known.issuperset(tenants)
+        and known.issuperset(models)
+        and known.issuperset(providers)
+        and known.issuperset(operations)
+        and all(map(known_or_none.issuperset, optional))
+        and known_sources.issuperset(sources)
+        and joined_ids.count("\n") == len(ids) - 1
+        and IDS(joined_ids) is not None
+    )
+
+
+def in_range(millis: list[int], tokens: Any, earliest_ms: int, latest_ms: int) -> bool:
+    """Whether the times are within bounds and the five token columns (`TOKEN_TYPES`
+    order) hold integers within the contract's limits and cross-field rules."""
+    inputs, outputs, reads, creations, reasonings = tokens
+    return (
+        earliest_ms <= min(millis)
+        and max(millis) <= latest_ms
+        and all(_INT.issuperset(map(type, c)) for c in tokens)
+        and min(map(min, tokens)) >= 0
+        and max(inputs) <= MAX_TOKENS
+        and max(outputs) <= MAX_TOKENS
+        and all(map(le, map(add, reads, creations), inputs))
+        and all(map(le, reasonings, outputs))
+    )
