@@ -1,8 +1,9 @@
 """The sink's columnar raw-event decode gives exactly the rows of the per-event path.
 
 `decode_chunk` builds the `raw_events` columns from `decode_columns` without any
-`UsageEvent`; `per_event_decode_chunk` below is the path it replaced (`decode_record`,
-then the columns read back from the events), kept here as the reference. Both must agree
+`UsageEvent`; `per_event_decode_chunk` is the path it replaced (`decode_record`, then the
+columns read back from the events), kept in bench/sink_legacy.py as the benchmark's
+baseline and used here as the reference. Both must agree
 on every chunk: the same columns in the same order, the same invalid-record count, with
 and without the signature check.
 """
@@ -10,7 +11,6 @@ and without the signature check.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -18,6 +18,7 @@ from typing import Any, cast
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench.sink_legacy import decode_chunk as per_event_decode_chunk
 from tokenops.schemas import (
     BATCH_HEADERS,
     COLUMNS_HEADERS,
@@ -47,43 +48,6 @@ BASE: dict[str, Any] = {
     "input_tokens": 1000,
     "output_tokens": 500,
 }
-_OPTIONAL_IDS = frozenset({"project_id", "agent_id", "user_id", "api_key_id", "region", "node_id"})
-
-
-def per_event_decode_chunk(
-    records: Sequence[RawRecord], check: SignatureCheck | None = None
-) -> Decoded:
-    """The sink's decode before the columnar path (commit 60448fd), verbatim in effect."""
-    events: list[UsageEvent] = []
-    partitions: list[int] = []
-    offsets: list[int] = []
-    invalid = 0
-    for value, headers, partition, offset, _key, _timestamp_ms in records:
-        try:
-            pairs = cast("list[tuple[str, bytes]] | None", headers)
-            decoded = decode_record(value, pairs)
-            if check is not None:
-                check(decoded, pairs)
-        except InvalidEventError:
-            invalid += 1
-            continue
-        events.extend(decoded)
-        partitions.extend([partition] * len(decoded))
-        offsets.extend([offset] * len(decoded))
-    fields = [e.__dict__ for e in events]
-    columns: list[list[object]] = []
-    for name in EVENT_COLUMNS:
-        if name == "time":
-            columns.append([e.time_ms for e in events])
-        elif name == "kafka_partition":
-            columns.append(list(partitions))
-        elif name == "kafka_offset":
-            columns.append(list(offsets))
-        elif name in _OPTIONAL_IDS:
-            columns.append([f[name] or "" for f in fields])
-        else:
-            columns.append([f[name] for f in fields])
-    return columns, invalid
 
 
 def encoded(events: list[UsageEvent], kind: str) -> tuple[bytes, list[tuple[str, bytes]] | None]:
