@@ -20,8 +20,8 @@ from __future__ import annotations
 import time
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
-from itertools import accumulate, repeat
-from operator import add, attrgetter
+from itertools import accumulate, groupby, repeat
+from operator import add, attrgetter, itemgetter
 from typing import Any
 
 import orjson
@@ -60,6 +60,8 @@ _FIXED_EVENT_BYTES = 27 + 5 * 10 + 3 + 11 * 3
 _STRINGS = tuple(ROW_FIELDS.index(n) for n in ("id", "source", "model", "provider", "operation"))
 _OPTIONAL = tuple(range(ROW_FIELDS.index("project_id"), len(ROW_FIELDS)))
 row_columns = attrgetter(*ROW_FIELDS)  # an EventColumns' lists in ROW_FIELDS order
+_tenant_of, _row_of = itemgetter(0), itemgetter(1)  # of a (tenant, row) pair
+_NO_ATTRIBUTES: dict[str, str] = {}
 # Identifiers are at most 128 characters, sources 256 (schemas/event.py patterns).
 WORST_EVENT_BYTES = _FIXED_EVENT_BYTES + 10 * 128 + 256
 
@@ -212,6 +214,40 @@ class TenantBatches:
         self.buffered += 1
         if done is None and buffer.count >= self.max_events:
             done = self._take(tenant)
+        return done
+
+    def add_rows(self, pairs: list[tuple[str, Row]]) -> list[EventColumns]:
+        """Buffer validated events without attributes given as (tenant, row) pairs, in the
+        order given (`send` collects them, see producer.py); sorts `pairs` in place.
+
+        The pairs are grouped by tenant with one stable sort (a tenant's events keep
+        their order) and each tenant's rows join its buffer with one list operation per
+        record, so the per-event cost is C's, not `add`'s.
+        """
+        done: list[EventColumns] = []
+        pairs.sort(key=_tenant_of)
+        for tenant, group in groupby(pairs, _tenant_of):
+            rows = list(map(_row_of, group))
+            start, n = 0, len(rows)
+            while start < n:
+                buffer = self._buffers.get(tenant)
+                if buffer is None:
+                    buffer = self._buffers[tenant] = TenantBuffer(tenant, self.clock())
+                end = min(n, start + self.max_events - buffer.count)
+                charge = WORST_EVENT_BYTES * (end - start)
+                if buffer.attributes is not None or buffer.bound + charge > MAX_PRODUCED_BYTES:
+                    break  # near the size limit, or attributes waiting: one event at a time
+                buffer.rows += rows[start:end]
+                buffer.count += end - start
+                buffer.bound += charge
+                self.buffered += end - start
+                if buffer.count >= self.max_events:
+                    done.append(self._take(tenant))
+                start = end
+            for row in rows[start:]:
+                full = self.add(tenant, row, _NO_ATTRIBUTES)
+                if full is not None:
+                    done.append(full)
         return done
 
     def extend(self, part: EventColumns) -> list[EventColumns]:

@@ -49,7 +49,9 @@ from tokenops.settings import KafkaSettings
 
 logger = logging.getLogger(__name__)
 _EARLIEST_MS = to_epoch_ms(MIN_EVENT_TIME)
-_NO_ATTRIBUTES: dict[str, str] = {}
+# `send` settles its rows into the tenants' buffers at least this often: often enough
+# that a settle is cheap next to the rows' validation, seldom enough to be amortized.
+ROWS_PER_SETTLE = 1024
 _librdkafka_logger = logging.getLogger("tokenops.producers.librdkafka")
 
 
@@ -73,6 +75,8 @@ class UsageProducer:
         )
         self._lock = threading.Lock()
         self._batches = TenantBatches(settings.batch_max_events, settings.batch_linger_ms / 1000)
+        self._rows: list[tuple[str, Row]] = []  # `send`'s valid events, not yet in `_batches`
+        self._room = min(ROWS_PER_SETTLE, self._max_outstanding)  # rows before `_make_room`
         self._closed = False
         self._released = False
         self._spool = Spool(settings.spool_dir)
@@ -91,27 +95,34 @@ class UsageProducer:
     # -- sending ----------------------------------------------------------------------
 
     def send(self, event: UsageEvent | Mapping[str, Any]) -> None:
-        """Accept one event (validated here if given as a mapping of fields)."""
-        quick = None
+        """Accept one event (validated here if given as a mapping of fields).
+
+        A valid event without attributes joins `_rows` without taking the lock: one list
+        append, the per-event cost kept to validation. Every `_room` events (at most
+        `ROWS_PER_SETTLE`, fewer near `max_outstanding_events`) the rows move into the
+        tenants' buffers in bulk (`_make_room`), as they do on every poll, flush and
+        before any other way in, so a tenant's events keep their order.
+        """
+        pair = None
         if event.__class__ is dict:  # the common case first, without detours
-            latest = int(time.time() * 1000) + self._skew_ms
             try:
-                quick = quick_row(event, _EARLIEST_MS, latest)
+                pair = quick_row(event, _EARLIEST_MS, int(time.time() * 1000) + self._skew_ms)
             except (TypeError, AttributeError, ValueError):  # an unhashable value
-                quick = None
-        if quick is not None:
-            tenant, row = quick
-            attributes = _NO_ATTRIBUTES
-        else:
+                pair = None
+        if pair is None:
             tenant, row, attributes = self._validated(event)
-        if self._batches.buffered + self._sender.outstanding >= self._max_outstanding:
-            self._wait_for_room()
-        with self._lock:  # `_accept`, inlined: this runs once per event
-            if self._closed:
-                raise ProducerClosedError()
-            full = self._batches.add(tenant, row, attributes)
-            if full is not None:
-                self._produce(full)
+            if attributes:
+                if self.outstanding() >= self._max_outstanding:
+                    self._wait_for_room()
+                self._accept(tenant, row, attributes)
+                return
+            pair = (tenant, row)
+        rows = self._rows
+        if len(rows) >= self._room:
+            self._make_room()  # raises ProducerBackpressureError: this event not accepted
+        rows.append(pair)
+        if self._closed:  # close() may have taken its last rows before this one came
+            self._withdraw(pair)
 
     def send_many(self, events: Iterable[UsageEvent | Mapping[str, Any]]) -> int:
         """Accept several events at once; all are validated before any is accepted.
@@ -132,6 +143,7 @@ class UsageProducer:
         with self._lock:
             if self._closed:
                 raise ProducerClosedError()
+            self._settle_rows()
             for part in parts:
                 for full in self._batches.extend(part):
                     self._produce(full)
@@ -141,6 +153,7 @@ class UsageProducer:
         with self._lock:
             if self._closed:
                 raise ProducerClosedError()
+            self._settle_rows()
             full = self._batches.add(tenant, row, attributes)
             if full is not None:
                 self._produce(full)
@@ -176,13 +189,14 @@ class UsageProducer:
 
     def outstanding(self) -> int:
         """Events accepted and neither acknowledged nor spooled yet."""
-        return self._batches.buffered + self._sender.outstanding
+        return len(self._rows) + self._batches.buffered + self._sender.outstanding
 
     def flush(self, timeout_s: float | None = None) -> int:
         """Send every buffered event and wait for acknowledgements; returns those left."""
         if self._released:
             return self.outstanding()
         with self._lock:
+            self._settle_rows()
             for batch in self._batches.drain():
                 self._produce(batch)
             self._sender.retry_pending()
@@ -267,6 +281,36 @@ class UsageProducer:
                 raise self._backpressure_error()
             time.sleep(0.005)
 
+    def _settle_rows(self) -> None:
+        """Move the rows `send` collected into the tenants' buffers (lock held)."""
+        rows = self._rows
+        if rows:
+            taken = rows.copy()  # sends in other threads may append meanwhile: keep those
+            del rows[: len(taken)]
+            for full in self._batches.add_rows(taken):
+                self._produce(full)
+
+    def _make_room(self) -> None:
+        """Settle the rows, then wait until the next `_room` events fit under
+        `max_outstanding_events`; raises `ProducerBackpressureError` at the timeout."""
+        with self._lock:
+            if self._closed:
+                raise ProducerClosedError()
+            self._settle_rows()
+        if self.outstanding() >= self._max_outstanding:
+            self._wait_for_room()
+        room = self._max_outstanding - self.outstanding()
+        self._room = len(self._rows) + max(1, min(ROWS_PER_SETTLE, room))
+
+    def _withdraw(self, pair: tuple[str, Row]) -> None:
+        """After close: an event still among the rows was never taken, so it is not
+        accepted (removed, ProducerClosedError); one close took was accepted."""
+        with self._lock:
+            for at, waiting in enumerate(self._rows):
+                if waiting is pair:
+                    del self._rows[at]
+                    raise ProducerClosedError()
+
     def _produce(self, columns: EventColumns) -> None:
         """Hand one tenant's buffered events to librdkafka as one record (lock held)."""
         content_type, value = columns_record(columns)
@@ -280,6 +324,7 @@ class UsageProducer:
             try:
                 self._producer.poll(tick)
                 with self._lock:
+                    self._settle_rows()
                     for batch in self._batches.stale():
                         self._produce(batch)
                     self._sender.retry_pending()
