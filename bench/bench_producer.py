@@ -13,7 +13,9 @@ uses TOKENOPS_KAFKA_BOOTSTRAP_SERVERS) and measures, in the same run, alternatin
 4. raw confluent-kafka producing v1 batch records (what the SDK sent before v2) and one
    pre-serialized CloudEvent per record, for context.
 
-Each figure is the median of `runs`, in events per second of wall time and per second
+Rounds of the SDK and the raw client run uncounted for 20 s first, so the broker's JVM
+has compiled its hot paths before anything is timed. Each figure is the median of `runs`,
+in events per second of wall time and per second
 of this process's CPU time (all threads, librdkafka's included). `--write` rewrites the
 "Producer" section of docs/benchmarks.md with the figures.
 """
@@ -171,6 +173,10 @@ def main(events: int = 200_000, runs: int = 5, tenants: int = 50, write: bool = 
                 series.setdefault(name, []).append(wall)
                 series.setdefault(name + "_cpu", []).append(per_cpu)
 
+            # Rounds first, not counted: the broker's JVM compiles its hot paths in its
+            # first half minute under load, which slowed every series of the first runs
+            # by up to a third.
+            warm_up(kafka, topic, fields, batched, Path(tmp) / "warm-up")
             for run in range(runs):
                 record("sdk", *sdk_rate(kafka, topic, fields, Path(tmp) / f"spool-{run}"))
                 record("many", *sdk_rate(kafka, topic, fields, Path(tmp) / f"m-{run}", 1000))
@@ -197,6 +203,23 @@ def main(events: int = 200_000, runs: int = 5, tenants: int = 50, write: bool = 
                 broker.stop()
 
 
+def warm_up(
+    kafka: KafkaSettings,
+    topic: str,
+    fields: list[dict[str, Any]],
+    records: list[Record],
+    spool: Path,
+    seconds: float = 20.0,
+) -> None:
+    """Rounds of the SDK and of the raw client, figures dropped, for at least `seconds`."""
+    began = time.perf_counter()
+    while time.perf_counter() - began < seconds:
+        sdk_rate(kafka, topic, fields, spool)
+        sdk_rate(kafka, topic, fields, spool, 1000)
+        raw_rate(kafka, topic, records)
+    print(f"warm-up: {time.perf_counter() - began:.0f} s, not counted", flush=True)
+
+
 def render(
     figures: dict[str, float], events: int, runs: int, tenants: int, records: int, load: float
 ) -> str:
@@ -213,8 +236,9 @@ def render(
             f"`python -m bench.bench_producer {events} {runs} {tenants}`: {events:,} simulator "
             f"events ({tenants} Zipf tenants, ~{events // records} events per batch record), "
             f"one process, local single-node Kafka 4.1 broker, acks=all, idempotent, lz4; "
-            f"median of {runs} runs, on the 2-core machine (load average {load:.1f} at the "
-            f"start; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).",
+            f"median of {runs} runs after 20 s of uncounted warm-up, on the 2-core machine "
+            f"(load average {load:.1f} at the start; "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).",
             "",
             "| producer | events/s | vs raw | events per CPU-second | CPU µs per event |",
             "| --- | ---: | ---: | ---: | ---: |",

@@ -67,7 +67,6 @@ class UsageProducer:
     ) -> None:
         self.settings = settings = settings or ProducerSettings()
         self.topic = settings.topic
-        self._skew_ms = int(settings.max_future_skew_s * 1000)
         self._max_outstanding = settings.max_outstanding_events
         signer = record_signer(settings)  # before any client: a bad key fails cleanly
         self._producer = Producer(
@@ -77,6 +76,11 @@ class UsageProducer:
         self._batches = TenantBatches(settings.batch_max_events, settings.batch_linger_ms / 1000)
         self._rows: list[tuple[str, Row]] = []  # `send`'s valid events, not yet in `_batches`
         self._room = min(ROWS_PER_SETTLE, self._max_outstanding)  # rows before `_make_room`
+        # The latest event time `send`'s quick check accepts, renewed on every settle and
+        # poll rather than read from the clock per event. Being a little behind it only
+        # sends an event at the very edge of the skew to the careful check, which reads
+        # the clock and decides.
+        self._latest_ms = latest_ms(settings.max_future_skew_s)
         self._closed = False
         self._released = False
         self._spool = Spool(settings.spool_dir)
@@ -106,7 +110,7 @@ class UsageProducer:
         pair = None
         if event.__class__ is dict:  # the common case first, without detours
             try:
-                pair = quick_row(event, _EARLIEST_MS, int(time.time() * 1000) + self._skew_ms)
+                pair = quick_row(event, _EARLIEST_MS, self._latest_ms)
             except (TypeError, AttributeError, ValueError):  # an unhashable value
                 pair = None
         if pair is None:
@@ -297,6 +301,7 @@ class UsageProducer:
             if self._closed:
                 raise ProducerClosedError()
             self._settle_rows()
+        self._latest_ms = latest_ms(self.settings.max_future_skew_s)
         if self.outstanding() >= self._max_outstanding:
             self._wait_for_room()
         room = self._max_outstanding - self.outstanding()
@@ -323,6 +328,7 @@ class UsageProducer:
         while not self._stop.is_set():
             try:
                 self._producer.poll(tick)
+                self._latest_ms = latest_ms(self.settings.max_future_skew_s)
                 with self._lock:
                     self._settle_rows()
                     for batch in self._batches.stale():

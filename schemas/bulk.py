@@ -80,30 +80,20 @@ _NO_ATTRIBUTES: dict[str, str] = {}
 _TZINFO = attrgetter("tzinfo")
 # Identifier combinations (tenant ... node, source) whose every identifier was known.
 _combinations: set[tuple[Any, ...]] = set()  # epoch second -> "YYYY-MM-DDTHH:MM:SS"
-# `quick_row` reads every field at once from the fields over these defaults; a required
-# field left MISSING then fails its check.
+# `quick_row` merges the fields over these defaults; a required field left MISSING then
+# fails its check. The keys are in the order `quick_row` unpacks the merged values in
+# (a merge keeps the first dict's order), so no field is looked up by name.
 _QUICK_DEFAULTS: dict[str, Any] = {
-    **dict.fromkeys(FIELDS, MISSING),
     "schema_version": SCHEMA_VERSION,
+    **dict.fromkeys(("tenant_id", "id", "source", "time", "model", "provider"), MISSING),
     "operation": "chat",
+    **dict.fromkeys(TOKEN_COLUMNS[:2], MISSING),
     **dict.fromkeys(TOKEN_COLUMNS[2:], 0),
     **dict.fromkeys(OPTIONAL_IDS),
     "attributes": _NO_ATTRIBUTES,
 }
+assert _QUICK_DEFAULTS.keys() == set(FIELDS), "every field, once"
 _FIELD_COUNT = len(_QUICK_DEFAULTS)
-_quick_get = itemgetter(
-    "schema_version",
-    "tenant_id",
-    "id",
-    "source",
-    "time",
-    "model",
-    "provider",
-    "operation",
-    *TOKEN_COLUMNS,
-    *OPTIONAL_IDS,
-    "attributes",
-)
 
 
 def row_columns_of(
@@ -176,7 +166,7 @@ def quick_row(
         region,
         node,
         attributes,
-    ) = _quick_get(merged)
+    ) = merged.values()
     # A node sends few combinations of identifiers: one lookup proves all eleven known.
     combination = (
         tenant,
@@ -213,7 +203,8 @@ def quick_row(
     ):
         return None
     if when.__class__ is datetime and when.tzinfo is UTC:  # the SDK's datetime.now(UTC)
-        ms = (when - EPOCH) // ONE_MS
+        since = when - EPOCH  # whole units in three small-int steps: ~1/3 cheaper than // ONE_MS
+        ms = since.days * 86_400_000 + since.seconds * 1000 + since.microseconds // 1000
     elif when.__class__ is str and len(when) == 24 and when[19] == "." and when[23] == "Z":
         base_ms = seconds.get(when[:19])  # seconds of canonical times validated before
         frac = when[20:23]
