@@ -3,11 +3,10 @@
 The producer buffers VALIDATED COLUMNS per tenant and sends them as one v2 columnar
 record (`column_batch.py`); nothing here builds a per-event object on the common path.
 
-- `fields_row(fields, ...)` validates one event's fields (`quick_row`: the rules of
-  `quick_fields` without building a dict of fields; else the careful `validate_fields`,
-  which names the broken field) and returns its values in `ROW_FIELDS` order, ready to
-  join column lists; `event_row(event)` does the same for an already validated
-  `UsageEvent`.
+- `fields_row(fields, ...)` validates one event's fields (`quick.quick_row`, a reader
+  generated per dict shape; else the careful `validate_fields`, which names the broken
+  field) and returns its values in `ROW_FIELDS` order, ready to join column lists;
+  `event_row(event)` does the same for an already validated `UsageEvent`.
 - `columns_many(items, ...)` validates many events' fields at once and returns their
   `EventColumns`, one per tenant, each holding its events in the order given; the common
   shape (identifiers already seen, aware UTC datetimes or canonical time strings, no
@@ -38,24 +37,19 @@ from tokenops.schemas.errors import InvalidEventError
 from tokenops.schemas.event import (
     DEFAULT_MAX_FUTURE_SKEW_S,
     EPOCH,
-    MAX_TOKENS,
     MIN_EVENT_TIME,
     ONE_MS,
     SCHEMA_VERSION,
     UsageEvent,
     to_epoch_ms,
 )
+from tokenops.schemas.quick import NO_ATTRIBUTES, Row, quick_row
 from tokenops.schemas.validate import (
     FIELDS,
-    IDENT,
     MISSING,
     OPTIONAL_IDS,
-    known,
-    known_or_none,
-    seconds,
     validate_fields,
 )
-from tokenops.schemas.validate import sources as known_sources
 
 # One event's values in the order of EventColumns' list fields (tenant and attributes
 # travel apart: the tenant is the buffer's, attributes are rare).
@@ -69,31 +63,13 @@ ROW_FIELDS = (
     *TOKEN_COLUMNS,
     *OPTIONAL_IDS,
 )
-Row = tuple[Any, ...]
 _row = itemgetter(*ROW_FIELDS)
 _FLAT = frozenset(FIELDS)
 _CE_KEYS = ("specversion", "type", "source", "id", "time", "data")
 _EARLIEST_MS = to_epoch_ms(MIN_EVENT_TIME)
 _INT = frozenset({int})
 _MILLIS = methodcaller("isoformat", timespec="milliseconds")
-_NO_ATTRIBUTES: dict[str, str] = {}
 _TZINFO = attrgetter("tzinfo")
-# Identifier combinations (tenant ... node, source) whose every identifier was known.
-_combinations: set[tuple[Any, ...]] = set()  # epoch second -> "YYYY-MM-DDTHH:MM:SS"
-# `quick_row` merges the fields over these defaults; a required field left MISSING then
-# fails its check. The keys are in the order `quick_row` unpacks the merged values in
-# (a merge keeps the first dict's order), so no field is looked up by name.
-_QUICK_DEFAULTS: dict[str, Any] = {
-    "schema_version": SCHEMA_VERSION,
-    **dict.fromkeys(("tenant_id", "id", "source", "time", "model", "provider"), MISSING),
-    "operation": "chat",
-    **dict.fromkeys(TOKEN_COLUMNS[:2], MISSING),
-    **dict.fromkeys(TOKEN_COLUMNS[2:], 0),
-    **dict.fromkeys(OPTIONAL_IDS),
-    "attributes": _NO_ATTRIBUTES,
-}
-assert _QUICK_DEFAULTS.keys() == set(FIELDS), "every field, once"
-_FIELD_COUNT = len(_QUICK_DEFAULTS)
 
 
 def row_columns_of(
@@ -127,124 +103,12 @@ def fields_row(
     except (TypeError, AttributeError, ValueError):  # an unhashable value: not quick
         quick = None
     if quick is not None:
-        return quick[0], quick[1], _NO_ATTRIBUTES
+        return quick[0], quick[1], NO_ATTRIBUTES
     data = dict(fields)
     data.setdefault("schema_version", SCHEMA_VERSION)
     event_id, source = data.pop("id", MISSING), data.pop("source", MISSING)
     when = data.pop("time", MISSING)
     return event_row(validate_fields(data, event_id, source, when, earliest_ms, latest_ms))
-
-
-def quick_row(
-    fields: Mapping[str, Any], earliest_ms: int, latest_ms: int
-) -> tuple[str, Row] | None:
-    """(tenant, row) of a common valid event, proven valid with lookups; None: ask
-    `validate_fields`. The rules of `quick_fields`, without its model-ordered dict:
-    every identifier already in `known`, the source in `sources`, an aware UTC datetime
-    or a canonical time whose second was seen, no attributes. `send`'s per-event cost."""
-    merged = {**_QUICK_DEFAULTS, **fields}
-    if len(merged) != _FIELD_COUNT:  # a key that is not a field
-        return None
-    (
-        version,
-        tenant,
-        event_id,
-        source,
-        when,
-        model,
-        provider,
-        operation,
-        inputs,
-        outputs,
-        reads,
-        creations,
-        reasoning,
-        project,
-        agent,
-        user,
-        api_key,
-        region,
-        node,
-        attributes,
-    ) = merged.values()
-    # A node sends few combinations of identifiers: one lookup proves all eleven known.
-    combination = (
-        tenant,
-        model,
-        provider,
-        operation,
-        project,
-        agent,
-        user,
-        api_key,
-        region,
-        node,
-        source,
-    )
-    if combination not in _combinations:
-        if not (
-            known.issuperset((tenant, model, provider, operation))
-            and known_or_none.issuperset((project, agent, user, api_key, region, node))
-            and source in known_sources
-        ):
-            return None
-        if len(_combinations) >= 65_536:  # high-cardinality ids (user_id): start over
-            _combinations.clear()
-        _combinations.add(combination)
-    if not (
-        version.__class__ is int
-        and version == SCHEMA_VERSION
-        and event_id.__class__ is str
-        and len(event_id) <= 128
-        and event_id.isascii()
-        and (event_id.isalnum() or IDENT(event_id) is not None)
-        and attributes.__class__ is dict
-        and not attributes
-    ):
-        return None
-    if when.__class__ is datetime and when.tzinfo is UTC:  # the SDK's datetime.now(UTC)
-        since = when - EPOCH  # whole units in three small-int steps: ~1/3 cheaper than // ONE_MS
-        ms = since.days * 86_400_000 + since.seconds * 1000 + since.microseconds // 1000
-    elif when.__class__ is str and len(when) == 24 and when[19] == "." and when[23] == "Z":
-        base_ms = seconds.get(when[:19])  # seconds of canonical times validated before
-        frac = when[20:23]
-        if base_ms is None or not (frac.isascii() and frac.isdigit()):
-            return None
-        ms = base_ms + int(frac)
-    else:
-        return None
-    if not (
-        earliest_ms <= ms <= latest_ms
-        and inputs.__class__ is int
-        and outputs.__class__ is int
-        and reads.__class__ is int
-        and creations.__class__ is int
-        and reasoning.__class__ is int
-        and reads >= 0
-        and creations >= 0
-        and reads + creations <= inputs <= MAX_TOKENS  # so inputs >= 0 too
-        and 0 <= reasoning <= outputs <= MAX_TOKENS
-    ):
-        return None
-    return tenant, (  # ROW_FIELDS order
-        event_id,
-        source,
-        ms,
-        model,
-        provider,
-        operation,
-        inputs,
-        outputs,
-        reads,
-        creations,
-        reasoning,
-        project,
-        agent,
-        user,
-        api_key,
-        region,
-        node,
-    )
 
 
 def columns_many(
