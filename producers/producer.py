@@ -29,6 +29,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable, Mapping
+from itertools import repeat
 from types import FrameType
 from typing import Any
 
@@ -132,27 +133,38 @@ class UsageProducer:
     def send_many(self, events: Iterable[UsageEvent | Mapping[str, Any]]) -> int:
         """Accept several events at once; all are validated before any is accepted.
 
-        Faster per event than `send` for dicts of fields (validated column by column,
-        appended to the tenants' buffers a column at a time); raises the first invalid
-        event's `InvalidEventError` (with its `index`) and then accepts none of them.
-        Returns how many were accepted.
+        Faster per event than `send`: one lock, one settle and one backpressure check
+        for the lot. Raises the first invalid event's `InvalidEventError` (with its
+        `index`) and then accepts none of them. Returns how many were accepted.
         """
         items = list(events)
-        try:
-            parts = columns_many(items, max_future_skew_s=self.settings.max_future_skew_s)
-        except InvalidEventError:
-            self.metrics.rejected.inc()
-            raise
-        if self.outstanding() >= self.settings.max_outstanding_events:
+        n = len(items)
+        try:  # the common events: `send`'s quick check, called from C
+            pairs: list[Any] | None = list(
+                map(quick_row, items, repeat(_EARLIEST_MS, n), repeat(self._latest_ms, n))
+            )
+        except (TypeError, AttributeError, ValueError):  # an unhashable value
+            pairs = None
+        parts: list[EventColumns] = []
+        if pairs is None or not all(pairs):  # the careful way: columns, errors named
+            pairs = None
+            try:
+                parts = columns_many(items, max_future_skew_s=self.settings.max_future_skew_s)
+            except InvalidEventError:
+                self.metrics.rejected.inc()
+                raise
+        if self.outstanding() >= self._max_outstanding:
             self._wait_for_room()
         with self._lock:
             if self._closed:
                 raise ProducerClosedError()
             self._settle_rows()
+            done = self._batches.add_rows(pairs) if pairs else []
             for part in parts:
-                for full in self._batches.extend(part):
-                    self._produce(full)
-        return len(items)
+                done += self._batches.extend(part)
+            for full in done:
+                self._produce(full)
+        return n
 
     def _accept(self, tenant: str, row: Row, attributes: dict[str, str]) -> None:
         with self._lock:

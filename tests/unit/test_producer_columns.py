@@ -42,6 +42,7 @@ from tokenops.schemas.bulk import columns_many, event_row, fields_row
 from tokenops.schemas.codec import encode_fields, format_time
 from tokenops.schemas.column_batch import format_ms, format_times
 from tokenops.schemas.event import EPOCH, MAX_ATTRIBUTES_BYTES, MAX_TOKENS, ONE_MS
+from tokenops.schemas.quick import quick_row
 from tokenops.schemas.signing import SIGNATURE_HEADER, Keyring
 from tokenops.settings import KafkaSettings
 
@@ -144,14 +145,20 @@ def test_validation_to_columns_is_encode_fields_for_each(
 def test_records_decode_to_exactly_the_events_sent(
     many: list[dict[str, Any]], max_events: int, splits: list[int], as_events: bool
 ) -> None:
-    """Events go in through `add` (send) and `extend` (send_many) in turns; the records
+    """Events go in through `add_rows` (send's and send_many's quick path), `extend`
+    (send_many's careful path) and `add` (send with attributes) in turns; the records
     are v2 (a lone event a CloudEvent) and give back every event, per tenant in order."""
     batches = TenantBatches(max_events, linger_s=1e9)
     records: list[EventColumns] = []
     start, turn = 0, 0
     while start < len(many):
         chunk = many[start : start + splits[turn % len(splits)] + 1]
-        if turn % 2:
+        rows = [fields_row(fields, EARLIEST_MS, LATEST_MS) for fields in chunk]
+        if turn % 3 == 2 and not any(attributes for _, _, attributes in rows):
+            pairs = [(tenant, row) for tenant, row, _ in rows]
+            assert [quick_row(f, EARLIEST_MS, LATEST_MS) for f in chunk] == pairs  # learned
+            records += batches.add_rows(pairs)
+        elif turn % 3 == 1:
             for part in columns_many(chunk, max_future_skew_s=SKEW_S):
                 records += batches.extend(part)
         else:
