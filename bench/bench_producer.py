@@ -3,10 +3,10 @@
 `python -m bench.bench_producer [events] [runs] [tenants]` starts a Kafka broker (or
 uses TOKENOPS_KAFKA_BOOTSTRAP_SERVERS) and measures, in the same run, alternating:
 
-1. UsageProducer: `send(mapping)` per event (validated by the SDK, buffered as columns
-   per tenant, encoded as v2 columnar records) until `flush()` reports every event
-   acknowledged (acks=all, idempotent);
-2. the same with `send_many(1,000 mappings)` (validated column-wise);
+1. UsageProducer: `send(mapping)` per event (validated by the SDK, buffered per tenant,
+   encoded as v2 columnar records) until `flush()` reports every event acknowledged
+   (acks=all, idempotent);
+2. the same with `send_many(1,000 mappings)` (one lock and one settle per call);
 3. raw confluent-kafka producing the SAME records (v2 columnar, as the SDK makes them),
    pre-serialized before the clock starts, with the same producer configuration: the
    ceiling, and the baseline the SDK is compared with;
@@ -243,11 +243,11 @@ def render(
             "| producer | events/s | vs raw | events per CPU-second | CPU µs per event |",
             "| --- | ---: | ---: | ---: | ---: |",
             row(
-                "UsageProducer.send(mapping): validated, batched as columns, serialized as "
+                "UsageProducer.send(mapping): validated, batched per tenant, serialized as "
                 "v2 columnar records, acknowledged",
                 "sdk",
             ),
-            row("UsageProducer.send_many(1,000 mappings): the same, validated column-wise", "many"),
+            row("UsageProducer.send_many(1,000 mappings): the same, one lock per call", "many"),
             row("raw confluent-kafka, the same v2 records pre-serialized (baseline)", "raw"),
             row("raw confluent-kafka, v1 batch records pre-serialized", "raw_v1"),
             row("raw confluent-kafka, one pre-serialized CloudEvent per record", "raw_single"),
@@ -256,6 +256,18 @@ def render(
             "per CPU-second is the rate one uncontended core would sustain. The SDK's CPU "
             "goes to validating events and encoding records in Python; the raw client does "
             "no per-event work, so it measures the broker path.",
+            "",
+            "Where `send`'s time goes: the quick check of each event's fields (a reader "
+            "generated per dict shape reads every field with one subscript, `checked_row` "
+            "applies the rules) is over half of it; the event then joins a list without "
+            "taking a lock. Every 1,024 events (and on each poll) that list is sorted into "
+            "the tenants' buffers at once, and full buffers are encoded as v2 records "
+            "column by column. `send_many` runs the same check over its events from C "
+            "(`map`) and takes the lock and settles once per call; a call with an event "
+            "the quick check cannot prove goes the careful way (`columns_many`, which "
+            "names the broken field). The events are generated before the clock starts and read "
+            "from memory, as an inference node's would not be: its event is built just "
+            "before `send` and still in cache.",
             "",
         ]
     )

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,12 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tokenops.producers import ProducerBackpressureError, ProducerSettings, UsageProducer
+from tokenops.producers import (
+    ProducerBackpressureError,
+    ProducerClosedError,
+    ProducerSettings,
+    UsageProducer,
+)
 from tokenops.producers.batcher import MAX_PRODUCED_BYTES, TenantBatches, columns_record
 from tokenops.producers.ledger import ExpectedTotals, Ledger
 from tokenops.producers.spool import Spool, SpooledRecord, encode_entry, read_entries
@@ -162,3 +169,53 @@ def test_a_running_producers_spool_is_never_claimed(tmp_path: Path) -> None:
     assert [p.name.split(".")[0] for p in claimed] == [dead.name.split(".")[0]]
     assert live.exists() and writing.path.exists()
     writing.close()
+
+
+def test_sends_racing_close_are_either_accepted_and_delivered_or_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Threads keep sending while another closes the producer: every send that returned
+    is in a record the client took, every refused one (ProducerClosedError) is not, and
+    no event is left behind in the producer."""
+    from tests.unit.test_producer_columns import FakeClient
+
+    clients: list[FakeClient] = []
+    monkeypatch.setattr(
+        "tokenops.producers.producer.Producer",
+        lambda config: clients.append(FakeClient(config)) or clients[-1],
+    )
+    producer = UsageProducer(
+        KafkaSettings(), ProducerSettings(spool_dir=tmp_path), registry=CollectorRegistry()
+    )
+    accepted: list[list[str]] = [[] for _ in range(4)]
+    refused: list[list[str]] = [[] for _ in range(4)]
+    start = threading.Barrier(5)
+
+    def sender(k: int) -> None:
+        start.wait()
+        for i in range(100_000):
+            fields = {**event(i).model_dump(exclude={"attributes"}), "id": f"t{k}-{i}"}
+            try:
+                producer.send(fields)
+            except ProducerClosedError:
+                refused[k].append(fields["id"])
+                if len(refused[k]) >= 50:
+                    return
+            else:
+                accepted[k].append(fields["id"])
+
+    threads = [threading.Thread(target=sender, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    time.sleep(0.3)
+    producer.close()
+    for thread in threads:
+        thread.join()
+    [client] = clients
+    sent = [e.id for _, value, headers in client.records for e in decode_record(value, headers)]
+    assert sorted(sent) == sorted(i for ids in accepted for i in ids)
+    assert all(len(ids) == 50 for ids in refused) and sum(map(len, accepted)) > 1000
+    assert producer.outstanding() == 0
+    with pytest.raises(ProducerClosedError):
+        producer.send_many([event(1)])
