@@ -53,13 +53,12 @@ _by_shape: dict[frozenset[str], Reader] = {}
 _by_size: list[Reader | None] = [None] * (len(FIELDS) + 1)  # the last shape of each size
 
 
-def quick_row(
-    fields: Mapping[str, Any], earliest_ms: int, latest_ms: int
-) -> tuple[str, Row] | None:
+def quick_row(fields: Any, earliest_ms: int, latest_ms: int) -> tuple[str, Row] | None:
     """(tenant, row) of a common valid event, proven valid with lookups; None: ask
     `validate_fields`, which decides (and names the broken field). Raises TypeError on
-    an unhashable value, which callers treat as None. Plain dicts only: a subclass may
-    answer a missing key (defaultdict), which a reader would take for a field."""
+    an unhashable value, which callers treat as None. Anything may be passed, but only
+    plain dicts are read: a subclass may answer a missing key (defaultdict), which a
+    reader would take for a field."""
     if fields.__class__ is not dict:
         return None
     size = len(fields)
