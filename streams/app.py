@@ -43,11 +43,17 @@ def create_app(
     decode: Decoder,
     processors: Sequence[ProcessorFactory] = (),
 ) -> tuple[faust.App, StreamWorker]:
+    datadir = settings.state_dir / "faust"
+    datadir.mkdir(parents=True, exist_ok=True)  # Faust makes only its last level
     app = BatchApp(
         settings.app_id,
         broker=[f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
         broker_credentials=broker_credentials(kafka),  # the same TLS/SASL as librdkafka
         store="memory://",
+        # Faust makes `<datadir>/v1/tables` when the app starts, by default in the
+        # working directory (`<app id>-data`); keep it with the worker's own state.
+        # Braces are escaped: Faust formats the path with its settings.
+        datadir=str(datadir).replace("{", "{{").replace("}", "}}"),
         web_enabled=False,
         topic_allow_declare=False,
         topic_disable_leader=True,

@@ -42,6 +42,7 @@ from tests.e2e.chaos_run import (
 from tests.e2e.test_clickhouse_pipeline import cli, hand_invoices
 from tests.e2e.worker_run import WINDOW_S, latest_totals, read_topic
 from tokenops.demo.alerts import expected_alerts
+from tokenops.demo.day import wait_for_one_day
 from tokenops.demo.observe import alerts_firing, pipeline_lag
 from tokenops.demo.results import read_billing
 from tokenops.producers import ProducerSettings, UsageProducer
@@ -116,6 +117,7 @@ def test_no_event_lost_or_double_counted_through_crashes_and_outages(
     failure: list[BaseException] = []
     spooled_count: list[int] = []
     write_failures: list[float] = []
+    wait_for_one_day(before_s=60, after_s=DURATION_S + 900)  # the quotas are daily
     try:
         broker.start()
         ensure_topics(kafka, pipeline_topics(topics))

@@ -26,6 +26,7 @@ import yaml
 from confluent_kafka import Producer
 
 from tests.e2e.worker_run import WorkerProcess, read_topic, worker_env
+from tokenops.demo.day import wait_for_one_day
 from tokenops.paths import deploy_dir
 from tokenops.schemas.codec import encode_event
 from tokenops.schemas.event import UsageEvent
@@ -124,6 +125,7 @@ def topics(new_topic: Callable[..., str]) -> dict[str, str]:
 def stack(
     kafka_settings: KafkaSettings, topics: dict[str, str], tmp_path: Path
 ) -> Iterator[tuple[Webhook, str]]:
+    wait_for_one_day(before_s=120, after_s=600)  # the quota is daily
     app_id = f"quota-e2e-{uuid.uuid4().hex[:8]}"
     topic_settings = TopicSettings(**topics)
     publish_quotas(
@@ -231,9 +233,8 @@ def test_warning_then_exceeded_each_once_within_60_s(
         for event in usage.sent[:3]:
             usage.send(0, again=event)  # duplicates again, after the restart
         # 60 s late: past the worker's lateness (a window correction), within its 120 s
-        # dedup horizon, and on the same UTC day unless the test runs at 00:00.
-        day_start = time.time() - time.time() % 86_400
-        usage.send(1000, late_s=min(60, time.time() - day_start - 1))  # 90 %
+        # dedup horizon, and on the same UTC day (the fixture waited for one).
+        usage.send(1000, late_s=60)  # 90 %
         usage.send(500)  # 95 %
         crossed_exceeded = usage.send(500)  # 100 %
         exceeded = webhook.wait_for("TokenopsQuotaExceeded", 60)

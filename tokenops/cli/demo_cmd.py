@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +19,7 @@ from rich.table import Table
 
 from tokenops.demo import DemoConfig, DemoResult, DemoRun
 from tokenops.demo.alerts import expected_alerts
+from tokenops.demo.day import delay_for_one_day
 from tokenops.demo.observe import Progress
 from tokenops.demo.results import BillingReport, read_billing
 from tokenops.settings import StackSettings, load
@@ -50,6 +52,10 @@ def demo(
     run = DemoRun(config, stack_settings)
     with console.status("starting Kafka, Prometheus, Alertmanager, the worker and both sinks"):
         run.start()
+    delay = delay_for_one_day(time.time(), *run.day_span())
+    if delay:
+        with console.status(f"waiting {delay:.0f} s for 00:00 UTC to pass: the quotas are daily"):
+            time.sleep(delay)
     try:
         result = _run_live(run)
         with console.status("reading invoices and usage from ClickHouse"):

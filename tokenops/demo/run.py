@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tokenops.demo.day import wait_for_one_day
 from tokenops.demo.observe import (
     Progress,
     alerts_firing,
@@ -98,9 +99,17 @@ class DemoRun:
             service.start()
         wait_until_serving(self.services)
 
+    def day_span(self) -> tuple[float, float]:
+        """(before_s, after_s) around the start that must fall in one UTC day: the
+        quotas are daily, so the run's events (late ones included) and the time to see
+        their alerts must not straddle midnight, or the ledger's alerts would not hold."""
+        cfg = self.config
+        return cfg.late_by_s + 60, cfg.duration_s + cfg.catch_up_timeout_s + 120
+
     def run(self, on_progress: Callable[[Progress], None]) -> DemoResult:
         simulation = self.simulation
         kafka = self.stack.kafka_settings
+        wait_for_one_day(*self.day_span())
         publish_quotas(kafka, self.topics, self.quotas)
         started = datetime.now(UTC)
         progress = Progress(target=simulation.total_records)
