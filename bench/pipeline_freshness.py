@@ -27,7 +27,6 @@ from confluent_kafka import Producer
 
 from bench.pipeline_env import Service, Topics, base_env
 from bench.pipeline_load import BatchLoad, cloudevent
-from tests.e2e.worker_run import read_topic
 from tokenops.paths import deploy_dir
 from tokenops.schemas.codec import EVENT_HEADERS
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
@@ -37,6 +36,7 @@ from tokenops.sinks.prometheus_sink import PrometheusSink
 from tokenops.stack.alerting import AlertmanagerServer, PrometheusServer
 from tokenops.stack.process import free_port
 from tokenops.streams.quota_topic import publish_quotas
+from tokenops.topics import read_to_end
 
 WINDOW_S, LATENESS_S = 5, 2
 
@@ -190,7 +190,7 @@ def freshness(
         while len(webhook.first) < len(tenants) and time.time() < deadline:
             time.sleep(0.2)
         out["alertmanager"] = [webhook.first[t] - crossed[t] for t in tenants if t in webhook.first]
-        for m in read_topic(kafka, topics.quota_alerts):
+        for m in read_to_end(kafka, topics.quota_alerts):
             alert = QuotaAlert.from_bytes(m.value())
             if alert.tenant_id in crossed and alert.threshold_pct == 100:
                 out["quota_record"].append(m.timestamp()[1] / 1000 - crossed[alert.tenant_id])

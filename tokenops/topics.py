@@ -1,11 +1,14 @@
-"""The topics tokenops owns, with the retention each one needs, created idempotently."""
+"""The topics tokenops owns, with the retention each one needs, created idempotently;
+and `read_to_end`, which reads a topic back as it is now."""
 
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from dataclasses import dataclass, field
 
-from confluent_kafka import KafkaException
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
@@ -62,3 +65,53 @@ def ensure_topics(
                 raise TokenopsError(f"cannot create topic {name}: {exc.args[0].str()}") from exc
     logger.info("created topics %s", ",".join(sorted(created)))
     return created
+
+
+def read_to_end(kafka: KafkaSettings, topic: str, *, timeout_s: float = 60.0) -> list[Message]:
+    """Every record of `topic` below each partition's end offset when the call starts,
+    each partition's in order; what is produced meanwhile is left out.
+
+    Raises TokenopsError if the records are not all read within `timeout_s`. A partition
+    whose end is a transaction marker (no record) counts as read once the consumer's
+    position passes it."""
+    consumer = Consumer(
+        {
+            **kafka.librdkafka(),
+            "group.id": f"tokenops-reader-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "log_level": 0,
+        }
+    )
+    messages: list[Message] = []
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends: dict[int, int] = {}
+        for p in partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high > low:
+                ends[p] = high
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+        pending = set(ends)
+        deadline = time.monotonic() + timeout_s
+        while pending:
+            if time.monotonic() > deadline:
+                raise TokenopsError(
+                    f"could not read topic {topic} to its end within {timeout_s:.0f} s "
+                    f"(partitions left: {sorted(pending)})",
+                    hint="check that the broker is up: tokenops stack status",
+                )
+            batch = consumer.consume(10_000, timeout=0.5)
+            for message in batch:
+                partition, offset = message.partition(), message.offset()
+                if message.error() is not None or partition is None or offset is None:
+                    continue
+                if offset < ends[partition]:
+                    messages.append(message)
+                if offset + 1 >= ends[partition]:
+                    pending.discard(partition)
+            if not batch and pending:  # ends that are transaction markers, not records
+                positions = consumer.position([TopicPartition(topic, p) for p in pending])
+                pending -= {tp.partition for tp in positions if tp.offset >= ends[tp.partition]}
+    finally:
+        consumer.close()
+    return messages

@@ -40,7 +40,7 @@ from tests.e2e.chaos_run import (
     write_figures,
 )
 from tests.e2e.test_clickhouse_pipeline import cli, hand_invoices
-from tests.e2e.worker_run import WINDOW_S, latest_totals, read_topic
+from tests.e2e.worker_run import WINDOW_S, latest_totals
 from tokenops.demo.alerts import expected_alerts
 from tokenops.demo.day import wait_for_one_day
 from tokenops.demo.observe import alerts_firing, pipeline_lag
@@ -55,7 +55,7 @@ from tokenops.stack.alerting import AlertmanagerServer
 from tokenops.stack.process import free_port
 from tokenops.streams.deadletter import DLQ_OFFSET, DLQ_PARTITION, DLQ_REASON
 from tokenops.streams.quota_topic import publish_quotas
-from tokenops.topics import ensure_topics, pipeline_topics
+from tokenops.topics import ensure_topics, pipeline_topics, read_to_end
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -246,7 +246,7 @@ def test_no_event_lost_or_double_counted_through_crashes_and_outages(
         # Quota crossings on the topic, once each; alerts in Alertmanager.
         crossings = Counter(
             (alert.tenant_id, alert.threshold_pct)
-            for alert in (QuotaAlert.from_bytes(m.value()) for m in read_topic(
+            for alert in (QuotaAlert.from_bytes(m.value()) for m in read_to_end(
                 kafka, topics.quota_alerts))
         )  # fmt: skip
         want_crossings = expected_crossings(used, limits)
@@ -263,7 +263,7 @@ def test_no_event_lost_or_double_counted_through_crashes_and_outages(
         # Dead letters: each malformed record once (replays deduplicated by source offset).
         letters = {}
         reasons = []
-        for m in read_topic(kafka, topics.dead_letter):
+        for m in read_to_end(kafka, topics.dead_letter):
             headers = dict(m.headers() or [])
             letters[(headers[DLQ_PARTITION], headers[DLQ_OFFSET])] = m.value()
             reasons.append(headers.get(DLQ_REASON, b""))

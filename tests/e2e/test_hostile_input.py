@@ -23,13 +23,13 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from tests.e2e.worker_run import TOKENOPS, read_topic, worker_env
+from tests.e2e.worker_run import TOKENOPS, worker_env
 from tokenops.schemas import build_event
 from tokenops.schemas.codec import encode_event, to_cloudevent
 from tokenops.settings import KafkaSettings
 from tokenops.stack.process import free_port
 from tokenops.streams.deadletter import DLQ_FIELD, DLQ_OFFSET, DLQ_PARTITION, DLQ_REASON
-from tokenops.topics import TopicSpec, ensure_topics
+from tokenops.topics import TopicSpec, ensure_topics, read_to_end
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]  # the first one starts the worker
 TENANT = "hostile-acme"
@@ -221,7 +221,7 @@ class Worker:
         return int(msg.partition()), int(msg.offset())
 
     def dead_letter(self, partition: int, offset: int) -> dict[str, bytes] | None:
-        for m in read_topic(self.kafka, self.topics["dead_letter"]):
+        for m in read_to_end(self.kafka, self.topics["dead_letter"]):
             headers = dict(m.headers() or [])
             if (headers[DLQ_PARTITION], headers[DLQ_OFFSET]) == (b"%d" % partition, b"%d" % offset):
                 return {**headers, "value": m.value() or b""}

@@ -25,7 +25,7 @@ import pytest
 import yaml
 from confluent_kafka import Producer
 
-from tests.e2e.worker_run import WorkerProcess, read_topic, worker_env
+from tests.e2e.worker_run import WorkerProcess, worker_env
 from tokenops.demo.day import wait_for_one_day
 from tokenops.paths import deploy_dir
 from tokenops.schemas.codec import encode_event
@@ -37,6 +37,7 @@ from tokenops.sinks.prometheus_sink import PrometheusSink
 from tokenops.stack.alerting import AlertmanagerServer, PrometheusServer
 from tokenops.stack.process import free_port
 from tokenops.streams.quota_topic import publish_quotas
+from tokenops.topics import read_to_end
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 TENANT, LIMIT = "acme-e2e", 10_000
@@ -200,7 +201,7 @@ def wait_healthy(worker: WorkerProcess, timeout_s: float = 90) -> None:
 
 def wait_for_record(kafka: KafkaSettings, topic: str, count: int, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
-    while len(read_topic(kafka, topic)) < count:
+    while len(read_to_end(kafka, topic)) < count:
         assert time.monotonic() < deadline, f"fewer than {count} records on {topic}"
         time.sleep(0.5)
 
@@ -249,7 +250,8 @@ def test_warning_then_exceeded_each_once_within_60_s(
     assert 0 < warning_delay < 60 and 0 < exceeded_delay < 60
 
     alerts = [
-        QuotaAlert.from_bytes(m.value()) for m in read_topic(kafka_settings, topics["quota_alerts"])
+        QuotaAlert.from_bytes(m.value())
+        for m in read_to_end(kafka_settings, topics["quota_alerts"])
     ]
     keys = sorted(alert.key for alert in alerts)
     start = alerts[0].period_start_ms
@@ -337,7 +339,7 @@ def test_the_fleet_simulator_drives_a_tenant_past_its_daily_quota(
     finally:
         worker.stop()
 
-    records = read_topic(kafka_settings, topics["quota_alerts"])
+    records = read_to_end(kafka_settings, topics["quota_alerts"])
     alerts = [QuotaAlert.from_bytes(m.value()) for m in records]
     crossed = {a.threshold_pct: a for a in alerts if a.tenant_id == tenant}
     assert sorted(a.threshold_pct for a in alerts if a.tenant_id == tenant) == [50, 80, 100]

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.worker_run import Traffic, WorkerProcess, read_topic, worker_env
+from tests.e2e.worker_run import Traffic, WorkerProcess, worker_env
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition, period_bounds
 from tokenops.settings import KafkaSettings, TopicSettings
 from tokenops.streams.quota_topic import publish_quotas
+from tokenops.topics import read_to_end
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 LIMIT = 1_000_000
@@ -86,7 +87,7 @@ def test_one_record_per_crossing_through_duplicates_late_events_and_kill_9(
         expected = expected_crossings(traffic)
         deadline = time.monotonic() + 90
         while True:
-            records = read_topic(kafka_settings, topics["quota_alerts"])
+            records = read_to_end(kafka_settings, topics["quota_alerts"])
             keys = Counter(QuotaAlert.from_bytes(m.value()).key for m in records)
             if set(keys) >= expected or time.monotonic() > deadline:
                 break

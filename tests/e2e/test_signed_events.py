@@ -18,12 +18,13 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from tests.e2e.worker_run import WorkerProcess, latest_totals, read_topic, worker_env
+from tests.e2e.worker_run import WorkerProcess, latest_totals, worker_env
 from tokenops.producers import ProducerSettings, UsageProducer
 from tokenops.schemas import BATCH_HEADERS, UsageEvent, encode_batch
 from tokenops.schemas.signing import SIGNATURE_HEADER, signature_header
 from tokenops.settings import KafkaSettings
 from tokenops.streams.deadletter import DLQ_FIELD, DLQ_REASON
+from tokenops.topics import read_to_end
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -108,7 +109,7 @@ def test_enforce_counts_signed_events_and_dead_letters_the_rest(
         while time.monotonic() < deadline:
             totals = latest_totals(kafka_settings, topics["aggregates"])
             counted = sum(t[-1] for t in totals.values())
-            letters = read_topic(kafka_settings, topics["dead_letter"])
+            letters = read_to_end(kafka_settings, topics["dead_letter"])
             if counted >= 80 and len(letters) >= 5:
                 break
             time.sleep(1)

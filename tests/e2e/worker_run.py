@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from tokenops.schemas.aggregates import WindowTotals
 from tokenops.schemas.codec import encode_batch, encode_event
@@ -24,6 +24,7 @@ from tokenops.schemas.event import UsageEvent
 from tokenops.settings import KafkaSettings
 from tokenops.stack.process import free_port
 from tokenops.streams.deadletter import DLQ_OFFSET, DLQ_PARTITION
+from tokenops.topics import read_to_end
 
 WINDOW_S = 2
 TOKENOPS = str(Path(sys.executable).parent / "tokenops")
@@ -186,37 +187,10 @@ class WorkerProcess:
                 self.kill()
 
 
-def read_topic(kafka: KafkaSettings, topic: str) -> list[Any]:
-    """Every record of `topic` as it is now (up to each partition's high watermark)."""
-    consumer = Consumer(
-        {**kafka.librdkafka(), "group.id": f"reader-{time.time()}", "enable.auto.commit": False}
-    )
-    try:
-        meta = consumer.list_topics(topic, timeout=10).topics[topic]
-        ends: dict[int, int] = {}
-        starts = []
-        for p in meta.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if high > low:
-                ends[p] = high
-                starts.append(TopicPartition(topic, p, low))
-        messages: list[Any] = []
-        remaining = sum(ends[tp.partition] - tp.offset for tp in starts)
-        consumer.assign(starts)
-        while remaining > 0:
-            for m in consumer.consume(min(10_000, remaining), timeout=2):
-                if not m.error() and m.offset() < ends[m.partition()]:
-                    messages.append(m)
-                    remaining -= 1
-        return messages
-    finally:
-        consumer.close()
-
-
 def latest_totals(kafka: KafkaSettings, topic: str) -> dict[Key, list[int]]:
     """Per key the record with the highest revision (ties: the highest event count)."""
     best: dict[Key, WindowTotals] = {}
-    for m in read_topic(kafka, topic):
+    for m in read_to_end(kafka, topic):
         w = WindowTotals.from_bytes(m.value())
         k = (w.tenant_id, w.model, w.window_start_ms)
         old = best.get(k)
@@ -227,7 +201,7 @@ def latest_totals(kafka: KafkaSettings, topic: str) -> dict[Key, list[int]]:
 
 def dead_letters(kafka: KafkaSettings, topic: str) -> dict[tuple[int, int], bytes]:
     found = {}
-    for m in read_topic(kafka, topic):
+    for m in read_to_end(kafka, topic):
         h = dict(m.headers() or [])
         found[(int(h[DLQ_PARTITION]), int(h[DLQ_OFFSET]))] = m.value()
     return found

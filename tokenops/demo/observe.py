@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from tokenops.schemas.quota import QuotaAlert
 from tokenops.settings import KafkaSettings
 from tokenops.stack.services import PipelineService
+from tokenops.topics import read_to_end
 
 
 @dataclass
@@ -75,8 +75,8 @@ def quota_alerts_published(
 ) -> set[tuple[str, str]]:
     """(alertname, tenant) that the worker's quota-alerts records call for, per the rules."""
     wanted = set()
-    for value in read_values(kafka, topic):
-        alert = QuotaAlert.from_bytes(value)
+    for message in read_to_end(kafka, topic, timeout_s=30):
+        alert = QuotaAlert.from_bytes(message.value() or b"")
         if not alert.tenant_id.startswith(tenant_prefix) or alert.period == "minute":
             continue
         if alert.threshold_pct >= 80:
@@ -84,39 +84,6 @@ def quota_alerts_published(
         if alert.threshold_pct >= 100:
             wanted.add(("TokenopsQuotaExceeded", alert.tenant_id))
     return wanted
-
-
-def read_values(kafka: KafkaSettings, topic: str, timeout_s: float = 30.0) -> list[bytes]:
-    """Every record value of `topic` up to its end offsets when the call starts."""
-    consumer = Consumer(
-        {**kafka.librdkafka(), "group.id": "tokenops-demo-reader", "enable.auto.commit": False}
-    )
-    values: list[bytes] = []
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {}
-        for p in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if high > low:
-                ends[p] = high
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
-        deadline = time.monotonic() + timeout_s
-        while ends and time.monotonic() < deadline:
-            for message in consumer.consume(1000, timeout=0.5):
-                if message.error() is not None:
-                    continue
-                values.append(message.value() or b"")
-                partition = message.partition()
-                offset = message.offset()
-                if (
-                    partition is not None
-                    and offset is not None
-                    and offset + 1 >= ends.get(partition, 0)
-                ):
-                    ends.pop(partition, None)
-    finally:
-        consumer.close()
-    return values
 
 
 def pipeline_lag(kafka: KafkaSettings, group: str, topics: list[str]) -> int:
