@@ -40,9 +40,10 @@ from tokenops.schemas.event import UsageEvent
 from tokenops.settings import KafkaSettings, StackSettings
 from tokenops.stack.kafka import KafkaBroker
 from tokenops.stack.process import free_port
+from tokenops.stack.services import tokenops_executable
 from tokenops.topics import TopicSpec, ensure_topics
 
-TOKENOPS = str(Path(sys.executable).parent / "tokenops")
+TOKENOPS = tokenops_executable()
 
 
 def fill(

@@ -18,9 +18,10 @@ from confluent_kafka import Consumer, TopicPartition
 
 from tokenops.settings import KafkaSettings
 from tokenops.stack.process import free_port
+from tokenops.stack.services import tokenops_executable
 from tokenops.topics import TopicSpec, ensure_topics
 
-TOKENOPS = str(Path(sys.executable).parent / "tokenops")
+TOKENOPS = tokenops_executable()
 
 
 @dataclass(frozen=True)

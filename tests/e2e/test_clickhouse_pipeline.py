@@ -10,7 +10,6 @@ The CLI runs while the sink holds the embedded store, so it reads through the si
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import time
 import urllib.parse
@@ -25,9 +24,10 @@ from typing import Any
 
 import pytest
 import yaml
-from confluent_kafka import Consumer, TopicPartition
 
-from tests.e2e.worker_run import TOKENOPS, WINDOW_S, WorkerProcess, latest_totals, worker_env
+from tests.e2e.worker_run import WINDOW_S, WorkerProcess, latest_totals, worker_env
+from tests.processes import TOKENOPS, TokenopsProcess
+from tokenops.demo.observe import pipeline_lag
 from tokenops.producers.ledger import ExpectedTotals, Key
 from tokenops.producers.producer import UsageProducer
 from tokenops.producers.settings import ProducerSettings
@@ -59,16 +59,10 @@ def topics(new_topic: Callable[..., str]) -> dict[str, str]:
     }
 
 
-class SinkProcess:
+class SinkProcess(TokenopsProcess):
     def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env, self.log = env, log
         self.port = int(env["TOKENOPS_CLICKHOUSE_HTTP_PORT"])
-        self.proc = subprocess.Popen(
-            [TOKENOPS, "sink", "clickhouse"],
-            env=env,
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
+        super().__init__(["sink", "clickhouse"], env, log)
 
     def health(self) -> str:
         url = f"http://127.0.0.1:{self.port}/healthz"
@@ -76,46 +70,7 @@ class SinkProcess:
             return str(response.read().decode())
 
     def wait_ready(self, timeout_s: float = 60) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log.read_text()[-3000:]
-            try:
-                self.health()
-                return
-            except OSError:
-                time.sleep(0.2)
-        raise AssertionError("sink not ready: " + self.log.read_text()[-3000:])
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
-def caught_up(kafka: KafkaSettings, group: str, topics: list[str]) -> bool:
-    consumer = Consumer({**kafka.librdkafka(), "group.id": group})
-    try:
-        parts = [TopicPartition(t, p) for t in topics for p in range(4)]
-        try:
-            committed = consumer.committed(parts, timeout=10)
-        except Exception:
-            return False
-        for tp in committed:
-            high = consumer.get_watermark_offsets(
-                TopicPartition(tp.topic, tp.partition), timeout=10
-            )[1]
-            if max(tp.offset, 0) < high:
-                return False
-        return True
-    finally:
-        consumer.close()
+        self.wait_healthy(self.port, "sink", timeout_s)
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -214,7 +169,7 @@ def test_invoices_equal_the_ledger_after_worker_and_sink_crashes(
         while latest_totals(kafka_settings, topics["aggregates"]) != want:
             assert time.monotonic() < deadline, logs[0].read_text()[-3000:]
             time.sleep(1.0)
-        while not caught_up(kafka_settings, group, [topics["aggregates"], topics["usage"]]):
+        while pipeline_lag(kafka_settings, group, [topics["aggregates"], topics["usage"]]) != 0:
             assert time.monotonic() < deadline, logs[1].read_text()[-3000:]
             time.sleep(0.5)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections import defaultdict
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.processes import TOKENOPS
 from tokenops.producers.ledger import Ledger
 from tokenops.schemas import TOKEN_TYPES
 from tokenops.stack.process import free_port
@@ -68,7 +68,7 @@ def test_demo_prints_invoices_and_alerts_that_equal_the_ledger(tmp_path: Path) -
         "COLUMNS": "160",
     }
     report_path = tmp_path / "report.json"
-    cli = Path(sys.executable).with_name("tokenops")
+    cli = Path(TOKENOPS)
     args = ["demo", "--tenants", "20", "--rate", "1500", "--duration", "15"]
     done = subprocess.run(
         [str(cli), *args, "--report", str(report_path)],

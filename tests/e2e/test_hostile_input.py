@@ -9,7 +9,6 @@ counted. One worker process serves the whole catalogue (docs/reliability.md list
 
 from __future__ import annotations
 
-import subprocess
 import time
 import urllib.request
 import uuid
@@ -23,7 +22,8 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from tests.e2e.worker_run import TOKENOPS, worker_env
+from tests.e2e.worker_run import worker_env
+from tests.processes import TokenopsProcess
 from tokenops.schemas import build_event
 from tokenops.schemas.codec import encode_event, to_cloudevent
 from tokenops.settings import KafkaSettings
@@ -172,10 +172,8 @@ class Worker:
             "TOKENOPS_WORKER_HTTP_PORT": str(self.port),
         }
         self.log = tmp / "worker.log"
-        self.proc = subprocess.Popen(
-            [TOKENOPS, "worker"], env=env, cwd=tmp, stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        self.process = TokenopsProcess(["worker"], env, self.log, grace_s=10.0)
+        self.proc = self.process.proc
         self.kafka = kafka
         # message.max.bytes: librdkafka's own 1 MB cap would refuse the oversized record.
         self.producer = Producer({**kafka.librdkafka(), "message.max.bytes": 2_000_000})
@@ -238,11 +236,7 @@ def worker(
         yield w
     finally:
         w.producer.flush(5)
-        w.proc.terminate()
-        try:
-            w.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            w.proc.kill()
+        w.process.stop()
 
 
 @pytest.mark.parametrize("kind", list(CATALOGUE))

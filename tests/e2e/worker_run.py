@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from collections import defaultdict
@@ -18,6 +15,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
+from tests.processes import TokenopsProcess
 from tokenops.schemas.aggregates import WindowTotals
 from tokenops.schemas.codec import encode_batch, encode_event
 from tokenops.schemas.event import UsageEvent
@@ -27,7 +25,6 @@ from tokenops.streams.deadletter import DLQ_OFFSET, DLQ_PARTITION
 from tokenops.topics import read_to_end
 
 WINDOW_S = 2
-TOKENOPS = str(Path(sys.executable).parent / "tokenops")
 Key = tuple[str, str, int]
 
 
@@ -141,7 +138,7 @@ def worker_env(
     return env
 
 
-class WorkerProcess:
+class WorkerProcess(TokenopsProcess):
     def __init__(self, env: dict[str, str], state_dir: Path, log: Path) -> None:
         self.port = free_port()
         env = {
@@ -149,22 +146,11 @@ class WorkerProcess:
             "TOKENOPS_WORKER_STATE_DIR": str(state_dir),
             "TOKENOPS_WORKER_HTTP_PORT": str(self.port),
         }
-        self.log = log
-        self.proc = subprocess.Popen(
-            [TOKENOPS, "worker"], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
-        )
+        super().__init__(["worker"], env, log, grace_s=5.0)
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
         """Until /healthz says the worker owns its recovered partitions."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log.read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2):
-                    return
-            except OSError:
-                time.sleep(0.3)
-        raise AssertionError("worker not ready: " + self.log.read_text()[-3000:])
+        self.wait_healthy(self.port, "worker", timeout_s)
 
     def metric(self, sample: str) -> float:
         """One sample of the worker's /metrics, e.g. 'name{label="x"}' (0 if absent)."""
@@ -173,18 +159,6 @@ class WorkerProcess:
                 if line.startswith(sample + " "):
                     return float(line.split()[-1])
         return 0.0
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 def latest_totals(kafka: KafkaSettings, topic: str) -> dict[Key, list[int]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -14,6 +13,7 @@ import pytest
 import yaml
 
 from tests.clickhouse_helpers import ms, window
+from tests.processes import TOKENOPS
 from tokenops.sinks.clickhouse import ClickHouseSettings, ClickHouseStore, open_store
 from tokenops.sinks.clickhouse.billing import invoice, usage
 from tokenops.sinks.clickhouse.migrations import load_migrations, migrate
@@ -233,7 +233,7 @@ def test_a_second_process_on_the_embedded_store_gets_one_clear_line(
         "PATH": "/usr/bin:/bin",
         "HOME": str(tmp_path),
     }
-    tokenops = Path(sys.executable).with_name("tokenops")
+    tokenops = Path(TOKENOPS)
     result = subprocess.run(
         [str(tokenops), "clickhouse", "migrate"],
         env=env,
@@ -285,7 +285,7 @@ def test_the_cli_reads_a_store_no_process_holds(chdb_dsn: str, tmp_path: Path) -
             ]
         )
     env = {"TOKENOPS_CLICKHOUSE_URL": chdb_dsn, "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    tokenops = str(Path(sys.executable).with_name("tokenops"))
+    tokenops = TOKENOPS
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.processes import TOKENOPS
 from tokenops.stack.process import free_port, is_alive
 
 pytestmark = pytest.mark.integration
@@ -28,7 +28,7 @@ def _env(state_dir: Path) -> dict[str, str]:
 
 
 def _tokenops(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    cli = Path(sys.executable).with_name("tokenops")
+    cli = Path(TOKENOPS)
     return subprocess.run(
         [str(cli), *args], env=env, capture_output=True, text=True, timeout=300, check=False
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -16,6 +15,7 @@ import pytest
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.processes import TOKENOPS
 from tokenops.schemas.aggregates import WindowTotals
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition, period_bounds
 from tokenops.settings import KafkaSettings, TopicSettings
@@ -177,7 +177,7 @@ def test_the_cli_serves_metrics_and_stops_on_sigterm(
         TOKENOPS_PROMETHEUS_SINK_HOST="127.0.0.1",
         TOKENOPS_PROMETHEUS_SINK_PORT=str(port),
     )
-    tokenops = str(Path(sys.executable).parent / "tokenops")
+    tokenops = TOKENOPS
     with (tmp_path / "sink.log").open("wb") as log:
         process = subprocess.Popen(
             [tokenops, "sink", "prometheus"], env=env, stdout=log, stderr=log

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -28,6 +27,7 @@ from tests.integration.secure_kafka import (
     kafka_env,
     start_secure_broker,
 )
+from tests.processes import TOKENOPS, TokenopsProcess
 from tokenops.producers import ProducerSettings, UsageProducer
 from tokenops.settings import KafkaSettings, TopicSettings
 from tokenops.stack.process import free_port
@@ -35,7 +35,6 @@ from tokenops.topics import ensure_topics, pipeline_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-TOKENOPS = str(Path(sys.executable).parent / "tokenops")
 EVENTS = 120
 
 
@@ -79,28 +78,6 @@ def _worker_env(tmp: Path) -> dict[str, str]:
     }
 
 
-class Service:
-    """One `tokenops ...` process with its output in a log file."""
-
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
-        self.log = log
-        self.proc = subprocess.Popen(
-            [TOKENOPS, *args], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
-        )
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-
 def _metric(port: int, name: str, **labels: str) -> float:
     """The sum of the samples `name` whose labels include `labels` (0 when unreachable)."""
     try:
@@ -117,7 +94,7 @@ def _metric(port: int, name: str, **labels: str) -> float:
 
 
 def _wait_metric(
-    port: int, name: str, at_least: float, services: list[Service], **labels: str
+    port: int, name: str, at_least: float, services: list[TokenopsProcess], **labels: str
 ) -> float:
     deadline = time.monotonic() + 90
     value = 0.0
@@ -132,7 +109,7 @@ def _wait_metric(
     raise AssertionError(f"{name}{labels} stayed at {value} (< {at_least}):\n{logs}")
 
 
-def _wait_healthy(port: int, service: Service, timeout_s: float = 60) -> None:
+def _wait_healthy(port: int, service: TokenopsProcess, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         assert service.proc.poll() is None, service.output()[-4000:]
@@ -155,8 +132,8 @@ def test_pipeline_moves_usage_over_an_authenticated_listener(
     worker_env = {**env, **_worker_env(tmp_path)}
     prom_port, ch_port = free_port(), free_port()
     services = [
-        Service(["worker"], worker_env, tmp_path / "worker.log"),
-        Service(
+        TokenopsProcess(["worker"], worker_env, tmp_path / "worker.log"),
+        TokenopsProcess(
             ["sink", "prometheus"],
             {
                 **env,
@@ -166,7 +143,7 @@ def test_pipeline_moves_usage_over_an_authenticated_listener(
             },
             tmp_path / "prometheus.log",
         ),
-        Service(
+        TokenopsProcess(
             ["sink", "clickhouse"],
             {
                 **env,
@@ -273,7 +250,7 @@ def test_secrets_appear_in_no_output_or_log(secure: SecureBroker, tmp_path: Path
         "TOKENOPS_CLICKHOUSE_CONNECT_TIMEOUT_S": "2",
         "TOKENOPS_STACK_STATE_DIR": str(tmp_path / "stack"),
     }
-    sink = Service(["sink", "clickhouse"], unreachable, tmp_path / "sink.log")
+    sink = TokenopsProcess(["sink", "clickhouse"], unreachable, tmp_path / "sink.log")
     try:  # the sink waits for ClickHouse with backoff, logging why it cannot connect
         deadline = time.monotonic() + 30
         while "cannot connect to ClickHouse" not in sink.output() and time.monotonic() < deadline:
@@ -284,7 +261,7 @@ def test_secrets_appear_in_no_output_or_log(secure: SecureBroker, tmp_path: Path
     assert "cannot connect to ClickHouse" in clickhouse, clickhouse
 
     debug = {**env, **_worker_env(tmp_path), "TOKENOPS_LOG_LEVEL": "DEBUG"}
-    worker = Service(["worker"], debug, tmp_path / "worker.log")
+    worker = TokenopsProcess(["worker"], debug, tmp_path / "worker.log")
     try:
         _wait_healthy(int(debug["TOKENOPS_WORKER_HTTP_PORT"]), worker)
         time.sleep(4)  # a few report cycles (TOKENOPS_WORKER_LOG_EVERY_S=2)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests.processes import TOKENOPS
 from tokenops.producers import ProducerSettings, UsageProducer
 from tokenops.producers.ledger import Ledger
 from tokenops.producers.readback import read_topic
@@ -74,7 +74,7 @@ def test_the_cli_sends_and_verifies(
     }
     done = subprocess.run(
         [
-            str(Path(sys.executable).parent / "tokenops"),
+            TOKENOPS,
             "simulate",
             "--rate",
             "2000",
