@@ -102,3 +102,32 @@ def test_the_cli_sends_and_verifies(
     assert done.returncode == 0, done.stdout + done.stderr
     assert "verified" in done.stdout
     assert Ledger.load(tmp_path / "ledger.json").records_sent == 3000
+
+
+def test_twenty_thousand_events_a_second_for_thirty_seconds_match_the_ledger(
+    kafka_settings: KafkaSettings, new_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    """The issue's acceptance run, as a user types it: `tokenops simulate --rate 20000
+    --duration 30 --verify` against a real broker; the topic holds exactly the ledger."""
+    topic = new_topic(partitions=4)
+    env = {
+        **os.environ,
+        "TOKENOPS_KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
+        "TOKENOPS_PRODUCER_SPOOL_DIR": str(tmp_path / "spool"),
+    }
+    args = ["--rate", "20000", "--duration", "30", "--topic", topic]
+    ledger_path = tmp_path / "ledger.json"
+    done = subprocess.run(
+        [TOKENOPS, "simulate", *args, "--ledger", str(ledger_path), "--verify"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "verified" in done.stdout
+    ledger = Ledger.load(ledger_path)
+    assert ledger.records_sent == 600_000
+    contents = read_topic(kafka_settings, topic)  # and once more, independently of the CLI
+    assert len(contents.events) == 600_000 and not contents.invalid
+    assert ledger.compare(contents.events, 60) == []
