@@ -178,12 +178,24 @@ class UsageProducer:
     async def asend(self, event: UsageEvent | Mapping[str, Any]) -> None:
         """`send` for asyncio: waits for room with `asyncio.sleep`, never blocking the loop."""
         tenant, row, attributes = self._validated(event)
-        deadline = time.monotonic() + self.settings.backpressure_timeout_s
-        while self.outstanding() >= self.settings.max_outstanding_events:
-            if time.monotonic() >= deadline:
-                raise self._backpressure_error()
-            await asyncio.sleep(0.005)
-        self._accept(tenant, row, attributes)
+        if len(self._rows) >= self._room or self.outstanding() >= self._max_outstanding:
+            with self._lock:
+                if self._closed:
+                    raise ProducerClosedError()
+                self._settle_rows()
+            deadline = time.monotonic() + self.settings.backpressure_timeout_s
+            while self.outstanding() >= self._max_outstanding:
+                if time.monotonic() >= deadline:
+                    raise self._backpressure_error()
+                await asyncio.sleep(0.005)
+            self._resize_room()
+        if attributes:
+            self._accept(tenant, row, attributes)
+            return
+        pair = (tenant, row)  # then as in `send`: no lock per event
+        self._rows.append(pair)
+        if self._closed:
+            self._withdraw(pair)
 
     def send_raw(
         self,
@@ -314,9 +326,13 @@ class UsageProducer:
             if self._closed:
                 raise ProducerClosedError()
             self._settle_rows()
-        self._latest_ms = latest_ms(self.settings.max_future_skew_s)
         if self.outstanding() >= self._max_outstanding:
             self._wait_for_room()
+        self._resize_room()
+
+    def _resize_room(self) -> None:
+        """After a settle: how many rows `send` may add before the next one."""
+        self._latest_ms = latest_ms(self.settings.max_future_skew_s)
         room = self._max_outstanding - self.outstanding()
         self._room = len(self._rows) + max(1, min(ROWS_PER_SETTLE, room))
 

@@ -3,6 +3,7 @@ backpressure and spooling against an unreachable broker (a real librdkafka clien
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -219,3 +220,37 @@ def test_sends_racing_close_are_either_accepted_and_delivered_or_refused(
     assert producer.outstanding() == 0
     with pytest.raises(ProducerClosedError):
         producer.send_many([event(1)])
+
+
+def test_asend_waits_for_room_without_blocking_the_loop(tmp_path: Path) -> None:
+    kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}")  # nobody listens
+    settings = ProducerSettings(
+        spool_dir=tmp_path,
+        max_outstanding_events=50,
+        backpressure_timeout_s=0.3,
+        batch_max_events=10,
+        close_timeout_s=0.5,
+    )
+    producer = UsageProducer(kafka, settings, registry=CollectorRegistry())
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    async def main() -> None:
+        task = asyncio.create_task(ticker())
+        for i in range(50):
+            await producer.asend(event(i))
+        before = ticks
+        with pytest.raises(ProducerBackpressureError):
+            await producer.asend(event(50))
+        assert ticks - before >= 10  # the loop ran while asend waited
+        task.cancel()
+        await producer.aclose()
+
+    asyncio.run(main())
+    [path] = tmp_path.glob("spool-*")
+    assert sum(r.events for r in read_entries(path)) == 50
