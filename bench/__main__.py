@@ -27,15 +27,12 @@ from typing import Any
 
 from bench import pipeline_baselines as baselines
 from bench import pipeline_runs as runs
-from bench.pipeline_env import machine, new_topics
+from bench.pipeline_env import machine, new_topics, start_broker
 from bench.pipeline_freshness import freshness
 from bench.pipeline_markdown import render
 from bench.pipeline_profile import profile_worker
 from bench.pipeline_report import plot, write_section
-from tokenops.settings import KafkaSettings, StackSettings
-from tokenops.stack.errors import StackError
-from tokenops.stack.kafka import KafkaBroker
-from tokenops.stack.process import free_port
+from tokenops.settings import KafkaSettings
 
 PHASES = ("comparison", "ramp", "tenants", "partitions", "profile", "freshness")
 QUICK = dict(
@@ -176,28 +173,6 @@ def run(cfg: dict[str, Any], phases: list[str], quick: bool) -> dict[str, Any]:
         out.write_text(json.dumps(results, indent=1))
         print(f"results: {out} (python -m bench --render {out} rewrites the docs from it)")
     return results
-
-
-def start_broker(state_dir: Path, attempts: int = 3) -> KafkaBroker:
-    """A broker on free ports; another process may take a port between the pick and the
-    bind (the machine is shared), so a failed start is retried on new ports."""
-    for attempt in range(attempts):
-        broker = KafkaBroker(
-            StackSettings(
-                state_dir=state_dir / str(attempt),
-                kafka_port=free_port(),
-                kafka_controller_port=free_port(),
-                kafka_heap_mb=768,
-            )
-        )
-        try:
-            broker.start()
-            return broker
-        except StackError:
-            broker.stop()
-            if attempt == attempts - 1:
-                raise
-    raise AssertionError("unreachable")
 
 
 if __name__ == "__main__":

@@ -47,13 +47,13 @@ from confluent_kafka import Consumer, Producer
 
 from bench import sink_legacy
 from bench.bench_worker import _peak_rss_mb, fill
+from bench.pipeline_env import bench_kafka
 from tokenops.schemas import COLUMNS_HEADERS, EventColumns, encode_columns
-from tokenops.settings import KafkaSettings, StackSettings
+from tokenops.settings import KafkaSettings
 from tokenops.sinks.clickhouse import ClickHouseSettings, open_store
 from tokenops.sinks.clickhouse.decoding import RawRecord, decode_chunk
 from tokenops.sinks.clickhouse.migrations import migrate
 from tokenops.sinks.clickhouse.rows import EVENT_COLUMNS, Decoded
-from tokenops.stack.kafka import KafkaBroker
 from tokenops.stack.process import free_port
 from tokenops.topics import TopicSpec, ensure_topics
 
@@ -310,21 +310,7 @@ def main(events: int = 500_000, per_record: int = 100, record_format: str = "v2"
     processes = [int(p) for p in os.environ.get("TOKENOPS_BENCH_DECODE_PROCESSES", "0").split(",")]
     with tempfile.TemporaryDirectory(prefix="tokenops-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        broker = None
-        if "TOKENOPS_KAFKA_BOOTSTRAP_SERVERS" in os.environ:
-            kafka = KafkaSettings()
-        else:
-            broker = KafkaBroker(
-                StackSettings(
-                    state_dir=tmp / "kafka",
-                    kafka_port=free_port(),
-                    kafka_controller_port=free_port(),
-                    kafka_heap_mb=768,
-                )
-            )
-            broker.start()
-            kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
-        try:
+        with bench_kafka(tmp / "kafka") as kafka:
             topic = f"bench.usage.{uuid.uuid4().hex[:8]}"
             ensure_topics(kafka, [TopicSpec(topic, 4, 1)])
             t = time.perf_counter()
@@ -371,9 +357,6 @@ def main(events: int = 500_000, per_record: int = 100, record_format: str = "v2"
                     label = f"median of {repeats}, {name}:"
                     print(f"{label:<56}{Rate(wall, cpu)}")
             print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-        finally:
-            if broker is not None:
-                broker.stop()
 
 
 if __name__ == "__main__":

@@ -34,15 +34,14 @@ from typing import Any
 from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
+from bench.pipeline_env import bench_kafka
 from tokenops.producers import ProducerSettings, UsageProducer
 from tokenops.producers.batcher import TenantBatches, batch_record, columns_record
 from tokenops.producers.simulator import SimulationConfig, Simulator
 from tokenops.schemas import CONTENT_TYPE_HEADER, EVENT_HEADERS
 from tokenops.schemas.bulk import columns_many
 from tokenops.schemas.codec import encode_fields
-from tokenops.settings import KafkaSettings, StackSettings
-from tokenops.stack.kafka import KafkaBroker
-from tokenops.stack.process import free_port
+from tokenops.settings import KafkaSettings
 from tokenops.topics import TopicSpec, ensure_topics
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
@@ -141,66 +140,51 @@ def raw_rate(kafka: KafkaSettings, topic: str, records: list[Record]) -> tuple[f
 
 
 def main(events: int = 200_000, runs: int = 5, tenants: int = 50, write: bool = False) -> None:
-    with tempfile.TemporaryDirectory(prefix="tokenops-bench-") as tmp:
-        broker = None
-        if "TOKENOPS_KAFKA_BOOTSTRAP_SERVERS" in os.environ:
-            kafka = KafkaSettings()
-        else:
-            broker = KafkaBroker(
-                StackSettings(
-                    state_dir=Path(tmp),
-                    kafka_port=free_port(),
-                    kafka_controller_port=free_port(),
-                    kafka_heap_mb=768,
+    with (
+        tempfile.TemporaryDirectory(prefix="tokenops-bench-") as tmp,
+        bench_kafka(Path(tmp) / "kafka") as kafka,
+    ):
+        topic = f"bench.producer.{uuid.uuid4().hex[:8]}"
+        ensure_topics(kafka, [TopicSpec(topic, 4, 1)])
+        fields = workload(events, tenants)
+        batch = ProducerSettings().batch_max_events
+        batched = sdk_records(fields, batch)
+        old_batched = v1_records(fields, batch)
+        singles = [
+            (tenant.encode(), value, 1, EVENT_HEADERS)
+            for tenant, value in (encode_fields(f, max_future_skew_s=1e9) for f in fields)
+        ]
+        series: dict[str, list[float]] = {}
+
+        def record(name: str, wall: float, per_cpu: float) -> None:
+            series.setdefault(name, []).append(wall)
+            series.setdefault(name + "_cpu", []).append(per_cpu)
+
+        # Rounds first, not counted: the broker's JVM compiles its hot paths in its
+        # first half minute under load, which slowed every series of the first runs
+        # by up to a third.
+        warm_up(kafka, topic, fields, batched, Path(tmp) / "warm-up")
+        for run in range(runs):
+            record("sdk", *sdk_rate(kafka, topic, fields, Path(tmp) / f"spool-{run}"))
+            record("many", *sdk_rate(kafka, topic, fields, Path(tmp) / f"m-{run}", 1000))
+            record("raw", *raw_rate(kafka, topic, batched))
+            record("raw_v1", *raw_rate(kafka, topic, old_batched))
+            record("raw_single", *raw_rate(kafka, topic, singles))
+            print(
+                f"run {run + 1}: "
+                + "  ".join(
+                    f"{name} {values[-1]:,.0f}"
+                    for name, values in series.items()
+                    if not name.endswith("_cpu")
                 )
+                + " events/s",
+                flush=True,
             )
-            broker.start()
-            kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
-        try:
-            topic = f"bench.producer.{uuid.uuid4().hex[:8]}"
-            ensure_topics(kafka, [TopicSpec(topic, 4, 1)])
-            fields = workload(events, tenants)
-            batch = ProducerSettings().batch_max_events
-            batched = sdk_records(fields, batch)
-            old_batched = v1_records(fields, batch)
-            singles = [
-                (tenant.encode(), value, 1, EVENT_HEADERS)
-                for tenant, value in (encode_fields(f, max_future_skew_s=1e9) for f in fields)
-            ]
-            series: dict[str, list[float]] = {}
-
-            def record(name: str, wall: float, per_cpu: float) -> None:
-                series.setdefault(name, []).append(wall)
-                series.setdefault(name + "_cpu", []).append(per_cpu)
-
-            # Rounds first, not counted: the broker's JVM compiles its hot paths in its
-            # first half minute under load, which slowed every series of the first runs
-            # by up to a third.
-            warm_up(kafka, topic, fields, batched, Path(tmp) / "warm-up")
-            for run in range(runs):
-                record("sdk", *sdk_rate(kafka, topic, fields, Path(tmp) / f"spool-{run}"))
-                record("many", *sdk_rate(kafka, topic, fields, Path(tmp) / f"m-{run}", 1000))
-                record("raw", *raw_rate(kafka, topic, batched))
-                record("raw_v1", *raw_rate(kafka, topic, old_batched))
-                record("raw_single", *raw_rate(kafka, topic, singles))
-                print(
-                    f"run {run + 1}: "
-                    + "  ".join(
-                        f"{name} {values[-1]:,.0f}"
-                        for name, values in series.items()
-                        if not name.endswith("_cpu")
-                    )
-                    + " events/s",
-                    flush=True,
-                )
-            figures = {name: statistics.median(values) for name, values in series.items()}
-            report = render(figures, events, runs, tenants, len(batched), os.getloadavg()[0])
-            print(report)
-            if write:
-                write_section(report)
-        finally:
-            if broker is not None:
-                broker.stop()
+        figures = {name: statistics.median(values) for name, values in series.items()}
+        report = render(figures, events, runs, tenants, len(batched), os.getloadavg()[0])
+        print(report)
+        if write:
+            write_section(report)
 
 
 def warm_up(

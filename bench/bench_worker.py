@@ -34,11 +34,11 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, Producer
 
+from bench.pipeline_env import bench_kafka
 from tokenops.schemas import COLUMNS_HEADERS, EventColumns, decode_columns, encode_columns
 from tokenops.schemas.codec import BATCH_CONTENT_TYPE, to_cloudevent
 from tokenops.schemas.event import UsageEvent
-from tokenops.settings import KafkaSettings, StackSettings
-from tokenops.stack.kafka import KafkaBroker
+from tokenops.settings import KafkaSettings
 from tokenops.stack.process import free_port
 from tokenops.stack.services import tokenops_executable
 from tokenops.topics import TopicSpec, ensure_topics
@@ -376,27 +376,12 @@ def main() -> None:
     parser.add_argument("--load", choices=("v2", "v1", "both"), default="v2")
     args = parser.parse_args()
     loads = ("v2", "v1") if args.load == "both" else (args.load,)
-    with tempfile.TemporaryDirectory(prefix="tokenops-bench-") as tmp:
-        broker = None
-        if "TOKENOPS_KAFKA_BOOTSTRAP_SERVERS" in os.environ:
-            kafka = KafkaSettings()
-        else:
-            broker = KafkaBroker(
-                StackSettings(
-                    state_dir=Path(tmp),
-                    kafka_port=free_port(),
-                    kafka_controller_port=free_port(),
-                    kafka_heap_mb=768,
-                )
-            )
-            broker.start()
-            kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
-        try:
-            for load in loads:
-                measure(kafka, args.events, args.per_record, args.tenants, load)
-        finally:
-            if broker is not None:
-                broker.stop()
+    with (
+        tempfile.TemporaryDirectory(prefix="tokenops-bench-") as tmp,
+        bench_kafka(Path(tmp) / "kafka") as kafka,
+    ):
+        for load in loads:
+            measure(kafka, args.events, args.per_record, args.tenants, load)
 
 
 if __name__ == "__main__":

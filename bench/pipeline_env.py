@@ -1,5 +1,6 @@
-"""The pipeline benchmark's stack: one broker on free ports, unique topics, and the real
-`tokenops worker` / `tokenops sink clickhouse` processes with their /metrics."""
+"""The benchmarks' stack: one broker on free ports (or the one TOKENOPS_KAFKA_BOOTSTRAP_SERVERS
+names), unique topics, and the real `tokenops worker` / `tokenops sink clickhouse` processes
+with their /metrics."""
 
 from __future__ import annotations
 
@@ -10,18 +11,58 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 
-from tokenops.settings import KafkaSettings
+from tokenops.settings import KafkaSettings, StackSettings
+from tokenops.stack.errors import StackError
+from tokenops.stack.kafka import KafkaBroker
 from tokenops.stack.process import free_port
 from tokenops.stack.services import tokenops_executable
 from tokenops.topics import TopicSpec, ensure_topics
 
 TOKENOPS = tokenops_executable()
+
+
+def start_broker(state_dir: Path, attempts: int = 3) -> KafkaBroker:
+    """A broker on free ports; another process may take a port between the pick and the
+    bind (the machine is shared), so a failed start is retried on new ports."""
+    for attempt in range(attempts):
+        broker = KafkaBroker(
+            StackSettings(
+                state_dir=state_dir / str(attempt),
+                kafka_port=free_port(),
+                kafka_controller_port=free_port(),
+                kafka_heap_mb=768,
+            )
+        )
+        try:
+            broker.start()
+            return broker
+        except StackError:
+            broker.stop()
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+@contextmanager
+def bench_kafka(state_dir: Path) -> Iterator[KafkaSettings]:
+    """The broker TOKENOPS_KAFKA_BOOTSTRAP_SERVERS names, or a new one under `state_dir`,
+    stopped afterwards."""
+    if "TOKENOPS_KAFKA_BOOTSTRAP_SERVERS" in os.environ:
+        yield KafkaSettings()
+        return
+    broker = start_broker(state_dir)
+    try:
+        yield KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+    finally:
+        broker.stop()
 
 
 @dataclass(frozen=True)
