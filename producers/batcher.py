@@ -37,7 +37,7 @@ from tokenops.schemas.bulk import ROW_FIELDS, row_columns_of
 from tokenops.schemas.codec import encode_batch_encoded
 from tokenops.schemas.column_batch import COLUMN_NAMES, encode_columns
 from tokenops.schemas.event import SCHEMA_VERSION
-from tokenops.schemas.quick import Row
+from tokenops.schemas.quick import NO_ATTRIBUTES, Row
 from tokenops.schemas.wire import BATCH_TYPE, COLUMNS_VERSION
 
 # Below Kafka's default message.max.bytes (1,000,000) with room for key and headers.
@@ -62,7 +62,6 @@ _STRINGS = tuple(ROW_FIELDS.index(n) for n in ("id", "source", "model", "provide
 _OPTIONAL = tuple(range(ROW_FIELDS.index("project_id"), len(ROW_FIELDS)))
 row_columns = attrgetter(*ROW_FIELDS)  # an EventColumns' lists in ROW_FIELDS order
 _tenant_of, _row_of = itemgetter(0), itemgetter(1)  # of a (tenant, row) pair
-_NO_ATTRIBUTES: dict[str, str] = {}
 # Identifiers are at most 128 characters, sources 256 (schemas/event.py patterns).
 WORST_EVENT_BYTES = _FIXED_EVENT_BYTES + 10 * 128 + 256
 
@@ -246,7 +245,7 @@ class TenantBatches:
                     done.append(self._take(tenant))
                 start = end
             for row in rows[start:]:
-                full = self.add(tenant, row, _NO_ATTRIBUTES)
+                full = self.add(tenant, row, NO_ATTRIBUTES)
                 if full is not None:
                     done.append(full)
         return done

@@ -179,10 +179,7 @@ class UsageProducer:
         """`send` for asyncio: waits for room with `asyncio.sleep`, never blocking the loop."""
         tenant, row, attributes = self._validated(event)
         if len(self._rows) >= self._room or self.outstanding() >= self._max_outstanding:
-            with self._lock:
-                if self._closed:
-                    raise ProducerClosedError()
-                self._settle_rows()
+            self._settle_open_rows()
             deadline = time.monotonic() + self.settings.backpressure_timeout_s
             while self.outstanding() >= self._max_outstanding:
                 if time.monotonic() >= deadline:
@@ -319,13 +316,17 @@ class UsageProducer:
             for full in self._batches.add_rows(taken):
                 self._produce(full)
 
-    def _make_room(self) -> None:
-        """Settle the rows, then wait until the next `_room` events fit under
-        `max_outstanding_events`; raises `ProducerBackpressureError` at the timeout."""
+    def _settle_open_rows(self) -> None:
+        """`_settle_rows` under the lock; ProducerClosedError once closed."""
         with self._lock:
             if self._closed:
                 raise ProducerClosedError()
             self._settle_rows()
+
+    def _make_room(self) -> None:
+        """Settle the rows, then wait until the next `_room` events fit under
+        `max_outstanding_events`; raises `ProducerBackpressureError` at the timeout."""
+        self._settle_open_rows()
         if self.outstanding() >= self._max_outstanding:
             self._wait_for_room()
         self._resize_room()
