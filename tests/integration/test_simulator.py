@@ -63,45 +63,36 @@ def test_a_seed_and_start_give_the_same_records() -> None:
     assert list(Simulator(config).emissions()) != list(Simulator(other).emissions())
 
 
+def simulate_cli(
+    kafka: KafkaSettings, topic: str, tmp_path: Path, *options: str, timeout_s: float = 120
+) -> Ledger:
+    """`tokenops simulate ... --verify` against `topic`; its ledger, once it verified."""
+    env = {
+        **os.environ,
+        "TOKENOPS_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "TOKENOPS_PRODUCER_SPOOL_DIR": str(tmp_path / "spool"),
+    }
+    ledger = tmp_path / "ledger.json"
+    done = subprocess.run(
+        [TOKENOPS, "simulate", *options, "--topic", topic, "--ledger", str(ledger), "--verify"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "verified" in done.stdout
+    return Ledger.load(ledger)
+
+
 def test_the_cli_sends_and_verifies(
     kafka_settings: KafkaSettings, new_topic: Callable[..., str], tmp_path: Path
 ) -> None:
     topic = new_topic(partitions=4)
-    env = {
-        **os.environ,
-        "TOKENOPS_KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
-        "TOKENOPS_PRODUCER_SPOOL_DIR": str(tmp_path / "spool"),
-    }
-    done = subprocess.run(
-        [
-            TOKENOPS,
-            "simulate",
-            "--rate",
-            "2000",
-            "--duration",
-            "1.5",
-            "--seed",
-            "3",
-            "--duplicates",
-            "0.02",
-            "--late",
-            "0.02",
-            "--malformed",
-            "0.005",
-            "--topic",
-            topic,
-            "--ledger",
-            str(tmp_path / "ledger.json"),
-            "--verify",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "verified" in done.stdout
-    assert Ledger.load(tmp_path / "ledger.json").records_sent == 3000
+    options = ["--rate", "2000", "--duration", "1.5", "--seed", "3", "--duplicates", "0.02"]
+    options += ["--late", "0.02", "--malformed", "0.005"]
+    ledger = simulate_cli(kafka_settings, topic, tmp_path, *options)
+    assert ledger.records_sent == 3000
 
 
 def test_twenty_thousand_events_a_second_for_thirty_seconds_match_the_ledger(
@@ -110,23 +101,8 @@ def test_twenty_thousand_events_a_second_for_thirty_seconds_match_the_ledger(
     """The issue's acceptance run, as a user types it: `tokenops simulate --rate 20000
     --duration 30 --verify` against a real broker; the topic holds exactly the ledger."""
     topic = new_topic(partitions=4)
-    env = {
-        **os.environ,
-        "TOKENOPS_KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
-        "TOKENOPS_PRODUCER_SPOOL_DIR": str(tmp_path / "spool"),
-    }
-    args = ["--rate", "20000", "--duration", "30", "--topic", topic]
-    ledger_path = tmp_path / "ledger.json"
-    done = subprocess.run(
-        [TOKENOPS, "simulate", *args, "--ledger", str(ledger_path), "--verify"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "verified" in done.stdout
-    ledger = Ledger.load(ledger_path)
+    options = ["--rate", "20000", "--duration", "30"]
+    ledger = simulate_cli(kafka_settings, topic, tmp_path, *options, timeout_s=300)
     assert ledger.records_sent == 600_000
     contents = read_topic(kafka_settings, topic)  # and once more, independently of the CLI
     assert len(contents.events) == 600_000 and not contents.invalid

@@ -130,17 +130,22 @@ def test_ledger_windows_and_file_round_trip(tmp_path: Path) -> None:
     assert ledger.compare([*(event(i, ms=base) for i in range(1, 2)), duplicate], 60) != []
 
 
-def test_backpressure_then_a_clear_error_and_nothing_dropped(tmp_path: Path) -> None:
+def unreachable_producer(tmp_path: Path, registry: CollectorRegistry) -> UsageProducer:
+    """A producer whose broker never answers: full after 50 events, 0.3 s of patience."""
     kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}")  # nobody listens
     settings = ProducerSettings(
         spool_dir=tmp_path,
         max_outstanding_events=50,
-        backpressure_timeout_s=0.2,
+        backpressure_timeout_s=0.3,
         batch_max_events=10,
         close_timeout_s=0.5,
     )
+    return UsageProducer(kafka, settings, registry=registry)
+
+
+def test_backpressure_then_a_clear_error_and_nothing_dropped(tmp_path: Path) -> None:
     registry = CollectorRegistry()
-    producer = UsageProducer(kafka, settings, registry=registry)
+    producer = unreachable_producer(tmp_path, registry)
     for i in range(50):
         producer.send(event(i))
     with pytest.raises(ProducerBackpressureError) as info:
@@ -223,15 +228,7 @@ def test_sends_racing_close_are_either_accepted_and_delivered_or_refused(
 
 
 def test_asend_waits_for_room_without_blocking_the_loop(tmp_path: Path) -> None:
-    kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}")  # nobody listens
-    settings = ProducerSettings(
-        spool_dir=tmp_path,
-        max_outstanding_events=50,
-        backpressure_timeout_s=0.3,
-        batch_max_events=10,
-        close_timeout_s=0.5,
-    )
-    producer = UsageProducer(kafka, settings, registry=CollectorRegistry())
+    producer = unreachable_producer(tmp_path, CollectorRegistry())
     ticks = 0
 
     async def ticker() -> None:
