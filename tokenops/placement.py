@@ -20,4 +20,4 @@ def home_partition(tenant_id: str, partitions: int) -> int:
     """The usage-topic partition in which `tenant_id`'s events are counted."""
     if partitions < 1:
         raise ValueError(f"partitions must be at least 1, got {partitions}")
-    return (murmur2(tenant_id.encode()) & 0x7FFFFFFF) % partitions
+    return int((murmur2(tenant_id.encode()) & 0x7FFFFFFF) % partitions)
