@@ -82,7 +82,8 @@ def dead_letter_record(
     above `DEAD_LETTER_MAX_BYTES` the value is left out."""
     kept = list(original or ())
     header_bytes = sum(len(k) + len(v or b"") for k, v in kept)
-    fits = len(value) + header_bytes <= DEAD_LETTER_MAX_BYTES
+    size = len(value) if value else 0  # a tombstone (None) is dead-lettered as it came
+    fits = size + header_bytes <= DEAD_LETTER_MAX_BYTES
     if not fits and header_bytes > DEAD_LETTER_MAX_BYTES:
         kept = []
     headers = dead_letter_headers(
@@ -96,5 +97,5 @@ def dead_letter_record(
     )
     if fits:
         return value, headers
-    headers.append((DLQ_VALUE_BYTES, str(len(value)).encode()))
+    headers.append((DLQ_VALUE_BYTES, str(size).encode()))
     return b"", headers

@@ -41,3 +41,8 @@ def test_oversized_original_headers_are_left_out_too() -> None:
     assert value == b""
     assert sum(len(k) + len(v) for k, v in headers) < DEAD_LETTER_MAX_BYTES
     assert dict(headers)[DLQ_VALUE_BYTES] == b"2"
+
+
+def test_a_tombstone_is_dead_lettered_as_it_came() -> None:
+    value, _ = dead_letter_record(None, None, **WHERE)  # type: ignore[arg-type]  # as Kafka gives it
+    assert value is None
