@@ -49,7 +49,7 @@ class StreamWorker:
     ) -> None:
         self.settings, self.topics, self.metrics = settings, topics, metrics
         self.decode, self.processor_factories = decode, list(processors)
-        written = [settings.changelog, topics.aggregates, topics.dead_letter]
+        written = [settings.changelog, topics.aggregates, topics.dead_letter, topics.quota_alerts]
         limit = max_message_bytes(kafka, written)
         self.part_bytes = part_bytes_below(limit)
         logger.info("record limit max_message_bytes=%d part_bytes=%d", limit, self.part_bytes)
