@@ -89,7 +89,9 @@ class WorkerSettings(BaseSettings):
         if self.group_instance_id is not None:
             return self.group_instance_id or None
         digest = hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()[:8]
-        host = "".join(c if c.isalnum() or c in "._-" else "-" for c in socket.gethostname())
+        host = "".join(
+            c if (c.isascii() and c.isalnum()) or c in "._-" else "-" for c in socket.gethostname()
+        )
         return f"{self.app_id}-{host}-{digest}"[:249]
 
     @property
