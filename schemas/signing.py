@@ -76,6 +76,17 @@ def signature_header(key_id: str, secret: bytes, events: Sequence[UsageEvent]) -
     return b"v1;kid=" + key_id.encode() + b";sig=" + sig
 
 
+def signature_key_id(headers: Sequence[tuple[str, bytes]] | None) -> str | None:
+    """The key id a record's `tokenops.signature` header names, None if it has no single
+    well-formed header. Says nothing about validity: use it to record which key a
+    record claims, after `Keyring.verify` (or the worker's verdict) has judged it."""
+    values = [v for k, v in headers or () if k == SIGNATURE_HEADER]
+    if len(values) != 1:
+        return None
+    match = _HEADER.fullmatch((values[0] or b"").decode("ascii", "replace"))
+    return None if match is None else match.group(1)
+
+
 class Keyring:
     """Secrets by key id; several ids are valid at once, so keys rotate without a gap."""
 

@@ -37,6 +37,7 @@ from tokenops.schemas.signing import (
     SignatureCheck,
     canonical_events,
     signature_header,
+    signature_key_id,
 )
 from tokenops.sinks.clickhouse.decoding import decode_chunk
 from tokenops.streams.settings import WorkerSettings
@@ -277,3 +278,12 @@ def test_clickhouse_sink_keeps_only_what_the_worker_counts() -> None:
     assert invalid == 2
     assert decode_chunk(records)[1] == 0  # signatures off: all three stored
     assert columns == decode_chunk(records[:1])[0]
+
+
+def test_signature_key_id_names_the_claimed_key_only_when_well_formed() -> None:
+    _, headers = signed([event()], "node-a-2", OLD)
+    assert signature_key_id(headers) == "node-a-2"  # claimed, not verified
+    assert signature_key_id(EVENT_HEADERS) is None
+    assert signature_key_id(None) is None
+    assert signature_key_id([(SIGNATURE_HEADER, b"v1;kid=a b;sig=x")]) is None
+    assert signature_key_id([*headers, headers[-1]]) is None
