@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from tokenops.errors import ConfigError
-from tokenops.secrets import masked
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -28,6 +27,13 @@ def _default_cache_dir() -> Path:
     return Path.home() / ".cache" / "tokenops"
 
 
+def settings_config(env_prefix: str) -> SettingsConfigDict:
+    """The model config of every tokenops settings model: frozen, read from `env_prefix`,
+    and with input values left out of validation errors (a value may be a secret, and a
+    check across settings sees them all)."""
+    return SettingsConfigDict(env_prefix=env_prefix, frozen=True, hide_input_in_errors=True)
+
+
 class KafkaSettings(BaseSettings):
     """How every tokenops client reaches Kafka.
 
@@ -35,7 +41,7 @@ class KafkaSettings(BaseSettings):
     (for example `{"socket.keepalive.enable": "true"}`); tokenops invents no aliases.
     """
 
-    model_config = SettingsConfigDict(env_prefix="TOKENOPS_KAFKA_", frozen=True)
+    model_config = settings_config("TOKENOPS_KAFKA_")
 
     bootstrap_servers: str = "127.0.0.1:9092"
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
@@ -108,7 +114,7 @@ class KafkaSettings(BaseSettings):
 class TopicSettings(BaseSettings):
     """Topic names and their partition count; the `.v1` suffix is the wire version."""
 
-    model_config = SettingsConfigDict(env_prefix="TOKENOPS_TOPIC_", frozen=True)
+    model_config = settings_config("TOKENOPS_TOPIC_")
 
     usage: str = "tokenops.usage.v1"
     aggregates: str = "tokenops.aggregates.v1"
@@ -122,7 +128,7 @@ class TopicSettings(BaseSettings):
 class StackSettings(BaseSettings):
     """The local stack that `tokenops stack up` starts: where it keeps data, its ports."""
 
-    model_config = SettingsConfigDict(env_prefix="TOKENOPS_STACK_", frozen=True)
+    model_config = settings_config("TOKENOPS_STACK_")
 
     state_dir: Path = Field(default_factory=_default_state_dir)
     cache_dir: Path = Field(default_factory=_default_cache_dir)
@@ -145,17 +151,19 @@ def _reveal(secret: SecretStr | None) -> str | None:
 def load(cls: type[S], **overrides: Any) -> S:
     """Read `cls` from the environment, turning validation errors into one `ConfigError`.
 
-    Every problem is reported at once, one line each, naming the environment variable.
+    Every problem is reported at once, one line each, naming the environment variable
+    and the rule; never the value, which may be (or, for a check across settings, hold)
+    a secret.
     """
     try:
         return cls(**overrides)
+    except SettingsError as exc:  # a map or list setting that is not JSON; names the field
+        raise ConfigError([str(exc)]) from exc
     except ValidationError as exc:
         prefix = str(cls.model_config.get("env_prefix", ""))
         problems = []
-        for error in exc.errors():
+        for error in exc.errors(include_input=False, include_context=False):
             field = ".".join(str(part) for part in error["loc"])
             name = f"{prefix}{field}".upper() if field else prefix.rstrip("_")
-            value = error.get("input")
-            shown = masked(field, value, as_repr=True)  # never a secret's value
-            problems.append(f"{name}={shown}: {error['msg']}")
+            problems.append(f"{name}: {error['msg']}")
         raise ConfigError(problems) from exc

@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
+
+from tokenops.settings import settings_config
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -19,7 +21,7 @@ class ClickHouseSettings(BaseSettings):
     embedded store; unset means the embedded store at `<state_dir>/clickhouse`.
     """
 
-    model_config = SettingsConfigDict(env_prefix="TOKENOPS_CLICKHOUSE_", frozen=True)
+    model_config = settings_config("TOKENOPS_CLICKHOUSE_")
 
     url: str | None = None
     database: str = "tokenops"

@@ -231,7 +231,9 @@ def test_secrets_appear_in_no_output_or_log(secure: SecureBroker, tmp_path: Path
         **secrets,
         TOKENOPS_PRODUCER_SIGNING_KEY_ID="node-1",
         TOKENOPS_WORKER_SIGNATURE_MODE="enforce",
-        TOKENOPS_WORKER_SIGNING_KEYS=json.dumps({"node-1": keyring_secret}),
+        TOKENOPS_WORKER_SIGNING_KEYS=json.dumps(
+            {"node-1": {"secret": keyring_secret, "sources": ["//node-secure"]}}
+        ),
     )
     leaks = [SCRAM_PASSWORD, keyring_secret, *secrets.values()]
 
