@@ -6,16 +6,16 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings
+from pydantic_settings import SettingsConfigDict
 
-from tokenops.settings import _default_state_dir, settings_config
+from tokenops.settings import TokenopsSettings, _default_state_dir
 
 
 def _default_worker_state_dir() -> Path:
     return _default_state_dir() / "worker"
 
 
-class WorkerSettings(BaseSettings):
+class WorkerSettings(TokenopsSettings):
     """The stream worker (`tokenops worker`), read from `TOKENOPS_WORKER_*`.
 
     Windows are tumbling in event time: `window_s` long, closed when the partition's
@@ -25,7 +25,7 @@ class WorkerSettings(BaseSettings):
     recognised, and late events corrected, for `dedup_horizon_s` of event time.
     """
 
-    model_config = settings_config("TOKENOPS_WORKER_")
+    model_config = SettingsConfigDict(env_prefix="TOKENOPS_WORKER_")
 
     app_id: str = Field(default="tokenops-worker", pattern=r"^[A-Za-z0-9._-]{1,100}$")
     window_s: int = Field(default=60, ge=1, le=86_400)

@@ -8,6 +8,7 @@ tests build them directly without touching the environment.
 from __future__ import annotations
 
 import ssl
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -15,6 +16,7 @@ from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from tokenops.errors import ConfigError
+from tokenops.secrets import mask_secrets
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -27,21 +29,26 @@ def _default_cache_dir() -> Path:
     return Path.home() / ".cache" / "tokenops"
 
 
-def settings_config(env_prefix: str) -> SettingsConfigDict:
-    """The model config of every tokenops settings model: frozen, read from `env_prefix`,
-    and with input values left out of validation errors (a value may be a secret, and a
-    check across settings sees them all)."""
-    return SettingsConfigDict(env_prefix=env_prefix, frozen=True, hide_input_in_errors=True)
+class TokenopsSettings(BaseSettings):
+    """The base of every tokenops settings model: frozen, input values left out of
+    validation errors (a value may be a secret, and a check across settings sees them
+    all), and secrets masked in `repr`, nested ones in maps included (`mask_secrets`)."""
+
+    model_config = SettingsConfigDict(frozen=True, hide_input_in_errors=True)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, mask_secrets(value, name or "")
 
 
-class KafkaSettings(BaseSettings):
+class KafkaSettings(TokenopsSettings):
     """How every tokenops client reaches Kafka.
 
     `client_config` passes further librdkafka properties through under their own names
     (for example `{"socket.keepalive.enable": "true"}`); tokenops invents no aliases.
     """
 
-    model_config = settings_config("TOKENOPS_KAFKA_")
+    model_config = SettingsConfigDict(env_prefix="TOKENOPS_KAFKA_")
 
     bootstrap_servers: str = "127.0.0.1:9092"
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
@@ -111,10 +118,10 @@ class KafkaSettings(BaseSettings):
         return context
 
 
-class TopicSettings(BaseSettings):
+class TopicSettings(TokenopsSettings):
     """Topic names and their partition count; the `.v1` suffix is the wire version."""
 
-    model_config = settings_config("TOKENOPS_TOPIC_")
+    model_config = SettingsConfigDict(env_prefix="TOKENOPS_TOPIC_")
 
     usage: str = "tokenops.usage.v1"
     aggregates: str = "tokenops.aggregates.v1"
@@ -125,10 +132,10 @@ class TopicSettings(BaseSettings):
     replication_factor: int = Field(default=1, ge=1, le=16)
 
 
-class StackSettings(BaseSettings):
+class StackSettings(TokenopsSettings):
     """The local stack that `tokenops stack up` starts: where it keeps data, its ports."""
 
-    model_config = settings_config("TOKENOPS_STACK_")
+    model_config = SettingsConfigDict(env_prefix="TOKENOPS_STACK_")
 
     state_dir: Path = Field(default_factory=_default_state_dir)
     cache_dir: Path = Field(default_factory=_default_cache_dir)
