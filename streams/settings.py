@@ -8,16 +8,16 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from tokenops.settings import _default_state_dir
+from tokenops.settings import TokenopsSettings, _default_state_dir
 
 
 def _default_worker_state_dir() -> Path:
     return _default_state_dir() / "worker"
 
 
-class WorkerSettings(BaseSettings):
+class WorkerSettings(TokenopsSettings):
     """The stream worker (`tokenops worker`), read from `TOKENOPS_WORKER_*`.
 
     Windows are tumbling in event time: `window_s` long, closed when the partition's
@@ -27,7 +27,7 @@ class WorkerSettings(BaseSettings):
     recognised, and late events corrected, for `dedup_horizon_s` of event time.
     """
 
-    model_config = SettingsConfigDict(env_prefix="TOKENOPS_WORKER_", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="TOKENOPS_WORKER_")
 
     app_id: str = Field(default="tokenops-worker", pattern=r"^[A-Za-z0-9._-]{1,100}$")
     window_s: int = Field(default=60, ge=1, le=86_400)
@@ -59,7 +59,8 @@ class WorkerSettings(BaseSettings):
     # dead-lettered, none is fine), enforce (unsigned records are dead-lettered too).
     signature_mode: Literal["off", "verify-if-present", "enforce"] = "off"
     signing_keyring_file: Path | None = Field(
-        default=None, description='YAML/JSON mapping key id -> secret: {"node-a-2026-11": "..."}'
+        default=None,
+        description="YAML/JSON: key id -> {secret, sources, tenants}; mode 600 (keyring.py).",
     )
     signing_keys: SecretStr | None = Field(
         default=None, description="The same mapping as JSON; joins the keyring file's keys."
