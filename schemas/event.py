@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from tokenops.schemas.errors import InvalidEventError
 
@@ -38,6 +39,10 @@ MAX_ATTRIBUTES_BYTES = 4096  # attributes as compact JSON; bounds the whole even
 MAX_EVENT_BYTES = 8192  # one encoded event; every field is bounded so a valid event fits
 MIN_EVENT_TIME = datetime(2020, 1, 1, tzinfo=UTC)
 DEFAULT_MAX_FUTURE_SKEW_S = 300.0  # override per call: context={"max_future_skew_s": ...}
+# The field an event time beyond now + the allowed skew is reported under (and its
+# dead letter's `tokenops.dlq.field`): the worker's "now" is its event clock
+# (streams/routing.py), so this is how a producer-set clock shows up.
+FUTURE = "future"
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_MS = timedelta(milliseconds=1)
@@ -85,6 +90,11 @@ def to_epoch_ms(moment: datetime) -> int:
     return (moment - EPOCH) // ONE_MS
 
 
+def time_field(ms: int, latest_ms: int) -> str:
+    """The field a rejected event time is reported under: `future` or `time`."""
+    return FUTURE if ms > latest_ms else "time"
+
+
 def time_error(ms: int, earliest_ms: int, latest_ms: int) -> str | None:
     if ms < earliest_ms:
         return "is before 2020-01-01T00:00:00Z"
@@ -97,6 +107,8 @@ def invalid_event_error(exc: ValidationError) -> InvalidEventError:
     """The first error of a pydantic validation, as the contract's typed error."""
     first = exc.errors()[0]
     field = str(first["loc"][0]) if first["loc"] else "event"
+    if first["type"] == FUTURE:
+        field = FUTURE
     reason = first["msg"].removeprefix("Value error, ")
     return InvalidEventError(field, first.get("input"), reason)
 
@@ -159,8 +171,11 @@ class UsageEvent(BaseModel):
     @classmethod
     def _time(cls, value: object, info: ValidationInfo) -> datetime:
         parsed = parse_time(value)
-        problem = time_error(to_epoch_ms(parsed), *time_bounds_ms(info.context))
+        ms, (earliest, latest) = to_epoch_ms(parsed), time_bounds_ms(info.context)
+        problem = time_error(ms, earliest, latest)
         if problem is not None:
+            if time_field(ms, latest) == FUTURE:
+                raise PydanticCustomError(FUTURE, problem)
             raise ValueError(problem)
         return parsed
 

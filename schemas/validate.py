@@ -29,6 +29,7 @@ from tokenops.schemas.event import (
     UsageEvent,
     parse_time,
     time_error,
+    time_field,
     to_epoch_ms,
 )
 
@@ -159,7 +160,8 @@ def validate_fields(
         raise InvalidEventError("time", when, str(exc)) from None
     ms = to_epoch_ms(moment)
     if not earliest_ms <= ms <= latest_ms:
-        raise InvalidEventError("time", when, time_error(ms, earliest_ms, latest_ms) or "")
+        problem = time_error(ms, earliest_ms, latest_ms) or ""
+        raise InvalidEventError(time_field(ms, latest_ms), when, problem)
     out["time"] = moment
     if when.__class__ is str and len(when) == 24 and when.endswith("Z") and when[19] == ".":
         if len(seconds) >= _CACHE_LIMIT:

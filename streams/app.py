@@ -23,6 +23,7 @@ from typing import Any, cast
 import faust
 from prometheus_client import CollectorRegistry
 
+from tokenops.errors import TokenopsError
 from tokenops.settings import KafkaSettings, TopicSettings
 from tokenops.streams.batch_consumer import BatchApp, BatchWiring
 from tokenops.streams.credentials import broker_credentials
@@ -96,7 +97,14 @@ def create_app(
             for event in events:
                 m = event.message
                 grouped.setdefault(m.partition, []).append(
-                    InputRecord(m.offset, m.key, m.value, m.headers, int(m.timestamp * 1000))
+                    InputRecord(
+                        m.offset,
+                        m.key,
+                        m.value,
+                        m.headers,
+                        int(m.timestamp * 1000),
+                        m.timestamp_type,
+                    )
                 )
             await _or_die(worker.handle(grouped))
 
@@ -147,6 +155,11 @@ async def _or_die(step: Any) -> Any:
     """
     try:
         return await step
+    except TokenopsError as exc:  # a refusal meant for a person: one line, no traceback
+        logger.critical("worker stopped: %s", exc)
+        logging.shutdown()
+        time.sleep(0.1)
+        os._exit(70)
     except Exception:
         logger.critical("worker step failed, exiting to replay from durable state", exc_info=True)
         logging.shutdown()

@@ -133,7 +133,10 @@ class BatchConsumer(aiokafka.Consumer):
             part = batch.get(tp.partition)
             if part is None:
                 part = batch[tp.partition] = []
-            part += [InputRecord(r.offset, r.key, r.value, r.headers, r.timestamp) for r in items]
+            part += [
+                InputRecord(r.offset, r.key, r.value, r.headers, r.timestamp, r.timestamp_type)
+                for r in items
+            ]
             added += len(items)
         return added
 

@@ -19,3 +19,17 @@ class StateError(WorkerError):
 
 class DeliveryError(WorkerError):
     """Kafka did not acknowledge an output or changelog record; the batch is not durable."""
+
+
+class PlacementError(WorkerError):
+    """The usage topic's partition count is not the one a partition's state was built
+    with: tenants would be counted in new home partitions, apart from their state."""
+
+    def __init__(self, partition: int, stored: int, current: int) -> None:
+        self.partition, self.stored, self.current = partition, stored, current
+        super().__init__(
+            f"partition {partition}: the usage topic has {current} partitions, "
+            f"its state was built with {stored}",
+            hint="restore the partition count, or start a new app id as docs/operations.md"
+            " (Change the partition count) describes",
+        )

@@ -1,9 +1,10 @@
 """The worker's counters, on a caller's registry, and its /metrics and /healthz server.
 
 The counters prove that nothing is lost: every input record read for the first time is
-either counted or dead-lettered,
+counted, forwarded to its tenant's home partition (and counted there) or dead-lettered,
 
-    records_total{outcome="counted"} + records_total{outcome="dead_lettered"}
+    records_total{outcome="counted"} + records_total{outcome="forwarded"}
+        + records_total{outcome="dead_lettered"}
         == all records consumed (records_total{outcome="replayed"} were done before)
 
 and every event of a counted record is either counted or a duplicate,
@@ -71,7 +72,8 @@ class WorkerMetrics:
         )
 
     def record(self, counts: BatchCounts) -> None:
-        self.records.labels("counted").inc(counts.records - counts.dead_lettered)
+        self.records.labels("counted").inc(counts.records - counts.dead_lettered - counts.forwarded)
+        self.records.labels("forwarded").inc(counts.forwarded)
         self.records.labels("dead_lettered").inc(counts.dead_lettered)
         self.records.labels("replayed").inc(counts.skipped)
         self.events.labels("counted").inc(counts.counted)
@@ -90,6 +92,7 @@ class WorkerMetrics:
         p = "tokenops_worker_"
         return (
             f"records_counted={v(p + 'records_total', outcome='counted')} "
+            f"forwarded={v(p + 'records_total', outcome='forwarded')} "
             f"dead_lettered={v(p + 'records_total', outcome='dead_lettered')} "
             f"replayed={v(p + 'records_total', outcome='replayed')} "
             f"events_counted={v(p + 'events_total', outcome='counted')} "

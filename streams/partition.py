@@ -4,7 +4,8 @@
 dead letters, processor outputs) and one `StateDelta`; the caller makes the outputs and
 the delta durable, in that order, then calls `commit()`. Nothing here talks to Kafka.
 Every input record ends as exactly one of: counted (its events counted or recognised as
-duplicates) or dead-lettered; records below `next_offset` were already done and skipped.
+duplicates), forwarded to its tenant's home partition (`routing.py`) or dead-lettered;
+records below `next_offset` were already done and skipped.
 """
 
 from __future__ import annotations
@@ -22,14 +23,16 @@ from tokenops.schemas.errors import InvalidEventError
 from tokenops.streams.deadletter import dead_letter_record
 from tokenops.streams.delta import StateDelta
 from tokenops.streams.processors import OutputRecord, PartitionProcessor
+from tokenops.streams.routing import CREATE_TIME, PlacementCheck, RecordRouter, event_clock
 from tokenops.streams.store import PartitionStore
 from tokenops.streams.windows import NO_TIME, Totals, WindowBook
 
 logger = logging.getLogger(__name__)
 
 # (value, headers, now_ms) -> the record's events as columns; `now_ms` is the record's
-# Kafka timestamp, so the future-skew rule gives the same answer when a record is
-# replayed after a crash. Raises InvalidEventError for a record to dead-letter.
+# event clock (`routing.event_clock`), never a time the producer alone chose, and the
+# future-skew rule is checked against it. Raises InvalidEventError for a record to
+# dead-letter.
 Decoder = Callable[[bytes, Any, int], EventColumns]
 
 
@@ -39,6 +42,7 @@ class InputRecord(NamedTuple):
     value: bytes
     headers: Any  # list of (name, bytes) pairs, as the client gives them
     timestamp_ms: int
+    timestamp_type: int = CREATE_TIME  # LOG_APPEND_TIME: stamped by the broker
 
 
 @dataclass
@@ -46,6 +50,7 @@ class BatchCounts:
     records: int = 0
     skipped: int = 0  # below next_offset: already in the state (replay after a crash)
     dead_lettered: int = 0
+    forwarded: int = 0  # sent to their tenant's home partition, counted there
     events: int = 0  # events in counted records
     counted: int = 0
     duplicates: int = 0
@@ -83,11 +88,14 @@ class PartitionState:
         outputs: tuple[str, str],  # aggregates topic, dead-letter topic
         decode: Decoder,
         processors: Sequence[PartitionProcessor] = (),
+        partitions: int = 1,  # of the usage topic: where each tenant is at home
     ) -> None:
         self.topic, self.partition, self.store, self.owner = topic, partition, store, owner
         self.window_s, self.horizon_ms = window_s, horizon_ms
         self.aggregates_topic, self.dead_letter_topic = outputs
-        self.decode, self.processors = decode, list(processors)
+        self.decode = decode
+        self.router = RecordRouter(topic, partition, partitions)
+        self.processors = [PlacementCheck(partition, partitions), *processors]
         meta = store.meta
         self.next_offset: int = meta.get("next_offset", 0)
         self.book = WindowBook(
@@ -128,8 +136,9 @@ class PartitionState:
                     record.offset,
                 )
             self.next_offset = record.offset + 1
+            clock_ms = event_clock(record.timestamp_ms, record.timestamp_type, now_ms)
             try:
-                columns = self.decode(record.value, record.headers, record.timestamp_ms)
+                columns = self.decode(record.value, record.headers, clock_ms)
                 if not columns.id:
                     continue
                 # Deduplication and quota state are per partition, so a tenant's events
@@ -139,12 +148,17 @@ class PartitionState:
                     raise InvalidEventError(
                         "key", record.key, f"differs from tenant_id {columns.tenant_id!r}"
                     )
-                if min(columns.time_ms) < cutoff:
+                forward = self.router.forward(columns, record.value, record.headers, clock_ms)
+                if forward is None and min(columns.time_ms) < cutoff:
                     _too_late(columns, cutoff)
             except InvalidEventError as exc:
                 counts.dead_lettered += 1
                 counts.dead_letter_fields.append(exc.field)
                 outputs.append(self._dead_letter(record, exc, now_ms))
+                continue
+            if forward is not None:  # counted in its home partition, never here
+                counts.forwarded += 1
+                outputs.append(forward)
                 continue
             chunk.parts.append(columns)
             chunk.size += len(columns.id)

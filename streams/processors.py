@@ -33,12 +33,15 @@ from tokenops.schemas.columns import EventColumns
 
 @dataclass(frozen=True, slots=True)
 class OutputRecord:
-    """One record to publish; confluent-kafka places it by `key` (murmur2)."""
+    """One record to publish; confluent-kafka places it by `key` (murmur2) unless
+    `partition` is given. `timestamp_ms` None: the producer's clock."""
 
     topic: str
     key: bytes | None
     value: bytes
     headers: list[tuple[str, bytes]] | None = None
+    partition: int | None = None
+    timestamp_ms: int | None = None
 
 
 class PartitionProcessor(Protocol):

@@ -68,7 +68,15 @@ class BatchPublisher:
             return done
 
         for out in outputs:
-            self._produce(out.topic, out.value, out.key, None, out.headers, on_output)
+            self._produce(
+                out.topic,
+                out.value,
+                out.key,
+                out.partition,
+                out.headers,
+                on_output,
+                out.timestamp_ms,
+            )
         self._wait(errors, timeout_s)
         for i, (topic, partition, key, value) in enumerate(changelog):
             self._produce(topic, value, key, partition, None, on_changelog(i))
@@ -83,8 +91,11 @@ class BatchPublisher:
         partition: int | None,
         headers: list[tuple[str, bytes]] | None,
         callback: Any,
+        timestamp_ms: int | None = None,
     ) -> None:
         extra: dict[str, Any] = {} if partition is None else {"partition": partition}
+        if timestamp_ms is not None:
+            extra["timestamp"] = timestamp_ms
         while True:
             try:
                 self.producer.produce(

@@ -25,6 +25,7 @@ from pathlib import Path
 from tokenops.settings import KafkaSettings, TopicSettings
 from tokenops.streams.changelog import ChangelogRecovery
 from tokenops.streams.delta import StateDelta, delta_records, part_bytes_below
+from tokenops.streams.errors import WorkerError
 from tokenops.streams.metrics import WorkerMetrics
 from tokenops.streams.partition import Decoder, InputRecord, PartitionState
 from tokenops.streams.processors import OutputRecord, ProcessorFactory
@@ -77,6 +78,9 @@ class StreamWorker:
         loop = asyncio.get_running_loop()
         async with self.lock:
             new = sorted(partitions - set(self.states))
+            # read on every assignment: adding partitions triggers one, and a state
+            # built with another count is then refused (`routing.PlacementCheck`)
+            count = await loop.run_in_executor(None, self._usage_partitions)
             recovered = await asyncio.gather(
                 *(
                     loop.run_in_executor(
@@ -98,10 +102,18 @@ class StreamWorker:
                     outputs=(self.topics.aggregates, self.topics.dead_letter),
                     decode=self.decode,
                     processors=[factory(partition) for factory in self.processor_factories],
+                    partitions=count,
                 )
                 self.last_input[partition] = time.monotonic()
             self.metrics.partitions.set(len(self.states))
             return {p: self.states[p].next_offset for p in partitions if p in self.states}
+
+    def _usage_partitions(self) -> int:
+        topic = self.topics.usage
+        listed = self.publisher.producer.list_topics(topic, timeout=30).topics.get(topic)
+        if listed is None or listed.error is not None or not listed.partitions:
+            raise WorkerError(f"cannot read the partitions of topic {topic}")
+        return len(listed.partitions)
 
     async def revoke(self, partitions: set[int]) -> None:
         async with self.lock:

@@ -30,11 +30,15 @@ class TopicSpec:
 
 
 def pipeline_topics(topics: TopicSettings) -> list[TopicSpec]:
-    """Every topic of the pipeline: raw usage is kept for replay, results are compacted."""
+    """Every topic of the pipeline: raw usage is kept for replay, results are compacted.
+
+    Usage records are stamped by the broker (LogAppendTime): the worker judges event
+    times by that clock, which no producer sets (streams/routing.py `event_clock`)."""
     n, rf = topics.partitions, topics.replication_factor
     compacted = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
+    usage = {"retention.ms": str(7 * _DAY_MS), "message.timestamp.type": "LogAppendTime"}
     return [
-        TopicSpec(topics.usage, n, rf, {"retention.ms": str(7 * _DAY_MS)}),
+        TopicSpec(topics.usage, n, rf, usage),
         TopicSpec(topics.aggregates, n, rf, compacted),
         TopicSpec(topics.dead_letter, n, rf, {"retention.ms": str(30 * _DAY_MS)}),
         TopicSpec(topics.quota_alerts, n, rf, {"retention.ms": str(30 * _DAY_MS)}),

@@ -47,11 +47,19 @@ class Ledger:
 class Traffic:
     """Usage traffic with duplicates, late events and malformed records, as it happens."""
 
-    def __init__(self, kafka: KafkaSettings, topic: str, seed: int) -> None:
+    def __init__(
+        self, kafka: KafkaSettings, topic: str, seed: int, *, with_default_producer: bool = False
+    ) -> None:
+        """`with_default_producer`: about half the records (retries included) go through a
+        second producer with librdkafka's default settings (partitioner consistent_random,
+        CRC32), so most tenants have records in two partitions, one of them not home."""
         self.topic, self.rng, self.ledger = topic, random.Random(seed), Ledger()
         self.producer = Producer(
             {**kafka.librdkafka(), "partitioner": "murmur2_random", "linger.ms": 5}
         )
+        self.producers, self.pick = [self.producer], random.Random(seed)  # `rng` unchanged
+        if with_default_producer:
+            self.producers.append(Producer({**kafka.librdkafka(), "linger.ms": 5}))
         self.n = 0
 
     def _event(self, tenant: str, t_ms: int) -> UsageEvent:
@@ -100,7 +108,8 @@ class Traffic:
             if rng.random() < 0.02:
                 bad = rng.choice([b"{not json", b'{"type": "ai.tokenops.usage.batch"}', b"[]"])
                 self._send(tenant, bad, malformed=True)
-        self.producer.flush(30)
+        for producer in self.producers:
+            producer.flush(30)
 
     def _send(self, tenant: str, value: bytes, *, malformed: bool = False) -> None:
         def remember(err: Any, msg: Any) -> None:
@@ -108,8 +117,9 @@ class Traffic:
             if malformed:
                 self.ledger.malformed[(msg.partition(), msg.offset())] = value
 
-        self.producer.produce(self.topic, value, tenant.encode(), on_delivery=remember)
-        self.producer.poll(0)
+        producer = self.pick.choice(self.producers)
+        producer.produce(self.topic, value, tenant.encode(), on_delivery=remember)
+        producer.poll(0)
 
 
 def worker_env(

@@ -314,7 +314,7 @@ def test_time_must_be_aware_recent_and_not_too_far_ahead() -> None:
             {**event().model_dump(), "time": ahead}, context={"max_future_skew_s": 3600}
         )
     )
-    assert reject(raw, EVENT_HEADERS).field == "time"
+    assert reject(raw, EVENT_HEADERS).field == "future"
     assert decode_record(raw, EVENT_HEADERS, max_future_skew_s=3600)[0].time_ms > 0
 
 

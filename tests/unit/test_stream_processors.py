@@ -50,7 +50,7 @@ def test_processor_sees_accepted_events_only_and_its_state_survives(tmp_path: Pa
     state.commit(delta, 1)
     assert counter.seen == ["e1", "e2"]  # not the duplicate, not the dead letter
     assert [o.topic for o in outputs] == ["dlq", "alerts"]
-    assert delta.processors == {"counter": {"acme": 2}}
+    assert delta.processors["counter"] == {"acme": 2}
     state.store.close()
     restored = TenantCounter()
     _state(tmp_path / "p0", processors=[restored])
@@ -85,4 +85,4 @@ def test_counters_prove_every_record_is_counted_or_dead_lettered(tmp_path: Path)
     assert value("tokenops_worker_events_total", outcome="counted") == 2
     assert value("tokenops_worker_events_total", outcome="duplicate") == 2
     assert value("tokenops_worker_dead_letters_total", field="record") == 1
-    assert "records_counted=2 dead_lettered=1" in metrics.summary()
+    assert "records_counted=2 forwarded=0 dead_lettered=1" in metrics.summary()

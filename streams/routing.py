@@ -1,0 +1,107 @@
+"""Where a usage record is counted, and the clock its event times are judged by.
+
+Three rules of one input partition, kept apart from the counting (`partition.py`):
+
+- **Home or forward.** A tenant's events are counted only in its home partition
+  (`tokenops.placement.home_partition`). A valid record that arrived anywhere else (an
+  explicit partition, no key, librdkafka's default `consistent_random` partitioner) is
+  not counted there: `RecordRouter.forward` turns it into an output to the usage topic's
+  home partition, same value bytes and headers, key = tenant. Outputs are acknowledged
+  before the batch's state is durable, so a crash may forward a record twice; the home
+  partition deduplicates its events (`source` + `id`) like any resend.
+- **The event clock.** Producers set a record's Kafka timestamp (Kafka accepts up to an
+  hour ahead by default, any time if the topic allows it), so it cannot bound event
+  time. `event_clock` is the broker's LogAppendTime when the record has it, otherwise the
+  record's timestamp capped by the worker's wall clock. The contract's future-skew rule
+  is checked against it, so no record moves a watermark past now + the allowed skew.
+- **The partition count.** Homes depend on the usage topic's partition count. The count
+  a partition's state was built with is kept in its processor state (`placement`); a
+  different count refuses the partition (`PlacementError`) instead of re-homing tenants
+  whose windows, dedup keys and quotas live elsewhere (docs/operations.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from tokenops.placement import home_partition
+from tokenops.schemas.columns import EventColumns
+from tokenops.streams.errors import PlacementError
+from tokenops.streams.processors import OutputRecord
+
+# Kafka's record timestamp types (aiokafka `ConsumerRecord.timestamp_type`)
+CREATE_TIME = 0  # set by the producer
+LOG_APPEND_TIME = 1  # set by the broker when it appended the record
+
+
+def event_clock(timestamp_ms: int, timestamp_type: int, wall_ms: int) -> int:
+    """The time a record's events are judged against (epoch ms), never ahead of the
+    broker or of the worker's clock. A LogAppendTime is used as is, so a replay after a
+    crash gives the same verdict; a producer's timestamp counts only up to `wall_ms`."""
+    if timestamp_type == LOG_APPEND_TIME and timestamp_ms >= 0:
+        return timestamp_ms
+    if timestamp_ms < 0:  # no timestamp at all (a pre-0.10 record format)
+        return wall_ms
+    return min(timestamp_ms, wall_ms)
+
+
+class RecordRouter:
+    """The home-or-forward decision of one input partition of the usage topic."""
+
+    def __init__(self, topic: str, partition: int, partitions: int) -> None:
+        if not 0 <= partition < partitions:
+            raise ValueError(f"partition {partition} is not one of {partitions}")
+        self.topic, self.partition, self.partitions = topic, partition, partitions
+
+    def home(self, tenant_id: str) -> int:
+        return home_partition(tenant_id, self.partitions)
+
+    def forward(
+        self,
+        columns: EventColumns,
+        value: bytes,
+        headers: Sequence[tuple[str, bytes | None]] | None,
+        clock_ms: int,
+    ) -> OutputRecord | None:
+        """None if the record's tenant is at home here; else the record to produce to its
+        home partition. Its timestamp is this record's event clock, so on a CreateTime
+        topic the home partition judges it by the same clock."""
+        home = self.home(columns.tenant_id)
+        if home == self.partition:
+            return None
+        return OutputRecord(
+            self.topic,
+            columns.tenant_id.encode(),
+            value,
+            [(k, v if v is not None else b"") for k, v in headers or ()] or None,
+            partition=home,
+            timestamp_ms=clock_ms,
+        )
+
+
+class PlacementCheck:
+    """A partition processor that remembers the partition count the state was built with.
+
+    It keeps one key, `partitions`, written with the first counted batch, and refuses on
+    `load` a state built with another count."""
+
+    name = "placement"
+
+    def __init__(self, partition: int, partitions: int) -> None:
+        self.partition, self.partitions = partition, partitions
+        self.stored: int | None = None
+
+    def load(self, state: Mapping[str, Any]) -> None:
+        stored = state.get("partitions")
+        if stored is not None and stored != self.partitions:
+            raise PlacementError(self.partition, stored, self.partitions)
+        self.stored = stored
+
+    def apply(
+        self, columns: Sequence[EventColumns], *, now_ms: int
+    ) -> tuple[list[OutputRecord], dict[str, Any]]:
+        if self.stored == self.partitions or not columns:
+            return [], {}
+        self.stored = self.partitions
+        return [], {"partitions": self.partitions}
