@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 from pydantic_settings import BaseSettings
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from tokenops.config import settings_sections
@@ -47,6 +46,5 @@ def _flatten(settings: BaseSettings) -> list[tuple[str, str]]:
     rows = []
     for field in type(settings).model_fields:
         value = getattr(settings, field)
-        # values are user text: escaped, so `[...]` in one is not read as rich markup
-        rows.append((f"{prefix}{field}".upper(), escape(masked(field, value))))
+        rows.append((f"{prefix}{field}".upper(), masked(field, value)))
     return rows
