@@ -213,3 +213,16 @@ def test_the_rules_use_only_exported_metrics() -> None:
     for rule in alert_rules():
         for name in re.findall(r"\b(?:tokenops_[a-z_]+)\b", rule["expr"]):
             assert name in known, f"{rule['alert']}: {name} is not exported"
+
+
+def test_the_example_quotas_name_tenants_the_simulator_sends() -> None:
+    """A hand run (`tokenops simulate` + `tokenops quota set --file deploy/quotas.yaml`)
+    must drive the example quotas: their tenants are among the simulator's busiest."""
+    from tokenops.producers.simulator import SimulationConfig, Simulator
+    from tokenops.streams.quota_book import load_quota_file
+
+    config = SimulationConfig(rate=200, duration_s=1, start_ms=0)
+    sent = {e.fields["tenant_id"] for e in Simulator(config).emissions() if e.fields}
+    quotas = load_quota_file(DEPLOY / "quotas.yaml")
+    assert {"tenant-001", "tenant-002"} == {quota.tenant_id for quota in quotas}
+    assert {quota.tenant_id for quota in quotas} <= sent
