@@ -3,7 +3,7 @@
 Names follow Prometheus conventions: counters end in `_total`, units are in the name
 (`_seconds`, `_records`), ratios are 0..1. Token and event counters carry `tenant` and
 `model` (bounded, see `PrometheusSinkSettings`); quota gauges carry `tenant`, `quota`
-and `period` (minute, day or month).
+and `period` (minute, day or month), and the threshold gauge also `threshold_pct`.
 """
 
 from __future__ import annotations
