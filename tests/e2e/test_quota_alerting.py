@@ -74,7 +74,7 @@ class Webhook:
             if status == "firing"
             and labels["alertname"] == alertname
             and labels.get("tenant") == tenant
-            and threshold in (0, int(labels["threshold_pct"]))
+            and threshold in (0, int(labels.get("threshold_pct", 0)))
         ]
 
     def wait_for(
