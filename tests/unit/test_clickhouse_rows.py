@@ -5,7 +5,8 @@ from __future__ import annotations
 from concurrent.futures import Future
 
 from tests.clickhouse_helpers import event, ms, window
-from tokenops.schemas.codec import EVENT_HEADERS, encode_batch, encode_event
+from tokenops.placement import home_partition
+from tokenops.schemas.codec import EVENT_HEADERS, encode_batch, encode_event, encode_fields
 from tokenops.sinks.clickhouse.decoding import EventDecoder, decode_chunk
 from tokenops.sinks.clickhouse.rows import EVENT_COLUMNS, Batch, Decoded, supersedes
 
@@ -29,9 +30,9 @@ def test_decoding_yields_columns_and_counts_invalid_records() -> None:
     t = ms(2026, 11, 3, 10, 0)
     events = [event("acme", "gpt-4o", t + i, i, input_tokens=1000 + i) for i in range(3)]
     records = [
-        (encode_batch(events[:2]), None, 1, 40, None, None),
-        (b"{not json", None, 1, 41, None, None),
-        (encode_event(events[2]), EVENT_HEADERS, 2, 7, None, None),
+        (encode_batch(events[:2]), None, 1, 40),
+        (b"{not json", None, 1, 41),
+        (encode_event(events[2]), EVENT_HEADERS, 2, 7),
     ]
     columns, invalid = decode_chunk(records)
     assert invalid == 1
@@ -43,27 +44,32 @@ def test_decoding_yields_columns_and_counts_invalid_records() -> None:
     assert table["project_id"] == ["", "", ""]  # absent identifiers are ''
 
 
-def test_raw_events_skip_what_the_worker_dead_letters_for_key_or_skew() -> None:
-    """The worker rejects a record keyed as another tenant, and one whose events are
-    further ahead of the record's Kafka timestamp than the allowed skew (300 s): the
-    sink must not store those either, or raw events and window totals would differ."""
+def test_raw_events_store_what_the_worker_judges_and_only_in_the_home_partition() -> None:
+    """Key, clock and signature are the worker's verdicts (its dead letters leave such
+    records out of the billing view), so the sink stores them; a record outside its
+    tenant's home partition is not stored: the worker forwards it, and stores that copy."""
     t = ms(2026, 11, 3, 10, 0)
     value = encode_event(event("acme", "gpt-4o", t, 0))
+    home = home_partition("acme", 4)
+    elsewhere = (home + 1) % 4
+    fields = {**event("acme", "gpt-4o", t, 1).model_dump(), "time": "2290-01-01T00:00:00Z"}
+    far_ahead = encode_fields(fields, max_future_skew_s=10**10)[1]
     records = [
-        (value, EVENT_HEADERS, 0, 1, b"acme", t),  # kept
-        (value, EVENT_HEADERS, 0, 2, b"other-tenant", t),  # key is not the tenant
-        (value, EVENT_HEADERS, 0, 3, b"acme", t - 301_000),  # 301 s ahead of its record
+        (value, EVENT_HEADERS, home, 1),
+        (far_ahead, EVENT_HEADERS, home, 2),  # the worker dead-letters it `future`
+        (value, EVENT_HEADERS, elsewhere, 3),  # forwarded home by the worker
     ]
-    columns, invalid = decode_chunk(records)
-    assert invalid == 2
-    assert dict(zip(EVENT_COLUMNS, columns, strict=True))["kafka_offset"] == [1]
+    columns, skipped = decode_chunk(records, partitions=4)
+    assert skipped == 1
+    assert dict(zip(EVENT_COLUMNS, columns, strict=True))["kafka_offset"] == [1, 2]
+    assert decode_chunk(records)[1] == 0  # no partition count: no placement rule
 
 
 def test_chunks_in_flight_count_at_their_expected_rows_and_resolve_in_order() -> None:
     batch = Batch()
     late: Future[Decoded] = Future()
     batch.add_pending(late, records=2, expected_rows=200)
-    batch.add_pending(EventDecoder(0).submit([]), records=0, expected_rows=0)
+    batch.add_pending(EventDecoder(0).submit([], None), records=0, expected_rows=0)
     assert len(batch) == 200
     assert batch.resolve_ready() == 0 and len(batch.pending) == 2  # the first is not done
     late.set_result(([[n] for n in range(len(EVENT_COLUMNS))], 1))
