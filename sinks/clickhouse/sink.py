@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from pydantic import ValidationError
@@ -184,7 +184,8 @@ class ClickHouseSink:
         if topic == self.dead_letter_topic:
             self._consumed["dead_letter"] += 1
             assert self.usage_topic is not None
-            row = dead_letter_row(message.headers(), message.key(), self.usage_topic)
+            headers = cast("list[tuple[str, bytes]] | None", message.headers())
+            row = dead_letter_row(headers, message.key(), self.usage_topic)
             if row is not None:
                 batch.dead_letters.append(row)
             return position
