@@ -10,6 +10,8 @@ and `reconcile` flagged the tenant (finding 8 and the sink half of finding 4).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from confluent_kafka import KafkaError, Message, Producer
 
 from tests.clickhouse_helpers import event, ms, window
@@ -17,7 +19,11 @@ from tests.integration.test_clickhouse_sink import NOV, Harness, harness  # noqa
 from tokenops.placement import home_partition
 from tokenops.schemas.codec import EVENT_HEADERS, encode_event
 from tokenops.schemas.signing import SIGNATURE_HEADER, signature_header
+from tokenops.sinks.clickhouse import ClickHouseSettings, open_store
+from tokenops.sinks.clickhouse.decoding import decode_chunk
+from tokenops.sinks.clickhouse.migrations import load_migrations, migrate
 from tokenops.sinks.clickhouse.reconcile import reconcile
+from tokenops.sinks.clickhouse.rows import EVENT_COLUMNS
 from tokenops.streams.deadletter import dead_letter_headers
 
 OLD_KEY = ("node-a-2026-10", b"a-retired-secret-4f1d9c2b7e")
@@ -104,3 +110,35 @@ def test_raw_events_and_window_totals_agree_on_every_verdict(harness: Harness) -
         checks, differences = reconcile(h.store.client, *NOV)
     assert "raw_events vs window_totals" in checks
     assert differences == []
+
+
+def test_the_verdicts_migration_keeps_stored_events_and_can_run_again(
+    chdb_dsn: str, tmp_path: Path
+) -> None:
+    before = tmp_path / "before"
+    before.mkdir()
+    for migration in load_migrations()[:4]:
+        (before / f"{migration.version:04d}_{migration.name}.sql").write_text(migration.sql)
+    with open_store(ClickHouseSettings(url=chdb_dsn, http_port=0), tmp_path) as store:
+        migrate(store.client, 30, folder=before)
+        e = event("acme", "gpt-4o", T, 1)
+        columns, _ = decode_chunk([(encode_event(e), EVENT_HEADERS, 0, 7)])
+        old_columns = [n for n in EVENT_COLUMNS if n != "key_id"]
+        store.client.insert(
+            "raw_events",
+            [c for n, c in zip(EVENT_COLUMNS, columns, strict=True) if n != "key_id"],
+            column_names=old_columns,
+            column_oriented=True,
+        )
+        # the rebuilt table lost its TTL; migrate puts the retention back at once
+        assert migrate(store.client, 30) == [
+            "migration 0005_verdicts",
+            "raw_events retention: 30 days",
+        ]
+        (verdicts,) = [m for m in load_migrations() if m.name == "verdicts"]
+        for statement in verdicts.statements():  # a crash before the ledger row: again
+            store.client.command(statement)
+        rows = store.client.query("SELECT id, key_id FROM raw_events_latest")
+        assert rows.result_rows == [("evt-1", "")]
+        assert migrate(store.client, 30) == ["raw_events retention: 30 days"]
+        assert migrate(store.client, 30) == []

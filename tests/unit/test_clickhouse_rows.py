@@ -9,6 +9,8 @@ from tokenops.placement import home_partition
 from tokenops.schemas.codec import EVENT_HEADERS, encode_batch, encode_event, encode_fields
 from tokenops.sinks.clickhouse.decoding import EventDecoder, decode_chunk
 from tokenops.sinks.clickhouse.rows import EVENT_COLUMNS, Batch, Decoded, supersedes
+from tokenops.sinks.clickhouse.verdicts import dead_letter_row, signature_key_id
+from tokenops.streams.deadletter import dead_letter_headers
 
 
 def test_a_batch_keeps_the_reader_rule_latest_revision_then_more_events() -> None:
@@ -75,3 +77,27 @@ def test_chunks_in_flight_count_at_their_expected_rows_and_resolve_in_order() ->
     late.set_result(([[n] for n in range(len(EVENT_COLUMNS))], 1))
     assert batch.resolve_ready() == 1
     assert batch.pending == [] and batch.event_rows == 1 and len(batch) == 1
+
+
+def test_dead_letters_of_the_usage_topic_become_rows_and_others_are_ignored() -> None:
+    headers = dead_letter_headers(
+        [("tokenops.signature", b"v1;kid=node-a-1;sig=x")],
+        reason="too_late: older than the dedup horizon",
+        field="time",
+        topic="usage",
+        partition=3,
+        offset=17,
+        time_ms=5,
+    )
+    row = dead_letter_row(headers, b"acme", "usage")
+    assert row == ["usage", 3, 17, "too_late: older than the dedup horizon", "time", "acme", 5]
+    assert dead_letter_row(headers, b"acme", "another-topic") is None
+    assert dead_letter_row([("tokenops.dlq.topic", b"usage")], None, "usage") is None
+
+
+def test_the_key_id_is_read_from_one_well_formed_signature_header() -> None:
+    sig = ("tokenops.signature", b"v1;kid=node-a-2026-10;sig=" + b"A" * 43)
+    assert signature_key_id([sig]) == "node-a-2026-10"
+    assert signature_key_id([sig, sig]) is None  # the worker rejects two signatures
+    assert signature_key_id([("tokenops.signature", b"v2;kid=k;sig=x")]) is None
+    assert signature_key_id(None) is None
