@@ -18,7 +18,7 @@ from tokenops.schemas.codec import decode_record
 from tokenops.schemas.errors import InvalidEventError
 from tokenops.schemas.event import UsageEvent
 from tokenops.sinks.clickhouse import decoding
-from tokenops.sinks.clickhouse.decoding import RawRecord
+from tokenops.sinks.clickhouse.decoding import STORE_AHEAD_S, RawRecord
 from tokenops.sinks.clickhouse.rows import EVENT_COLUMNS, Decoded
 from tokenops.sinks.clickhouse.verdicts import signature_key_id
 
@@ -55,7 +55,7 @@ def decode_chunk(records: Sequence[RawRecord], partitions: int | None = None) ->
     for value, headers, partition, offset in records:
         try:
             pairs = cast("list[tuple[str, bytes]] | None", headers)
-            decoded = decode_record(value, pairs, max_future_skew_s=1e10)
+            decoded = decode_record(value, pairs, max_future_skew_s=STORE_AHEAD_S)
         except InvalidEventError:
             invalid += 1
             continue

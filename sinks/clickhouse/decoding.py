@@ -16,7 +16,6 @@ fork would copy in an undefined state.
 from __future__ import annotations
 
 import multiprocessing
-import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import cast
@@ -30,22 +29,25 @@ from tokenops.sinks.clickhouse.verdicts import signature_key_id
 # (value, headers, partition, offset) of one usage record
 RawRecord = tuple[bytes | None, object, int, int]
 
-# How far ahead an event may be is the worker's verdict (dead letter `future`), not the
-# sink's; the sink's only bound is what a DateTime64 column holds (up to 2299).
-_LATEST_STORABLE_MS = 10_413_791_999_999  # 2299-12-31T23:59:59.999Z
+# How far ahead an event may be is the worker's verdict (dead letter `future`): it
+# accepts at most its allowed skew (300 s) ahead of its clock, and it reads a record at
+# most the usage topic's retention (7 days) after the sink does. The sink's own bound is
+# far looser, so it never drops what the worker counts; it only keeps a hostile record's
+# far-future months (one ClickHouse partition each) out of the table.
+STORE_AHEAD_S = 8 * 86_400
 
 
 def decode_chunk(records: Sequence[RawRecord], partitions: int | None = None) -> Decoded:
     """Columns of every readable event, and the number of records not stored: unreadable
-    ones (the worker dead-letters them) and, given the usage topic's `partitions`, those
-    outside their tenant's home partition (the worker forwards them home)."""
+    ones and those more than `STORE_AHEAD_S` ahead (the worker dead-letters both) and,
+    given the usage topic's `partitions`, those outside their tenant's home partition
+    (the worker forwards them home)."""
     parts: list[RecordPart] = []
     skipped = 0
-    storable_skew_s = (_LATEST_STORABLE_MS - time.time() * 1000) / 1000
     for value, headers, partition, offset in records:
         pairs = cast("list[tuple[str, bytes]] | None", headers)
         try:
-            columns = decode_columns(value, pairs, max_future_skew_s=storable_skew_s)
+            columns = decode_columns(value, pairs, max_future_skew_s=STORE_AHEAD_S)
         except InvalidEventError:
             skipped += 1
             continue

@@ -34,10 +34,11 @@ DEAD_LETTER_COLUMNS = [
     "dead_lettered_at",
 ]
 
-# The key id of a `v1;kid=<id>;sig=<mac>` header. Read, not verified: the worker
-# verified it, and a record it rejected is left out by its dead letter.
+# The key id of a well-formed `v1;kid=<id>;sig=<mac>` header (schemas/signing.py).
+# Read, not verified: the worker verified it, and a record it rejected is left out by
+# its dead letter.
 # TODO(lead): one parse with schemas/signing.py `signature_key_id` when both are merged.
-_KEY_ID = re.compile(rb"v1;kid=([A-Za-z0-9._-]{1,64});sig=")
+_HEADER = re.compile(rb"v1;kid=([A-Za-z0-9._-]{1,64});sig=[A-Za-z0-9_-]{43}")
 
 Headers = Sequence[tuple[str, bytes | None]] | None
 
@@ -48,7 +49,7 @@ def signature_key_id(headers: Headers) -> str | None:
     values = [v for k, v in headers or () if k == SIGNATURE_HEADER]
     if len(values) != 1 or not values[0]:
         return None
-    match = _KEY_ID.match(values[0])
+    match = _HEADER.fullmatch(values[0])
     return match[1].decode("ascii") if match else None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import Future
+from datetime import UTC, datetime, timedelta
 
 from tests.clickhouse_helpers import event, ms, window
 from tokenops.placement import home_partition
@@ -54,17 +55,23 @@ def test_raw_events_store_what_the_worker_judges_and_only_in_the_home_partition(
     value = encode_event(event("acme", "gpt-4o", t, 0))
     home = home_partition("acme", 4)
     elsewhere = (home + 1) % 4
-    fields = {**event("acme", "gpt-4o", t, 1).model_dump(), "time": "2290-01-01T00:00:00Z"}
-    far_ahead = encode_fields(fields, max_future_skew_s=10**10)[1]
+    now = datetime.now(UTC)
+
+    def ahead(delta: timedelta) -> bytes:
+        fields = {**event("acme", "gpt-4o", t, 1).model_dump(), "time": now + delta}
+        return encode_fields(fields, max_future_skew_s=10**10)[1]
+
     records = [
         (value, EVENT_HEADERS, home, 1),
-        (far_ahead, EVENT_HEADERS, home, 2),  # the worker dead-letters it `future`
+        (ahead(timedelta(days=1)), EVENT_HEADERS, home, 2),  # the worker: `future`
         (value, EVENT_HEADERS, elsewhere, 3),  # forwarded home by the worker
+        # beyond any worker's reach: not stored (a month, a partition, each)
+        (ahead(timedelta(days=9)), EVENT_HEADERS, home, 4),
     ]
     columns, skipped = decode_chunk(records, partitions=4)
-    assert skipped == 1
+    assert skipped == 2
     assert dict(zip(EVENT_COLUMNS, columns, strict=True))["kafka_offset"] == [1, 2]
-    assert decode_chunk(records)[1] == 0  # no partition count: no placement rule
+    assert decode_chunk(records)[1] == 1  # no partition count: no placement rule
 
 
 def test_chunks_in_flight_count_at_their_expected_rows_and_resolve_in_order() -> None:
