@@ -147,10 +147,7 @@ def decode_columns(
         if not messages:
             continue
         start = start or time.perf_counter()
-        chunk = [
-            (m.value(), m.headers(), m.partition() or 0, m.offset() or 0, m.key(), m.timestamp()[1])
-            for m in messages
-        ]
+        chunk = [(m.value(), m.headers(), m.partition() or 0, m.offset() or 0) for m in messages]
         before = time.process_time()
         decoded, _ = decode(chunk)
         cpu += time.process_time() - before

@@ -13,19 +13,20 @@ import sys
 from collections.abc import Sequence
 from typing import cast
 
+from tokenops.placement import home_partition
 from tokenops.schemas.codec import decode_record
 from tokenops.schemas.errors import InvalidEventError
 from tokenops.schemas.event import UsageEvent
-from tokenops.schemas.signing import SignatureCheck
+from tokenops.schemas.signing import signature_key_id
 from tokenops.sinks.clickhouse import decoding
-from tokenops.sinks.clickhouse.decoding import RawRecord
+from tokenops.sinks.clickhouse.decoding import STORE_AHEAD_S, RawRecord
 from tokenops.sinks.clickhouse.rows import EVENT_COLUMNS, Decoded
 
 _OPTIONAL_IDS = frozenset({"project_id", "agent_id", "user_id", "api_key_id", "region", "node_id"})
 
 
 def event_columns(
-    events: list[UsageEvent], partitions: list[int], offsets: list[int]
+    events: list[UsageEvent], partitions: list[int], offsets: list[int], key_ids: list[str]
 ) -> list[list[object]]:
     fields = [e.__dict__ for e in events]
     columns: list[list[object]] = []
@@ -36,6 +37,8 @@ def event_columns(
             columns.append(list(partitions))
         elif name == "kafka_offset":
             columns.append(list(offsets))
+        elif name == "key_id":
+            columns.append(list(key_ids))
         elif name in _OPTIONAL_IDS:
             columns.append([f[name] or "" for f in fields])
         else:
@@ -43,24 +46,27 @@ def event_columns(
     return columns
 
 
-def decode_chunk(records: Sequence[RawRecord], check: SignatureCheck | None = None) -> Decoded:
+def decode_chunk(records: Sequence[RawRecord], partitions: int | None = None) -> Decoded:
     events: list[UsageEvent] = []
-    partitions: list[int] = []
+    positions: list[int] = []
     offsets: list[int] = []
+    key_ids: list[str] = []
     invalid = 0
-    for value, headers, partition, offset, *_ in records:
+    for value, headers, partition, offset in records:
         try:
             pairs = cast("list[tuple[str, bytes]] | None", headers)
-            decoded = decode_record(value, pairs)
-            if check is not None:
-                check(decoded, pairs)
+            decoded = decode_record(value, pairs, max_future_skew_s=STORE_AHEAD_S)
         except InvalidEventError:
             invalid += 1
             continue
+        if partitions is not None and partition != home_partition(decoded[0].tenant_id, partitions):
+            invalid += 1
+            continue
         events.extend(decoded)
-        partitions.extend([partition] * len(decoded))
+        positions.extend([partition] * len(decoded))
         offsets.extend([offset] * len(decoded))
-    return event_columns(events, partitions, offsets), invalid
+        key_ids.extend([signature_key_id(pairs) or ""] * len(decoded))
+    return event_columns(events, positions, offsets, key_ids), invalid
 
 
 def main() -> None:

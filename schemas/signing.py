@@ -90,7 +90,7 @@ def signature_header(key_id: str, secret: bytes, events: Sequence[UsageEvent]) -
     return b"v1;kid=" + key_id.encode() + b";sig=" + sig
 
 
-def signature_key_id(headers: Sequence[tuple[str, bytes]] | None) -> str | None:
+def signature_key_id(headers: Sequence[tuple[str, bytes | None]] | None) -> str | None:
     """The key id a record's `tokenops.signature` header names, None if it has no single
     well-formed header. Says nothing about validity: use it to record which key a
     record claims, after `Keyring.verify` (or the worker's verdict) has judged it."""

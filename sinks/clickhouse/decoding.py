@@ -3,6 +3,10 @@
 Each record is decoded to columns (`decode_columns`, the event contract's decoder, the
 same one the worker uses), never to per-event objects: the sink stores what it decodes
 column by column, so building a `UsageEvent` per event would be most of its cost.
+The sink does not judge records (`verdicts.py`): no signature, key or clock check here;
+the worker's dead letters say which stored records were not counted. It stores only a
+record in its tenant's home partition: one that landed elsewhere is forwarded there by
+the worker, and that copy, the one the worker counts, is stored instead.
 With `decode_processes > 0` chunks of records are decoded in that many spawned processes
 while the sink keeps consuming. The rows come back in submission order, as columns.
 Spawned, not forked: the sink process runs librdkafka and ClickHouse threads, which a
@@ -16,53 +20,60 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import cast
 
-from tokenops.schemas import EventColumns, decode_columns
+from tokenops.placement import home_partition
+from tokenops.schemas import decode_columns
 from tokenops.schemas.errors import InvalidEventError
-from tokenops.schemas.signing import SignatureCheck
-from tokenops.sinks.clickhouse.rows import Decoded, raw_event_columns
+from tokenops.schemas.signing import signature_key_id
+from tokenops.sinks.clickhouse.rows import Decoded, RecordPart, raw_event_columns
 
-# (value, headers, partition, offset, key, timestamp_ms) of one usage record; the key and
-# the Kafka timestamp are checked as the worker checks them (None: not checked / the clock)
-RawRecord = tuple[bytes | None, object, int, int, bytes | None, int | None]
+# (value, headers, partition, offset) of one usage record
+RawRecord = tuple[bytes | None, object, int, int]
+
+# How far ahead an event may be is the worker's verdict (dead letter `future`): it
+# accepts at most its allowed skew (300 s) ahead of its clock, and it reads a record at
+# most the usage topic's retention (7 days) after the sink does. The sink's own bound is
+# far looser, so it never drops what the worker counts; it only keeps a hostile record's
+# far-future months (one ClickHouse partition each) out of the table.
+STORE_AHEAD_S = 8 * 86_400
 
 
-def decode_chunk(records: Sequence[RawRecord], check: SignatureCheck | None = None) -> Decoded:
-    """Columns of every valid event; invalid records are counted and skipped (the worker
-    dead-letters them). `check`: the worker's signature check, so raw events hold
-    exactly the records the worker counts (it reads events, so only then are they built)."""
-    parts: list[tuple[EventColumns, int, int]] = []
-    invalid = 0
-    for value, headers, partition, offset, key, timestamp_ms in records:
+def decode_chunk(records: Sequence[RawRecord], partitions: int | None = None) -> Decoded:
+    """Columns of every readable event, and the number of records not stored: unreadable
+    ones and those more than `STORE_AHEAD_S` ahead (the worker dead-letters both) and,
+    given the usage topic's `partitions`, those outside their tenant's home partition
+    (the worker forwards them home)."""
+    parts: list[RecordPart] = []
+    skipped = 0
+    for value, headers, partition, offset in records:
+        pairs = cast("list[tuple[str, bytes]] | None", headers)
         try:
-            pairs = cast("list[tuple[str, bytes]] | None", headers)
-            # the worker's rules: the key must be the tenant, and the future-skew bound
-            # counts from the record's Kafka timestamp, so both keep the same records
-            columns = decode_columns(value, pairs, key=key, now_ms=timestamp_ms)
-            if check is not None:
-                check(columns.events(), pairs)
+            columns = decode_columns(value, pairs, max_future_skew_s=STORE_AHEAD_S)
         except InvalidEventError:
-            invalid += 1
+            skipped += 1
             continue
-        parts.append((columns, partition, offset))
-    return raw_event_columns(parts), invalid
+        if partitions is not None and partition != home_partition(columns.tenant_id, partitions):
+            skipped += 1
+            continue
+        parts.append((columns, partition, offset, signature_key_id(pairs) or ""))
+    return raw_event_columns(parts), skipped
 
 
 class EventDecoder:
     """Decodes chunks inline (`processes=0`) or in a pool of spawned processes."""
 
-    def __init__(self, processes: int, check: SignatureCheck | None = None) -> None:
-        self.processes, self.check = processes, check
+    def __init__(self, processes: int) -> None:
+        self.processes = processes
         self.pool = (
             ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
             if processes
             else None
         )
 
-    def submit(self, records: list[RawRecord]) -> Future[Decoded]:
+    def submit(self, records: list[RawRecord], partitions: int | None) -> Future[Decoded]:
         if self.pool is not None:
-            return self.pool.submit(decode_chunk, records, self.check)
+            return self.pool.submit(decode_chunk, records, partitions)
         done: Future[Decoded] = Future()
-        done.set_result(decode_chunk(records, self.check))
+        done.set_result(decode_chunk(records, partitions))
         return done
 
     def close(self) -> None:

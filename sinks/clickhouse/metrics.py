@@ -17,13 +17,14 @@ class SinkMetrics:
         )
         self.records = Counter(
             "tokenops_clickhouse_sink_records_total",
-            "Kafka records consumed, by topic role (aggregates, usage).",
+            "Kafka records consumed, by topic role (aggregates, usage, dead_letter).",
             ["role"],
             registry=registry,
         )
         self.invalid = Counter(
             "tokenops_clickhouse_sink_invalid_records_total",
-            "Records skipped as invalid (the worker dead-letters invalid usage records).",
+            "Records not stored: unreadable (the worker dead-letters them), or usage records "
+            "outside their tenant's home partition (the worker forwards them home).",
             ["role"],
             registry=registry,
         )

@@ -46,6 +46,7 @@ EVENT_COLUMNS = [
     "cache_creation_input_tokens",
     "reasoning_output_tokens",
     "attributes",
+    "key_id",
     "kafka_partition",
     "kafka_offset",
 ]
@@ -75,11 +76,15 @@ _OPTIONAL_IDS = frozenset({"project_id", "agent_id", "user_id", "api_key_id", "r
 _NO_ATTRIBUTES: dict[str, str] = {}  # shared by every row without attributes; never mutated
 
 
-def raw_event_columns(parts: Sequence[tuple[EventColumns, int, int]]) -> list[list[object]]:
-    """`raw_events` columns in EVENT_COLUMNS order from (columns, partition, offset) per
-    record. Whole lists are joined (`+=` copies a list in C, measured twice as fast as
-    `chain`) and per-record values repeated by list multiplication: no per-event Python
-    work in the common case, and no row objects. Times stay epoch milliseconds, which a
+# one decoded usage record: its events, partition, offset and signing key id ('' if none)
+RecordPart = tuple[EventColumns, int, int, str]
+
+
+def raw_event_columns(parts: Sequence[RecordPart]) -> list[list[object]]:
+    """`raw_events` columns in EVENT_COLUMNS order from one `RecordPart` per record.
+    Whole lists are joined (`+=` copies a list in C, measured twice as fast as `chain`)
+    and per-record values repeated by list multiplication: no per-event Python work in
+    the common case, and no row objects. Times stay epoch milliseconds, which a
     DateTime64(3) column takes as they are."""
     records = [p[0] for p in parts]
     sizes = [len(c.id) for c in records]
@@ -91,6 +96,8 @@ def raw_event_columns(parts: Sequence[tuple[EventColumns, int, int]]) -> list[li
             columns.append(_repeated([p[1] for p in parts], sizes))
         elif name == "kafka_offset":
             columns.append(_repeated([p[2] for p in parts], sizes))
+        elif name == "key_id":
+            columns.append(_repeated([p[3] for p in parts], sizes))
         elif name == "attributes":
             column: list[object] = []
             for c, size in zip(records, sizes, strict=True):
@@ -128,15 +135,17 @@ def supersedes(new: WindowTotals, old: WindowTotals) -> bool:
     return (new.revision, new.event_count) > (old.revision, old.event_count)
 
 
-Decoded = tuple[list[list[object]], int]  # raw_events columns, invalid records
+Decoded = tuple[list[list[object]], int]  # raw_events columns, records not stored
 
 
 @dataclass
 class Batch:
-    """What one flush writes: the latest record per window, and raw event columns."""
+    """What one flush writes: the latest record per window, raw event columns, and the
+    worker's dead letters of usage records (`verdicts.py`)."""
 
     windows: dict[str, WindowTotals] = field(default_factory=dict)
     events: list[list[object]] = field(default_factory=lambda: [[] for _ in EVENT_COLUMNS])
+    dead_letters: list[list[object]] = field(default_factory=list)
     records: int = 0
     # usage records still being decoded (see decoding.py), resolved before the write
     pending: list[tuple[Future[Decoded], int, int]] = field(default_factory=list)
@@ -174,7 +183,7 @@ class Batch:
 
     def __len__(self) -> int:
         """Rows so far, counting chunks still being decoded at their expected rows."""
-        return len(self.windows) + self.event_rows + self.pending_rows
+        return len(self.windows) + len(self.dead_letters) + self.event_rows + self.pending_rows
 
     @property
     def event_rows(self) -> int:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from tokenops.schemas.signing import SignatureCheck
 from tokenops.settings import KafkaSettings, TopicSettings
 from tokenops.sinks.clickhouse.endpoint import SinkEndpoint
 from tokenops.sinks.clickhouse.errors import ClickHouseError, StoreBusyError
@@ -69,10 +68,8 @@ def run_sink(
     *,
     stop: threading.Event | None = None,
     registry: CollectorRegistry | None = None,
-    check: SignatureCheck | None = None,
 ) -> None:
-    """Open the store, migrate it, serve /metrics and queries, and sink until `stop`;
-    `check` skips raw usage records the worker's signature check rejects."""
+    """Open the store, migrate it, serve /metrics and queries, and sink until `stop`."""
     registry = registry or CollectorRegistry()
     stop = stop or threading.Event()
     store = _open_when_reachable(settings, state_dir, stop)
@@ -97,7 +94,7 @@ def run_sink(
         )
         if settings.fault_file is not None:
             writer = FaultFileWriter(writer, settings.fault_file)
-        sink = ClickHouseSink(kafka, topics, settings, writer, SinkMetrics(registry), stop, check)
+        sink = ClickHouseSink(kafka, topics, settings, writer, SinkMetrics(registry), stop)
         logger.info("clickhouse sink writing to %s", store.description)
         sink.run()
     finally:

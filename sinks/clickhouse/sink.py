@@ -1,5 +1,8 @@
 """`ClickHouseSink`: window totals (and raw usage events) from Kafka into ClickHouse.
 
+With raw events on, it also consumes the worker's dead-letter topic: raw events follow
+the worker's verdicts, never the sink's own (`verdicts.py`).
+
 The loop is collect -> write -> commit. A batch closes at `batch_max_rows` rows or
 `batch_max_ms` after its first record. Offsets are committed only after `write` returned,
 that is after the batch is durable; while writes fail the sink retries with exponential
@@ -13,18 +16,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from pydantic import ValidationError
 
 from tokenops.schemas import WindowTotals
-from tokenops.schemas.signing import SignatureCheck
 from tokenops.settings import KafkaSettings, TopicSettings
 from tokenops.sinks.clickhouse.decoding import EventDecoder, RawRecord
 from tokenops.sinks.clickhouse.metrics import SinkMetrics
 from tokenops.sinks.clickhouse.rows import Batch
 from tokenops.sinks.clickhouse.settings import ClickHouseSettings
+from tokenops.sinks.clickhouse.verdicts import dead_letter_row
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +48,6 @@ class ClickHouseSink:
         writer: BatchWriter,
         metrics: SinkMetrics,
         stop: threading.Event | None = None,
-        check: SignatureCheck | None = None,
     ) -> None:
         self.settings = settings
         self.writer = writer
@@ -53,6 +55,7 @@ class ClickHouseSink:
         self.stop = stop or threading.Event()
         self.aggregates_topic = topics.aggregates
         self.usage_topic = topics.usage if settings.raw_events else None
+        self.dead_letter_topic = topics.dead_letter if settings.raw_events else None
         config: dict[str, Any] = {
             # A sink blocked on ClickHouse does not poll; it must not be evicted meanwhile.
             "max.poll.interval.ms": 3_600_000,
@@ -62,7 +65,10 @@ class ClickHouseSink:
             "auto.offset.reset": "earliest",
         }
         self.consumer = Consumer(config)
-        self.decoder = EventDecoder(settings.decode_processes, check)
+        self.decoder = EventDecoder(settings.decode_processes)
+        # The usage topic's partition count, for the home-partition rule; read again
+        # after each assignment (the worker refuses to run across a change of it).
+        self._partitions: int | None = None
         self._chunk: list[RawRecord] = []
         # Rows per usage record, learned from decoded chunks. It starts at a typical
         # batch record's size so the first consume cannot take far more events than a
@@ -71,16 +77,19 @@ class ClickHouseSink:
         # Records are counted per consume call, not per record: `labels()` and the
         # counter's lock per record were 2% and then 10% of the sink's profile with
         # 100-event records (far more with single events).
-        self._records = {role: metrics.records.labels(role) for role in ("aggregates", "usage")}
-        self._consumed = {"aggregates": 0, "usage": 0}
+        roles = ("aggregates", "usage", "dead_letter")
+        self._records = {role: metrics.records.labels(role) for role in roles}
+        self._consumed = dict.fromkeys(roles, 0)
         self._invalid_usage = metrics.invalid.labels("usage")
         self._batch = Batch()
         self._offsets: dict[tuple[str, int], int] = {}
         self._deadline: float | None = None
 
     def run(self) -> None:
-        topics = [self.aggregates_topic] + ([self.usage_topic] if self.usage_topic else [])
-        self.consumer.subscribe(topics, on_revoke=self._on_revoke)
+        topics = [self.aggregates_topic]
+        if self.usage_topic and self.dead_letter_topic:
+            topics += [self.usage_topic, self.dead_letter_topic]
+        self.consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         logger.info("clickhouse sink consuming topics=%s", ",".join(topics))
         try:
             while not self.stop.is_set():
@@ -89,6 +98,17 @@ class ClickHouseSink:
         finally:
             self.consumer.close()
             self.decoder.close()
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._partitions = None
+
+    def usage_partitions(self) -> int:
+        """The usage topic's partition count, from the broker once per assignment."""
+        if self._partitions is None:
+            assert self.usage_topic is not None
+            metadata = self.consumer.list_topics(self.usage_topic, timeout=30)
+            self._partitions = len(metadata.topics[self.usage_topic].partitions)
+        return self._partitions
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Called inside consume(): finish the batch in hand while its partitions are still
@@ -124,7 +144,9 @@ class ClickHouseSink:
             if self._chunk:
                 expected = int(len(self._chunk) * self._rows_per_record)
                 self._batch.add_pending(
-                    self.decoder.submit(self._chunk), len(self._chunk), expected
+                    self.decoder.submit(self._chunk, self.usage_partitions()),
+                    len(self._chunk),
+                    expected,
                 )
                 self._chunk = []
                 self._invalid_usage.inc(self._batch.resolve_ready())
@@ -159,19 +181,23 @@ class ClickHouseSink:
                 self.metrics.invalid.labels("aggregates").inc()
                 logger.error("skipped invalid window totals offset=%d: %s", offset, exc)
             return position
+        if topic == self.dead_letter_topic:
+            self._consumed["dead_letter"] += 1
+            assert self.usage_topic is not None
+            headers = cast("list[tuple[str, bytes]] | None", message.headers())
+            row = dead_letter_row(headers, message.key(), self.usage_topic)
+            if row is not None:
+                batch.dead_letters.append(row)
+            return position
         self._consumed["usage"] += 1
-        kind, stamp = message.timestamp()
-        timestamp_ms = stamp if kind != TIMESTAMP_NOT_AVAILABLE else None
-        self._chunk.append(
-            (value, message.headers(), partition, offset, message.key(), timestamp_ms)
-        )
+        self._chunk.append((value, message.headers(), partition, offset))
         return position
 
     def flush(self, batch: Batch) -> bool:
         """Write `batch`, retrying with backoff until it is durable; False if stopped first."""
         while batch.pending:
             self._invalid_usage.inc(batch.resolve_oldest())
-        if not batch.windows and not batch.event_rows:
+        if not batch.windows and not batch.event_rows and not batch.dead_letters:
             return True
         delay_ms = self.settings.retry_initial_ms
         attempt = 0
@@ -201,6 +227,7 @@ class ClickHouseSink:
             self.metrics.blocked.set(0)
             self.metrics.rows.labels("raw_events").inc(batch.event_rows)
             self.metrics.rows.labels("window_totals").inc(len(batch.windows))
+            self.metrics.rows.labels("dead_letters").inc(len(batch.dead_letters))
             return True
 
     def commit(self, offsets: dict[tuple[str, int], int]) -> None:

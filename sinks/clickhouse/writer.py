@@ -10,6 +10,7 @@ from clickhouse_connect.driver.client import Client
 
 from tokenops.schemas import WindowTotals
 from tokenops.sinks.clickhouse.rows import EVENT_COLUMNS, WINDOW_COLUMNS, Batch, window_row
+from tokenops.sinks.clickhouse.verdicts import DEAD_LETTER_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,8 @@ GROUP BY tenant_id, model, month
 
 
 class ClickHouseWriter:
-    """Writes batches: raw events, then window totals, then the rollups they touch.
+    """Writes batches: dead letters, raw events, then window totals, then the rollups
+    they touch.
 
     Every step is idempotent (absolute rows, replacing engines, recomputed buckets), so
     a batch retried after a failure at any step, or replayed after a crash, leaves the
@@ -59,6 +61,13 @@ class ClickHouseWriter:
         self.settings = settings or {}
 
     def write(self, batch: Batch) -> None:
+        if batch.dead_letters:
+            self.client.insert(
+                "dead_letters",
+                batch.dead_letters,
+                column_names=DEAD_LETTER_COLUMNS,
+                settings=self.settings,
+            )
         if batch.event_rows:
             # Column-oriented: measured ~3x faster than row-oriented into chDB (bench/).
             self.client.insert(

@@ -209,7 +209,8 @@ def test_no_event_lost_or_double_counted_through_crashes_and_outages(
         while latest_totals(kafka, topics.aggregates) != want:
             assert time.monotonic() < deadline, "aggregates never equalled the ledger"
             time.sleep(1)
-        sink_topics = [topics.aggregates, topics.usage]
+        # the dead letters too: the billing view leaves out what the worker rejected
+        sink_topics = [topics.aggregates, topics.usage, topics.dead_letter]
         while pipeline_lag(kafka, pipeline.sink_group, sink_topics) != 0:
             assert time.monotonic() < deadline, "the ClickHouse sink did not catch up"
             time.sleep(0.5)

@@ -169,7 +169,8 @@ def test_invoices_equal_the_ledger_after_worker_and_sink_crashes(
         while latest_totals(kafka_settings, topics["aggregates"]) != want:
             assert time.monotonic() < deadline, logs[0].read_text()[-3000:]
             time.sleep(1.0)
-        while pipeline_lag(kafka_settings, group, [topics["aggregates"], topics["usage"]]) != 0:
+        sink_inputs = [topics["aggregates"], topics["usage"], topics["dead_letter"]]
+        while pipeline_lag(kafka_settings, group, sink_inputs) != 0:
             assert time.monotonic() < deadline, logs[1].read_text()[-3000:]
             time.sleep(0.5)
 

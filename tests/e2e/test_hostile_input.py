@@ -103,6 +103,9 @@ CATALOGUE: dict[str, Bad] = {
     "json-array": Bad(b"[1, 2, 3]", "record", "must be a JSON object"),
     "nan-literal": Bad(VALID.replace(b'"input_tokens":100', b'"input_tokens":NaN'), "record",
                        "not UTF-8 JSON"),
+    # a key twice: readers disagree on which value wins, so none may pick (orjson: the last)
+    "duplicate-key": Bad(VALID.replace(b'"input_tokens":100', b'"input_tokens":100,'
+                                       b'"input_tokens":1'), "duplicate_key", "appears twice"),
     "unknown-content-type": Bad(VALID, "content-type", "unknown content type",
                                 headers=(("content-type", b"text/csv"),)),
     # wrong types

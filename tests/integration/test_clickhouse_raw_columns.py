@@ -73,8 +73,8 @@ def test_the_columnar_path_stores_the_rows_of_the_per_event_path(
     records: list[RawRecord] = []
     for n in range(6):
         events = usage_events(f"tenant-{n % 2}", 1 if kind == "event" else 9, 100 * n)
-        records.append((*encoded(events, kind), n % 4, 1000 + n, None, None))
-    records.insert(3, (b"{broken", None, 2, 999, None, None))
+        records.append((*encoded(events, kind), n % 4, 1000 + n))
+    records.insert(3, (b"{broken", None, 2, 999))
     before = stored_rows(store, records, columnar=False)
     after = stored_rows(store, records, columnar=True)
     assert after == before

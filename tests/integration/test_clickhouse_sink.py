@@ -141,7 +141,9 @@ def harness(
     kafka_settings: KafkaSettings, new_topic: Callable[..., str], chdb_dsn: str, tmp_path: Path
 ) -> Iterator[Harness]:
     topics = TopicSettings(
-        aggregates=new_topic("aggregates", partitions=2), usage=new_topic("usage", partitions=2)
+        aggregates=new_topic("aggregates", partitions=2),
+        usage=new_topic("usage", partitions=2),
+        dead_letter=new_topic("dlq", partitions=2),
     )
     settings = ClickHouseSettings(
         url=chdb_dsn,

@@ -251,11 +251,16 @@ def test_a_second_process_on_the_embedded_store_gets_one_clear_line(
 
 
 def _tables(folder: str) -> dict[str, list[str]]:
-    """Table name -> column lines, and view names -> [], from a migrations folder."""
+    """Table name -> column lines, and view names -> [], from a migrations folder; a
+    later migration's definition (CREATE OR REPLACE) replaces an earlier one."""
     found: dict[str, list[str]] = {}
     for migration in load_migrations(REPO / "deploy" / "clickhouse" / folder):
         for statement in migration.statements():
-            head = re.search(r"CREATE (TABLE|VIEW) IF NOT EXISTS (\w+)", statement)
+            if re.match(r"(--[^\n]*\n)*ALTER TABLE ", statement):
+                continue  # its result is the next CREATE OR REPLACE
+            head = re.search(
+                r"CREATE (?:OR REPLACE )?(TABLE|VIEW) (?:IF NOT EXISTS )?(\w+)", statement
+            )
             assert head is not None, statement
             body = re.search(r"\n\(\n(.*?)\n\)\n", statement, re.S)
             columns = [c.strip() for c in body[1].splitlines()] if body else []

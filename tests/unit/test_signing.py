@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import pickle
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,13 +33,13 @@ from tokenops.schemas.codec import encode_fields
 from tokenops.schemas.signing import (
     SIGNATURE_HEADER,
     Keyring,
-    SignatureCheck,
     SigningKey,
     canonical_events,
     signature_header,
     signature_key_id,
 )
 from tokenops.sinks.clickhouse.decoding import decode_chunk
+from tokenops.sinks.clickhouse.rows import EVENT_COLUMNS
 from tokenops.streams.keyring import load_keyring
 from tokenops.streams.settings import WorkerSettings
 from tokenops.streams.signing import signature_check
@@ -284,18 +283,17 @@ def test_signatures_survive_every_encoding_and_no_edit(fields: dict[str, Any], b
         keyring.verify([edited], sig)
 
 
-def test_clickhouse_sink_keeps_only_what_the_worker_counts() -> None:
-    """The sink's raw-event decoder applies the same check (also in decoder processes,
-    which receive a pickled copy)."""
-    check = pickle.loads(pickle.dumps(SignatureCheck(ring({"node-a-1": OLD}), enforce=True)))
+def test_clickhouse_sink_stores_the_key_id_and_leaves_the_verdict_to_the_worker() -> None:
+    """The sink does not verify: with a keyring of its own it once stored an event the
+    worker rejected. It stores the key id; the worker's dead letter leaves the record
+    out of the billing view (tests/integration/test_clickhouse_verdicts.py)."""
     good = signed([event(1), event(2)])
     forged = signed([event(3)], secret=b"attacker-guess-0123456789")
     unsigned = (encode_event(event(4)), EVENT_HEADERS)
-    records = [(v, h, 0, i, None, None) for i, (v, h) in enumerate([good, forged, unsigned])]
-    columns, invalid = decode_chunk(records, check)
-    assert invalid == 2
-    assert decode_chunk(records)[1] == 0  # signatures off: all three stored
-    assert columns == decode_chunk(records[:1])[0]
+    records = [(v, h, 0, i) for i, (v, h) in enumerate([good, forged, unsigned])]
+    columns, skipped = decode_chunk(records)
+    assert skipped == 0
+    assert dict(zip(EVENT_COLUMNS, columns, strict=True))["key_id"] == ["node-a-1"] * 3 + [""]
 
 
 def test_signature_key_id_names_the_claimed_key_only_when_well_formed() -> None:

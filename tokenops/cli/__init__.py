@@ -18,6 +18,7 @@ from tokenops.cli import (
     topics_cmd,
     worker_cmd,
 )
+from tokenops.cli.text import plain
 from tokenops.errors import TokenopsError
 from tokenops.logs import configure_logging
 
@@ -48,7 +49,7 @@ def main() -> None:
     try:
         app()  # standalone: click prints usage errors and exits by itself
     except TokenopsError as exc:
-        err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {plain(exc.message)}", highlight=False, soft_wrap=True)
         if exc.hint:
-            err.print(f"[bold]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
+            err.print(f"[bold]hint:[/] {plain(exc.hint)}", highlight=False, soft_wrap=True)
         sys.exit(1)

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tokenops.cli.text import plain
 from tokenops.settings import StackSettings, load
 from tokenops.sinks.clickhouse import ClickHouseSettings, open_store
 from tokenops.sinks.clickhouse.errors import ClickHouseError, PriceError
@@ -55,9 +56,9 @@ def migrate() -> None:
     with open_store(settings, load(StackSettings).state_dir) as store:
         done = prepare_store(store, settings.prices_file)
         for change in done:
-            console.print(f"applied {change}")
+            console.print(f"applied {plain(change)}")
         console.print(
-            f"{store.description}: schema up to date" + ("" if done else ", nothing to do")
+            f"{plain(store.description)}: schema up to date" + ("" if done else ", nothing to do")
         )
 
 
@@ -71,7 +72,7 @@ def usage(
     """Token totals of one tenant in [from, to), by model, day or hour (UTC)."""
     rows = _reader().usage(tenant, _time(start, "--from"), _time(end, "--to"), by.value)
     if not rows and fmt is Format.table:
-        console.print(f"no usage for {tenant} in [{start}, {end})")
+        console.print(f"no usage for {plain(tenant)} in {plain(f'[{start}, {end})')}")
         return
     _emit(rows, f"usage of {tenant} by {by.value}", fmt)
 
@@ -106,7 +107,7 @@ def invoice(
         sys.stdout.write(orjson.dumps(invoice_to_json(bill), option=orjson.OPT_INDENT_2).decode())
         sys.stdout.write("\n")
     elif not lines and not bill.unpriced and fmt is Format.table:
-        console.print(f"no billable usage for {tenant} in {month}")
+        console.print(f"no billable usage for {plain(tenant)} in {plain(month)}")
     else:
         for currency, total in bill.totals.items():
             lines.append({"model": "TOTAL", "currency": currency, "amount": total})
@@ -153,11 +154,11 @@ def _emit(rows: list[dict[str, Any]], title: str, fmt: Format) -> None:
         writer.writeheader()
         writer.writerows({k: str(v) for k, v in row.items()} for row in rows)
     else:
-        table = Table(title=title)
+        table = Table(title=plain(title))
         for column in columns:
             numeric = (rows and isinstance(rows[0].get(column), int | float)) or column == "amount"
             table.add_column(
-                _SHORT.get(column, column),
+                plain(_SHORT.get(column, column)),
                 justify="right" if numeric else "left",
                 overflow="fold",
             )
@@ -181,7 +182,7 @@ _SHORT = {
 def _cell(value: Any) -> str:
     if value is None:
         return ""
-    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else plain(value)
 
 
 def register(root: typer.Typer) -> None:

@@ -10,12 +10,11 @@ from types import FrameType
 from tokenops.settings import KafkaSettings, StackSettings, TopicSettings, load
 from tokenops.sinks.clickhouse import ClickHouseSettings
 from tokenops.sinks.clickhouse.service import run_sink
-from tokenops.streams.settings import WorkerSettings
-from tokenops.streams.signing import signature_check
 
 
 def sink() -> None:
-    """Consume the aggregates topic (and the usage topic, for raw events) into ClickHouse.
+    """Consume the aggregates topic (and the usage and dead-letter topics, for raw events)
+    into ClickHouse; raw events follow the worker's verdicts (its dead letters).
 
     Migrates the store and loads deploy/prices.yaml first. Offsets are committed only
     after each batch is durable; while ClickHouse is down the sink retries and blocks.
@@ -39,6 +38,4 @@ def sink() -> None:
         load(ClickHouseSettings),
         load(StackSettings).state_dir,
         stop=stop,
-        # the worker's TOKENOPS_WORKER_SIGNATURE_MODE and keyring: store what it counts
-        check=signature_check(load(WorkerSettings)),
     )

@@ -7,6 +7,7 @@ from pydantic_settings import BaseSettings
 from rich.console import Console
 from rich.table import Table
 
+from tokenops.cli.text import plain
 from tokenops.config import settings_sections
 from tokenops.errors import ConfigError
 from tokenops.secrets import masked
@@ -35,7 +36,7 @@ def show() -> None:
             problems.extend(exc.problems)
             continue
         for name, value in _flatten(settings):
-            table.add_row(name, value)
+            table.add_row(plain(name), plain(value))
     if problems:
         raise ConfigError(problems)
     console.print(table)

@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from rich.progress import Progress as Bar
 from rich.table import Table
 
+from tokenops.cli.text import plain
 from tokenops.demo import DemoConfig, DemoResult, DemoRun
 from tokenops.demo.alerts import expected_alerts
 from tokenops.demo.day import delay_for_one_day
@@ -74,7 +75,7 @@ def demo(
     ledger_path.parent.mkdir(parents=True, exist_ok=True)
     result.ledger.save(ledger_path)
     problems = _print_results(result, report, quotas)
-    console.print(f"ledger of this run: {ledger_path}", highlight=False)
+    console.print(f"ledger of this run: {plain(ledger_path)}", highlight=False)
     if report_path is not None:
         report_path.write_bytes(
             orjson.dumps(_report_json(result, report, problems, ledger_path), option=_JSON)
@@ -133,7 +134,7 @@ def _print_results(
     for tenant in ranked[:shown]:
         t = totals[tenant]
         table.add_row(
-            tenant,
+            plain(tenant),
             f"{t['event_count']:,}",
             f"{t['input_tokens']:,}",
             f"{t['output_tokens']:,}",
@@ -155,13 +156,14 @@ def _print_results(
     for column in ("alert", "tenant", "quota", "severity", "since (UTC)"):
         alerts.add_column(column, no_wrap=True)
     for alert in result.alerts:
-        alerts.add_row(
+        cells = (
             alert.get("alertname", "").removeprefix("Tokenops"),
             alert.get("tenant", ""),
             alert.get("quota", ""),
             alert.get("severity", ""),
             alert.get("startsAt", "")[11:19],
         )
+        alerts.add_row(*map(plain, cells))
     console.print(alerts)
 
     problems = list(report.differences)
@@ -180,12 +182,12 @@ def _print_results(
     if problems:
         console.print("[bold red]reconciliation against the ledger FAILED:[/]")
         for problem in problems[:30]:
-            console.print(f"  {problem}", highlight=False)
+            console.print(f"  {plain(problem)}", highlight=False)
     else:
         checks = ", ".join(report.reconcile_checks)
         console.print(
             "[bold green]reconciled[/]: usage, invoices, alerts and dead letters equal the "
-            f"ledger; ClickHouse checks clean ({checks})"
+            f"ledger; ClickHouse checks clean ({plain(checks)})"
         )
     return problems
 
@@ -229,4 +231,4 @@ def _print_next_steps(run: DemoRun, result: DemoResult, keep_running: bool) -> N
         if keep_running
         else "the stack was stopped; `tokenops demo --keep-running` leaves it up",
     ]
-    console.print(Panel("\n".join(lines), title="where to look next", expand=False))
+    console.print(Panel(plain("\n".join(lines)), title="where to look next", expand=False))

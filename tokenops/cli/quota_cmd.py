@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from tokenops.cli.text import plain
 from tokenops.schemas.quota import QuotaDefinition
 from tokenops.settings import KafkaSettings, TopicSettings, load
 from tokenops.streams.quota_book import load_quota_file
@@ -39,14 +40,14 @@ def set_(
     if file is not None:
         quotas = load_quota_file(file)
         if check:
-            console.print(f"{file}: {len(quotas)} valid quotas")
+            console.print(f"{plain(file)}: {len(quotas)} valid quotas")
             return
     else:
         if tenant is None or name is None or limit is None:
             raise QuotaError("quota set needs TENANT NAME and --limit, or --file FILE")
         quotas = [_definition(tenant, name, period, limit, model, timezone, thresholds)]
     count = publish_quotas(load(KafkaSettings), load(TopicSettings), quotas)
-    console.print(f"published {count} quota(s) to {load(TopicSettings).quotas}")
+    console.print(f"published {count} quota(s) to {plain(load(TopicSettings).quotas)}")
 
 
 @app.command("list")
@@ -60,7 +61,7 @@ def list_(tenant: str | None = typer.Option(None, help="Only this tenant.")) -> 
         if tenant is not None and quota.tenant_id != tenant:
             continue
         unit = quota.currency if quota.is_cost else "tokens"
-        table.add_row(
+        cells = (
             quota.tenant_id,
             quota.name,
             quota.period,
@@ -69,6 +70,7 @@ def list_(tenant: str | None = typer.Option(None, help="Only this tenant.")) -> 
             quota.timezone,
             ",".join(str(t) for t in quota.thresholds_pct),
         )
+        table.add_row(*map(plain, cells))
     console.print(table)
 
 
@@ -84,7 +86,7 @@ def delete(
             f"no quota {name!r} for tenant {tenant!r}", hint="see `tokenops quota list`"
         )
     delete_quota(kafka, topics, tenant, name)
-    console.print(f"deleted quota {tenant}/{name}")
+    console.print(f"deleted quota {plain(tenant)}/{plain(name)}")
 
 
 def _definition(

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from tokenops.cli.text import plain
 from tokenops.errors import TokenopsError
 from tokenops.producers import ProducerSettings, UsageProducer
 from tokenops.producers.ledger import Ledger
@@ -124,7 +125,7 @@ def simulate(
 def _summary(
     ledger: Ledger, config: SimulationConfig, elapsed: float, path: Path, window: int
 ) -> None:
-    table = Table(title=f"simulation (seed {config.seed}) -> {ledger.topic}")
+    table = Table(title=plain(f"simulation (seed {config.seed}) -> {ledger.topic}"))
     table.add_column("")
     table.add_column("value", justify="right")
     rows = [
@@ -139,7 +140,7 @@ def _summary(
         ("malformed records", f"{len(ledger.malformed):,}"),
         (f"{window}s windows", f"{len(ledger.expected_windows(window)):,}"),
         ("complete", "yes" if ledger.completed else "[red]no (interrupted)[/]"),
-        ("ledger", str(path)),
+        ("ledger", plain(path)),
     ]
     for name, value in rows:
         table.add_row(name, value)
@@ -148,7 +149,7 @@ def _summary(
 
 def _verify(kafka: KafkaSettings, topic: str, ledger: Ledger, window: int) -> None:
     """Compare the whole topic with the ledger; the topic must hold only this run."""
-    with console.status(f"reading {topic} back"):
+    with console.status(f"reading {plain(topic)} back"):
         contents = read_topic(kafka, topic)
     problems = ledger.compare(contents.events, window)
     if sorted(contents.invalid) != sorted(ledger.malformed_values()):
@@ -158,7 +159,7 @@ def _verify(kafka: KafkaSettings, topic: str, ledger: Ledger, window: int) -> No
         )
     if problems:
         for line in problems[:20]:
-            console.print(f"[red]mismatch[/] {line}")
+            console.print(f"[red]mismatch[/] {plain(line)}")
         raise TokenopsError(
             f"the topic does not match the ledger ({len(problems)} differences)",
             hint="verify needs a topic that holds only this run: pass a fresh --topic",

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from tokenops.cli import clickhouse_sink_cmd
+from tokenops.cli.text import plain
 from tokenops.settings import KafkaSettings, TopicSettings, load
 
 app = typer.Typer(help="Run a sink: consume the pipeline's topics and write them out.")
@@ -30,7 +31,7 @@ def prometheus() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
     sink.start()
-    console.print(f"prometheus sink serving http://{settings.host}:{sink.port}/metrics")
+    console.print(plain(f"prometheus sink serving http://{settings.host}:{sink.port}/metrics"))
     stopping.wait()
     sink.stop()
 

@@ -6,6 +6,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tokenops.cli.text import plain
 from tokenops.settings import StackSettings, load
 from tokenops.stack import LocalStack
 
@@ -57,13 +58,17 @@ def status() -> None:
 
 def _print_status(stack: LocalStack) -> list:  # type: ignore[type-arg]
     rows = stack.status()
-    table = Table(title=f"tokenops local stack ({stack.settings.state_dir})")
+    table = Table(title=plain(f"tokenops local stack ({stack.settings.state_dir})"))
     for column in ("component", "state", "address", "pid", "version"):
         table.add_column(column)
     for row in rows:
         colour = "green" if row.up else "red"
         table.add_row(
-            row.name, f"[{colour}]{row.state}[/]", row.address, str(row.pid or "-"), row.version
+            plain(row.name),
+            f"[{colour}]{plain(row.state)}[/]",
+            plain(row.address),
+            str(row.pid or "-"),
+            plain(row.version),
         )
     console.print(table)
     return rows

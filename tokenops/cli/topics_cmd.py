@@ -6,6 +6,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tokenops.cli.text import plain
 from tokenops.reach import cluster_metadata
 from tokenops.settings import KafkaSettings, TopicSettings, load
 from tokenops.topics import ensure_topics, pipeline_topics
@@ -24,7 +25,7 @@ def create() -> None:
     created = ensure_topics(load(KafkaSettings), specs)
     for spec in specs:
         state = "[green]created[/]" if spec.name in created else "exists"
-        console.print(f"{spec.name}: {state}")
+        console.print(f"{plain(spec.name)}: {state}")
 
 
 @app.command(name="list")
@@ -32,15 +33,15 @@ def list_topics() -> None:
     """Show the pipeline's topics: partitions and whether each exists on the cluster."""
     kafka = load(KafkaSettings)
     metadata = cluster_metadata(kafka, timeout_s=10)
-    table = Table(title=f"pipeline topics on {kafka.bootstrap_servers}")
+    table = Table(title=plain(f"pipeline topics on {kafka.bootstrap_servers}"))
     for column in ("topic", "partitions", "policy", "exists"):
         table.add_column(column)
     for spec in pipeline_topics(load(TopicSettings)):
         found = metadata.topics.get(spec.name)
         table.add_row(
-            spec.name,
+            plain(spec.name),
             str(len(found.partitions) if found else spec.partitions),
-            spec.config.get("cleanup.policy", "delete"),
+            plain(spec.config.get("cleanup.policy", "delete")),
             "yes" if found else "[red]no[/]",
         )
     console.print(table)

@@ -1,0 +1,131 @@
+"""Raw events and window totals agree: a real worker and a real ClickHouse sink.
+
+A too-late event (older than the dedup horizon) and an event signed with a key the
+worker's keyring retired are dead-lettered by the worker. The sink runs with the old
+keyring (a rotation that reached the worker first): before, it judged signatures and
+clocks itself and stored both, so `reconcile` flagged the tenant (777 vs 0). Now the
+sink stores the worker's dead letters, the billing view leaves both out, and reconcile
+is clean once the sink has consumed the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_clickhouse_pipeline import SinkProcess, cli, topics  # noqa: F401
+from tests.e2e.worker_run import WorkerProcess, latest_totals, worker_env
+from tokenops.demo.observe import pipeline_lag
+from tokenops.producers import ProducerSettings, UsageProducer
+from tokenops.settings import KafkaSettings
+from tokenops.sinks.clickhouse import ClickHouseSettings, open_store
+from tokenops.stack.process import free_port
+from tokenops.topics import read_to_end
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+RETIRED = ("node-a-2026-10", "a-retired-secret-4f1d9c2b7e")
+CURRENT = ("node-a-2026-11", "a-current-secret-8e3a6d1f0c")
+
+
+def _send(
+    kafka: KafkaSettings,
+    topic: str,
+    tmp: Path,
+    n: int,
+    when: datetime,
+    key: tuple[str, str],
+    tokens: int,
+) -> None:
+    """`n` events of tenant acme signed with `key`, through the SDK producer."""
+    events = [
+        {
+            "id": f"{key[0]}-{tokens}-{i}",
+            "source": "//node-a",
+            "time": when,
+            "tenant_id": "acme",
+            "model": "m1",
+            "provider": "p",
+            "input_tokens": tokens,
+            "output_tokens": 1,
+        }
+        for i in range(n)
+    ]
+    settings = ProducerSettings(
+        topic=topic,
+        spool_dir=tmp / f"spool-{uuid.uuid4().hex[:6]}",
+        signing_key_id=key[0],
+        signing_key=key[1],
+    )  # type: ignore[arg-type]
+    with UsageProducer(kafka, settings) as producer:
+        producer.send_many(events)
+        assert producer.flush(30) == 0
+
+
+def test_dead_lettered_events_stay_out_of_raw_billing_and_reconcile_is_clean(
+    kafka_settings: KafkaSettings,
+    topics: dict[str, str],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    for name, key in (("worker", CURRENT), ("sink", RETIRED)):
+        (tmp_path / f"{name}-keyring.yaml").write_text(f"{key[0]}: {key[1]}\n")
+    env = worker_env(kafka_settings, topics, f"verdicts-{uuid.uuid4().hex[:8]}", tmp_path)
+    env.update(TOKENOPS_WORKER_SIGNATURE_MODE="verify-if-present")
+    group = f"sink-{uuid.uuid4().hex[:8]}"
+    store = tmp_path / "store"
+    sink_env = {
+        **env,
+        "HOME": str(tmp_path),
+        "TOKENOPS_CLICKHOUSE_URL": f"chdb://{store}",
+        "TOKENOPS_CLICKHOUSE_HTTP_PORT": str(free_port()),
+        "TOKENOPS_CLICKHOUSE_CONSUMER_GROUP": group,
+        "TOKENOPS_CLICKHOUSE_BATCH_MAX_MS": "300",
+        "TOKENOPS_WORKER_SIGNING_KEYRING_FILE": str(tmp_path / "sink-keyring.yaml"),
+    }
+    env["TOKENOPS_WORKER_SIGNING_KEYRING_FILE"] = str(tmp_path / "worker-keyring.yaml")
+    worker = WorkerProcess(env, tmp_path / "state", tmp_path / "worker.log")
+    sink = SinkProcess(sink_env, tmp_path / "sink.log")
+    usage = topics["usage"]
+    try:
+        worker.wait_ready()
+        sink.wait_ready()
+        now = datetime.now(UTC)
+        _send(kafka_settings, usage, tmp_path, 3, now, CURRENT, 10)  # counted
+        deadline = time.monotonic() + 60
+        while worker.metric('tokenops_worker_events_total{outcome="counted"}') < 3:
+            assert time.monotonic() < deadline, worker.output()[-3000:]
+            time.sleep(0.3)
+        # older than the 120 s dedup horizon behind the watermark: dead letter `too_late`
+        _send(kafka_settings, usage, tmp_path, 1, now - timedelta(hours=1), CURRENT, 777)
+        # signed with the key the worker's keyring retired: dead letter `signature`
+        _send(kafka_settings, usage, tmp_path, 1, now, RETIRED, 555)
+
+        while len(read_to_end(kafka_settings, topics["dead_letter"])) < 2:
+            assert time.monotonic() < deadline, worker.output()[-3000:]
+            time.sleep(0.3)
+        while sum(t[-1] for t in latest_totals(kafka_settings, topics["aggregates"]).values()) < 3:
+            assert time.monotonic() < deadline, worker.output()[-3000:]
+            time.sleep(0.3)
+        # the sink has every window, raw event AND dead letter before reconcile runs
+        inputs = [topics["aggregates"], usage, topics["dead_letter"]]
+        while pipeline_lag(kafka_settings, group, inputs) != 0:
+            assert time.monotonic() < deadline, sink.output()[-3000:]
+            time.sleep(0.3)
+        span = [(now - timedelta(hours=2)).isoformat(), (now + timedelta(hours=1)).isoformat()]
+        check = cli(sink_env, "reconcile", "--from", span[0], "--to", span[1])
+        assert check.returncode == 0, check.stdout + check.stderr
+        assert "clean" in check.stdout
+    finally:
+        sink.stop()
+        worker.stop()
+    with open_store(ClickHouseSettings(url=f"chdb://{store}", http_port=0), tmp_path) as opened:
+        billed = opened.client.query("SELECT sum(input_tokens), count() FROM raw_events_latest")
+        assert billed.result_rows == [(30, 3)]
+        rejected = opened.client.query(
+            "SELECT input_tokens, field, key_id FROM raw_events_rejected ORDER BY input_tokens"
+        ).result_rows
+        assert rejected == [(555, "signature", RETIRED[0]), (777, "time", CURRENT[0])]
