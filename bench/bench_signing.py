@@ -23,7 +23,7 @@ from bench.bench_decode import records
 from tokenops.producers.signing import RecordSigner
 from tokenops.producers.spool import SpooledRecord
 from tokenops.schemas import BATCH_CONTENT_TYPE, BATCH_HEADERS, decode_record
-from tokenops.schemas.signing import SIGNATURE_HEADER, Keyring, SignatureCheck
+from tokenops.schemas.signing import SIGNATURE_HEADER, Keyring, SignatureCheck, SigningKey
 
 SECRET = b"bench-secret-0123456789abcdef"
 
@@ -46,7 +46,7 @@ def main() -> None:
     spooled = [SpooledRecord(0, b"t", BATCH_CONTENT_TYPE, v) for v in values]
     signed = [[*BATCH_HEADERS, *signer.headers(r)] for r in spooled]
     assert all(h[-1][0] == SIGNATURE_HEADER for h in signed)
-    check = SignatureCheck(Keyring({"bench-1": SECRET}), enforce=True)
+    check = SignatureCheck(Keyring({"bench-1": SigningKey(SECRET, ("*",))}), enforce=True)
 
     def plain() -> None:
         for v in values:

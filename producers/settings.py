@@ -6,18 +6,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from tokenops.schemas.codec import MAX_BATCH_EVENTS
 from tokenops.schemas.event import DEFAULT_MAX_FUTURE_SKEW_S
 from tokenops.schemas.signing import KEY_ID_PATTERN
+from tokenops.settings import TokenopsSettings
 
 
 def _default_spool_dir() -> Path:
     return Path.home() / ".local" / "state" / "tokenops" / "producer-spool"
 
 
-class ProducerSettings(BaseSettings):
+class ProducerSettings(TokenopsSettings):
     """Settings of one `UsageProducer`.
 
     `batch_max_events` events of one tenant share one Kafka record (the batch envelope);
@@ -28,7 +29,7 @@ class ProducerSettings(BaseSettings):
     producer properties through under their own names and wins over the defaults here.
     """
 
-    model_config = SettingsConfigDict(env_prefix="TOKENOPS_PRODUCER_", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="TOKENOPS_PRODUCER_")
 
     topic: str = "tokenops.usage.v1"
     batch_max_events: int = Field(default=500, ge=1, le=MAX_BATCH_EVENTS)

@@ -8,12 +8,16 @@ and a replayed record carries the same signature. A record that does not decode 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tokenops.producers.errors import ProducerError
 from tokenops.producers.settings import ProducerSettings
 from tokenops.producers.spool import SpooledRecord
 from tokenops.schemas.codec import CONTENT_TYPE_HEADER, decode_record
 from tokenops.schemas.errors import InvalidEventError
-from tokenops.schemas.signing import MIN_SECRET_BYTES, SIGNATURE_HEADER, signature_header
+from tokenops.schemas.signing import SIGNATURE_HEADER, signature_header
+from tokenops.schemas.signing_scope import MIN_SECRET_BYTES
+from tokenops.secrets import shared_file_problem
 
 Headers = list[tuple[str, bytes]]
 
@@ -48,13 +52,7 @@ def record_signer(settings: ProducerSettings) -> RecordSigner | None:
         secret = settings.signing_key.get_secret_value().encode()
     else:
         assert settings.signing_key_file is not None
-        try:
-            secret = settings.signing_key_file.read_text().strip().encode()
-        except OSError as exc:
-            raise ProducerError(
-                f"cannot read TOKENOPS_PRODUCER_SIGNING_KEY_FILE={settings.signing_key_file}: "
-                f"{exc.strerror}"
-            ) from exc
+        secret = _read_key_file(settings.signing_key_file)
     if len(secret) < MIN_SECRET_BYTES:
         raise ProducerError(
             f"the signing key of key id {settings.signing_key_id!r} is under "
@@ -62,3 +60,14 @@ def record_signer(settings: ProducerSettings) -> RecordSigner | None:
             hint="generate one with `openssl rand -base64 32`",
         )
     return RecordSigner(settings.signing_key_id, secret, settings.max_future_skew_s)
+
+
+def _read_key_file(path: Path) -> bytes:
+    where = f"TOKENOPS_PRODUCER_SIGNING_KEY_FILE={path}"
+    try:
+        refused = shared_file_problem(path)
+        if refused is not None:
+            raise ProducerError(f"{where}: {refused}")
+        return path.read_bytes().strip()
+    except OSError as exc:
+        raise ProducerError(f"cannot read {where}: {exc.strerror}") from exc

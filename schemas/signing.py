@@ -20,6 +20,9 @@ minus fields whose value is null and minus `attributes` when it is empty; `time`
 integer, milliseconds since the Unix epoch (UTC). Keys are sorted at every level, there
 is no whitespace, strings are UTF-8 with only the escapes JSON requires. docs/
 event-contract.md ("Signed events") has a worked example.
+
+A genuine signature is then held to its key's scope (`signing_scope.py`): the sources
+and tenants that key may sign for.
 """
 
 from __future__ import annotations
@@ -35,11 +38,22 @@ import orjson
 
 from tokenops.schemas.errors import InvalidEventError
 from tokenops.schemas.event import UsageEvent
+from tokenops.schemas.signing_scope import SigningKey
+
+__all__ = [
+    "KEY_ID_PATTERN",
+    "SIGNATURE_HEADER",
+    "Keyring",
+    "SignatureCheck",
+    "SigningKey",
+    "canonical_events",
+    "signature_header",
+    "signature_key_id",
+]
 
 SIGNATURE_HEADER = "tokenops.signature"
 SIGNATURE_VERSION = "v1"
 KEY_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
-MIN_SECRET_BYTES = 16
 _DOMAIN = b"tokenops.usage.v1\n"
 _SORTED_FIELDS = tuple(sorted(UsageEvent.model_fields))
 _KEY_ID = re.compile(KEY_ID_PATTERN)
@@ -76,15 +90,25 @@ def signature_header(key_id: str, secret: bytes, events: Sequence[UsageEvent]) -
     return b"v1;kid=" + key_id.encode() + b";sig=" + sig
 
 
-class Keyring:
-    """Secrets by key id; several ids are valid at once, so keys rotate without a gap."""
+def signature_key_id(headers: Sequence[tuple[str, bytes]] | None) -> str | None:
+    """The key id a record's `tokenops.signature` header names, None if it has no single
+    well-formed header. Says nothing about validity: use it to record which key a
+    record claims, after `Keyring.verify` (or the worker's verdict) has judged it."""
+    values = [v for k, v in headers or () if k == SIGNATURE_HEADER]
+    if len(values) != 1:
+        return None
+    match = _HEADER.fullmatch((values[0] or b"").decode("ascii", "replace"))
+    return None if match is None else match.group(1)
 
-    def __init__(self, keys: Mapping[str, bytes]) -> None:
-        for key_id, secret in keys.items():
+
+class Keyring:
+    """Signing keys by key id; several ids are valid at once, so keys rotate without a
+    gap. Each key is bound to the sources and tenants it may sign for (`SigningKey`)."""
+
+    def __init__(self, keys: Mapping[str, SigningKey]) -> None:
+        for key_id in keys:
             if not _KEY_ID.match(key_id):
                 raise ValueError(f"key id {key_id!r} must match {KEY_ID_PATTERN}")
-            if len(secret) < MIN_SECRET_BYTES:
-                raise ValueError(f"the secret of key id {key_id!r} is under 16 bytes")
         self._keys = dict(keys)
 
     @property
@@ -97,9 +121,13 @@ class Keyring:
     def verify(
         self, events: Sequence[UsageEvent], headers: Sequence[tuple[str, bytes]] | None
     ) -> str | None:
-        """The key id that signed the record, None if it carries no signature header;
+        """The key id that signed the record, None if it carries no signature header.
+
         `InvalidEventError(field="signature")` if the signature is malformed, from an
-        unknown key, or does not match the events (forged, or edited after signing)."""
+        unknown key, or does not match the events (forged, or edited after signing);
+        `InvalidEventError(field="signature_scope")` if it is genuine but an event's
+        source, node_id or tenant is outside what the key may sign for.
+        """
         values = [v for k, v in headers or () if k == SIGNATURE_HEADER]
         if not values:
             return None
@@ -111,19 +139,23 @@ class Keyring:
         if match is None:
             raise InvalidEventError("signature", text[:100], "malformed: expected v1;kid=;sig=")
         key_id, sig = match.groups()
-        secret = self._keys.get(key_id)
-        if secret is None:
+        key = self._keys.get(key_id)
+        if key is None:
             raise InvalidEventError("signature", text, f"unknown_key: kid {key_id!r}")
-        expected = base64.urlsafe_b64encode(_mac(secret, events)).rstrip(b"=")
+        expected = base64.urlsafe_b64encode(_mac(key.secret, events)).rstrip(b"=")
         if not hmac.compare_digest(expected, sig.encode()):
             raise InvalidEventError("signature", text, "forged: does not match the events")
+        out_of_scope = key.scope_error(key_id, events)
+        if out_of_scope is not None:
+            raise out_of_scope
         return key_id
 
 
 class SignatureCheck:
     """What a consumer lets through: `check(events, headers)` returns, or raises
-    `InvalidEventError(field="signature")` for a bad signature and, when `enforce`, for
-    a missing one. Picklable, so decoder processes can take a copy."""
+    `InvalidEventError` (field `signature` or `signature_scope`) for a bad signature, a
+    key signing outside its scope and, when `enforce`, a missing signature. Picklable,
+    so decoder processes can take a copy."""
 
     def __init__(self, keyring: Keyring, *, enforce: bool) -> None:
         self.keyring, self.enforce = keyring, enforce

@@ -3,7 +3,7 @@
 Names follow Prometheus conventions: counters end in `_total`, units are in the name
 (`_seconds`, `_records`), ratios are 0..1. Token and event counters carry `tenant` and
 `model` (bounded, see `PrometheusSinkSettings`); quota gauges carry `tenant`, `quota`
-and `period` (minute, day or month).
+and `period` (minute, day or month), and the threshold gauge also `threshold_pct`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ METRIC_NAMES = (
     "tokenops_events_total",
     "tokenops_quota_usage_ratio",
     "tokenops_quota_limit",
+    "tokenops_quota_threshold_ratio",
     "tokenops_quota_period_end_timestamp_seconds",
     "tokenops_consumer_lag_records",
     "tokenops_dead_letter_records_total",
@@ -104,14 +105,24 @@ class StateCollector(Collector):
             "When the quota's current period ends (for projections to the period's end).",
             labels=labels,
         )
+        # One series per configured threshold, so alert rules compare the usage ratio with
+        # the quota's own thresholds_pct (50/80/100 by default) instead of fixed ratios.
+        threshold = GaugeMetricFamily(
+            "tokenops_quota_threshold_ratio",
+            "An alert threshold of the quota as a ratio of its limit (0.8 = 80 %).",
+            labels=[*labels, "threshold_pct"],
+        )
         for sample in self.state.quota_samples(int(self.clock() * 1000)):
             values = [sample.tenant, sample.quota, sample.period]
             ratio.add_metric(values, sample.usage_ratio)
             limit.add_metric(values, sample.limit)
             end.add_metric(values, sample.period_end_ms / 1000)
+            for pct in sample.thresholds_pct:
+                threshold.add_metric([*values, str(pct)], pct / 100)
         yield ratio
         yield limit
         yield end
+        yield threshold
 
     def _health_metrics(self) -> Iterator[Metric]:
         state = self.state

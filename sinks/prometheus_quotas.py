@@ -34,6 +34,8 @@ class QuotaSample:
     usage_ratio: float
     limit: float
     period_end_ms: int
+    # The quota's alert thresholds in percent; exported so alert rules follow the quota.
+    thresholds_pct: tuple[int, ...] = ()
 
 
 @dataclass
@@ -86,7 +88,13 @@ class QuotaGauges:
                 usage = max(usage, float(alert.usage))
             limit = float(quota.limit)
             sample = QuotaSample(
-                quota.tenant_id, quota.name, quota.period, usage / limit, limit, end
+                quota.tenant_id,
+                quota.name,
+                quota.period,
+                usage / limit,
+                limit,
+                end,
+                tuple(quota.thresholds_pct),
             )
             samples.append(sample)
         return samples

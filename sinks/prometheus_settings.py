@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from tokenops.settings import TokenopsSettings
 
 
-class PrometheusSinkSettings(BaseSettings):
+class PrometheusSinkSettings(TokenopsSettings):
     """The Prometheus sink (`tokenops sink prometheus`), read from `TOKENOPS_PROMETHEUS_SINK_*`.
 
     At most `max_tenants` tenant label values (and `max_models` model values) are
@@ -14,7 +16,7 @@ class PrometheusSinkSettings(BaseSettings):
     `tokenops_prometheus_sink_collapsed_tenants`. Tenants with quotas get labels first.
     """
 
-    model_config = SettingsConfigDict(env_prefix="TOKENOPS_PROMETHEUS_SINK_", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="TOKENOPS_PROMETHEUS_SINK_")
 
     host: str = "0.0.0.0"
     port: int = Field(default=9464, ge=0, le=65_535, description="0 = any free port.")

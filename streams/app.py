@@ -60,6 +60,9 @@ def create_app(
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout_s,
+        # static membership: a restarted worker gets its partitions back without
+        # waiting out the session of the process it replaces (docs/streams.md)
+        consumer_group_instance_id=settings.static_member_id,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         broker_commit_interval=2.0,
         stream_buffer_maxsize=max(4096, settings.batch_max_records * 2),

@@ -10,6 +10,10 @@ Recovery: apply the tail after the local store's position; write our claim; read
 up to the claim (deltas the previous owner appended meanwhile are legitimately its own).
 If the local store disagrees with the log (a delta of the current owner does not follow
 on), the store is wiped and the whole changelog replayed.
+
+A delta written as `delta-part` records (`delta.py`) counts as one delta at the offset of
+its last part; an incomplete run of parts (the writer crashed, or a claim came between)
+counts as nothing, like a delta that was never written.
 """
 
 from __future__ import annotations
@@ -23,7 +27,14 @@ from typing import cast
 from confluent_kafka import Consumer, TopicPartition
 
 from tokenops.settings import KafkaSettings
-from tokenops.streams.delta import CLAIM_KEY, StateDelta, claim_bytes, claim_owner
+from tokenops.streams.delta import (
+    CLAIM_KEY,
+    PART_KEY,
+    DeltaParts,
+    StateDelta,
+    claim_bytes,
+    claim_owner,
+)
 from tokenops.streams.errors import StateError
 from tokenops.streams.publisher import BatchPublisher
 from tokenops.streams.store import PartitionStore
@@ -107,16 +118,30 @@ class ChangelogRecovery:
             consumer.assign([TopicPartition(self.topic, partition, start)])
             position = start
             unverified = until is None and "owner" in store.meta  # state from disk
+            parts = DeltaParts()
             while position < end:
                 for message in consumer.consume(min(10_000, end - position), timeout=1.0):
                     if message.error():
                         continue
                     offset = cast(int, message.offset())
                     position = offset + 1
-                    if offset < end:
-                        key, value = cast(bytes, message.key()), cast(bytes, message.value())
-                        self._apply(partition, store, key, value, position, unverified)
-                        unverified = unverified and key != CLAIM_KEY
+                    if offset >= end:
+                        continue
+                    key, value = cast(bytes, message.key()), cast(bytes, message.value())
+                    if key == PART_KEY:
+                        whole = parts.add(value)
+                        if whole is None:
+                            continue
+                        value = whole
+                    elif parts.pending:
+                        logger.warning(
+                            "dropping an incomplete multi-part delta partition=%d offset=%d",
+                            partition,
+                            offset,
+                        )
+                        parts.interrupt()
+                    self._apply(partition, store, key, value, position, unverified)
+                    unverified = unverified and key != CLAIM_KEY
         finally:
             consumer.close()
 

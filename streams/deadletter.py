@@ -10,6 +10,15 @@ value bytes and its original headers, plus these headers (values UTF-8 text):
 - `tokenops.dlq.partition`
 - `tokenops.dlq.offset`
 - `tokenops.dlq.time_ms`   wall-clock time the worker dead-lettered it (epoch ms)
+- `tokenops.dlq.value_bytes` only when the value was left out (see below): its size
+
+An input record may be as large as the usage topic allows (1 MiB by default); with the
+headers added here, its dead letter could pass the dead-letter topic's limit, and a
+record the broker refuses would stop the worker at the same offset on every restart.
+So a record whose value and headers together exceed `DEAD_LETTER_MAX_BYTES` is
+dead-lettered without its value (and without its original headers, if those alone are
+too large): the `tokenops.dlq.topic/partition/offset` headers say where to read it in
+the usage topic while its retention lasts.
 
 A record is dead-lettered as a whole (a batch record with one bad event included), so
 re-publishing a fixed record cannot count its good events twice. Topic, partition and
@@ -27,7 +36,10 @@ DLQ_TOPIC = "tokenops.dlq.topic"
 DLQ_PARTITION = "tokenops.dlq.partition"
 DLQ_OFFSET = "tokenops.dlq.offset"
 DLQ_TIME_MS = "tokenops.dlq.time_ms"
+DLQ_VALUE_BYTES = "tokenops.dlq.value_bytes"
 DLQ_HEADERS = (DLQ_REASON, DLQ_FIELD, DLQ_TOPIC, DLQ_PARTITION, DLQ_OFFSET, DLQ_TIME_MS)
+# Half the broker's default max.message.bytes: room for the headers added here.
+DEAD_LETTER_MAX_BYTES = 512 * 1024
 
 Headers = list[tuple[str, bytes]]
 
@@ -53,3 +65,37 @@ def dead_letter_headers(
         (DLQ_TIME_MS, str(time_ms).encode()),
     ]
     return headers
+
+
+def dead_letter_record(
+    value: bytes,
+    original: Sequence[tuple[str, bytes | None]] | None,
+    *,
+    reason: str,
+    field: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    time_ms: int,
+) -> tuple[bytes, Headers]:
+    """(value, headers) of the dead letter of a record read at topic/partition/offset;
+    above `DEAD_LETTER_MAX_BYTES` the value is left out."""
+    kept = list(original or ())
+    header_bytes = sum(len(k) + len(v or b"") for k, v in kept)
+    size = len(value) if value else 0  # a tombstone (None) is dead-lettered as it came
+    fits = size + header_bytes <= DEAD_LETTER_MAX_BYTES
+    if not fits and header_bytes > DEAD_LETTER_MAX_BYTES:
+        kept = []
+    headers = dead_letter_headers(
+        kept,
+        reason=reason,
+        field=field,
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        time_ms=time_ms,
+    )
+    if fits:
+        return value, headers
+    headers.append((DLQ_VALUE_BYTES, str(size).encode()))
+    return b"", headers

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 from tokenops.schemas.aggregates import window_totals_record
 from tokenops.schemas.columns import EventColumns
 from tokenops.schemas.errors import InvalidEventError
-from tokenops.streams.deadletter import dead_letter_headers
+from tokenops.streams.deadletter import dead_letter_record
 from tokenops.streams.delta import StateDelta
 from tokenops.streams.processors import OutputRecord, PartitionProcessor
 from tokenops.streams.routing import CREATE_TIME, PlacementCheck, RecordRouter, event_clock
@@ -274,7 +274,8 @@ class PartitionState:
     def _dead_letter(
         self, record: InputRecord, exc: InvalidEventError, now_ms: int
     ) -> OutputRecord:
-        headers = dead_letter_headers(
+        value, headers = dead_letter_record(
+            record.value,
             record.headers,
             reason=str(exc.message),
             field=exc.field,
@@ -283,7 +284,7 @@ class PartitionState:
             offset=record.offset,
             time_ms=now_ms,
         )
-        return OutputRecord(self.dead_letter_topic, record.key, record.value, headers)
+        return OutputRecord(self.dead_letter_topic, record.key, value, headers)
 
 
 def _too_late(columns: EventColumns, cutoff: int) -> None:

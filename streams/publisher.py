@@ -2,7 +2,9 @@
 
 One idempotent confluent-kafka producer per worker. `publish()` returns only when every
 record is acknowledged, with the changelog record's offset; any delivery error raises
-`DeliveryError` and the batch must not be committed.
+`DeliveryError` and the batch must not be committed. The broker checks a topic's
+`max.message.bytes` against a whole record batch, so `batch_bytes` (librdkafka's
+`batch.size`) keeps the records librdkafka groups for one partition below that limit too.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from tokenops.streams.processors import OutputRecord
 
 
 class BatchPublisher:
-    def __init__(self, kafka: KafkaSettings, *, client_id: str) -> None:
+    def __init__(
+        self, kafka: KafkaSettings, *, client_id: str, batch_bytes: int = 1_000_000
+    ) -> None:
         self.producer = Producer(
             {
                 **kafka.librdkafka(),
@@ -29,6 +33,7 @@ class BatchPublisher:
                 "compression.type": "lz4",
                 "partitioner": "murmur2_random",
                 "message.max.bytes": 16_000_000,
+                "batch.size": batch_bytes,
                 **_passthrough(kafka),
             }
         )

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
+import socket
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from tokenops.settings import _default_state_dir
+from tokenops.settings import TokenopsSettings, _default_state_dir
 
 
 def _default_worker_state_dir() -> Path:
     return _default_state_dir() / "worker"
 
 
-class WorkerSettings(BaseSettings):
+class WorkerSettings(TokenopsSettings):
     """The stream worker (`tokenops worker`), read from `TOKENOPS_WORKER_*`.
 
     Windows are tumbling in event time: `window_s` long, closed when the partition's
@@ -25,7 +27,7 @@ class WorkerSettings(BaseSettings):
     recognised, and late events corrected, for `dedup_horizon_s` of event time.
     """
 
-    model_config = SettingsConfigDict(env_prefix="TOKENOPS_WORKER_", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="TOKENOPS_WORKER_")
 
     app_id: str = Field(default="tokenops-worker", pattern=r"^[A-Za-z0-9._-]{1,100}$")
     window_s: int = Field(default=60, ge=1, le=86_400)
@@ -42,6 +44,14 @@ class WorkerSettings(BaseSettings):
         default=7 * 86_400, ge=3600, description="Must cover dedup_horizon_s and open windows."
     )
     session_timeout_s: float = Field(default=30.0, ge=6)
+    # Static group membership (Kafka's group.instance.id): a worker restarted under the
+    # same id takes its partitions back at once instead of waiting out the session of
+    # its dead predecessor. None: the default id (`static_member_id`); "": off.
+    group_instance_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._-]{0,249}$",
+        description="Default: '<app_id>-<hostname>-<sha256(state_dir)[:8]>'; '' disables.",
+    )
     heartbeat_interval_s: float = Field(default=3.0, gt=0)
     http_port: int = Field(default=6066, ge=0, le=65_535, description="0 = no HTTP server.")
     log_every_s: float = Field(default=30.0, gt=0)
@@ -49,7 +59,8 @@ class WorkerSettings(BaseSettings):
     # dead-lettered, none is fine), enforce (unsigned records are dead-lettered too).
     signature_mode: Literal["off", "verify-if-present", "enforce"] = "off"
     signing_keyring_file: Path | None = Field(
-        default=None, description='YAML/JSON mapping key id -> secret: {"node-a-2026-11": "..."}'
+        default=None,
+        description="YAML/JSON: key id -> {secret, sources, tenants}; mode 600 (keyring.py).",
     )
     signing_keys: SecretStr | None = Field(
         default=None, description="The same mapping as JSON; joins the keyring file's keys."
@@ -69,6 +80,20 @@ class WorkerSettings(BaseSettings):
     @property
     def changelog(self) -> str:
         return self.changelog_topic or f"{self.app_id}.state-changelog"
+
+    @property
+    def static_member_id(self) -> str | None:
+        """The group.instance.id the worker joins with, or None for a dynamic member.
+
+        The default is unique per host and state directory, and stable across restarts
+        of the same worker: two workers never share a state directory on one host."""
+        if self.group_instance_id is not None:
+            return self.group_instance_id or None
+        digest = hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()[:8]
+        host = "".join(
+            c if (c.isascii() and c.isalnum()) or c in "._-" else "-" for c in socket.gethostname()
+        )
+        return f"{self.app_id}-{host}-{digest}"[:249]
 
     @property
     def window_ms(self) -> int:

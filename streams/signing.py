@@ -3,63 +3,24 @@
 Runs inside the decoder (`worker_decoder` wraps `decode_columns` with it), so a rejected
 record takes the worker's normal dead-letter path: `InvalidEventError(field="signature")`
 becomes the `tokenops.dlq.reason` header (`unsigned: ...`, `forged: ...`,
-`unknown_key: ...`, `malformed: ...`), and the worker keeps running.
+`unknown_key: ...`, `malformed: ...`), a genuine signature over events outside its
+key's scope `tokenops.dlq.field: signature_scope` (`out_of_scope: ...`), and the worker
+keeps running. The keyring comes from `keyring.py`.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
-import orjson
-import yaml
-
-from tokenops.errors import ConfigError
 from tokenops.schemas.columns import EventColumns
 from tokenops.schemas.decode import decode_columns
-from tokenops.schemas.signing import Keyring, SignatureCheck
+from tokenops.schemas.signing import SignatureCheck
+from tokenops.streams.keyring import load_keyring
 from tokenops.streams.partition import Decoder
 from tokenops.streams.settings import WorkerSettings
 
 logger = logging.getLogger(__name__)
-
-
-def load_keyring(settings: WorkerSettings) -> Keyring:
-    """The keyring file's keys joined with `signing_keys`; every problem in one ConfigError
-    (naming the setting and key id, never a secret)."""
-    keys: dict[str, bytes] = {}
-    problems: list[str] = []
-    sources: list[tuple[str, object]] = []
-    path = settings.signing_keyring_file
-    if path is not None:
-        try:
-            sources.append((f"TOKENOPS_WORKER_SIGNING_KEYRING_FILE={path}", _read(path)))
-        except (OSError, yaml.YAMLError) as exc:
-            problems.append(f"TOKENOPS_WORKER_SIGNING_KEYRING_FILE={path}: cannot read: {exc}")
-    if settings.signing_keys is not None:
-        try:
-            parsed = orjson.loads(settings.signing_keys.get_secret_value())
-            sources.append(("TOKENOPS_WORKER_SIGNING_KEYS", parsed))
-        except orjson.JSONDecodeError:
-            problems.append("TOKENOPS_WORKER_SIGNING_KEYS: not JSON")
-    for name, data in sources:
-        if not isinstance(data, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in data.items()
-        ):
-            problems.append(f"{name}: must map key ids to secret strings")
-            continue
-        keys.update({k: v.encode() for k, v in data.items()})
-    if not problems:
-        try:
-            return Keyring(keys)
-        except ValueError as exc:
-            problems.append(f"signing keyring: {exc}")
-    raise ConfigError(problems)
-
-
-def _read(path: Path) -> object:
-    return yaml.safe_load(path.read_text()) or {}
 
 
 def signature_check(settings: WorkerSettings) -> SignatureCheck | None:

@@ -1,10 +1,13 @@
-"""The worker's own topic: the state changelog, one partition per usage partition."""
+"""The worker's own topic: the state changelog, one partition per usage partition; and the
+record size limit of the topics the worker writes to."""
 
 from __future__ import annotations
 
 import time
 
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._config import ConfigResource  # not re-exported for mypy
 
 from tokenops.errors import TokenopsError
 from tokenops.settings import KafkaSettings, TopicSettings
@@ -31,8 +34,9 @@ def ensure_worker_topics(
                 topics.replication_factor,
                 {
                     "cleanup.policy": "delete",
+                    # no raised max.message.bytes: a large delta is written in parts
+                    # sized below the topic's limit (`max_message_bytes`, delta.py)
                     "retention.ms": str(settings.changelog_retention_s * 1000),
-                    "max.message.bytes": "16000000",
                 },
             )
         ],
@@ -51,3 +55,23 @@ def ensure_worker_topics(
             f"{topics.usage} has {partitions}",
             hint="the changelog must be partitioned like the usage topic; use a new app id",
         )
+
+
+def max_message_bytes(kafka: KafkaSettings, names: list[str], *, timeout_s: float = 30.0) -> int:
+    """The smallest `max.message.bytes` of the topics `names`: no record the worker writes
+    to them may be larger (the broker refuses it with MSG_SIZE_TOO_LARGE)."""
+    admin = AdminClient(kafka.librdkafka())
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in dict.fromkeys(names)]
+    limits = []
+    for resource, future in admin.describe_configs(resources, request_timeout=timeout_s).items():
+        try:
+            entry = future.result().get("max.message.bytes")
+        except KafkaException as exc:
+            raise TokenopsError(
+                f"cannot read max.message.bytes of topic {resource.name}: {exc.args[0].str()}",
+                hint="the worker needs DescribeConfigs on the topics it writes to",
+            ) from exc
+        if entry is None or entry.value is None:
+            raise TokenopsError(f"topic {resource.name} reports no max.message.bytes")
+        limits.append(int(entry.value))
+    return min(limits)

@@ -2,8 +2,11 @@
 
 `StreamWorker` owns one `PartitionState` per assigned input partition. Every batch, for
 every partition in it: compute outputs and a delta (`PartitionState.process`), publish
-the outputs and the delta's changelog record and wait for Kafka's acks, then apply the
-delta to the local store. One lock serialises batches, idle ticks and rebalances.
+the outputs and the delta's changelog record(s) and wait for Kafka's acks, then apply the
+delta to the local store. A delta larger than the part bound goes to the changelog as
+several `delta-part` records (`delta.py`); the bound is read from the `max.message.bytes`
+of the topics the worker writes to when it starts, so no record it writes is refused.
+One lock serialises batches, idle ticks and rebalances.
 Faust's committed offsets do not decide where a partition resumes: its state's next
 offset does (committed to Kafka again on every assignment, and records below it are
 skipped), so committed offsets matter only for lag monitoring.
@@ -21,7 +24,7 @@ from pathlib import Path
 
 from tokenops.settings import KafkaSettings, TopicSettings
 from tokenops.streams.changelog import ChangelogRecovery
-from tokenops.streams.delta import DELTA_KEY, StateDelta
+from tokenops.streams.delta import StateDelta, delta_records, part_bytes_below
 from tokenops.streams.errors import WorkerError
 from tokenops.streams.metrics import WorkerMetrics
 from tokenops.streams.partition import Decoder, InputRecord, PartitionState
@@ -29,6 +32,7 @@ from tokenops.streams.processors import OutputRecord, ProcessorFactory
 from tokenops.streams.publisher import BatchPublisher
 from tokenops.streams.settings import WorkerSettings
 from tokenops.streams.store import PartitionStore
+from tokenops.streams.topics import max_message_bytes
 from tokenops.streams.windows import NO_TIME
 
 logger = logging.getLogger(__name__)
@@ -46,7 +50,13 @@ class StreamWorker:
     ) -> None:
         self.settings, self.topics, self.metrics = settings, topics, metrics
         self.decode, self.processor_factories = decode, list(processors)
-        self.publisher = BatchPublisher(kafka, client_id=f"{settings.app_id}-out")
+        written = [settings.changelog, topics.aggregates, topics.dead_letter, topics.quota_alerts]
+        limit = max_message_bytes(kafka, written)
+        self.part_bytes = part_bytes_below(limit)
+        logger.info("record limit max_message_bytes=%d part_bytes=%d", limit, self.part_bytes)
+        self.publisher = BatchPublisher(
+            kafka, client_id=f"{settings.app_id}-out", batch_bytes=self.part_bytes
+        )
         self.recovery = ChangelogRecovery(kafka, settings.changelog, self.publisher)
         self.states: dict[int, PartitionState] = {}
         self.last_input: dict[int, float] = {}
@@ -179,10 +189,15 @@ class StreamWorker:
         self, outputs: list[OutputRecord], work: list[tuple[PartitionState, StateDelta]]
     ) -> None:
         changelog = self.settings.changelog
-        records = [(changelog, st.partition, DELTA_KEY, delta.to_bytes()) for st, delta in work]
+        records: list[tuple[str, int, bytes, bytes]] = []
+        lasts: list[int] = []
+        for state, delta in work:
+            for key, value in delta_records(delta, self.part_bytes):
+                records.append((changelog, state.partition, key, value))
+            lasts.append(len(records) - 1)  # the delta is durable with its last record
         offsets = self.publisher.publish(outputs, records)
-        for (state, delta), offset in zip(work, offsets, strict=True):
-            state.commit(delta, offset + 1)
+        for (state, delta), last in zip(work, lasts, strict=True):
+            state.commit(delta, offsets[last] + 1)
         self.metrics.batches.inc()
 
     def _gauges(self, now_ms: int) -> None:

@@ -1,5 +1,6 @@
-"""`tokenops <args>` as a test's child process: its output in a log file, ready when its
-/healthz answers, stopped with SIGTERM and, after a grace period, SIGKILL."""
+"""`tokenops <args>` as a test's child process: run to completion (`run_tokenops`), or
+in the background with its output in a log file, ready when its /healthz answers,
+stopped with SIGTERM and, after a grace period, SIGKILL."""
 
 from __future__ import annotations
 
@@ -12,6 +13,14 @@ from pathlib import Path
 from tokenops.stack.services import tokenops_executable
 
 TOKENOPS = tokenops_executable()  # the `tokenops` of this virtualenv
+
+
+def run_tokenops(args: list[str], env: dict[str, str], timeout_s: float = 60) -> tuple[int, str]:
+    """`tokenops <args>` to completion: its exit code and its stdout and stderr, joined."""
+    done = subprocess.run(
+        [TOKENOPS, *args], env=env, capture_output=True, text=True, timeout=timeout_s
+    )
+    return done.returncode, done.stdout + done.stderr
 
 
 class TokenopsProcess:

@@ -8,14 +8,15 @@ tests build them directly without touching the environment.
 from __future__ import annotations
 
 import ssl
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from tokenops.errors import ConfigError
-from tokenops.secrets import masked
+from tokenops.secrets import mask_secrets
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -28,14 +29,26 @@ def _default_cache_dir() -> Path:
     return Path.home() / ".cache" / "tokenops"
 
 
-class KafkaSettings(BaseSettings):
+class TokenopsSettings(BaseSettings):
+    """The base of every tokenops settings model: frozen, input values left out of
+    validation errors (a value may be a secret, and a check across settings sees them
+    all), and secrets masked in `repr`, nested ones in maps included (`mask_secrets`)."""
+
+    model_config = SettingsConfigDict(frozen=True, hide_input_in_errors=True)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, mask_secrets(value, name or "")
+
+
+class KafkaSettings(TokenopsSettings):
     """How every tokenops client reaches Kafka.
 
     `client_config` passes further librdkafka properties through under their own names
     (for example `{"socket.keepalive.enable": "true"}`); tokenops invents no aliases.
     """
 
-    model_config = SettingsConfigDict(env_prefix="TOKENOPS_KAFKA_", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="TOKENOPS_KAFKA_")
 
     bootstrap_servers: str = "127.0.0.1:9092"
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
@@ -105,10 +118,10 @@ class KafkaSettings(BaseSettings):
         return context
 
 
-class TopicSettings(BaseSettings):
+class TopicSettings(TokenopsSettings):
     """Topic names and their partition count; the `.v1` suffix is the wire version."""
 
-    model_config = SettingsConfigDict(env_prefix="TOKENOPS_TOPIC_", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="TOKENOPS_TOPIC_")
 
     usage: str = "tokenops.usage.v1"
     aggregates: str = "tokenops.aggregates.v1"
@@ -119,10 +132,10 @@ class TopicSettings(BaseSettings):
     replication_factor: int = Field(default=1, ge=1, le=16)
 
 
-class StackSettings(BaseSettings):
+class StackSettings(TokenopsSettings):
     """The local stack that `tokenops stack up` starts: where it keeps data, its ports."""
 
-    model_config = SettingsConfigDict(env_prefix="TOKENOPS_STACK_", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="TOKENOPS_STACK_")
 
     state_dir: Path = Field(default_factory=_default_state_dir)
     cache_dir: Path = Field(default_factory=_default_cache_dir)
@@ -145,17 +158,19 @@ def _reveal(secret: SecretStr | None) -> str | None:
 def load(cls: type[S], **overrides: Any) -> S:
     """Read `cls` from the environment, turning validation errors into one `ConfigError`.
 
-    Every problem is reported at once, one line each, naming the environment variable.
+    Every problem is reported at once, one line each, naming the environment variable
+    and the rule; never the value, which may be (or, for a check across settings, hold)
+    a secret.
     """
     try:
         return cls(**overrides)
+    except SettingsError as exc:  # a map or list setting that is not JSON; names the field
+        raise ConfigError([str(exc)]) from exc
     except ValidationError as exc:
         prefix = str(cls.model_config.get("env_prefix", ""))
         problems = []
-        for error in exc.errors():
+        for error in exc.errors(include_input=False, include_context=False):
             field = ".".join(str(part) for part in error["loc"])
             name = f"{prefix}{field}".upper() if field else prefix.rstrip("_")
-            value = error.get("input")
-            shown = masked(field, value, as_repr=True)  # never a secret's value
-            problems.append(f"{name}={shown}: {error['msg']}")
+            problems.append(f"{name}: {error['msg']}")
         raise ConfigError(problems) from exc

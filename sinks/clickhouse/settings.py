@@ -7,19 +7,21 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from tokenops.settings import TokenopsSettings
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
-class ClickHouseSettings(BaseSettings):
+class ClickHouseSettings(TokenopsSettings):
     """The billing store: the embedded chDB store by default, or a real server by URL.
 
     `url` is `http(s)://host:port` for a ClickHouse server or `chdb:///abs/path` for an
     embedded store; unset means the embedded store at `<state_dir>/clickhouse`.
     """
 
-    model_config = SettingsConfigDict(env_prefix="TOKENOPS_CLICKHOUSE_", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="TOKENOPS_CLICKHOUSE_")
 
     url: str | None = None
     database: str = "tokenops"

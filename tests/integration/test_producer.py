@@ -25,7 +25,7 @@ from tokenops.schemas import (
     UsageEvent,
     decode_record,
 )
-from tokenops.schemas.signing import Keyring
+from tokenops.schemas.signing import Keyring, SigningKey
 from tokenops.settings import KafkaSettings
 from tokenops.stack.kafka import KafkaBroker
 
@@ -137,7 +137,7 @@ def test_records_are_v2_columns_that_decode_to_the_events_sent(
         producer.send(lone)
         sent.append(UsageEvent(**lone))
         assert producer.flush(30) == 0
-    keyring = Keyring({"node-a": secret.encode()})
+    keyring = Keyring({"node-a": SigningKey(secret.encode(), ("*",))})
     got: dict[str, list[UsageEvent]] = {}
     kinds = set()
     for message in raw_records(kafka_settings, topic):

@@ -27,14 +27,14 @@ def test_publish_replace_and_delete(
     assert len(read_quota_book(kafka_settings, topics)) == 0
     quotas = load_quota_file(deploy_dir() / "quotas.yaml")
     publish_quotas(kafka_settings, topics, quotas)
-    raised = QuotaDefinition(tenant_id="tenant-0001", name="daily-tokens", period="day", limit=7)
+    raised = QuotaDefinition(tenant_id="tenant-001", name="daily-tokens", period="day", limit=7)
     publish_quotas(kafka_settings, topics, [raised])
     book = read_quota_book(kafka_settings, topics)
     assert len(book) == len(quotas)
-    assert book.get("tenant-0001", "daily-tokens") == raised
-    delete_quota(kafka_settings, topics, "tenant-0001", "daily-tokens")
+    assert book.get("tenant-001", "daily-tokens") == raised
+    delete_quota(kafka_settings, topics, "tenant-001", "daily-tokens")
     book = read_quota_book(kafka_settings, topics)
-    assert book.get("tenant-0001", "daily-tokens") is None and len(book) == len(quotas) - 1
+    assert book.get("tenant-001", "daily-tokens") is None and len(book) == len(quotas) - 1
 
 
 def test_the_cli_sets_lists_and_deletes(

@@ -9,7 +9,6 @@ processes configured only through TOKENOPS_* environment variables.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import urllib.request
 import uuid
@@ -27,7 +26,7 @@ from tests.integration.secure_kafka import (
     kafka_env,
     start_secure_broker,
 )
-from tests.processes import TOKENOPS, TokenopsProcess
+from tests.processes import TokenopsProcess, run_tokenops
 from tokenops.producers import ProducerSettings, UsageProducer
 from tokenops.settings import KafkaSettings, TopicSettings
 from tokenops.stack.process import free_port
@@ -192,10 +191,8 @@ def _event(i: int, time_ms: int) -> dict[str, object]:
 
 def _run(args: list[str], env: dict[str, str], timeout_s: float = 60) -> tuple[int, str, float]:
     started = time.monotonic()
-    done = subprocess.run(
-        [TOKENOPS, *args], env=env, capture_output=True, text=True, timeout=timeout_s
-    )
-    return done.returncode, done.stdout + done.stderr, time.monotonic() - started
+    code, output = run_tokenops(args, env, timeout_s)
+    return code, output, time.monotonic() - started
 
 
 @pytest.mark.parametrize("refusal", ["wrong_password", "no_client_certificate"])
@@ -231,7 +228,9 @@ def test_secrets_appear_in_no_output_or_log(secure: SecureBroker, tmp_path: Path
         **secrets,
         TOKENOPS_PRODUCER_SIGNING_KEY_ID="node-1",
         TOKENOPS_WORKER_SIGNATURE_MODE="enforce",
-        TOKENOPS_WORKER_SIGNING_KEYS=json.dumps({"node-1": keyring_secret}),
+        TOKENOPS_WORKER_SIGNING_KEYS=json.dumps(
+            {"node-1": {"secret": keyring_secret, "sources": ["//node-secure"]}}
+        ),
     )
     leaks = [SCRAM_PASSWORD, keyring_secret, *secrets.values()]
 

@@ -84,7 +84,7 @@ def test_amtool_checks_the_alertmanager_config_and_routes() -> None:
     for severity, receiver in [
         ("critical", "critical"),
         ("warning", "warning"),
-        ("info", "default"),
+        ("info", "webhook"),
     ]:
         routed = run(
             "amtool",
@@ -97,6 +97,56 @@ def test_amtool_checks_the_alertmanager_config_and_routes() -> None:
             "alertname=TokenopsQuotaWarning",
         )
         assert routed.strip().splitlines()[0] == receiver
+
+
+def test_alertmanager_ships_slack_pagerduty_and_webhook_receivers_with_file_secrets() -> None:
+    text = (DEPLOY / "alertmanager" / "alertmanager.yml").read_text()
+    receivers = {r["name"]: r for r in yaml.safe_load(text)["receivers"]}
+    kinds = {kind for receiver in receivers.values() for kind in receiver if kind != "name"}
+    assert {"slack_configs", "pagerduty_configs", "webhook_configs"} <= kinds
+    assert "pagerduty_configs" in receivers["critical"]
+    for receiver in receivers.values():
+        for config in receiver.get("slack_configs", []):
+            assert config["api_url_file"].startswith("/etc/alertmanager/secrets/")
+        for config in receiver.get("pagerduty_configs", []):
+            assert config["routing_key_file"].startswith("/etc/alertmanager/secrets/")
+        for config in receiver.get("webhook_configs", []):
+            credentials = config["http_config"]["authorization"]["credentials_file"]
+            assert credentials.startswith("/etc/alertmanager/secrets/")
+    # Every crossing of a threshold is its own notification.
+    assert "threshold_pct" in yaml.safe_load(text)["route"]["group_by"]
+
+
+def test_the_exporter_publishes_every_configured_threshold_for_the_rules() -> None:
+    """The quota rules compare the usage ratio with tokenops_quota_threshold_ratio, one
+    series per entry of the quota's thresholds_pct: 50, 80 and 100 % all alert."""
+    registry = CollectorRegistry()
+    sink = PrometheusSink(
+        KafkaSettings(), TopicSettings(), PrometheusSinkSettings(), registry=registry
+    )
+    for quota in (
+        QuotaDefinition(tenant_id="acme", name="daily", period="day", limit=1000),
+        QuotaDefinition(
+            tenant_id="acme", name="budget", period="month", limit=10, thresholds_pct=(90, 120)
+        ),
+    ):
+        sink.state.on_quota(quota.key.encode(), quota.to_bytes())
+    sink.state.on_window(WINDOW)
+    thresholds = {
+        (s.labels["quota"], s.labels["period"], s.labels["threshold_pct"]): s.value
+        for family in registry.collect()
+        for s in family.samples
+        if s.name == "tokenops_quota_threshold_ratio" and s.labels["tenant"] == "acme"
+    }
+    assert thresholds == {
+        ("daily", "day", "50"): 0.5,
+        ("daily", "day", "80"): 0.8,
+        ("daily", "day", "100"): 1.0,
+        ("budget", "month", "90"): 0.9,
+        ("budget", "month", "120"): 1.2,
+    }
+    quota_rules = [r["expr"] for r in alert_rules() if "Quota" in r["alert"]]
+    assert all("0.8" not in expr for expr in quota_rules)  # no hard-coded ratio left
 
 
 WINDOW = WindowTotals(
@@ -163,3 +213,16 @@ def test_the_rules_use_only_exported_metrics() -> None:
     for rule in alert_rules():
         for name in re.findall(r"\b(?:tokenops_[a-z_]+)\b", rule["expr"]):
             assert name in known, f"{rule['alert']}: {name} is not exported"
+
+
+def test_the_example_quotas_name_tenants_the_simulator_sends() -> None:
+    """A hand run (`tokenops simulate` + `tokenops quota set --file deploy/quotas.yaml`)
+    must drive the example quotas: their tenants are among the simulator's busiest."""
+    from tokenops.producers.simulator import SimulationConfig, Simulator
+    from tokenops.streams.quota_book import load_quota_file
+
+    config = SimulationConfig(rate=200, duration_s=1, start_ms=0)
+    sent = {e.fields["tenant_id"] for e in Simulator(config).emissions() if e.fields}
+    quotas = load_quota_file(DEPLOY / "quotas.yaml")
+    assert {"tenant-001", "tenant-002"} == {quota.tenant_id for quota in quotas}
+    assert {quota.tenant_id for quota in quotas} <= sent

@@ -31,7 +31,13 @@ from tokenops.schemas import (
     encode_columns,
     encode_event,
 )
-from tokenops.schemas.signing import SIGNATURE_HEADER, Keyring, SignatureCheck, signature_header
+from tokenops.schemas.signing import (
+    SIGNATURE_HEADER,
+    Keyring,
+    SignatureCheck,
+    SigningKey,
+    signature_header,
+)
 from tokenops.sinks.clickhouse.decoding import RawRecord, decode_chunk
 from tokenops.sinks.clickhouse.rows import EVENT_COLUMNS, Batch, Decoded
 
@@ -105,7 +111,7 @@ def test_columnar_decode_gives_the_rows_of_the_per_event_path(
 def test_with_the_signature_check_the_same_records_are_kept(
     drawn: list[tuple[list[dict[str, Any]], str, int, int]], signing: list[str]
 ) -> None:
-    check = SignatureCheck(Keyring({"k1": SECRET}), enforce=True)
+    check = SignatureCheck(Keyring({"k1": SigningKey(SECRET, ("*",))}), enforce=True)
     records = []
     for (value, headers, partition, offset, _, _), how in zip(build(drawn), signing, strict=False):
         try:

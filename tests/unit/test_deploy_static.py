@@ -1,5 +1,6 @@
 """Static checks of deploy/: no Docker engine or Kubernetes runs here, so every manifest is
 parsed and checked against the code's own defaults (ports, topics, settings names).
+The Helm chart is rendered and validated with real tools in test_helm_chart.py.
 
 What this covers and what it cannot is written down in docs/operations.md ("Deploying").
 """
@@ -10,18 +11,17 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from tokenops.config import settings_sections
-from tokenops.settings import StackSettings, TopicSettings
+from tokenops.settings import StackSettings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 # Variables read outside the settings models: logging, and where deploy/ lives.
 PROCESS_VARIABLES = {"TOKENOPS_LOG_LEVEL", "TOKENOPS_DEPLOY_DIR"}
 
 
-def _known_variables() -> set[str]:
+def known_variables() -> set[str]:
     names = set(PROCESS_VARIABLES)
     for section in settings_sections():
         prefix = str(section.model_config.get("env_prefix", ""))
@@ -32,6 +32,8 @@ def _known_variables() -> set[str]:
 def _yaml_documents() -> list[tuple[Path, Any]]:
     documents = []
     for path in sorted(DEPLOY.rglob("*.y*ml")):
+        if "templates" in path.relative_to(DEPLOY).parts:  # Helm templates: rendered elsewhere
+            continue
         for document in yaml.safe_load_all(path.read_text()):
             documents.append((path, document))
     return documents
@@ -40,14 +42,6 @@ def _yaml_documents() -> list[tuple[Path, Any]]:
 def _compose() -> dict[str, Any]:
     loaded: dict[str, Any] = yaml.safe_load((DEPLOY / "compose" / "compose.yaml").read_text())
     return loaded
-
-
-def _kubernetes(kind: str, name: str) -> dict[str, Any]:
-    for path in (DEPLOY / "kubernetes").rglob("*.yaml"):
-        for document in yaml.safe_load_all(path.read_text()):
-            if document and document.get("kind") == kind and document["metadata"]["name"] == name:
-                return dict(document)
-    raise AssertionError(f"no {kind} {name} under deploy/kubernetes")
 
 
 def test_every_yaml_file_parses() -> None:
@@ -69,15 +63,13 @@ def test_compose_images_are_pinned_and_services_have_healthchecks() -> None:
     assert {"sink-clickhouse", "prometheus-sink"} <= set(services)
 
 
-def test_compose_and_kubernetes_only_set_variables_the_code_reads() -> None:
-    known = _known_variables()
+def test_compose_only_sets_variables_the_code_reads() -> None:
+    known = known_variables()
     compose = _compose()
     used: set[str] = set()
     for service in compose["services"].values():
         environment = service.get("environment") or {}
         used |= {k for k in environment if k.startswith("TOKENOPS_")}
-    used |= set(_kubernetes("ConfigMap", "tokenops-config")["data"])
-    used |= set(_kubernetes("Secret", "tokenops-secrets")["stringData"])
     unknown = sorted(used - known)
     assert not unknown, f"deploy/ sets variables no settings model reads: {unknown}"
 
@@ -98,44 +90,6 @@ def test_ports_agree_with_the_code_defaults() -> None:
     dockerfile = (DEPLOY / "Dockerfile").read_text()
     exposed = {int(p) for p in re.findall(r"\d+", dockerfile.split("EXPOSE", 1)[1].split("\n")[0])}
     assert WorkerSettings().http_port in exposed
-
-
-def test_worker_autoscaling_targets_the_usage_topic_and_never_exceeds_partitions() -> None:
-    from tokenops.streams.settings import WorkerSettings
-
-    scaled = _kubernetes("ScaledObject", "tokenops-worker")
-    trigger = scaled["spec"]["triggers"][0]["metadata"]
-    assert trigger["topic"] == TopicSettings().usage
-    assert trigger["consumerGroup"] == WorkerSettings().app_id
-    partitions = int(
-        _kubernetes("ConfigMap", "tokenops-config")["data"]["TOKENOPS_TOPIC_PARTITIONS"]
-    )
-    assert scaled["spec"]["maxReplicaCount"] <= partitions
-
-
-@pytest.mark.parametrize(
-    ("kind", "name"),
-    [
-        ("StatefulSet", "tokenops-worker"),
-        ("Deployment", "tokenops-sink-clickhouse"),
-        ("Deployment", "tokenops-sink-prometheus"),
-    ],
-)
-def test_kubernetes_workloads_have_probes_and_take_settings_from_config(
-    kind: str, name: str
-) -> None:
-    spec = _kubernetes(kind, name)["spec"]["template"]["spec"]
-    for container in spec["containers"]:
-        assert "readinessProbe" in container and "livenessProbe" in container
-        sources = {next(iter(s)) for s in container["envFrom"]}
-        assert sources == {"configMapRef", "secretRef"}
-
-
-def test_kustomization_lists_every_manifest_beside_it() -> None:
-    base = DEPLOY / "kubernetes" / "base"
-    listed = set(yaml.safe_load((base / "kustomization.yaml").read_text())["resources"])
-    present = {p.name for p in base.glob("*.yaml")} - {"kustomization.yaml"}
-    assert listed == present
 
 
 def test_compose_mounts_exist_and_grafana_is_provisioned_with_the_dashboard() -> None:

@@ -43,7 +43,7 @@ from tokenops.schemas.codec import encode_fields, format_time
 from tokenops.schemas.column_batch import format_ms, format_times
 from tokenops.schemas.event import EPOCH, MAX_ATTRIBUTES_BYTES, MAX_TOKENS, ONE_MS
 from tokenops.schemas.quick import quick_row
-from tokenops.schemas.signing import SIGNATURE_HEADER, Keyring
+from tokenops.schemas.signing import SIGNATURE_HEADER, Keyring, SigningKey
 from tokenops.settings import KafkaSettings
 
 EARLIEST_MS = 1_577_836_800_000  # 2020-01-01
@@ -394,7 +394,7 @@ def test_the_sdk_sends_v2_records_of_exactly_the_events_sent(
         sent += [UsageEvent(**{k: v for k, v in f.items() if k != "attributes"}) for f in many[50:]]
         assert producer.flush(5) == 0
     [client] = clients
-    keyring = Keyring({"node-a": key})
+    keyring = Keyring({"node-a": SigningKey(key, ("*",))})
     got: dict[bytes, list[UsageEvent]] = {}
     content_types = set()
     for record_key, value, headers in client.records:

@@ -35,12 +35,15 @@ from tokenops.schemas.signing import (
     SIGNATURE_HEADER,
     Keyring,
     SignatureCheck,
+    SigningKey,
     canonical_events,
     signature_header,
+    signature_key_id,
 )
 from tokenops.sinks.clickhouse.decoding import decode_chunk
+from tokenops.streams.keyring import load_keyring
 from tokenops.streams.settings import WorkerSettings
-from tokenops.streams.signing import load_keyring, signature_check
+from tokenops.streams.signing import signature_check
 
 OLD, NEW = b"old-secret-0123456789abcdef", b"new-secret-fedcba9876543210"
 
@@ -70,6 +73,11 @@ def signed(
     return value, [*content, (SIGNATURE_HEADER, signature_header(kid, secret, events))]
 
 
+def ring(secrets: dict[str, bytes]) -> Keyring:
+    """Keys of node A, which signs every event of these tests (`source` //node-a)."""
+    return Keyring({kid: SigningKey(secret, ("//node-a",)) for kid, secret in secrets.items()})
+
+
 def received(value: bytes, headers: list[tuple[str, bytes]], keyring: Keyring) -> str | None:
     return keyring.verify(decode_record(value, headers), headers)
 
@@ -89,19 +97,19 @@ def test_canonical_encoding_is_sorted_compact_with_epoch_milliseconds() -> None:
 def test_a_signed_record_verifies_whatever_its_encoding(n: int) -> None:
     events = [event(i) for i in range(n)]
     value, headers = signed(events)
-    assert received(value, headers, Keyring({"node-a-1": OLD})) == "node-a-1"
+    assert received(value, headers, ring({"node-a-1": OLD})) == "node-a-1"
     # the same events, encoded differently (key order, whitespace, time spelling)
     ce = orjson.loads(encode_event(events[0]))
     ce["time"] = "2026-11-27T10:00:00.250+01:00"
     respelled = json.dumps(dict(reversed(list(ce.items()))), indent=2).encode()
     if n == 1:
-        assert received(respelled, headers, Keyring({"node-a-1": OLD})) == "node-a-1"
+        assert received(respelled, headers, ring({"node-a-1": OLD})) == "node-a-1"
 
 
 def test_a_forged_signature_is_rejected() -> None:
     value, headers = signed([event()], secret=b"attacker-guess-0123456789")
     with pytest.raises(InvalidEventError) as caught:
-        received(value, headers, Keyring({"node-a-1": OLD}))
+        received(value, headers, ring({"node-a-1": OLD}))
     assert caught.value.field == "signature" and caught.value.reason.startswith("forged")
 
 
@@ -125,20 +133,20 @@ def test_a_record_replayed_with_edits_is_rejected(edit: object) -> None:
     body = orjson.loads(value)
     edit(body)  # type: ignore[operator]
     with pytest.raises(InvalidEventError, match="forged"):
-        received(orjson.dumps(body), headers, Keyring({"node-a-1": OLD}))
+        received(orjson.dumps(body), headers, ring({"node-a-1": OLD}))
 
 
 def test_replayed_unchanged_verifies_and_is_left_to_deduplication() -> None:
     value, headers = signed([event(1), event(2)])
-    keyring = Keyring({"node-a-1": OLD})
+    keyring = ring({"node-a-1": OLD})
     assert received(value, headers, keyring) == received(value, headers, keyring) == "node-a-1"
 
 
 def test_rotation_accepts_every_key_id_in_the_keyring() -> None:
-    both = Keyring({"node-a-1": OLD, "node-a-2": NEW})
+    both = ring({"node-a-1": OLD, "node-a-2": NEW})
     assert received(*signed([event()], "node-a-1", OLD), both) == "node-a-1"
     assert received(*signed([event()], "node-a-2", NEW), both) == "node-a-2"
-    retired = Keyring({"node-a-2": NEW})
+    retired = ring({"node-a-2": NEW})
     with pytest.raises(InvalidEventError, match="unknown_key: kid 'node-a-1'"):
         received(*signed([event()], "node-a-1", OLD), retired)
 
@@ -146,7 +154,7 @@ def test_rotation_accepts_every_key_id_in_the_keyring() -> None:
 def test_a_key_id_must_not_vouch_for_another_keys_signature() -> None:
     value, headers = signed([event()], "node-a-2", OLD)  # old secret under the new id
     with pytest.raises(InvalidEventError, match="forged"):
-        received(value, headers, Keyring({"node-a-1": OLD, "node-a-2": NEW}))
+        received(value, headers, ring({"node-a-1": OLD, "node-a-2": NEW}))
 
 
 @pytest.mark.parametrize(
@@ -156,30 +164,38 @@ def test_a_key_id_must_not_vouch_for_another_keys_signature() -> None:
 def test_a_malformed_header_is_rejected(header: bytes) -> None:
     value = encode_event(event())
     with pytest.raises(InvalidEventError, match="malformed"):
-        received(value, [*EVENT_HEADERS, (SIGNATURE_HEADER, header)], Keyring({"k": OLD}))
+        received(value, [*EVENT_HEADERS, (SIGNATURE_HEADER, header)], ring({"k": OLD}))
 
 
 def test_two_signature_headers_are_rejected() -> None:
     value, headers = signed([event()])
     with pytest.raises(InvalidEventError, match="several"):
-        received(value, [*headers, headers[-1]], Keyring({"node-a-1": OLD}))
+        received(value, [*headers, headers[-1]], ring({"node-a-1": OLD}))
 
 
 def test_keyring_rejects_short_secrets_and_bad_ids_and_hides_secrets() -> None:
     with pytest.raises(ValueError, match="under 16 bytes"):
-        Keyring({"k": b"short"})
+        SigningKey(b"short", ("*",))
     with pytest.raises(ValueError, match="key id"):
-        Keyring({"bad id": OLD})
-    assert "secret" not in repr(Keyring({"k": OLD}))
+        ring({"bad id": OLD})
+    assert "secret" not in repr(ring({"k": OLD}))
+    assert OLD.decode() not in repr(SigningKey(OLD, ("*",)))
+
+
+def write_keyring(path: Path, entries: dict[str, dict[str, object]]) -> Path:
+    """A keyring file as an operator writes it: scoped entries, readable by its owner only
+    (JSON, which the YAML reader takes too)."""
+    path.write_text(json.dumps(entries, indent=2))
+    path.chmod(0o600)
+    return path
 
 
 def _worker(tmp_path: Path, mode: str, **extra: object) -> WorkerSettings:
-    keyring = tmp_path / "keyring.yaml"
-    keyring.write_text(f"node-a-1: {OLD.decode()}\n")
+    entry = {"secret": OLD.decode(), "sources": ["//node-a"]}
     return WorkerSettings(
         state_dir=tmp_path,
         signature_mode=mode,  # type: ignore[arg-type]
-        signing_keyring_file=keyring,
+        signing_keyring_file=write_keyring(tmp_path / "keyring.yaml", {"node-a-1": entry}),
         **extra,  # type: ignore[arg-type]
     )
 
@@ -203,17 +219,19 @@ def test_modes(tmp_path: Path) -> None:
 
 
 def test_keyring_file_and_env_keys_join(tmp_path: Path) -> None:
-    settings = _worker(tmp_path, "enforce", signing_keys=json.dumps({"node-a-2": NEW.decode()}))
+    entry = {"secret": NEW.decode(), "sources": ["//node-a"]}
+    settings = _worker(tmp_path, "enforce", signing_keys=json.dumps({"node-a-2": entry}))
     assert load_keyring(settings).key_ids == ["node-a-1", "node-a-2"]
 
 
 def test_keyring_problems_name_the_setting_not_the_secret(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("- just\n- a list\n")
+    (tmp_path / "bad.yaml").chmod(0o600)
     settings = WorkerSettings(
         state_dir=tmp_path,
         signature_mode="enforce",
         signing_keyring_file=tmp_path / "bad.yaml",
-        signing_keys='{"node-b": "tiny-secret"}',  # type: ignore[arg-type]
+        signing_keys='{"node-b": {"secret": "tiny-secret", "sources": ["*"]}}',  # type: ignore[arg-type]
     )
     with pytest.raises(ConfigError) as caught:
         load_keyring(settings)
@@ -226,12 +244,13 @@ def test_keyring_problems_name_the_setting_not_the_secret(tmp_path: Path) -> Non
 def test_producer_signs_what_it_sends(tmp_path: Path) -> None:
     key_file = tmp_path / "node.key"
     key_file.write_text(OLD.decode() + "\n")
+    key_file.chmod(0o600)
     signer = record_signer(ProducerSettings(signing_key_id="node-a-1", signing_key_file=key_file))
     assert signer is not None and "secret" not in repr(signer)
     events = [event(1), event(2)]
     record = SpooledRecord(2, b"acme", BATCH_CONTENT_TYPE, encode_batch(events))
     headers = [*BATCH_HEADERS, *signer.headers(record)]
-    assert received(record.value, headers, Keyring({"node-a-1": OLD})) == "node-a-1"
+    assert received(record.value, headers, ring({"node-a-1": OLD})) == "node-a-1"
     junk = SpooledRecord(1, b"acme", CLOUDEVENTS_CONTENT_TYPE, b"{not json")
     assert signer.headers(junk) == []  # send_raw fault injection goes unsigned
     assert record_signer(ProducerSettings()) is None
@@ -255,7 +274,7 @@ def test_signatures_survive_every_encoding_and_no_edit(fields: dict[str, Any], b
     which may spell times and optional fields differently) and after `encode_event`."""
     ev = UsageEvent(**fields)
     header = signature_header("k1", OLD, [ev])
-    keyring = Keyring({"k1": OLD})
+    keyring = Keyring({"k1": SigningKey(OLD, ("*",))})  # any source the strategy draws
     sig = [(SIGNATURE_HEADER, header)]
     for value in (encode_fields(fields, max_future_skew_s=10**9)[1], encode_event(ev)):
         decoded = decode_record(value, None, now_ms=NOW_MS)
@@ -268,7 +287,7 @@ def test_signatures_survive_every_encoding_and_no_edit(fields: dict[str, Any], b
 def test_clickhouse_sink_keeps_only_what_the_worker_counts() -> None:
     """The sink's raw-event decoder applies the same check (also in decoder processes,
     which receive a pickled copy)."""
-    check = pickle.loads(pickle.dumps(SignatureCheck(Keyring({"node-a-1": OLD}), enforce=True)))
+    check = pickle.loads(pickle.dumps(SignatureCheck(ring({"node-a-1": OLD}), enforce=True)))
     good = signed([event(1), event(2)])
     forged = signed([event(3)], secret=b"attacker-guess-0123456789")
     unsigned = (encode_event(event(4)), EVENT_HEADERS)
@@ -277,3 +296,12 @@ def test_clickhouse_sink_keeps_only_what_the_worker_counts() -> None:
     assert invalid == 2
     assert decode_chunk(records)[1] == 0  # signatures off: all three stored
     assert columns == decode_chunk(records[:1])[0]
+
+
+def test_signature_key_id_names_the_claimed_key_only_when_well_formed() -> None:
+    _, headers = signed([event()], "node-a-2", OLD)
+    assert signature_key_id(headers) == "node-a-2"  # claimed, not verified
+    assert signature_key_id(EVENT_HEADERS) is None
+    assert signature_key_id(None) is None
+    assert signature_key_id([(SIGNATURE_HEADER, b"v1;kid=a b;sig=x")]) is None
+    assert signature_key_id([*headers, headers[-1]]) is None

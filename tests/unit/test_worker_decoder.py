@@ -7,7 +7,7 @@ import pytest
 from tests.unit.test_signing import OLD, event, signed
 from tokenops.schemas import EVENT_HEADERS, InvalidEventError, encode_batch
 from tokenops.schemas.codec import BATCH_HEADERS
-from tokenops.schemas.signing import Keyring, SignatureCheck
+from tokenops.schemas.signing import Keyring, SignatureCheck, SigningKey
 from tokenops.streams.signing import worker_decoder
 
 NOW_MS = 1_900_000_000_000  # after the events' time
@@ -20,7 +20,9 @@ def test_without_a_check_the_decoder_gives_columns() -> None:
 
 
 def test_signed_records_pass_and_unsigned_ones_are_refused_when_enforced() -> None:
-    decode = worker_decoder(SignatureCheck(Keyring({"node-a-1": OLD}), enforce=True))
+    decode = worker_decoder(
+        SignatureCheck(Keyring({"node-a-1": SigningKey(OLD, ("//node-a",))}), enforce=True)
+    )
     value, headers = signed([event(1), event(2)])
     assert decode(value, dict(headers), NOW_MS).id == ["e1", "e2"]  # dict headers too
     unsigned, _ = signed([event(3)])

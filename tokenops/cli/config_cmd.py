@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import typer
-from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 from rich.console import Console
 from rich.table import Table
 
 from tokenops.config import settings_sections
 from tokenops.errors import ConfigError
-from tokenops.secrets import MASK, masked
+from tokenops.secrets import masked
 from tokenops.settings import load
 
 app = typer.Typer(help="Inspect tokenops' settings (TOKENOPS_* environment variables).")
@@ -21,7 +20,9 @@ console = Console()
 def show() -> None:
     """Print every setting with its environment variable and effective value.
 
-    Secrets print as '**********'. Every invalid setting is reported, one line each.
+    Secrets print as '**********', nested ones too (`tokenops/secrets.py`): entries of
+    `TOKENOPS_KAFKA_CLIENT_CONFIG` such as `ssl.key.pem`, and `clientSecret=...` inside
+    `sasl.oauthbearer.config`. Every invalid setting is reported, one line each.
     """
     table = Table(title="tokenops settings")
     for column in ("variable", "value"):
@@ -45,6 +46,5 @@ def _flatten(settings: BaseSettings) -> list[tuple[str, str]]:
     rows = []
     for field in type(settings).model_fields:
         value = getattr(settings, field)
-        shown = MASK if isinstance(value, SecretStr) else masked(field, value)
-        rows.append((f"{prefix}{field}".upper(), shown))
+        rows.append((f"{prefix}{field}".upper(), masked(field, value)))
     return rows
