@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from bench.bench_worker import _v2_records
+from tokenops.placement import home_partition
 from tokenops.schemas import COLUMNS_HEADERS
 from tokenops.streams.partition import InputRecord, PartitionState
 from tokenops.streams.signing import worker_decoder
@@ -52,6 +53,7 @@ def run(parts: dict[int, list[InputRecord]], events: int, dedup: bool) -> float:
                 horizon_ms=86_400_000,
                 outputs=("aggregates", "dead-letter"),
                 decode=worker_decoder(None),
+                partitions=len(parts),
             )
             for p in parts
         }
@@ -78,7 +80,7 @@ def main(events: int = 1_000_000, per_record: int = 100, tenants: int = 1_000) -
     start_ms = int(time.time() * 1000) - 3_600_000
     parts: dict[int, list[InputRecord]] = {p: [] for p in range(4)}
     for tenant, value, _ in _v2_records(events, per_record, tenants, start_ms):
-        records = parts[hash(tenant) % 4]
+        records = parts[home_partition(tenant, len(parts))]  # where the worker counts it
         key = tenant.encode()
         records.append(
             InputRecord(len(records), key, value, list(COLUMNS_HEADERS), start_ms + 3_600_000)

@@ -11,17 +11,23 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import yaml
+from confluent_kafka import Producer
 
 from tests.e2e.worker_run import worker_env
 from tokenops.producers import ProducerSettings, UsageProducer
 from tokenops.producers.ledger import ExpectedTotals, Key, Ledger
 from tokenops.producers.simulator import SimulationConfig, Simulator
 from tokenops.producers.spool import read_entries
+from tokenops.schemas.codec import encode_event, encode_fields
+from tokenops.schemas.event import UsageEvent
 from tokenops.settings import KafkaSettings, StackSettings, TopicSettings
 from tokenops.stack.alerting import PrometheusServer
 from tokenops.stack.process import free_port
@@ -133,6 +139,59 @@ class Pipeline:
     def stop_all(self) -> None:
         for service in self.services.values():
             service.stop()
+
+
+class DefaultsProducer:
+    """A plain confluent-kafka producer with librdkafka's defaults, as kcat or a Go/C
+    client sends: partitioner `consistent_random` (CRC32), so most tenants' records land
+    outside their home partition (murmur2). One CloudEvent per record. It has the part of
+    `UsageProducer` the simulator uses (`Simulator(config).run(DefaultsProducer(...))`)."""
+
+    def __init__(self, kafka: KafkaSettings, topic: str) -> None:
+        self.topic, self.producer = topic, Producer(kafka.librdkafka())
+
+    def send_many(self, events: Iterable[Mapping[str, Any]]) -> None:
+        for fields in events:
+            tenant, value = encode_fields(fields)
+            self._produce(value, tenant.encode())
+
+    def send_raw(
+        self,
+        value: bytes,
+        key: bytes | None,
+        content_type: str,
+        on_delivered: Callable[[int, int], None] | None = None,
+    ) -> None:
+        def delivered(err: Any, msg: Any) -> None:
+            assert err is None, err
+            if on_delivered is not None:
+                on_delivered(msg.partition(), msg.offset())
+
+        self._produce(value, key, [("content-type", content_type.encode())], delivered)
+
+    def _produce(
+        self, value: bytes, key: bytes | None, headers: Any = None, delivered: Any = None
+    ) -> None:
+        self.producer.produce(self.topic, value, key, headers=headers, on_delivery=delivered)
+        self.producer.poll(0)
+
+    def flush(self) -> None:
+        assert self.producer.flush(60) == 0, "the defaults producer did not deliver"
+
+
+def far_future_record(tenant: str) -> bytes:
+    """One event dated 2400 (a producer that skipped the SDK's clock-skew check)."""
+    fields = {
+        "id": "far-future",
+        "source": "//node/clockless",
+        "time": datetime(2400, 1, 1, tzinfo=UTC),
+        "tenant_id": tenant,
+        "model": "gpt-4o",
+        "provider": "openai",
+        "input_tokens": 10_000,
+        "output_tokens": 1,
+    }
+    return encode_event(UsageEvent.model_validate(fields, context={"max_future_skew_s": 1e12}))
 
 
 def tenant_tokens(config: SimulationConfig) -> Counter[str]:

@@ -3,7 +3,9 @@
 Its own Kafka broker, Prometheus and Alertmanager; `tokenops worker`, `tokenops sink
 clickhouse` and `tokenops sink prometheus` as processes; the fleet simulator sending
 sustained load with duplicates, late events and malformed records to tenants with daily
-quotas sized to cross. During the load: the worker is killed with SIGKILL twice, the
+quotas sized to cross; beside it, a plain confluent-kafka producer with librdkafka's
+defaults sends the same tenants' events outside their home partitions, and one record
+dates its event in 2400. During the load: the worker is killed with SIGKILL twice, the
 ClickHouse sink's store fails for 30 s, the Prometheus sink is killed with SIGKILL, the
 broker is stopped and started again, and while it is down a second producer spools its
 events, closes, and a new producer replays the spool once the broker is back.
@@ -30,9 +32,11 @@ import pytest
 
 from tests.e2e import test_clickhouse_pipeline
 from tests.e2e.chaos_run import (
+    DefaultsProducer,
     FastPrometheus,
     Pipeline,
     expected_crossings,
+    far_future_record,
     merge,
     replay_spool,
     spooled_events,
@@ -45,15 +49,17 @@ from tokenops.demo.alerts import expected_alerts
 from tokenops.demo.day import wait_for_one_day
 from tokenops.demo.observe import alerts_firing, pipeline_lag
 from tokenops.demo.results import read_billing
+from tokenops.placement import home_partition
 from tokenops.producers import ProducerSettings, UsageProducer
 from tokenops.producers.ledger import Ledger
 from tokenops.producers.simulator import SimulationConfig, Simulator
+from tokenops.schemas.event import FUTURE
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
 from tokenops.settings import KafkaSettings, StackSettings, TopicSettings
 from tokenops.stack import KafkaBroker
 from tokenops.stack.alerting import AlertmanagerServer
 from tokenops.stack.process import free_port
-from tokenops.streams.deadletter import DLQ_OFFSET, DLQ_PARTITION, DLQ_REASON
+from tokenops.streams.deadletter import DLQ_FIELD, DLQ_OFFSET, DLQ_PARTITION, DLQ_REASON
 from tokenops.streams.quota_topic import publish_quotas
 from tokenops.topics import ensure_topics, pipeline_topics, read_to_end
 
@@ -98,7 +104,11 @@ def test_no_event_lost_or_double_counted_through_crashes_and_outages(
     spooled = SimulationConfig(
         tenants=20, rate=500, duration_s=1, seed=22, duplicate_share=0.02, tenant_prefix=prefix
     )
-    used = tenant_tokens(load) + tenant_tokens(spooled)
+    misplaced = SimulationConfig(
+        tenants=20, rate=100, duration_s=30, seed=23, duplicate_share=0.02, tenant_prefix=prefix
+    )  # sent by a producer with librdkafka's defaults, done before the broker restart
+    far_future = far_future_record(f"{prefix}001")
+    used = tenant_tokens(load) + tenant_tokens(spooled) + tenant_tokens(misplaced)
     limits = {  # exceeded (and warned), warned only (90 %), nothing (40 %)
         f"{prefix}001": Decimal(used[f"{prefix}001"] * 6 // 10),
         f"{prefix}002": Decimal(used[f"{prefix}002"] * 10 // 9),
@@ -139,6 +149,14 @@ def test_no_event_lost_or_double_counted_through_crashes_and_outages(
             except BaseException as exc:  # surfaced in the main thread
                 failure.append(exc)
 
+        def simulate_misplaced() -> None:
+            try:
+                producer = DefaultsProducer(kafka, topics.usage)
+                producer.producer.produce(topics.usage, far_future, f"{prefix}001".encode())
+                ledgers.append(Simulator(misplaced).run(producer))  # type: ignore[arg-type]
+            except BaseException as exc:
+                failure.append(exc)
+
         def kill_worker() -> None:
             pipeline.kill("worker")
             pipeline.start("worker")
@@ -177,8 +195,10 @@ def test_no_event_lost_or_double_counted_through_crashes_and_outages(
             (50, "Kafka restart; a producer spools, then replays", restart_broker_and_spool),
         ]  # fmt: skip
         thread = threading.Thread(target=simulate, name="simulator", daemon=True)
+        beside = threading.Thread(target=simulate_misplaced, name="misplaced", daemon=True)
         load_began = time.monotonic()
         thread.start()
+        beside.start()
         unplanned: list[str] = []
         while thread.is_alive() or schedule:
             elapsed = time.monotonic() - load_began
@@ -194,6 +214,7 @@ def test_no_event_lost_or_double_counted_through_crashes_and_outages(
                     print(service.process.log_tail(30))
                     pipeline.start(name)
             time.sleep(0.2)
+        beside.join(60)
         if failure:
             raise failure[0]
         left = spooled_events(tmp_path / "spool")
@@ -264,12 +285,22 @@ def test_no_event_lost_or_double_counted_through_crashes_and_outages(
         # Dead letters: each malformed record once (replays deduplicated by source offset).
         letters = {}
         reasons = []
+        fields: dict[bytes | None, bytes] = {}
         for m in read_to_end(kafka, topics.dead_letter):
             headers = dict(m.headers() or [])
             letters[(headers[DLQ_PARTITION], headers[DLQ_OFFSET])] = m.value()
             reasons.append(headers.get(DLQ_REASON, b""))
+            fields[m.value()] = headers[DLQ_FIELD]
         dead_letters = Counter(letters.values())
         malformed = Counter(ledger.malformed_values())
+        partitions = topics.partitions
+        misplaced_records = sum(  # keyed records outside their tenant's home partition
+            1
+            for m in read_to_end(kafka, topics.usage)
+            if m.key()
+            and home_partition((m.key() or b"").decode(errors="replace"), partitions)
+            != m.partition()
+        )
 
         figures = {
             "records produced": ledger.records_sent,
@@ -285,6 +316,7 @@ def test_no_event_lost_or_double_counted_through_crashes_and_outages(
             "events lost": lost,
             "events double-counted": doubled,
             "dead letters (distinct)": sum(dead_letters.values()),
+            "records outside their home partition (forwarded)": misplaced_records,
             "quota crossings on the topic": sorted(crossings.elements()),
             "alerts in Alertmanager": sorted(firing),
             "load seconds": round(load_s, 1),
@@ -304,7 +336,9 @@ def test_no_event_lost_or_double_counted_through_crashes_and_outages(
         assert check.returncode == 0 and "clean" in check.stdout, check.stdout + check.stderr
         assert crossings == want_crossings, (crossings, want_crossings)
         assert firing == want_alerts, (firing, want_alerts)
-        assert dead_letters == malformed
+        assert dead_letters == malformed + Counter([far_future])
+        assert fields[far_future] == FUTURE.encode()
+        assert misplaced_records > 0, "the defaults producer put no record outside its home"
         assert all(reasons)
         assert ledger.duplicates and ledger.late and ledger.malformed
     finally:

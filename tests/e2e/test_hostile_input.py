@@ -140,7 +140,7 @@ CATALOGUE: dict[str, Bad] = {
     "oversized-record": Bad(batch(event()).replace(b"{", b"{" + b" " * 1_010_000, 1), "record",
                             "record exceeds 1000000"),
     # timestamps
-    "future-time": Bad(raw(time=stamp(_now() + timedelta(days=1))), "time", "in the future"),
+    "future-time": Bad(raw(time=stamp(_now() + timedelta(days=1))), "future", "in the future"),
     "ancient-time": Bad(raw(time="1999-12-31T23:59:59.000Z"), "time", "before 2020-01-01"),
     "before-dedup-horizon": Bad(raw(time=stamp(_now() - timedelta(hours=2))), "time",
                                 "too_late", warm_up=True),
