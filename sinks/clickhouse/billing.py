@@ -1,90 +1,159 @@
-"""Reads for BI and billing: usage by model/day/hour, and invoices from `invoice_lines`.
+"""Reads for BI and billing: usage by model/day/hour, and invoices, in the tenant's zone.
 
 Every function takes a clickhouse-connect client and returns plain data (Decimal amounts,
 never float), so the CLI, the sink's query endpoint and tests share one implementation.
 Tenant values are always bound parameters.
+
+Ranges are UTC instants (a tenant's local day or month, from `time_zones`). A range on
+whole UTC hours is summed from the hourly rollups; any other range (a :30 or :45 zone's
+midnight, a `--from 10:15`) from the window totals, whose windows (60 s by default) are
+aligned to the epoch and so to every zone's midnight.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
+import orjson
 from clickhouse_connect.driver.client import Client
 
+from tokenops.errors import TokenopsError
 from tokenops.schemas import TOKEN_TYPES
+from tokenops.sinks.clickhouse import finality, time_zones
+from tokenops.sinks.clickhouse.finality import Finality
+from tokenops.sinks.clickhouse.invoice_model import (
+    AdjustmentLine,
+    Invoice,
+    InvoiceLine,
+    invoice_from_json,
+)
 
-UsageBy = Literal["model", "day", "hour"]
+UsageBy = Literal["model", "day", "hour", "month"]
 CENT = Decimal("0.01")
+COUNTS = (*TOKEN_TYPES, "event_count")
 
-_SUMS = ", ".join(f"sum({t}) AS {t}" for t in TOKEN_TYPES) + ", sum(event_count) AS event_count"
-_USAGE = {
-    "hour": f"""SELECT hour AS bucket, model, {_SUMS} FROM hourly_usage
-        WHERE tenant_id = {{tenant:String}} AND hour >= {{start:DateTime('UTC')}}
-          AND hour < {{end:DateTime('UTC')}}
-        GROUP BY bucket, model ORDER BY bucket, model""",
-    "day": f"""SELECT day AS bucket, model, {_SUMS} FROM daily_usage
-        WHERE tenant_id = {{tenant:String}} AND day >= toDate({{start:DateTime('UTC')}})
-          AND day < toDate({{end:DateTime('UTC')}})
-        GROUP BY bucket, model ORDER BY bucket, model""",
-    "model": f"""SELECT model, {_SUMS} FROM hourly_usage
-        WHERE tenant_id = {{tenant:String}} AND hour >= {{start:DateTime('UTC')}}
-          AND hour < {{end:DateTime('UTC')}}
-        GROUP BY model ORDER BY model""",
+_HOURLY = f"""SELECT model, hour AS t, {", ".join(COUNTS)} FROM hourly_usage
+    WHERE tenant_id = {{tenant:String}} AND hour >= {{start:DateTime('UTC')}}
+      AND hour < {{end:DateTime('UTC')}}"""
+_WINDOWS = f"""SELECT model, toDateTime(window_start, 'UTC') AS t, {", ".join(COUNTS)}
+    FROM window_totals_latest
+    WHERE tenant_id = {{tenant:String}} AND window_start >= {{start:DateTime64(3, 'UTC')}}
+      AND window_start < {{end:DateTime64(3, 'UTC')}}"""
+_BUCKETS = {
+    "model": None,
+    "hour": "toString(toStartOfHour(t, {tz:String}))",
+    "day": "toString(toDate(t, {tz:String}))",
+    "month": "toString(toStartOfMonth(t, {tz:String}))",
 }
+# Input counts include cached tokens and output counts include reasoning tokens
+# (OpenTelemetry GenAI): the input and output lines bill what remains, so each token is
+# billed exactly once. Signed, so an adjustment can be negative.
+BILLABLE = """ARRAY JOIN [
+    ('input_tokens', toInt64(input_tokens) - cache_read_input_tokens - cache_creation_input_tokens),
+    ('cache_read_input_tokens', toInt64(cache_read_input_tokens)),
+    ('cache_creation_input_tokens', toInt64(cache_creation_input_tokens)),
+    ('output_tokens', toInt64(output_tokens) - reasoning_output_tokens),
+    ('reasoning_output_tokens', toInt64(reasoning_output_tokens))
+] AS line"""
 
 
-def usage(
-    client: Client, tenant: str, start: datetime, end: datetime, by: UsageBy
-) -> list[dict[str, Any]]:
-    """Token totals of `tenant` in [start, end), UTC, grouped by model, day or hour."""
-    result = client.query(_USAGE[by], parameters={"tenant": tenant, "start": start, "end": end})
-    return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+def priced(source: str, keys: str = "") -> str:
+    """Billable quantities of `source` (with a time `t`) priced as of `t`, one row per
+    `keys`, model, token type and unit price; `priced` = 0 marks no price in effect."""
+    extra = f"{keys}, " if keys else ""
+    return f"""SELECT {extra}b.model AS model, b.token_type AS token_type,
+        p.currency AS currency, p.price_per_million AS unit, p.model != '' AS priced,
+        sum(b.quantity) AS quantity, sum(b.events) AS events,
+        sum(toDecimal128(b.quantity, 0) * toDecimal128(p.price_per_million, 15)) / 1000000
+            AS amount
+    FROM (SELECT *, tupleElement(line, 1) AS token_type, tupleElement(line, 2) AS quantity,
+            event_count AS events FROM ({source}) {BILLABLE}) AS b
+    ASOF LEFT JOIN current_prices AS p
+        ON b.model = p.model AND b.token_type = p.token_type AND b.t >= p.effective_from
+    WHERE b.quantity != 0
+    GROUP BY {extra}model, token_type, currency, unit, priced
+    ORDER BY {extra}model, token_type, unit"""
 
 
-@dataclass(frozen=True)
-class InvoiceLine:
-    model: str
-    token_type: str
-    quantity: int
-    unit_price_per_million: Decimal
-    currency: str
-    amount: Decimal  # rounded half-up to the cent
-    exact_amount: Decimal
+def _source(start: datetime, end: datetime) -> str:
+    return _HOURLY if time_zones.whole_utc_hours(start, end) else _WINDOWS
+
+
+def check_range(start: datetime, end: datetime) -> None:
+    if start >= end:
+        raise TokenopsError(
+            f"--from {start.isoformat()} is not before --to {end.isoformat()}",
+            hint="give --from earlier than --to (the range is [from, to))",
+        )
+
+
+def check_tenant(client: Client, tenant: str) -> None:
+    """An unknown tenant is an error naming a few known ones, never an empty answer."""
+    seen = client.query(
+        "SELECT count() FROM (SELECT tenant_id FROM window_totals WHERE tenant_id = {t:String}"
+        " LIMIT 1 UNION ALL SELECT tenant_id FROM raw_events WHERE tenant_id = {t:String}"
+        " LIMIT 1)",
+        parameters={"t": tenant},
+    ).result_rows[0][0]
+    if seen:
+        return
+    known = [
+        str(row[0])
+        for row in client.query(
+            "SELECT DISTINCT tenant_id FROM window_totals ORDER BY tenant_id LIMIT 5"
+        ).result_rows
+    ]
+    raise TokenopsError(
+        f"unknown tenant {tenant!r}: the store has no usage for it",
+        hint=f"known tenants include {', '.join(known)}" if known else "the store is empty",
+    )
 
 
 @dataclass
-class Invoice:
+class Usage:
     tenant_id: str
-    month: date
-    lines: list[InvoiceLine] = field(default_factory=list)
-    unpriced: list[tuple[str, str, int]] = field(default_factory=list)  # model, type, qty
-
-    @property
-    def totals(self) -> dict[str, Decimal]:
-        """Total per currency: the sum of the rounded lines, so lines add up to it."""
-        out: dict[str, Decimal] = {}
-        for line in self.lines:
-            out[line.currency] = out.get(line.currency, Decimal("0.00")) + line.amount
-        return out
+    start: datetime
+    end: datetime
+    time_zone: str
+    rows: list[dict[str, Any]]
+    finality: Finality
 
 
-_INVOICE = """
-SELECT model, token_type, priced, currency, unit_price_per_million, quantity, amount
-FROM invoice_lines
-WHERE tenant_id = {tenant:String} AND month = {month:Date}
-ORDER BY model, token_type, unit_price_per_million
-"""
+def usage(
+    client: Client,
+    tenant: str,
+    start: datetime,
+    end: datetime,
+    by: UsageBy,
+    time_zone: str = "UTC",
+) -> Usage:
+    """Token totals of `tenant` in [start, end), grouped by model or by local hour, day
+    or month of `time_zone`, with how final they are."""
+    check_range(start, end)
+    time_zones.zone(time_zone)
+    check_tenant(client, tenant)
+    bucket = _BUCKETS[by]
+    sums = ", ".join(f"sum({c}) AS {c}" for c in COUNTS)
+    keys = "model" if bucket is None else "bucket, model"
+    select = keys if bucket is None else f"{bucket} AS bucket, model"
+    sql = f"SELECT {select}, {sums} FROM ({_source(start, end)}) GROUP BY {keys} ORDER BY {keys}"
+    params = {"tenant": tenant, "start": start, "end": end, "tz": time_zone}
+    result = client.query(sql, parameters=params)
+    rows = [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+    return Usage(tenant, start, end, time_zone, rows, finality.of_range(client, tenant, start, end))
 
 
-def invoice(client: Client, tenant: str, month: date) -> Invoice:
-    """The invoice of `tenant` for the calendar month (UTC) starting at `month`."""
-    result = client.query(_INVOICE, parameters={"tenant": tenant, "month": month.replace(day=1)})
-    bill = Invoice(tenant, month.replace(day=1))
-    for model, token_type, priced, currency, unit, quantity, amount in result.result_rows:
-        if not priced:
+def live_invoice(client: Client, tenant: str, month: date, time_zone: str = "UTC") -> Invoice:
+    """The invoice as the store's totals stand now (what closing the month freezes)."""
+    start, end = time_zones.month_range(month, time_zone)
+    params = {"tenant": tenant, "start": start, "end": end}
+    bill = Invoice(tenant, month.replace(day=1), time_zone)
+    for row in client.query(priced(_source(start, end)), parameters=params).result_rows:
+        model, token_type, currency, unit, is_priced, quantity, _, amount = row
+        if not is_priced:
             bill.unpriced.append((model, token_type, int(quantity)))
             continue
         exact = Decimal(amount)
@@ -99,9 +168,69 @@ def invoice(client: Client, tenant: str, month: date) -> Invoice:
                 exact,
             )
         )
+    bill.adjustments = adjustments(client, tenant, bill.month)
+    return bill
+
+
+_ADJUSTMENTS = f"""SELECT model, toDateTime(window_start, 'UTC') AS t, original_number,
+    toString(original_month) AS original, toString(window_start) AS window, window_size_s,
+    {", ".join(COUNTS)}
+    FROM invoice_adjustments FINAL
+    WHERE tenant_id = {{tenant:String}} AND target_month = {{month:Date}}"""
+
+
+def adjustments(client: Client, tenant: str, month: date) -> list[AdjustmentLine]:
+    """The adjustment lines billed on `tenant`'s invoice of `month`."""
+    sql = priced(_ADJUSTMENTS, "original_number, original, window")
+    out = []
+    rows = client.query(sql, parameters={"tenant": tenant, "month": month}).result_rows
+    for number, original, window, model, token_type, currency, unit, _, qty, events, amount in rows:
+        exact = Decimal(amount or 0)
+        out.append(
+            AdjustmentLine(
+                number,
+                original[:7],
+                window,
+                model,
+                token_type,
+                int(events),
+                int(qty),
+                _plain(Decimal(unit or 0)),
+                currency or "",
+                exact.quantize(CENT, rounding=ROUND_HALF_UP),
+                exact,
+            )
+        )
+    return out
+
+
+def invoice(client: Client, tenant: str, month: date, time_zone: str = "UTC") -> Invoice:
+    """`tenant`'s invoice of `month` in `time_zone`: frozen once the month closed, else live."""
+    time_zones.zone(time_zone)
+    check_tenant(client, tenant)
+    month = month.replace(day=1)
+    frozen = frozen_invoice(client, tenant, month)
+    bill = frozen if frozen is not None else live_invoice(client, tenant, month, time_zone)
+    start, end = time_zones.month_range(month, bill.time_zone)
+    bill.finality = finality.of_range(client, tenant, start, end, closed=frozen is not None)
     return bill
 
 
 def _plain(value: Decimal) -> Decimal:
     """Without trailing zeros and without an exponent: 10.000000000 -> 10, 2.50 -> 2.5."""
     return Decimal(format(value.normalize(), "f"))
+
+
+def frozen_invoice(client: Client, tenant: str, month: date) -> Invoice | None:
+    """The invoice frozen when `tenant`'s `month` closed, or None while it is open."""
+    rows = client.query(
+        "SELECT document, number, content_hash, closed_at FROM invoices FINAL"
+        " WHERE tenant_id = {tenant:String} AND month = {month:Date}",
+        parameters={"tenant": tenant, "month": month},
+    ).result_rows
+    if not rows:
+        return None
+    document, number, content_hash, closed_at = rows[0]
+    bill = invoice_from_json(orjson.loads(document))
+    bill.number, bill.content_hash, bill.closed_at = number, content_hash, closed_at
+    return bill

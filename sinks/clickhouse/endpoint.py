@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from tokenops.errors import TokenopsError
 from tokenops.sinks.clickhouse import billing, reconcile
 from tokenops.sinks.clickhouse.errors import ClickHouseError
-from tokenops.sinks.clickhouse.wire import invoice_to_json, parse_time
+from tokenops.sinks.clickhouse.wire import invoice_to_json, parse_time, usage_to_json
 
 logger = logging.getLogger(__name__)
 
@@ -34,15 +34,16 @@ Query = Callable[[Client, dict[str, str]], Any]
 
 def _usage(client: Client, q: dict[str, str]) -> Any:
     by = q.get("by", "model")
-    if by not in ("model", "day", "hour"):
-        raise TokenopsError(f"by={by!r}: must be model, day or hour")
+    if by not in ("model", "day", "hour", "month"):
+        raise TokenopsError(f"by={by!r}: must be model, day, hour or month")
     start, end = parse_time(q["from"]), parse_time(q["to"])
-    return billing.usage(client, q["tenant"], start, end, by)  # type: ignore[arg-type]
+    zone = q.get("time_zone", "UTC")
+    return usage_to_json(billing.usage(client, q["tenant"], start, end, by, zone))  # type: ignore[arg-type]
 
 
 def _invoice(client: Client, q: dict[str, str]) -> Any:
     month = date.fromisoformat(q["month"] + "-01")
-    return invoice_to_json(billing.invoice(client, q["tenant"], month))
+    return invoice_to_json(billing.invoice(client, q["tenant"], month, q.get("time_zone", "UTC")))
 
 
 def _reconcile(client: Client, q: dict[str, str]) -> Any:

@@ -20,6 +20,7 @@ from clickhouse_connect.driver.client import Client
 
 from tokenops.sinks.clickhouse import billing, reconcile, wire
 from tokenops.sinks.clickhouse.errors import ClickHouseError, StoreBusyError
+from tokenops.sinks.clickhouse.invoice_model import Invoice
 from tokenops.sinks.clickhouse.settings import ClickHouseSettings
 from tokenops.sinks.clickhouse.store import open_store
 
@@ -32,16 +33,27 @@ class BillingReader:
 
     def usage(
         self, tenant: str, start: datetime, end: datetime, by: billing.UsageBy
-    ) -> list[dict[str, Any]]:
-        params = {"tenant": tenant, "from": start.isoformat(), "to": end.isoformat(), "by": by}
+    ) -> billing.Usage:
+        zone = self.settings.zone_of(tenant)
+        params = {
+            "tenant": tenant,
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+            "by": by,
+            "time_zone": zone,
+        }
         return self._read(
-            lambda c: billing.usage(c, tenant, start, end, by), "/v1/usage", params, list
+            lambda c: billing.usage(c, tenant, start, end, by, zone),
+            "/v1/usage",
+            params,
+            wire.usage_from_json,
         )
 
-    def invoice(self, tenant: str, month: date) -> billing.Invoice:
-        params = {"tenant": tenant, "month": month.isoformat()[:7]}
+    def invoice(self, tenant: str, month: date) -> Invoice:
+        zone = self.settings.zone_of(tenant)
+        params = {"tenant": tenant, "month": month.isoformat()[:7], "time_zone": zone}
         return self._read(
-            lambda c: billing.invoice(c, tenant, month),
+            lambda c: billing.invoice(c, tenant, month, zone),
             "/v1/invoice",
             params,
             wire.invoice_from_json,
@@ -70,6 +82,13 @@ class BillingReader:
         params: dict[str, str],
         remote: Callable[[Any], T],
     ) -> T:
+        path = self.settings.embedded_path(self.state_dir)
+        if path is not None and not path.exists():  # a read never creates a store
+            raise ClickHouseError(
+                f"there is no billing store at {path}",
+                hint="start `tokenops sink clickhouse` (or `tokenops stack up`), "
+                "or set TOKENOPS_CLICKHOUSE_URL",
+            )
         try:
             store = open_store(self.settings, self.state_dir)
         except StoreBusyError as busy:

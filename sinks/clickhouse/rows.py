@@ -146,6 +146,7 @@ class Batch:
     windows: dict[str, WindowTotals] = field(default_factory=dict)
     events: list[list[object]] = field(default_factory=lambda: [[] for _ in EVENT_COLUMNS])
     dead_letters: list[list[object]] = field(default_factory=list)
+    watermarks: list[list[object]] = field(default_factory=list)  # partition_watermarks rows
     records: int = 0
     # usage records still being decoded (see decoding.py), resolved before the write
     pending: list[tuple[Future[Decoded], int, int]] = field(default_factory=list)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from tokenops.settings import KafkaSettings, TopicSettings
+from tokenops.settings import KafkaSettings, TopicSettings, load
 from tokenops.sinks.clickhouse.endpoint import SinkEndpoint
 from tokenops.sinks.clickhouse.errors import ClickHouseError, StoreBusyError
 from tokenops.sinks.clickhouse.metrics import SinkMetrics
@@ -18,7 +18,9 @@ from tokenops.sinks.clickhouse.rows import Batch
 from tokenops.sinks.clickhouse.settings import ClickHouseSettings
 from tokenops.sinks.clickhouse.sink import BatchWriter, ClickHouseSink
 from tokenops.sinks.clickhouse.store import ClickHouseStore, open_store
-from tokenops.sinks.clickhouse.writer import ClickHouseWriter
+from tokenops.sinks.clickhouse.watermarks import WatermarkTracker
+from tokenops.sinks.clickhouse.writer import ClickHouseWriter, Closing
+from tokenops.streams.settings import WorkerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -89,12 +91,17 @@ def run_sink(
             )
             endpoint.start()
             store.advertise(endpoint.url)
+        # The worker's window rules: the sink judges partitions idle and months closed
+        # as the worker closes windows.
+        rules = load(WorkerSettings)
+        closing = Closing(settings.zone_of, rules.allowed_lateness_s)
         writer: BatchWriter = LockedWriter(
-            ClickHouseWriter(store.client, settings.insert_settings()), lock
+            ClickHouseWriter(store.client, settings.insert_settings(), closing), lock
         )
         if settings.fault_file is not None:
             writer = FaultFileWriter(writer, settings.fault_file)
-        sink = ClickHouseSink(kafka, topics, settings, writer, SinkMetrics(registry), stop)
+        tracker = WatermarkTracker(rules.allowed_lateness_s, rules.idle_timeout_s)
+        sink = ClickHouseSink(kafka, topics, settings, writer, SinkMetrics(registry), stop, tracker)
         logger.info("clickhouse sink writing to %s", store.description)
         sink.run()
     finally:

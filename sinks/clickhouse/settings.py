@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
@@ -50,6 +51,11 @@ class ClickHouseSettings(TokenopsSettings):
     http_host: str = "0.0.0.0"
     http_port: int = Field(default=9466, ge=0, le=65535, description="0 turns it off.")
     prices_file: Path | None = None
+    time_zones: dict[str, str] = Field(
+        default_factory=dict,
+        description='Billing time zone per tenant, JSON: {"acme": "Asia/Shanghai"}.',
+    )
+    default_time_zone: str = Field(default="UTC", description="Tenants not in time_zones.")
     # Tests only (docs/reliability.md): while this file exists, every write fails as a
     # storage outage would, so a test can take a real sink process's store away.
     fault_file: Path | None = None
@@ -69,6 +75,23 @@ class ClickHouseSettings(TokenopsSettings):
             raise ValueError("must start with http://, https:// or chdb:///")
         return value
 
+    @field_validator("time_zones")
+    @classmethod
+    def _known_zones(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value.values():
+            _check_zone(name)
+        return value
+
+    @field_validator("default_time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        _check_zone(value)
+        return value
+
+    def zone_of(self, tenant: str) -> str:
+        """The billing time zone of `tenant`: local days and months follow it."""
+        return self.time_zones.get(tenant, self.default_time_zone)
+
     def insert_settings(self) -> dict[str, object]:
         """Per-insert settings: on a cluster, durable means forwarded and replicated."""
         if self.schema_variant == "cluster":
@@ -82,3 +105,11 @@ class ClickHouseSettings(TokenopsSettings):
         if self.url.startswith("chdb://"):
             return Path(self.url.removeprefix("chdb://")).resolve()
         return None
+
+
+def _check_zone(name: str) -> None:
+    if name != "UTC":
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {name!r}, e.g. Asia/Shanghai") from None

@@ -28,6 +28,7 @@ from tokenops.sinks.clickhouse.metrics import SinkMetrics
 from tokenops.sinks.clickhouse.rows import Batch
 from tokenops.sinks.clickhouse.settings import ClickHouseSettings
 from tokenops.sinks.clickhouse.verdicts import dead_letter_row
+from tokenops.sinks.clickhouse.watermarks import WatermarkTracker
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +49,12 @@ class ClickHouseSink:
         writer: BatchWriter,
         metrics: SinkMetrics,
         stop: threading.Event | None = None,
+        watermarks: WatermarkTracker | None = None,
     ) -> None:
         self.settings = settings
+        # The usage partitions' watermarks, for `as_of`: only with raw events (their times)
+        self.watermarks = watermarks if settings.raw_events else None
+        self._last_watermarks = 0.0
         self.writer = writer
         self.metrics = metrics
         self.stop = stop or threading.Event()
@@ -101,6 +106,8 @@ class ClickHouseSink:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._partitions = None
+        if self.watermarks is not None:
+            self.watermarks.assigned(p.partition for p in partitions if p.topic == self.usage_topic)
 
     def usage_partitions(self) -> int:
         """The usage topic's partition count, from the broker once per assignment."""
@@ -119,7 +126,7 @@ class ClickHouseSink:
         """Write the pending batch and commit its offsets (kept if stopped mid-outage)."""
         batch, offsets = self._batch, self._offsets
         self._batch, self._offsets, self._deadline = Batch(), {}, None
-        if offsets and self.flush(batch):
+        if (offsets or self.watermarks is not None) and self.flush(batch) and offsets:
             self.commit(offsets)
 
     def collect(self) -> None:
@@ -141,6 +148,8 @@ class ClickHouseSink:
                 if count:
                     self._records[role].inc(count)
                     self._consumed[role] = 0
+            if self._chunk and self.watermarks is not None:
+                self.watermarks.saw({record[2] for record in self._chunk})
             if self._chunk:
                 expected = int(len(self._chunk) * self._rows_per_record)
                 self._batch.add_pending(
@@ -197,7 +206,8 @@ class ClickHouseSink:
         """Write `batch`, retrying with backoff until it is durable; False if stopped first."""
         while batch.pending:
             self._invalid_usage.inc(batch.resolve_oldest())
-        if not batch.windows and not batch.event_rows and not batch.dead_letters:
+        self._add_watermarks(batch)
+        if not (batch.windows or batch.event_rows or batch.dead_letters or batch.watermarks):
             return True
         delay_ms = self.settings.retry_initial_ms
         attempt = 0
@@ -224,11 +234,27 @@ class ClickHouseSink:
             self.metrics.write_seconds.observe(time.monotonic() - started)
             if attempt > 1:
                 logger.info("clickhouse writes recovered after attempts=%d", attempt)
+                if self.watermarks is not None:
+                    self.watermarks.resumed()
             self.metrics.blocked.set(0)
             self.metrics.rows.labels("raw_events").inc(batch.event_rows)
             self.metrics.rows.labels("window_totals").inc(len(batch.windows))
             self.metrics.rows.labels("dead_letters").inc(len(batch.dead_letters))
             return True
+
+    def _add_watermarks(self, batch: Batch) -> None:
+        """Advance the watermarks by the batch's events and idle partitions; written at
+        most every second (an idle partition's watermark moves with the wall clock)."""
+        if self.watermarks is None:
+            return
+        self.watermarks.observe(batch.events)
+        now = time.monotonic()
+        if now - self._last_watermarks < 1.0 and not batch.event_rows:
+            return
+        self.watermarks.idle_advance()
+        if self.watermarks.changed:
+            self._last_watermarks = now
+            batch.watermarks = self.watermarks.rows(self.usage_partitions())
 
     def commit(self, offsets: dict[tuple[str, int], int]) -> None:
         """Commit after a durable write. A failed commit only means a harmless replay."""

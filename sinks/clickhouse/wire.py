@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from datetime import UTC, datetime
 from typing import Any
 
-from tokenops.sinks.clickhouse.billing import Invoice, InvoiceLine
+from tokenops.sinks.clickhouse.billing import Usage
+from tokenops.sinks.clickhouse.finality import Finality
+from tokenops.sinks.clickhouse.invoice_model import invoice_from_json, invoice_to_json
 from tokenops.sinks.clickhouse.reconcile import Difference
+
+__all__ = [
+    "differences_from_json",
+    "invoice_from_json",
+    "invoice_to_json",
+    "parse_time",
+    "usage_from_json",
+    "usage_to_json",
+]
 
 
 def parse_time(text: str) -> datetime:
@@ -16,36 +26,27 @@ def parse_time(text: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def invoice_to_json(bill: Invoice) -> dict[str, Any]:
+def differences_from_json(items: list[dict[str, Any]]) -> list[Difference]:
+    return [Difference(**item) for item in items]
+
+
+def usage_to_json(result: Usage) -> dict[str, Any]:
     return {
-        "tenant_id": bill.tenant_id,
-        "month": bill.month.isoformat()[:7],
-        "lines": [
-            {k: str(v) if isinstance(v, Decimal) else v for k, v in line.__dict__.items()}
-            for line in bill.lines
-        ],
-        "unpriced": [list(u) for u in bill.unpriced],
-        "totals": {currency: str(total) for currency, total in bill.totals.items()},
+        "tenant_id": result.tenant_id,
+        "from": result.start.isoformat(),
+        "to": result.end.isoformat(),
+        "time_zone": result.time_zone,
+        **result.finality.to_json(),
+        "rows": result.rows,
     }
 
 
-def invoice_from_json(data: dict[str, Any]) -> Invoice:
-    bill = Invoice(data["tenant_id"], date.fromisoformat(data["month"] + "-01"))
-    for line in data["lines"]:
-        bill.lines.append(
-            InvoiceLine(
-                model=line["model"],
-                token_type=line["token_type"],
-                quantity=int(line["quantity"]),
-                unit_price_per_million=Decimal(line["unit_price_per_million"]),
-                currency=line["currency"],
-                amount=Decimal(line["amount"]),
-                exact_amount=Decimal(line["exact_amount"]),
-            )
-        )
-    bill.unpriced = [(m, t, int(q)) for m, t, q in data["unpriced"]]
-    return bill
-
-
-def differences_from_json(items: list[dict[str, Any]]) -> list[Difference]:
-    return [Difference(**item) for item in items]
+def usage_from_json(data: dict[str, Any]) -> Usage:
+    return Usage(
+        data["tenant_id"],
+        parse_time(data["from"]),
+        parse_time(data["to"]),
+        data["time_zone"],
+        list(data["rows"]),
+        Finality.from_json(data),
+    )

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from clickhouse_connect.driver.client import Client
 
 from tokenops.schemas import WindowTotals
+from tokenops.sinks.clickhouse.closing import (
+    ADJUSTMENT_COLUMNS,
+    ZoneOf,
+    adjustment_rows,
+    close_months,
+)
 from tokenops.sinks.clickhouse.rows import EVENT_COLUMNS, WINDOW_COLUMNS, Batch, window_row
 from tokenops.sinks.clickhouse.verdicts import DEAD_LETTER_COLUMNS
+from tokenops.sinks.clickhouse.watermarks import WATERMARK_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +56,18 @@ GROUP BY tenant_id, model, month
 """
 
 
+# How often the writer looks for months to close (a few queries over the rollups).
+CLOSE_EVERY_S = 5.0
+
+
+@dataclass(frozen=True)
+class Closing:
+    """What closing months needs: each tenant's time zone and the allowed lateness."""
+
+    zone_of: ZoneOf
+    lateness_s: float
+
+
 class ClickHouseWriter:
     """Writes batches: dead letters, raw events, then window totals, then the rollups
     they touch.
@@ -56,9 +77,16 @@ class ClickHouseWriter:
     same totals. `write` returns only when all of it is stored.
     """
 
-    def __init__(self, client: Client, settings: dict[str, object] | None = None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        settings: dict[str, object] | None = None,
+        closing: Closing | None = None,
+    ) -> None:
         self.client = client
         self.settings = settings or {}
+        self.closing = closing
+        self._last_close = 0.0
 
     def write(self, batch: Batch) -> None:
         if batch.dead_letters:
@@ -79,9 +107,28 @@ class ClickHouseWriter:
             )
         if batch.windows:
             self.write_windows(batch.windows.values())
+        if batch.watermarks:  # after the windows they close: as_of never runs ahead of them
+            self.client.insert(
+                "partition_watermarks",
+                batch.watermarks,
+                column_names=WATERMARK_COLUMNS,
+                settings=self.settings,
+            )
+        if self.closing is not None and time.monotonic() - self._last_close >= CLOSE_EVERY_S:
+            self._last_close = time.monotonic()
+            close_months(self.client, self.closing.zone_of, self.closing.lateness_s)
 
     def write_windows(self, windows: Iterable[WindowTotals]) -> None:
         windows = list(windows)
+        if self.closing is not None:
+            adjustments = adjustment_rows(self.client, windows)
+            if adjustments:  # before the windows: the deltas are against the stored totals
+                self.client.insert(
+                    "invoice_adjustments",
+                    adjustments,
+                    column_names=ADJUSTMENT_COLUMNS,
+                    settings=self.settings,
+                )
         rows = [window_row(w) for w in windows]
         self.client.insert(
             "window_totals", rows, column_names=WINDOW_COLUMNS, settings=self.settings

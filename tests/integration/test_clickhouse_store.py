@@ -90,7 +90,7 @@ def test_a_correction_updates_every_rollup(store: ClickHouseStore) -> None:
         (10, 10_000)
     ]
     by_day = usage(store.client, "acme", *NOV, "day")
-    assert [r["event_count"] for r in by_day] == [9, 1]
+    assert [r["event_count"] for r in by_day.rows] == [9, 1]
     checks, differences = reconcile(store.client, *NOV, raw_events=False)
     assert len(checks) == 3 and differences == []
 
@@ -316,7 +316,11 @@ def test_the_cli_reads_a_store_no_process_holds(chdb_dsn: str, tmp_path: Path) -
     assert [line.split(",")[-1] for line in lines[1:]] == ["2", "3"]
     bill = run("invoice", "--tenant", "acme", "--month", "2026-11")
     assert bill.returncode == 0, bill.stderr
-    assert "TOTAL" in bill.stdout and "USD" in bill.stdout
+    assert "total USD" in bill.stdout and "final: false" in bill.stdout
+    rows = run("invoice", "--tenant", "acme", "--month", "2026-11", "--format", "csv")
+    assert rows.returncode == 0, rows.stderr
+    assert "TOTAL" not in rows.stdout and "total_USD=" in rows.stderr  # rows only in the CSV
+    assert all(line.startswith("line,") for line in rows.stdout.splitlines()[1:])
     clean = run("reconcile", "--from", "2026-11-01", "--to", "2026-12-01", "--format", "json")
     assert clean.returncode == 1  # raw events are on but none were written: a difference
     assert '"check": "raw_events vs window_totals"' in clean.stdout

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import sys
-from datetime import date
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -19,11 +19,12 @@ from rich.table import Table
 
 from tokenops.cli.text import plain
 from tokenops.settings import StackSettings, load
-from tokenops.sinks.clickhouse import ClickHouseSettings, open_store
+from tokenops.sinks.clickhouse import ClickHouseSettings, open_store, time_zones
 from tokenops.sinks.clickhouse.errors import ClickHouseError, PriceError
+from tokenops.sinks.clickhouse.invoice_model import Invoice
 from tokenops.sinks.clickhouse.reader import BillingReader
 from tokenops.sinks.clickhouse.service import prepare_store
-from tokenops.sinks.clickhouse.wire import invoice_to_json, parse_time
+from tokenops.sinks.clickhouse.wire import invoice_to_json, parse_time, usage_to_json
 
 app = typer.Typer(help="The billing store (ClickHouse or the embedded chDB store).")
 console = Console()
@@ -39,10 +40,11 @@ class By(StrEnum):
     model = "model"
     day = "day"
     hour = "hour"
+    month = "month"
 
 
 FORMAT = typer.Option(Format.table, "--format", help="table, csv or json.")
-BY = typer.Option(By.model, "--by", help="model, day or hour.")
+BY = typer.Option(By.model, "--by", help="model, or local hour, day or month.")
 
 
 def _reader() -> BillingReader:
@@ -64,36 +66,101 @@ def migrate() -> None:
 
 def usage(
     tenant: str = typer.Option(..., "--tenant", help="The tenant id."),
-    start: str = typer.Option(..., "--from", help="UTC date or time, inclusive."),
-    end: str = typer.Option(..., "--to", help="UTC date or time, exclusive."),
+    start: str = typer.Option(
+        None, "--from", help="Date or ISO time, inclusive (default: today, tenant's zone)."
+    ),
+    end: str = typer.Option(
+        None, "--to", help="Date or ISO time, exclusive (default: the day after --from)."
+    ),
     by: By = BY,
     fmt: Format = FORMAT,
 ) -> None:
-    """Token totals of one tenant in [from, to), by model, day or hour (UTC)."""
-    rows = _reader().usage(tenant, _time(start, "--from"), _time(end, "--to"), by.value)
-    if not rows and fmt is Format.table:
-        console.print(f"no usage for {plain(tenant)} in {plain(f'[{start}, {end})')}")
+    """Token totals of one tenant in [from, to), by model or local hour, day or month.
+
+    Dates are local midnights in the tenant's billing time zone
+    (TOKENOPS_CLICKHOUSE_TIME_ZONES, default UTC). The output says how final the totals
+    are: `as_of` (the watermark), the windows still open in the range, and `final`.
+    """
+    reader = _reader()
+    zone = reader.settings.zone_of(tenant)
+    first = _moment(start, "--from", zone) if start else time_zones.day_range(_today(zone), zone)[0]
+    if end:
+        last = _moment(end, "--to", zone)
+    else:
+        last = time_zones.day_range(time_zones.local_date(first, zone), zone)[1]
+    result = reader.usage(tenant, first, last, by.value)
+    stamp = result.finality.to_json()
+    if fmt is Format.json:
+        _json(usage_to_json(result))
         return
-    _emit(rows, f"usage of {tenant} by {by.value}", fmt)
+    if fmt is Format.csv:
+        _emit(result.rows, "", fmt)
+        _summary(stamp)
+        return
+    span = f"[{first.isoformat()}, {last.isoformat()}) {zone}"
+    if result.rows:
+        _emit(result.rows, f"usage of {tenant} by {by.value}, {span}", fmt)
+    else:
+        console.print(f"no usage for {plain(tenant)} in {plain(span)}")
+    console.print(_stamp_text(stamp))
 
 
 def invoice(
     tenant: str = typer.Option(..., "--tenant", help="The tenant id."),
-    month: str = typer.Option(..., "--month", help="The month, e.g. 2026-11 (UTC)."),
+    month: str = typer.Option(
+        None, "--month", help="The month, e.g. 2026-11 (default: the current one)."
+    ),
     fmt: Format = FORMAT,
 ) -> None:
-    """One tenant's invoice: a line per model and token type, and the total.
+    """One tenant's invoice: a line per model and token type, adjustments, the total.
 
-    Amounts are exact Decimals rounded half-up to the cent per line; the total is the sum
-    of the lines. Usage without a price in effect is an error (exit 1).
+    Months are the tenant's billing time zone. A closed month's invoice is frozen: it has
+    a number and a content hash, and `final: true`. Amounts are exact Decimals rounded
+    half-up to the cent per line; the total is the sum of the lines. Usage without a
+    price in effect is an error (exit 1). CSV has the lines only; the totals and the
+    finality stamp go to stderr.
     """
+    reader = _reader()
+    zone = reader.settings.zone_of(tenant)
+    text = month or _today(zone).isoformat()[:7]
     try:
-        first = date.fromisoformat(month + "-01")
+        first = date.fromisoformat(text + "-01")
     except ValueError:
-        raise ClickHouseError(f"--month={month!r}: expected YYYY-MM, e.g. 2026-11") from None
-    bill = _reader().invoice(tenant, first)
-    lines = [
+        raise ClickHouseError(
+            f"--month={text!r}: expected YYYY-MM", hint="e.g. --month 2026-11"
+        ) from None
+    bill = reader.invoice(tenant, first)
+    stamp = {
+        "number": bill.number,
+        "content_hash": bill.content_hash,
+        **bill.finality.to_json(),
+    }
+    if fmt is Format.json:
+        _json(invoice_to_json(bill))
+    elif fmt is Format.csv:
+        _emit(invoice_rows(bill), "", fmt)
+        _summary({**{f"total_{c}": str(t) for c, t in bill.totals.items()}, **stamp})
+    elif not bill.lines and not bill.adjustments and not bill.unpriced:
+        console.print(f"no billable usage for {plain(tenant)} in {plain(text)} ({plain(zone)})")
+        console.print(_stamp_text(stamp))
+    else:
+        _emit(invoice_rows(bill), f"invoice {tenant} {text} ({zone})", fmt)
+        for currency, total in bill.totals.items():
+            console.print(f"total {plain(currency)} {plain(total)}")
+        console.print(_stamp_text(stamp))
+    if bill.unpriced:
+        missing = ", ".join(f"{m}/{t} ({q} tokens)" for m, t, q in bill.unpriced)
+        raise PriceError(
+            f"usage without a price in effect: {missing}",
+            hint="add the model to deploy/prices.yaml and run `tokenops clickhouse migrate`",
+        )
+
+
+def invoice_rows(bill: Invoice) -> list[dict[str, Any]]:
+    """One row per line, then one per adjustment line (`kind` tells them apart)."""
+    rows: list[dict[str, Any]] = [
         {
+            "kind": "line",
             "model": line.model,
             "token_type": line.token_type,
             "quantity": line.quantity,
@@ -103,21 +170,55 @@ def invoice(
         }
         for line in bill.lines
     ]
-    if fmt is Format.json:
-        sys.stdout.write(orjson.dumps(invoice_to_json(bill), option=orjson.OPT_INDENT_2).decode())
-        sys.stdout.write("\n")
-    elif not lines and not bill.unpriced and fmt is Format.table:
-        console.print(f"no billable usage for {plain(tenant)} in {plain(month)}")
-    else:
-        for currency, total in bill.totals.items():
-            lines.append({"model": "TOTAL", "currency": currency, "amount": total})
-        _emit(lines, f"invoice {tenant} {month}", fmt)
-    if bill.unpriced:
-        missing = ", ".join(f"{m}/{t} ({q} tokens)" for m, t, q in bill.unpriced)
-        raise PriceError(
-            f"usage without a price in effect: {missing}",
-            hint="add the model to deploy/prices.yaml and run `tokenops clickhouse migrate`",
-        )
+    rows += [
+        {
+            "kind": "adjustment",
+            "model": line.model,
+            "token_type": line.token_type,
+            "quantity": line.quantity,
+            "unit_price_per_million": line.unit_price_per_million,
+            "currency": line.currency,
+            "amount": line.amount,
+            "original_invoice": line.original_invoice,
+            "window_start": line.window_start,
+            "event_count": line.event_count,
+        }
+        for line in bill.adjustments
+    ]
+    return rows
+
+
+def _today(zone: str) -> date:
+    return datetime.now(UTC).astimezone(time_zones.zone(zone)).date()
+
+
+def _moment(text: str, option: str, zone: str) -> datetime:
+    """A date is local midnight in `zone`; a time without an offset is UTC."""
+    try:
+        if len(text) == 10:
+            return time_zones.local_midnight(date.fromisoformat(text), zone)
+        return parse_time(text)
+    except ValueError:
+        raise ClickHouseError(
+            f"{option}={text!r}: expected a date or an ISO time", hint="e.g. 2026-11-01"
+        ) from None
+
+
+def _stamp_text(stamp: dict[str, Any]) -> str:
+    return "; ".join(
+        f"{k}: {plain(str(v).lower() if isinstance(v, bool) else v)}" for k, v in stamp.items()
+    )
+
+
+def _summary(stamp: dict[str, Any]) -> None:
+    """The totals and finality of a CSV, on stderr: the CSV itself holds rows only."""
+    for key, value in stamp.items():
+        sys.stderr.write(f"{key}={'' if value is None else value}\n")
+
+
+def _json(data: Any) -> None:
+    sys.stdout.write(orjson.dumps(data, default=str, option=orjson.OPT_INDENT_2).decode())
+    sys.stdout.write("\n")
 
 
 def reconcile(
