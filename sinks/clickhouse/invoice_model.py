@@ -62,8 +62,10 @@ class Invoice:
     def totals(self) -> dict[str, Decimal]:
         """Total per currency: the sum of the rounded lines and adjustments."""
         out: dict[str, Decimal] = {}
-        for line in [*self.lines, *self.adjustments]:
-            out[line.currency] = out.get(line.currency, Decimal("0.00")) + line.amount
+        billed: list[tuple[str, Decimal]] = [(x.currency, x.amount) for x in self.lines]
+        billed += [(x.currency, x.amount) for x in self.adjustments]
+        for currency, amount in billed:
+            out[currency] = out.get(currency, Decimal("0.00")) + amount
         return out
 
 

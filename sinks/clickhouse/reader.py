@@ -82,10 +82,10 @@ class BillingReader:
         params: dict[str, str],
         remote: Callable[[Any], T],
     ) -> T:
-        path = self.settings.embedded_path(self.state_dir)
-        if path is not None and not path.exists():  # a read never creates a store
+        folder = self.settings.embedded_path(self.state_dir)
+        if folder is not None and not folder.exists():  # a read never creates a store
             raise ClickHouseError(
-                f"there is no billing store at {path}",
+                f"there is no billing store at {folder}",
                 hint="start `tokenops sink clickhouse` (or `tokenops stack up`), "
                 "or set TOKENOPS_CLICKHOUSE_URL",
             )

@@ -10,14 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+import orjson
 from clickhouse_connect.driver.client import Client
 
 from tokenops.schemas import TOKEN_TYPES
+from tokenops.sinks.clickhouse import billing
 from tokenops.sinks.clickhouse.errors import ClickHouseError
+from tokenops.sinks.clickhouse.invoice_model import content_hash
 
 COUNTS = (*TOKEN_TYPES, "event_count")
 _RAW_SUMS = ", ".join(f"sum({t}) AS {t}" for t in TOKEN_TYPES) + ", count() AS event_count"
 _SUMS = ", ".join(f"sum({c}) AS {c}" for c in COUNTS)
+_SUMS_ROW = ", ".join(COUNTS)
 _IN_RANGE = "{col} >= {{start:DateTime('UTC')}} AND {col} < {{end:DateTime('UTC')}}"
 
 
@@ -105,7 +109,8 @@ def reconcile(
     }
     for name, lower, upper in checks:
         differences.extend(_compare(client, name, lower, upper, widened))
-    return [name for name, _, _ in checks], differences
+    differences.extend(closed_invoices(client, widened["start"], widened["end"]))
+    return [name for name, _, _ in checks] + [CLOSED_CHECK], differences
 
 
 def _compare(
@@ -137,3 +142,55 @@ def _next_month(moment: datetime) -> datetime:
         if start.month == 12
         else start.replace(month=start.month + 1)
     )
+
+
+CLOSED_CHECK = "closed invoices + adjustments vs ledger"
+
+
+def closed_invoices(client: Client, start: datetime, end: datetime) -> list[Difference]:
+    """Every invoice closed for a month in [start, end): its frozen lines plus every
+    adjustment naming it equal the ledger's billable quantities for that local month
+    now, and its stored content hash is the hash of its stored document."""
+    out: list[Difference] = []
+    frozen = client.query(
+        "SELECT tenant_id, month, time_zone, number, content_hash, document FROM invoices FINAL"
+        " WHERE month >= toDate({start:DateTime('UTC')}) AND month < toDate({end:DateTime('UTC')})"
+        " ORDER BY tenant_id, month",
+        parameters={"start": start, "end": end},
+    ).result_rows
+    for tenant, month, zone, number, stored_hash, document in frozen:
+        bucket = str(month)[:7]
+        data = orjson.loads(document)
+        if content_hash(data) != stored_hash:
+            out.append(Difference(CLOSED_CHECK, tenant, "", bucket, "content_hash", 0, 1))
+        billed: dict[tuple[str, str], int] = {}
+        for line in data["lines"]:
+            key = (line["model"], line["token_type"])
+            billed[key] = billed.get(key, 0) + int(line["quantity"])
+        for row in client.query(
+            billing.priced(_ADJUSTED, "original_number"), parameters={"number": number}
+        ).result_rows:
+            key = (row[1], row[2])
+            billed[key] = billed.get(key, 0) + int(row[6])
+        ledger: dict[tuple[str, str], int] = {}
+        for line in billing.live_invoice(client, tenant, month, zone).lines:
+            key = (line.model, line.token_type)
+            ledger[key] = ledger.get(key, 0) + line.quantity
+        for key in sorted(set(billed) | set(ledger)):
+            if billed.get(key, 0) != ledger.get(key, 0):
+                out.append(
+                    Difference(
+                        CLOSED_CHECK,
+                        tenant,
+                        key[0],
+                        bucket,
+                        key[1],
+                        ledger.get(key, 0),
+                        billed.get(key, 0),
+                    )
+                )
+    return out
+
+
+_ADJUSTED = f"""SELECT original_number, model, toDateTime(window_start, 'UTC') AS t, {_SUMS_ROW}
+    FROM invoice_adjustments FINAL WHERE original_number = {{number:String}}"""

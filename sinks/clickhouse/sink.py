@@ -135,6 +135,8 @@ class ClickHouseSink:
             now = time.monotonic()
             if self._deadline is not None and now >= self._deadline:
                 break
+            if self._deadline is None and self._watermarks_due(now):
+                break  # a quiet topic: idle partitions' watermarks still advance
             wait = 0.2 if self._deadline is None else min(0.2, self._deadline - now)
             # Records, not rows: a batch record holds many events, so estimate how many.
             rows_left = self.settings.batch_max_rows - len(self._batch)
@@ -242,6 +244,9 @@ class ClickHouseSink:
             self.metrics.rows.labels("dead_letters").inc(len(batch.dead_letters))
             return True
 
+    def _watermarks_due(self, now: float) -> bool:
+        return self.watermarks is not None and now - self._last_watermarks >= 1.0
+
     def _add_watermarks(self, batch: Batch) -> None:
         """Advance the watermarks by the batch's events and idle partitions; written at
         most every second (an idle partition's watermark moves with the wall clock)."""
@@ -249,11 +254,11 @@ class ClickHouseSink:
             return
         self.watermarks.observe(batch.events)
         now = time.monotonic()
-        if now - self._last_watermarks < 1.0 and not batch.event_rows:
+        if not self._watermarks_due(now) and not batch.event_rows:
             return
+        self._last_watermarks = now
         self.watermarks.idle_advance()
         if self.watermarks.changed:
-            self._last_watermarks = now
             batch.watermarks = self.watermarks.rows(self.usage_partitions())
 
     def commit(self, offsets: dict[tuple[str, int], int]) -> None:

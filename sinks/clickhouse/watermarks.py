@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from typing import cast
 
 from tokenops.sinks.clickhouse.rows import EVENT_COLUMNS
 
@@ -50,13 +51,15 @@ class WatermarkTracker:
 
     def observe(self, events: list[list[object]]) -> None:
         """Advance by the events of one batch (raw_events columns)."""
-        if not events[0]:
+        if not events[_TIME]:
             return
         cap = int(self.clock() * 1000)
         top: dict[int, int] = {}
-        for moment, partition in zip(events[_TIME], events[_PARTITION], strict=True):
-            if top.get(partition, -1) < moment:  # type: ignore[operator]
-                top[partition] = moment  # type: ignore[assignment]
+        times = cast("list[int]", events[_TIME])
+        partitions = cast("list[int]", events[_PARTITION])
+        for moment, partition in zip(times, partitions, strict=True):
+            if top.get(partition, -1) < moment:
+                top[partition] = moment
         for partition, moment in top.items():
             self._advance(partition, min(moment, cap) - self.lateness_ms)
 

@@ -34,9 +34,10 @@ def test_ids_dates_and_errors_print_as_written(chdb_dsn: str, tmp_path: Path) ->
     found = run("usage", "--tenant", TENANT, *span)
     assert found.returncode == 0, found.stderr
     assert f"usage of {TENANT} by model" in found.stdout and MODEL in found.stdout
-    nothing = run("usage", "--tenant", "[red]nobody", *span)
-    assert nothing.returncode == 0, nothing.stderr
-    assert "no usage for [red]nobody in [2026-11-01, 2026-12-01)" in nothing.stdout
+    nothing = run("usage", "--tenant", "[red]nobody", *span)  # unknown: an error, as written
+    assert nothing.returncode == 1 and "Traceback" not in nothing.stderr
+    assert "unknown tenant '[red]nobody'" in nothing.stderr
+    assert f"known tenants include {TENANT}" in nothing.stderr
     bad = run("invoice", "--tenant", TENANT, "--month", "[/]")
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert "error: --month='[/]': expected YYYY-MM" in bad.stderr

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tokenops.producers.ledger import Ledger
 from tokenops.schemas import TOKEN_TYPES
-from tokenops.sinks.clickhouse.billing import Invoice
+from tokenops.sinks.clickhouse.invoice_model import Invoice
 from tokenops.sinks.clickhouse.reader import BillingReader
 from tokenops.sinks.clickhouse.settings import ClickHouseSettings
 
@@ -55,7 +55,7 @@ def read_billing(
     end = max(ended, started) + timedelta(hours=1)
     report = BillingReport()
     for tenant in tenants:
-        for row in reader.usage(tenant, start, end, "model"):
+        for row in reader.usage(tenant, start, end, "model").rows:
             report.usage[(tenant, row["model"])] = {
                 name: int(row[name]) for name in (*TOKEN_TYPES, "event_count")
             }
