@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # System packages the local stack needs: a JDK 17+ and Maven (for the Kafka broker), and
-# Prometheus and Alertmanager from Debian; then the pinned deploy-check tools
+# Prometheus and Alertmanager from Debian, Chromium (invoice rendering test); then the pinned deploy-check tools
 # (install-dev-tools.sh). Installs only what is missing.
 set -euo pipefail
 
@@ -10,6 +10,8 @@ command -v mvn >/dev/null || need+=(maven)
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 command -v openssl >/dev/null || need+=(openssl)
+# Headless Chromium renders `tokenops invoice --format html` in its test.
+command -v chromium >/dev/null || need+=(chromium)
 
 # Pinned deploy-check tools (helm, checkov), cached under ~/.cache/tokenops.
 bash "$(dirname "$0")/install-dev-tools.sh"

@@ -19,9 +19,10 @@ from rich.table import Table
 
 from tokenops.cli.text import plain
 from tokenops.settings import StackSettings, load
-from tokenops.sinks.clickhouse import ClickHouseSettings, open_store, time_zones
+from tokenops.sinks.clickhouse import ClickHouseSettings, invoice_html, open_store, time_zones
 from tokenops.sinks.clickhouse.errors import ClickHouseError, PriceError
 from tokenops.sinks.clickhouse.invoice_model import Invoice
+from tokenops.sinks.clickhouse.parquet import INVOICE_STRUCTURE, to_parquet, usage_structure
 from tokenops.sinks.clickhouse.reader import BillingReader
 from tokenops.sinks.clickhouse.service import prepare_store
 from tokenops.sinks.clickhouse.wire import invoice_to_json, parse_time, usage_to_json
@@ -34,6 +35,8 @@ class Format(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
+    html = "html"
+    parquet = "parquet"
 
 
 class By(StrEnum):
@@ -43,7 +46,11 @@ class By(StrEnum):
     month = "month"
 
 
-FORMAT = typer.Option(Format.table, "--format", help="table, csv or json.")
+FORMAT = typer.Option(
+    Format.table,
+    "--format",
+    help="table, csv, json, parquet (to a file or pipe), html (invoice only).",
+)
 BY = typer.Option(By.model, "--by", help="model, or local hour, day or month.")
 
 
@@ -88,8 +95,14 @@ def usage(
         last = _moment(end, "--to", zone)
     else:
         last = time_zones.day_range(time_zones.local_date(first, zone), zone)[1]
+    if fmt is Format.html:
+        raise ClickHouseError("--format html is for invoices", hint="use table, csv or json")
     result = reader.usage(tenant, first, last, by.value)
     stamp = result.finality.to_json()
+    if fmt is Format.parquet:
+        _binary(to_parquet(result.rows, usage_structure(by is not By.model)))
+        _summary(stamp)
+        return
     if fmt is Format.json:
         _json(usage_to_json(result))
         return
@@ -137,6 +150,11 @@ def invoice(
     }
     if fmt is Format.json:
         _json(invoice_to_json(bill))
+    elif fmt is Format.html:
+        sys.stdout.write(invoice_html.render(bill))
+    elif fmt is Format.parquet:
+        _binary(to_parquet(invoice_rows(bill), INVOICE_STRUCTURE))
+        _summary({**{f"total_{c}": str(t) for c, t in bill.totals.items()}, **stamp})
     elif fmt is Format.csv:
         _emit(invoice_rows(bill), "", fmt)
         _summary({**{f"total_{c}": str(t) for c, t in bill.totals.items()}, **stamp})
@@ -216,6 +234,15 @@ def _summary(stamp: dict[str, Any]) -> None:
         sys.stderr.write(f"{key}={'' if value is None else value}\n")
 
 
+def _binary(data: bytes) -> None:
+    if sys.stdout.isatty():
+        raise ClickHouseError(
+            "--format parquet writes binary data", hint="redirect it: > usage.parquet"
+        )
+    sys.stdout.buffer.write(data)
+    sys.stdout.flush()
+
+
 def _json(data: Any) -> None:
     sys.stdout.write(orjson.dumps(data, default=str, option=orjson.OPT_INDENT_2).decode())
     sys.stdout.write("\n")
@@ -227,6 +254,8 @@ def reconcile(
     fmt: Format = FORMAT,
 ) -> None:
     """Compare raw events, window totals and hour/day/month rollups; exit 1 on a difference."""
+    if fmt in (Format.html, Format.parquet):
+        raise ClickHouseError(f"--format {fmt.value} is not for reconcile", hint="use csv or json")
     checks, differences = _reader().reconcile(_time(start, "--from"), _time(end, "--to"))
     rows = [d.__dict__ for d in differences]
     if rows or fmt is not Format.table:
