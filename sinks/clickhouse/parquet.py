@@ -32,4 +32,4 @@ def to_parquet(rows: list[dict[str, Any]], structure: str) -> bytes:
     # A string literal: backslashes and quotes escaped, so row values stay data.
     literal = "'" + data.replace("\\", "\\\\").replace("'", "\\'") + "'"
     sql = f"SELECT * FROM format(JSONEachRow, '{structure}', {literal})"
-    return bytes(chdb.query(sql, "Parquet").bytes())
+    return bytes(chdb.query(sql, "Parquet").bytes())  # type: ignore[no-untyped-call]
