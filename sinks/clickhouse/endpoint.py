@@ -24,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from tokenops.errors import TokenopsError
 from tokenops.sinks.clickhouse import billing, reconcile
+from tokenops.sinks.clickhouse.bi_sql import PARAM_PREFIX, run_sql
 from tokenops.sinks.clickhouse.errors import ClickHouseError
 from tokenops.sinks.clickhouse.wire import invoice_to_json, parse_time, usage_to_json
 
@@ -53,10 +54,16 @@ def _reconcile(client: Client, q: dict[str, str]) -> Any:
     return {"checks": checks, "differences": [d.__dict__ for d in differences]}
 
 
+def _sql(client: Client, q: dict[str, str]) -> Any:
+    named = {k.removeprefix(PARAM_PREFIX): v for k, v in q.items() if k.startswith(PARAM_PREFIX)}
+    return run_sql(client, q["sql"], named)
+
+
 QUERIES: dict[str, Query] = {
     "/v1/usage": _usage,
     "/v1/invoice": _invoice,
     "/v1/reconcile": _reconcile,
+    "/v1/sql": _sql,  # read-only SQL for BI (bi_sql.py)
 }
 
 

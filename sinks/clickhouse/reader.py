@@ -19,6 +19,7 @@ import orjson
 from clickhouse_connect.driver.client import Client
 
 from tokenops.sinks.clickhouse import billing, reconcile, wire
+from tokenops.sinks.clickhouse.bi_sql import PARAM_PREFIX, run_sql
 from tokenops.sinks.clickhouse.errors import ClickHouseError, StoreBusyError
 from tokenops.sinks.clickhouse.invoice_model import Invoice
 from tokenops.sinks.clickhouse.settings import ClickHouseSettings
@@ -74,6 +75,10 @@ class BillingReader:
             params,
             remote,
         )
+
+    def sql(self, query: str, parameters: dict[str, str]) -> dict[str, Any]:
+        params = {"sql": query, **{PARAM_PREFIX + k: v for k, v in parameters.items()}}
+        return self._read(lambda c: run_sql(c, query, parameters), "/v1/sql", params, dict)
 
     def _read(
         self,

@@ -6,12 +6,15 @@ end the sink freezes the invoice (number, content hash, `final: true`). Late eve
 that month then arrive: the worker corrects the windows, the sink turns the corrections
 into adjustment lines on the current month's invoice, naming the closed invoice, the
 window and the events, the closed invoice stays byte for byte the same, and
-`tokenops reconcile` proves closed invoice + adjustments = ledger.
+`tokenops reconcile` proves closed invoice + adjustments = ledger. Then, with the sink
+still holding the embedded store, every SQL block of docs/bi.md runs through
+`tokenops sql` (forwarded to the sink) and a write is refused.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -32,6 +35,7 @@ from tokenops.stack.process import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 ZONE = "Asia/Shanghai"
+BI_DOC = Path(__file__).resolve().parents[2] / "docs" / "bi.md"
 
 
 def _send(kafka: KafkaSettings, topic: str, times: list[datetime], first_id: int) -> None:
@@ -130,6 +134,19 @@ def test_late_corrections_after_a_close_become_adjustments(
         assert check.returncode == 0, check.stdout + check.stderr
         said = " ".join(check.stdout.split())
         assert "closed invoices + adjustments vs ledger: clean" in said
+
+        # BI while the sink holds the store: every SQL block of docs/bi.md, through the sink
+        blocks = re.findall(r"```sql\n(.*?)```", BI_DOC.read_text(), re.DOTALL)
+        assert len(blocks) >= 8
+        month_param = f"month={this_month.isoformat()}"
+        for block in blocks:
+            done = cli(env, "sql", block, "--param", "tenant=acme", "--param", month_param)
+            assert done.returncode == 0, block + done.stderr
+        found = cli(env, "sql", blocks[-3], "--format", "json")  # the closed-invoice query
+        assert json.loads(found.stdout)[0]["number"] == closed["number"]
+        refused = cli(env, "sql", "DROP TABLE invoices")
+        assert refused.returncode != 0 and "readonly" in refused.stderr.lower()
+        assert "Traceback" not in refused.stderr
     finally:
         worker.stop()
         sink.stop()

@@ -267,6 +267,36 @@ def reconcile(
         raise typer.Exit(1)
 
 
+def sql(
+    query: str = typer.Argument(..., help="One read-only SQL statement."),
+    param: list[str] = typer.Option(
+        [], "--param", help="A bound parameter name=value, for {name:Type} in the SQL."
+    ),
+    fmt: Format = FORMAT,
+) -> None:
+    """Run a read-only query on the billing store, even while the sink holds it.
+
+    While `tokenops sink clickhouse` holds the embedded store the query runs in the sink
+    (over its loopback endpoint); ClickHouse refuses writes and DDL either way.
+    """
+    named = {}
+    for item in param:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ClickHouseError(
+                f"--param {item!r}: expected name=value", hint="--param tenant=acme"
+            )
+        named[name] = value
+    if fmt in (Format.html, Format.parquet):
+        raise ClickHouseError(f"--format {fmt.value} is not for sql", hint="use table, csv or json")
+    result = _reader().sql(query, named)
+    rows = [dict(zip(result["columns"], row, strict=True)) for row in result["rows"]]
+    if fmt is Format.table and not rows:
+        console.print("no rows")
+        return
+    _emit(rows, "", fmt)
+
+
 def _time(text: str, option: str) -> Any:
     try:
         return parse_time(text)
@@ -316,8 +346,9 @@ def _cell(value: Any) -> str:
 
 
 def register(root: typer.Typer) -> None:
-    """Add `clickhouse`, `usage`, `invoice` and `reconcile` to the root command."""
+    """Add `clickhouse`, `usage`, `invoice`, `reconcile` and `sql` to the root command."""
     root.add_typer(app, name="clickhouse")
     root.command(name="usage")(usage)
     root.command(name="invoice")(invoice)
     root.command(name="reconcile")(reconcile)
+    root.command(name="sql")(sql)
