@@ -35,9 +35,9 @@ from tokenops.sinks.prometheus_collector import StateCollector
 from tokenops.sinks.prometheus_lag import LagPoller
 from tokenops.sinks.prometheus_settings import PrometheusSinkSettings
 from tokenops.sinks.prometheus_state import ExporterState
+from tokenops.streams.deadletter import DLQ_FIELD, DLQ_OFFSET, DLQ_PARTITION, DLQ_TOPIC
 
 logger = logging.getLogger(__name__)
-DLQ_REASON, DLQ_ORIGIN = "tokenops.dlq.reason", ("topic", "partition", "offset")
 _EVICT_EVERY_S = 600.0
 
 
@@ -193,8 +193,8 @@ class PrometheusSink:
                 self.state.on_alert(QuotaAlert.from_bytes(value))
             elif topic == self.topics.dead_letter:
                 headers = _text_headers(message)
-                t, p, o = (headers.get(f"tokenops.dlq.{name}", "") for name in DLQ_ORIGIN)
-                self.state.on_dead_letter(headers.get(DLQ_REASON, "unknown"), (t, p, o))
+                origin = tuple(headers.get(h, "") for h in (DLQ_TOPIC, DLQ_PARTITION, DLQ_OFFSET))
+                self.state.on_dead_letter(headers.get(DLQ_FIELD), origin)
         except (ValidationError, ValueError) as exc:
             self.errors.labels("decode").inc()
             logger.warning("prometheus sink skipped record topic=%s error=%s", topic, exc)

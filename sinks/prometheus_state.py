@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from tokenops.schemas.aggregates import TOKEN_TYPES, WindowTotals
 from tokenops.schemas.quota import QuotaAlert
 from tokenops.sinks.prometheus_quotas import BUCKET_MS, QuotaGauges, QuotaSample, Window
+from tokenops.streams.deadletter_label import dead_letter_label
 from tokenops.streams.quota_book import QuotaBook
 
 OTHER = "other"
@@ -43,7 +44,7 @@ class ExporterState:
     _windows: dict[str, dict[tuple[str, int, int], Window]] = field(
         default_factory=lambda: defaultdict(dict)
     )
-    _dead_letter_ids: set[tuple[str, str, str]] = field(default_factory=set)
+    _dead_letter_ids: set[tuple[str, ...]] = field(default_factory=set)
     _buckets: dict[str, dict[tuple[str, int], list[int]]] = field(
         default_factory=lambda: defaultdict(dict)
     )
@@ -107,17 +108,14 @@ class ExporterState:
         self.counts["quota_alerts"] += 1
         self.quotas.on_alert(alert)
 
-    def on_dead_letter(self, reason: str, origin: tuple[str, str, str] | None = None) -> None:
-        """Count a dead letter once per origin (topic, partition, offset), by reason kind."""
+    def on_dead_letter(self, field: str | None, origin: tuple[str, ...] | None = None) -> None:
+        """Count a dead letter once per origin (topic, partition, offset), by its
+        `tokenops.dlq.field` header, bounded as the worker's metric is."""
         if origin is not None:
             if origin in self._dead_letter_ids:
                 return  # re-published after a worker crash
             self._dead_letter_ids.add(origin)
-        # Reasons are free text with values in them; their kind is the part before ':'.
-        kind = reason.split(":", 1)[0].strip()[:60] or "unknown"
-        if kind not in self.dead_letters and len(self.dead_letters) >= 20:
-            kind = OTHER
-        self.dead_letters[kind] += 1
+        self.dead_letters[dead_letter_label(field)] += 1
 
     def on_window(self, totals: WindowTotals) -> None:
         new = tuple(totals.tokens()[name] for name in TOKEN_TYPES)

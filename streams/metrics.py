@@ -19,6 +19,7 @@ import threading
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from tokenops.listen import Reply, Request, SafeHTTPServer, metrics_route, parse_allowed_hosts
+from tokenops.streams.deadletter_label import dead_letter_label
 from tokenops.streams.partition import BatchCounts
 
 logger = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ class WorkerMetrics:
         )
         self.dead_letters = Counter(
             f"{p}dead_letters",
-            "Dead-lettered records by offending field.",
+            "Dead-lettered records by offending field or rule (bounded: others are 'other').",
             ["field"],
             registry=registry,
         )
@@ -73,7 +74,7 @@ class WorkerMetrics:
         self.events.labels("counted").inc(counts.counted)
         self.events.labels("duplicate").inc(counts.duplicates)
         for field in counts.dead_letter_fields:
-            self.dead_letters.labels(field).inc()
+            self.dead_letters.labels(dead_letter_label(field)).inc()
         self.late_events.inc(counts.late_events)
         self.corrections.inc(counts.corrections)
         self.windows_closed.inc(counts.windows_closed)

@@ -119,8 +119,13 @@ def test_gauges_are_right_after_a_restart_and_tenants_are_bounded(
         emitted_at_ms=now,
     )
     producer.produce(topics.quota_alerts, alert.to_bytes(), key=alert.key.encode())
-    headers = [("tokenops.dlq.reason", b"tenant_id: bad"), ("tokenops.dlq.offset", b"7")]
-    producer.produce(topics.dead_letter, b"{junk", headers=headers)
+    for offset, field in ((7, b"tenant_id"), (8, b"record"), (9, b"x-chosen-by-producer")):
+        headers = [
+            ("tokenops.dlq.reason", b"invalid usage event: ..."),
+            ("tokenops.dlq.field", field),
+            ("tokenops.dlq.offset", str(offset).encode()),
+        ]
+        producer.produce(topics.dead_letter, b"{junk", headers=headers)
     producer.produce(topics.usage, b"x", key=b"t1")
     assert producer.flush(30) == 0
 
@@ -139,7 +144,8 @@ def test_gauges_are_right_after_a_restart_and_tenants_are_bounded(
         (("period", "day"), ("quota", "daily"), ("tenant", "quota-tenant")),
     )
     assert values[ratio] == 0.81  # the alert's usage is ahead of the closed windows (0.6)
-    assert values[("tokenops_dead_letter_records_total", (("reason", "tenant_id"),))] == 1
+    for field in ("tenant_id", "record", "other"):  # by tokenops.dlq.field, bounded
+        assert values[("tokenops_dead_letter_records_total", (("field", field),))] == 1
     assert values[("tokenops_window_corrections_total", ())] == 1
     assert values[("tokenops_prometheus_sink_ready", ())] == 1
 

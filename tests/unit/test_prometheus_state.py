@@ -125,13 +125,13 @@ def test_quota_ratio_counts_the_current_period_and_takes_alerts_at_once() -> Non
     assert ratio("daily", "day") is None
 
 
-def test_dead_letters_count_once_per_origin_with_bounded_reasons() -> None:
+def test_dead_letters_count_once_per_origin_with_bounded_fields() -> None:
     state = ExporterState()
     registry = registry_for(state)
-    state.on_dead_letter("too_late: event older than horizon", ("usage", "0", "5"))
-    state.on_dead_letter("too_late: event older than horizon", ("usage", "0", "5"))
+    state.on_dead_letter("time", ("usage", "0", "5"))
+    state.on_dead_letter("time", ("usage", "0", "5"))
     for i in range(30):
-        state.on_dead_letter(f"reason{i}: x", ("usage", "1", str(i)))
+        state.on_dead_letter(f"field{i}", ("usage", "1", str(i)))
     dead = "tokenops_dead_letter_records_total"
-    assert registry.get_sample_value(dead, {"reason": "too_late"}) == 1
-    assert registry.get_sample_value(dead, {"reason": "other"}) == 11
+    assert registry.get_sample_value(dead, {"field": "time"}) == 1
+    assert registry.get_sample_value(dead, {"field": "other"}) == 30
