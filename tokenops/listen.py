@@ -6,8 +6,9 @@ Every listener gets the same guarantees, whatever it serves:
 - a request whose `Host` header is a name not in its allow-list gets 421: a web page
   cannot reach it through DNS rebinding (a browser sends the attacker's name; an IP
   address or `localhost` is always accepted, since rebinding needs a name);
-- a connection has `timeout_s` in total to send its request and read the answer, so an
-  idle or half-sent request (slow-loris) is closed instead of holding a thread;
+- a connection has `timeout_s` in total to send its request, however slowly the bytes
+  arrive, so an idle or half-sent request (slow-loris) is closed instead of holding a
+  thread; an answer the client does not read within `timeout_s` is abandoned;
 - at most `max_connections` connections hold a thread; at the cap the oldest one still
   waiting for its request is closed to make room, so half-open connections cannot lock
   out a real request (if every slot is serving, a new one gets 503);
@@ -129,12 +130,14 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         deadline = time.monotonic() + self.server.timeout_s
-        self.connection.settimeout(self.server.timeout_s)  # bounds writes to a slow reader
         self.rfile = io.BufferedReader(_DeadlineReader(self.connection, deadline))
 
     def parse_request(self) -> bool:
         ok = super().parse_request()
         self.server.request_received(self.connection)
+        # The answer gets its own time (a read may have left the deadline nearly spent);
+        # sendall's timeout bounds a whole write, so a slow reader cannot hold on either.
+        self.connection.settimeout(self.server.timeout_s)
         return ok
 
     def do_GET(self) -> None:

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -180,8 +181,7 @@ def test_the_cli_serves_metrics_and_stops_on_sigterm(
         TOKENOPS_TOPIC_QUOTA_ALERTS=topics.quota_alerts,
         TOKENOPS_TOPIC_DEAD_LETTER=topics.dead_letter,
         TOKENOPS_TOPIC_USAGE=topics.usage,
-        TOKENOPS_PROMETHEUS_SINK_HOST="127.0.0.1",
-        TOKENOPS_PROMETHEUS_SINK_PORT=str(port),
+        TOKENOPS_PROMETHEUS_SINK_PORT=str(port),  # the host is the default: loopback
     )
     tokenops = TOKENOPS
     with (tmp_path / "sink.log").open("wb") as log:
@@ -201,6 +201,11 @@ def test_the_cli_serves_metrics_and_stops_on_sigterm(
                 pass
             assert time.monotonic() < deadline, (tmp_path / "sink.log").read_text()
             time.sleep(0.3)
+        assert f"listening host=127.0.0.1 port={port}" in (tmp_path / "sink.log").read_text()
+        rebound = urllib.request.Request(url, headers={"Host": f"tenant-data.example:{port}"})
+        with pytest.raises(urllib.error.HTTPError) as refused:  # a DNS-rebinding page
+            urllib.request.urlopen(rebound, timeout=2)
+        assert refused.value.code == 421
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(20) == 0, (tmp_path / "sink.log").read_text()
