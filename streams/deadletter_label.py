@@ -11,7 +11,8 @@ a dashboard shows the same words as the header on the dead-letter topic.
 
 from __future__ import annotations
 
-from tokenops.schemas.event import UsageEvent
+from tokenops.schemas.event import FUTURE, UsageEvent
+from tokenops.schemas.signing_scope import SCOPE_FIELD
 from tokenops.schemas.wire import CONTENT_TYPE_HEADER
 
 OTHER = "other"
@@ -30,8 +31,9 @@ RECORD_FIELDS = (
     "datacontenttype",
     "signature",
 )
-# Rules that are not a field of the event: placement, event-time bounds, signing scope.
-RULES = ("partition", "too_late", "future", "signature_scope")
+# Rules named instead of a field: an event time past now + the allowed skew, and an
+# event outside its signing key's scope.
+RULES = (FUTURE, SCOPE_FIELD)
 
 DEAD_LETTER_FIELDS = frozenset(UsageEvent.model_fields) | frozenset(RECORD_FIELDS + RULES)
 

@@ -44,6 +44,8 @@ def _hostile_records() -> dict[str, bytes]:
     records["keyed-as-another-tenant"] = orjson.dumps(
         {**ce, "data": {**ce["data"], "tenant_id": "zeta"}}
     )
+    ahead = datetime.fromtimestamp((T0 + 3 * 3_600_000) / 1000, UTC).isoformat()
+    records["far-future"] = orjson.dumps({**ce, "time": ahead.replace("+00:00", "Z")})
     return records
 
 
@@ -66,6 +68,7 @@ def test_each_kind_of_bad_record_gets_its_own_bounded_label(tmp_path: Path) -> N
         "string-tokens": "output_tokens",
         "producer-named-field": OTHER,
         "keyed-as-another-tenant": "key",
+        "far-future": "future",
     }
 
     worker = CollectorRegistry()
@@ -92,7 +95,7 @@ def test_labels_stay_bounded_whatever_the_header_says() -> None:
     for i in range(1000):
         sink.on_dead_letter(f"x-{i}", ("usage", "0", str(i)))
     sink.on_dead_letter(None, ("usage", "0", "missing-header"))
-    sink.on_dead_letter("too_late", ("usage", "0", "late"))
-    sink.on_dead_letter("too_late", ("usage", "0", "late"))  # re-published: counted once
-    assert dict(sink.dead_letters) == {OTHER: 1001, "too_late": 1}
+    sink.on_dead_letter("future", ("usage", "0", "late"))
+    sink.on_dead_letter("future", ("usage", "0", "late"))  # re-published: counted once
+    assert dict(sink.dead_letters) == {OTHER: 1001, "future": 1}
     assert registry.get_sample_value("tokenops_dead_letter_records_total", {"field": OTHER}) == 1001
