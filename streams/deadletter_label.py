@@ -31,9 +31,9 @@ RECORD_FIELDS = (
     "datacontenttype",
     "signature",
 )
-# Rules named instead of a field: an event time past now + the allowed skew, and an
-# event outside its signing key's scope.
-RULES = (FUTURE, SCOPE_FIELD)
+# Rules named instead of a field: an event time past now + the allowed skew, an event
+# outside its signing key's scope, a JSON key twice in one object (schemas/decode.py).
+RULES = (FUTURE, SCOPE_FIELD, "duplicate_key")
 
 DEAD_LETTER_FIELDS = frozenset(UsageEvent.model_fields) | frozenset(RECORD_FIELDS + RULES)
 

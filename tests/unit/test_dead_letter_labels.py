@@ -46,6 +46,9 @@ def _hostile_records() -> dict[str, bytes]:
     )
     ahead = datetime.fromtimestamp((T0 + 3 * 3_600_000) / 1000, UTC).isoformat()
     records["far-future"] = orjson.dumps({**ce, "time": ahead.replace("+00:00", "Z")})
+    records["duplicate-json-key"] = orjson.dumps(ce).replace(
+        b'"model":', b'"model":"m0","model":', 1
+    )
     return records
 
 
@@ -69,6 +72,7 @@ def test_each_kind_of_bad_record_gets_its_own_bounded_label(tmp_path: Path) -> N
         "producer-named-field": OTHER,
         "keyed-as-another-tenant": "key",
         "far-future": "future",
+        "duplicate-json-key": "duplicate_key",
     }
 
     worker = CollectorRegistry()
