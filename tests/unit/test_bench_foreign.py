@@ -46,7 +46,6 @@ def test_targets_compare_medians_and_a_missing_baseline_is_missed() -> None:
         "live": {PIPELINE: [50_000.0, 70_000.0, 65_000.0]},
         "v2": {WORKER: [10.0]},  # no accepted raw run
     }
-    rows = {name: (got, verdict) for name, got, verdict in targets(results)}
-    assert [v for _, v in rows.values()] == ["met", "met", "met", "**missed**"]
-    assert rows["one CloudEvent per record, catch-up: worker >= 0.5 x raw (a)"][0] == "0.55 x"
-    assert "65,000 events/s" in [got for got, _ in rows.values()]
+    rows = targets(results)
+    assert [verdict for _, _, verdict in rows] == ["met", "met", "met", "**missed**"]
+    assert [got for _, got, _ in rows][:3] == ["0.55 x", "1.50 x", "65,000 events/s"]
