@@ -36,13 +36,13 @@ def targets(r: dict[str, Any]) -> list[list[str]]:
     checks: list[tuple[str, float, float, str]] = []
     for label, rows in r["catchup"].items():
         checks += [
-            (f"one CloudEvent per record ({label}), catch-up: worker >= 0.5 x raw (a)",
+            (f"one CloudEvent per record, {label}, catch-up: worker >= 0.5 x raw (a)",
              ratio(rows, WORKER, RAW), 0.5, "{:.2f} x"),
-            (f"one CloudEvent per record ({label}), catch-up: worker >= 1.0 x Kafka "
+            (f"one CloudEvent per record, {label}, catch-up: worker >= 1.0 x Kafka "
              "Streams (b)", ratio(rows, WORKER, STREAMS), 1.0, "{:.2f} x"),
         ]  # fmt: skip
     checks += [
-        (f"one CloudEvent per record ({DEFAULT}), live: worker + ClickHouse sink >= "
+        (f"one CloudEvent per record, {DEFAULT}, live: worker + ClickHouse sink >= "
          "60,000 events/s", med(r["live"].get(PIPELINE)), 60_000, "{:,.0f} events/s"),
         ("SDK v2 batches, catch-up: worker >= 0.3 x raw (a)",
          ratio(r["v2"], WORKER, RAW), 0.3, "{:.2f} x"),
