@@ -8,7 +8,9 @@ the "Pipeline" section of docs/benchmarks.md and docs/benchmarks-pipeline.png, a
 "Foreign producer" section (`bench/foreign.py`). Numbers are reported, never judged:
 nothing here fails on a threshold.
 
-Phases (`--only a,b`): comparison, ramp, tenants, partitions, profile, freshness, foreign.
+Phases (`--only a,b`): comparison, ramp, tenants, partitions, profile, freshness, scrape
+(the Prometheus sink's scrape under tenant churn, bench/bench_prometheus_scrape.py; it
+needs no broker, and its table is printed and kept in the results file), foreign.
 `python -m bench foreign` runs only the foreign-producer section (a few minutes).
 `--render FILE` rewrites the docs from a saved results file without running anything.
 """
@@ -28,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import foreign_markdown
+from bench import bench_prometheus_scrape, foreign_markdown
 from bench import pipeline_baselines as baselines
 from bench import pipeline_runs as runs
 from bench.foreign import FULL as FOREIGN_FULL
@@ -42,7 +44,7 @@ from bench.pipeline_report import plot, write_section
 from tokenops.settings import KafkaSettings
 
 PIPELINE_PHASES = ("comparison", "ramp", "tenants", "partitions", "profile", "freshness")
-PHASES = (*PIPELINE_PHASES, "foreign")
+PHASES = (*PIPELINE_PHASES, "scrape", "foreign")
 QUICK = dict(
     runs=1, events=200_000, rates=[5_000, 10_000, 25_000, 50_000, 100_000], step_s=8,
     tenants=[1_000, 10_000, 100_000], scale_events=100_000, windows=8, crossings=4,
@@ -167,13 +169,16 @@ def run(cfg: dict[str, Any], phases: list[str], quick: bool) -> dict[str, Any]:
                 kafka, new_topics(kafka), tmp, cfg["windows"], cfg["crossings"], 2_000
             )
 
+        def scrape() -> None:
+            results["scrape"] = bench_prometheus_scrape.measure(100_000 if not quick else 20_000)
+
         def foreign_producer() -> None:
             results["foreign"] = foreign(kafka, tmp, cfg["foreign"])
 
         table: dict[str, Callable[[], None]] = {
             "comparison": comparison, "ramp": ramp, "tenants": tenants,
             "partitions": partitions, "profile": profile, "freshness": fresh,
-            "foreign": foreign_producer,
+            "scrape": scrape, "foreign": foreign_producer,
         }  # fmt: skip
         for phase in phases:
             print(f"== {phase} (load {os.getloadavg()[0]:.1f})", flush=True)
