@@ -82,8 +82,7 @@ def run_sink(
         lock = threading.Lock()
         if settings.http_port:
             endpoint = SinkEndpoint(
-                settings.http_host,
-                settings.http_port,
+                settings,
                 store.client,
                 lock,
                 registry,

@@ -9,13 +9,15 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+import orjson
 import pytest
 import yaml
 
 from tests.clickhouse_helpers import ms, window
 from tests.processes import TOKENOPS
 from tokenops.sinks.clickhouse import ClickHouseSettings, ClickHouseStore, open_store
-from tokenops.sinks.clickhouse.billing import invoice, usage
+from tokenops.sinks.clickhouse.billing import invoice, live_invoice, usage
+from tokenops.sinks.clickhouse.invoice_model import invoice_document
 from tokenops.sinks.clickhouse.migrations import load_migrations, migrate
 from tokenops.sinks.clickhouse.prices import load_prices, sync_prices
 from tokenops.sinks.clickhouse.reconcile import reconcile
@@ -92,7 +94,24 @@ def test_a_correction_updates_every_rollup(store: ClickHouseStore) -> None:
     by_day = usage(store.client, "acme", *NOV, "day")
     assert [r["event_count"] for r in by_day.rows] == [9, 1]
     checks, differences = reconcile(store.client, *NOV, raw_events=False)
-    assert len(checks) == 3 and differences == []
+    assert len(checks) == 4 and differences == []
+    assert checks[-1] == "closed invoices + adjustments vs ledger"
+
+
+def test_reconcile_catches_a_closed_invoice_that_disagrees_with_the_ledger(
+    store: ClickHouseStore,
+) -> None:
+    ClickHouseWriter(store.client).write_windows([window("acme", "o3", ms(2026, 11, 5, 1, 0))])
+    document = invoice_document(live_invoice(store.client, "acme", date(2026, 11, 1)))
+    document["lines"][0]["quantity"] += 1  # a frozen invoice that billed one token too many
+    store.client.insert(
+        "invoices",
+        [["acme", date(2026, 11, 1), "UTC", "INV-1", "not-the-hash", orjson.dumps(document)]],
+        column_names=["tenant_id", "month", "time_zone", "number", "content_hash", "document"],
+    )
+    _, differences = reconcile(store.client, *NOV, raw_events=False)
+    found = {(d.column, d.expected - d.actual) for d in differences}
+    assert found == {("content_hash", -1), (document["lines"][0]["token_type"], -1)}
 
 
 def test_reconcile_reports_a_rollup_that_disagrees(store: ClickHouseStore) -> None:
