@@ -43,6 +43,9 @@ ADJUSTMENT_COLUMNS = [
     *TOKEN_TYPES,
 ]
 COUNTS = (*TOKEN_TYPES, "event_count")
+# Months are looked for among the last ~3 months of usage before `as_of`: the scan runs
+# every few seconds, and a month older than that closed long ago (or predates the store).
+LOOK_BACK_DAYS = 95
 
 
 def invoice_number(tenant: str, month: date) -> str:
@@ -129,7 +132,9 @@ def close_months(client: Client, zone_of: ZoneOf, lateness_s: float) -> list[str
     cutoff = moment - timedelta(seconds=lateness_s)
     seen = client.query(
         "SELECT tenant_id, groupUniqArray(toStartOfMonth(hour)) FROM hourly_usage"
-        " WHERE hour < {cutoff:DateTime('UTC')} GROUP BY tenant_id ORDER BY tenant_id",
+        " WHERE hour < {cutoff:DateTime('UTC')}"
+        f" AND hour >= {{cutoff:DateTime('UTC')}} - INTERVAL {LOOK_BACK_DAYS} DAY"
+        " GROUP BY tenant_id ORDER BY tenant_id",
         parameters={"cutoff": cutoff},
     ).result_rows
     closed = _closed(client, [str(row[0]) for row in seen])

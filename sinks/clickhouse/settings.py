@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from tokenops.settings import TokenopsSettings
+from tokenops.sinks.clickhouse.time_zones import quota_zones
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -61,6 +62,11 @@ class ClickHouseSettings(TokenopsSettings):
         description='Billing time zone per tenant, JSON: {"acme": "Asia/Shanghai"}.',
     )
     default_time_zone: str = Field(default="UTC", description="Tenants not in time_zones.")
+    quota_file: Path | None = Field(
+        default=None,
+        description="Quota YAML: a tenant's billing time zone is its quotas' `timezone`.",
+    )
+    _quota_zones: dict[str, str] = PrivateAttr(default_factory=dict)
     # Tests only (docs/reliability.md): while this file exists, every write fails as a
     # storage outage would, so a test can take a real sink process's store away.
     fault_file: Path | None = None
@@ -93,9 +99,16 @@ class ClickHouseSettings(TokenopsSettings):
         _check_zone(value)
         return value
 
+    @model_validator(mode="after")
+    def _zones_from_quotas(self) -> ClickHouseSettings:
+        if self.quota_file is not None:
+            self._quota_zones = quota_zones(self.quota_file)
+        return self
+
     def zone_of(self, tenant: str) -> str:
-        """The billing time zone of `tenant`: local days and months follow it."""
-        return self.time_zones.get(tenant, self.default_time_zone)
+        """The billing time zone of `tenant`: `time_zones`, else its quotas' zone (from
+        `quota_file`), else `default_time_zone`. Local days and months follow it."""
+        return self.time_zones.get(tenant) or self._quota_zones.get(tenant, self.default_time_zone)
 
     def insert_settings(self) -> dict[str, object]:
         """Per-insert settings: on a cluster, durable means forwarded and replicated."""

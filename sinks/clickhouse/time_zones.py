@@ -9,9 +9,11 @@ queries take them as plain UTC bounds.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tokenops.errors import TokenopsError
+from tokenops.streams.quota_book import load_quota_file
 
 
 def zone(name: str) -> tzinfo:
@@ -56,3 +58,19 @@ def whole_utc_hours(*moments: datetime) -> bool:
     mid-hour, so their ranges are summed from the window totals instead.
     """
     return all(int(m.timestamp()) % 3600 == 0 for m in moments)
+
+
+def quota_zones(path: Path) -> dict[str, str]:
+    """tenant -> the `timezone` of its quotas in a quota file (the one `tokenops quota set`
+    publishes), so quotas and invoices count the same local days and months. A tenant
+    whose quotas name different zones is an error: which one bills is not for us to guess."""
+    zones: dict[str, set[str]] = {}
+    for quota in load_quota_file(path):
+        zones.setdefault(quota.tenant_id, set()).add(quota.timezone)
+    mixed = sorted(tenant for tenant, names in zones.items() if len(names) > 1)
+    if mixed:
+        raise ValueError(
+            f"quotas of {', '.join(mixed)} name several time zones; set the billing zone "
+            "in TOKENOPS_CLICKHOUSE_TIME_ZONES"
+        )
+    return {tenant: names.pop() for tenant, names in zones.items()}
