@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.api_server import ApiServer, start_api
 from tokenops.settings import KafkaSettings, StackSettings
 from tokenops.stack.kafka import KafkaBroker
 from tokenops.stack.process import free_port
@@ -56,3 +57,13 @@ def new_topic(kafka_settings: KafkaSettings) -> Callable[..., str]:
 def chdb_dsn(tmp_path: Path) -> str:
     """A fresh embedded ClickHouse store; it stays in pytest's tmp dir after a failure."""
     return f"chdb://{tmp_path / 'clickhouse'}"
+
+
+@pytest.fixture
+def api_server(
+    kafka_settings: KafkaSettings, new_topic: Callable[..., str], tmp_path: Path
+) -> Iterator[ApiServer]:
+    """`tokenops api serve` on a fresh topic, keys for tenants acme and globex and admin."""
+    server = start_api(kafka_settings, new_topic("api"), tmp_path, ["acme", "globex"])
+    yield server
+    server.process.stop()

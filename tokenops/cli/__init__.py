@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from tokenops.cli import (
+    api_cmd,
     clickhouse_cmd,
     config_cmd,
     demo_cmd,
@@ -34,6 +35,7 @@ app.add_typer(stack_cmd.app, name="stack")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(topics_cmd.app, name="topics")
 app.add_typer(quota_cmd.app, name="quota")
+app.add_typer(api_cmd.app, name="api")
 app.command(name="demo")(demo_cmd.demo)
 app.add_typer(sink_cmd.app, name="sink")
 app.command(name="worker")(worker_cmd.worker)

@@ -1,0 +1,38 @@
+"""ApiSettings: where `tokenops api serve` listens and how it answers (TOKENOPS_API_*)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from tokenops.settings import TokenopsSettings, _default_state_dir
+
+
+def _default_keys_file() -> Path:
+    return _default_state_dir() / "api-keys.json"
+
+
+class ApiSettings(TokenopsSettings):
+    """Settings of the API server.
+
+    It binds `host` (loopback unless set) and answers only requests whose Host header
+    is an IP address, `localhost` or a name in `allowed_hosts` (421 otherwise: DNS
+    rebinding). A 2xx on ingest waits at most `durable_timeout_s` for the broker's
+    acknowledgement (or the spool's fsync); after that, and when the producer queue is
+    full, the answer is 503 with `Retry-After: retry_after_s`. Bodies above
+    `max_body_bytes` get 413. `otlp_tenant_attribute` names the OTLP resource attribute
+    an admin key's spans take their tenant from.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TOKENOPS_API_")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8480, ge=0, le=65535)
+    allowed_hosts: list[str] = Field(default_factory=list)
+    keys_file: Path = Field(default_factory=_default_keys_file)
+    max_body_bytes: int = Field(default=4_000_000, ge=1024)
+    durable_timeout_s: float = Field(default=5.0, gt=0)
+    retry_after_s: int = Field(default=2, ge=1)
+    otlp_tenant_attribute: str = "tokenops.tenant_id"
