@@ -31,7 +31,12 @@ def parse_traces(body: bytes, content_type: str) -> ExportTraceServiceRequest:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise ValueError("not JSON") from exc
-    json_format.ParseDict(_ids_to_base64(document), request, ignore_unknown_fields=True)
+    if not isinstance(document, dict):
+        raise ValueError("an OTLP/JSON request is a JSON object")
+    try:
+        json_format.ParseDict(_ids_to_base64(document), request, ignore_unknown_fields=True)
+    except json_format.ParseError as exc:
+        raise ValueError(str(exc)) from None
     return request
 
 
