@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,11 @@ import orjson
 
 from tests.processes import TokenopsProcess
 from tokenops.api.keys import new_key
+from tokenops.schemas import WindowTotals
 from tokenops.settings import KafkaSettings
+from tokenops.sinks.clickhouse import ClickHouseSettings, open_store
+from tokenops.sinks.clickhouse.service import prepare_store
+from tokenops.sinks.clickhouse.writer import ClickHouseWriter
 from tokenops.stack.process import free_port
 
 
@@ -70,6 +75,8 @@ def start_api(
     port = free_port()
     env = {
         **os.environ,
+        "TOKENOPS_API_QUOTAS": "false",  # on with `full_env` only: it needs its topics
+        "TOKENOPS_API_QUERIES": "false",
         "TOKENOPS_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
         "TOKENOPS_PRODUCER_TOPIC": topic,
         "TOKENOPS_PRODUCER_SPOOL_DIR": str(state / "spool"),
@@ -80,3 +87,24 @@ def start_api(
     process = TokenopsProcess(["api", "serve"], env, state / "api.log")
     process.wait_healthy(port, "tokenops api")
     return ApiServer(f"http://127.0.0.1:{port}", port, keys, process, env)
+
+
+def full_env(
+    new_topic: Callable[..., str], chdb_dsn: str, state: Path, windows: list[WindowTotals]
+) -> dict[str, str]:
+    """Settings for a server that also answers queries: a migrated billing store holding
+    `windows`, and fresh quota, aggregates and alert topics."""
+    with open_store(ClickHouseSettings(url=chdb_dsn), state) as store:
+        prepare_store(store, None)
+        ClickHouseWriter(store.client).write_windows(windows)
+    compacted = {"cleanup.policy": "compact"}
+    return {
+        "TOKENOPS_API_QUOTAS": "true",
+        "TOKENOPS_API_QUERIES": "true",
+        "TOKENOPS_CLICKHOUSE_URL": chdb_dsn,
+        "TOKENOPS_STACK_STATE_DIR": str(state),
+        "TOKENOPS_TOPIC_AGGREGATES": new_topic("aggs", 2, compacted),
+        "TOKENOPS_TOPIC_QUOTAS": new_topic("quotas", 1, compacted),
+        "TOKENOPS_TOPIC_QUOTA_ALERTS": new_topic("alerts", 2),
+        "TOKENOPS_TOPIC_DEAD_LETTER": new_topic("dlq", 2),
+    }

@@ -21,6 +21,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from tokenops.api.errors import ApiError
 from tokenops.api.hosts import host_allowed
 from tokenops.api.ingest import post_events, post_traces
+from tokenops.api.queries import get_invoice, get_usage
+from tokenops.api.quotas import get_quota
 from tokenops.api.state import ApiState
 
 logger = logging.getLogger(__name__)
@@ -74,6 +76,9 @@ class HostCheck:
 ROUTES = [
     Route("/v1/events", post_events, methods=["POST"]),
     Route("/v1/traces", post_traces, methods=["POST"]),
+    Route("/v1/usage", get_usage, methods=["GET"]),
+    Route("/v1/invoices/{tenant}", get_invoice, methods=["GET"]),
+    Route("/v1/quotas/{tenant}", get_quota, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
     Route("/openapi.json", openapi, methods=["GET"]),

@@ -1,25 +1,41 @@
-"""`tokenops api serve`: the producer, the app and uvicorn in one process.
+"""`tokenops api serve`: the producer, the quota view, the app and uvicorn in one process.
 
 Starlette on uvicorn (see docs/benchmarks.md for the measurement behind the choice).
-The producer is closed on shutdown: what the broker has not acknowledged is spooled.
+On shutdown the producer is closed: what the broker has not acknowledged is spooled.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import uvicorn
 from prometheus_client import CollectorRegistry
 
 from tokenops.api.app import create_app
 from tokenops.api.keys import KeyStore, read_entries
+from tokenops.api.quotas import QuotaView
 from tokenops.api.settings import ApiSettings
 from tokenops.api.state import ApiMetrics, ApiState
 from tokenops.producers import ProducerSettings, UsageProducer
 from tokenops.producers.http import DurableSender
-from tokenops.settings import KafkaSettings
+from tokenops.settings import KafkaSettings, StackSettings, TopicSettings
+from tokenops.sinks.clickhouse.reader import BillingReader
+from tokenops.sinks.clickhouse.settings import ClickHouseSettings
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Everything `serve` reads, loaded once by the entry point."""
+
+    api: ApiSettings
+    kafka: KafkaSettings
+    producer: ProducerSettings
+    topics: TopicSettings
+    clickhouse: ClickHouseSettings
+    stack: StackSettings
 
 
 def build_state(
@@ -35,16 +51,22 @@ def build_state(
     )
 
 
-def serve(settings: ApiSettings, kafka: KafkaSettings, producer_settings: ProducerSettings) -> None:
-    registry = CollectorRegistry()
+def serve(config: ServerSettings) -> None:
+    settings, registry = config.api, CollectorRegistry()
     # The server answers a full queue with 503 at once rather than holding the request.
-    producer_settings = producer_settings.model_copy(update={"backpressure_timeout_s": 0.0})
-    producer = UsageProducer(kafka, producer_settings, registry=registry)
+    producer_settings = config.producer.model_copy(update={"backpressure_timeout_s": 0.0})
+    producer = UsageProducer(config.kafka, producer_settings, registry=registry)
+    quotas = QuotaView(config.kafka, config.topics) if settings.quotas else None
     try:
-        app = create_app(build_state(settings, producer, registry))
+        state = build_state(settings, producer, registry)
+        if settings.queries:
+            state.reader = BillingReader(config.clickhouse, config.stack.state_dir)
+        if quotas is not None:
+            quotas.start()
+            state.quotas = quotas
         logger.info("api listening host=%s port=%d", settings.host, settings.port)
         uvicorn.run(
-            app,
+            create_app(state),
             host=settings.host,
             port=settings.port,
             log_config=None,
@@ -55,4 +77,6 @@ def serve(settings: ApiSettings, kafka: KafkaSettings, producer_settings: Produc
             timeout_keep_alive=15,
         )
     finally:
+        if quotas is not None:
+            quotas.stop()
         producer.close()

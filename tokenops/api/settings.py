@@ -23,7 +23,10 @@ class ApiSettings(TokenopsSettings):
     acknowledgement (or the spool's fsync); after that, and when the producer queue is
     full, the answer is 503 with `Retry-After: retry_after_s`. Bodies above
     `max_body_bytes` get 413. `otlp_tenant_attribute` names the OTLP resource attribute
-    an admin key's spans take their tenant from.
+    an admin key's spans take their tenant from. Usage ending less than `settle_s` ago
+    is `open` (late events may still change it) and an invoice is `final` once its
+    month ended `settle_s` ago. `quotas` serves GET /v1/quotas from the quota and
+    aggregates topics; `queries` serves usage and invoices from the ClickHouse store.
     """
 
     model_config = SettingsConfigDict(env_prefix="TOKENOPS_API_")
@@ -36,3 +39,6 @@ class ApiSettings(TokenopsSettings):
     durable_timeout_s: float = Field(default=5.0, gt=0)
     retry_after_s: int = Field(default=2, ge=1)
     otlp_tenant_attribute: str = "tokenops.tenant_id"
+    settle_s: int = Field(default=2 * 86_400, ge=0)
+    quotas: bool = True
+    queries: bool = True

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter
 
 from tokenops.api.keys import KeyStore
 from tokenops.api.settings import ApiSettings
 from tokenops.producers.http import DurableSender
+from tokenops.sinks.clickhouse.reader import BillingReader
+
+if TYPE_CHECKING:
+    from tokenops.api.quotas import QuotaView
 
 
 class ApiMetrics:
@@ -44,3 +49,5 @@ class ApiState:
     sender: DurableSender
     registry: CollectorRegistry
     metrics: ApiMetrics
+    reader: BillingReader | None = None
+    quotas: QuotaView | None = None

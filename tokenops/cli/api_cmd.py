@@ -9,7 +9,7 @@ from tokenops.api.keys import new_key, revoke_key
 from tokenops.api.settings import ApiSettings
 from tokenops.errors import TokenopsError
 from tokenops.producers import ProducerSettings
-from tokenops.settings import KafkaSettings, load
+from tokenops.settings import KafkaSettings, StackSettings, TopicSettings, load
 
 app = typer.Typer(help="The HTTP API: CloudEvents and OTLP ingest, queries.", no_args_is_help=True)
 out = Console()
@@ -17,10 +17,21 @@ out = Console()
 
 @app.command()
 def serve() -> None:
-    """Serve the API (TOKENOPS_API_*, TOKENOPS_KAFKA_*, TOKENOPS_PRODUCER_* settings)."""
+    """Serve the API (TOKENOPS_API_*, _KAFKA_*, _PRODUCER_*, _TOPIC_*, _CLICKHOUSE_*)."""
+    from tokenops.api.server import ServerSettings
     from tokenops.api.server import serve as run
+    from tokenops.sinks.clickhouse.settings import ClickHouseSettings
 
-    run(load(ApiSettings), load(KafkaSettings), load(ProducerSettings))
+    run(
+        ServerSettings(
+            api=load(ApiSettings),
+            kafka=load(KafkaSettings),
+            producer=load(ProducerSettings),
+            topics=load(TopicSettings),
+            clickhouse=load(ClickHouseSettings),
+            stack=load(StackSettings),
+        )
+    )
 
 
 @app.command("new-key")
