@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 from prometheus_client import CollectorRegistry
@@ -51,7 +52,8 @@ def build_state(
     )
 
 
-def serve(config: ServerSettings) -> None:
+def serve(config: ServerSettings, extra_routes: list[Any] | None = None) -> None:
+    """Run until SIGINT/SIGTERM; `extra_routes` lets a benchmark add its baseline route."""
     settings, registry = config.api, CollectorRegistry()
     # The server answers a full queue with 503 at once rather than holding the request.
     producer_settings = config.producer.model_copy(update={"backpressure_timeout_s": 0.0})
@@ -66,7 +68,7 @@ def serve(config: ServerSettings) -> None:
             state.quotas = quotas
         logger.info("api listening host=%s port=%d", settings.host, settings.port)
         uvicorn.run(
-            create_app(state),
+            create_app(state, extra_routes),
             host=settings.host,
             port=settings.port,
             log_config=None,
