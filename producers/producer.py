@@ -3,6 +3,8 @@
     producer = UsageProducer(KafkaSettings(), ProducerSettings(), registry=registry)
     producer.send(event)                 # a UsageEvent, or a mapping of its fields
     producer.send_many([fields, ...])    # validated column-wise, all or none accepted
+    producer.send_columns([columns])     # decoded by decode_columns already (the HTTP API)
+    producer.sync(timeout_s)             # True once all accepted so far are durable
     await producer.asend({...})          # the same from asyncio, waiting without blocking
     producer.close()                     # flush; what the broker did not take is spooled
 
