@@ -17,8 +17,9 @@ def worker() -> None:
     """Aggregate usage events into exact per-tenant, per-model window totals.
 
     Reads TOKENOPS_WORKER_*, TOKENOPS_KAFKA_* and TOKENOPS_TOPIC_*; serves /metrics and
-    /healthz on TOKENOPS_WORKER_HTTP_PORT. Run several with the same app id to share the
-    partitions; a stopped or killed worker's partitions move to the others.
+    /healthz on TOKENOPS_WORKER_HTTP_HOST (loopback by default) and _HTTP_PORT. Run several
+    with the same app id to share the partitions; a stopped or killed worker's partitions
+    move to the others.
     """
     import faust
 
@@ -40,7 +41,13 @@ def worker() -> None:
     quota_watcher.start()
     app, stream_worker = create_app(settings, kafka, topics, registry, decode, [quotas])
     if settings.http_port:
-        serve_http(registry, settings.http_port, stream_worker.ready)
+        serve_http(
+            registry,
+            settings.http_host,
+            settings.http_port,
+            settings.http_allowed_hosts,
+            stream_worker.ready,
+        )
     # v1 records (one JSON object per event) and the exact per-event paths allocate
     # short-lived containers per event; with the default threshold (700) the collector
     # would run every few records (measured then: ~10-15% more events/s with this).
