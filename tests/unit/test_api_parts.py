@@ -1,4 +1,4 @@
-"""The API's pure parts: the Host rule, the keys file, OTLP span mapping, binary mode."""
+"""The API's pure parts: the keys file, OTLP span mapping, binary mode."""
 
 from __future__ import annotations
 
@@ -9,24 +9,8 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from tokenops.api.hosts import host_allowed
 from tokenops.api.keys import ApiKeyError, KeyStore, new_key, read_entries, revoke_key
 from tokenops.producers.http import IngestRejectedError, decode_body, spans_to_events
-
-
-@pytest.mark.parametrize(
-    ("host", "allowed"),
-    [
-        ("127.0.0.1:8480", True),
-        ("[::1]:8480", True),
-        ("localhost:8480", True),
-        ("api.internal:443", True),
-        ("attacker.example", False),
-        ("", False),
-    ],
-)
-def test_host_rule(host: str, allowed: bool) -> None:
-    assert host_allowed(host, ["api.internal"]) is allowed
 
 
 def test_keys_are_hashed_scoped_rotatable_and_refused_when_shared(tmp_path: Path) -> None:

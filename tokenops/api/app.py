@@ -19,11 +19,11 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tokenops.api.errors import ApiError
-from tokenops.api.hosts import host_allowed
 from tokenops.api.ingest import post_events, post_traces
 from tokenops.api.queries import get_invoice, get_usage
 from tokenops.api.quotas import get_quota
 from tokenops.api.state import ApiState
+from tokenops.listen import host_allowed, parse_allowed_hosts
 
 logger = logging.getLogger(__name__)
 OPENAPI_FILE = "tokenops-api.openapi.json"
@@ -58,15 +58,16 @@ async def unexpected(request: Request, exc: Exception) -> Response:
 
 
 class HostCheck:
-    """421 for a Host header naming a host not allowed (DNS rebinding), before routing."""
+    """421 for a Host header naming a host not allowed (DNS rebinding), before routing;
+    the rule is tokenops/listen.py's, shared by every listener."""
 
-    def __init__(self, app: ASGIApp, allowed: list[str]) -> None:
+    def __init__(self, app: ASGIApp, allowed: frozenset[str]) -> None:
         self.app, self.allowed = app, allowed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
-            if not host_allowed(host, self.allowed):
+            host = dict(scope["headers"]).get(b"host")
+            if not host_allowed(None if host is None else host.decode("latin-1"), self.allowed):
                 response = JSONResponse({"error": "this Host is not served"}, status_code=421)
                 await response(scope, receive, send)
                 return
@@ -93,4 +94,4 @@ def create_app(state: ApiState, extra_routes: list[Any] | None = None) -> ASGIAp
     )
     app.state.api = state
     app.state.openapi = openapi_document()
-    return HostCheck(app, state.settings.allowed_hosts)
+    return HostCheck(app, parse_allowed_hosts(state.settings.allowed_hosts))

@@ -18,10 +18,10 @@ class ApiSettings(TokenopsSettings):
     """Settings of the API server.
 
     It binds `host` (loopback unless set) and answers only requests whose Host header
-    is an IP address, `localhost` or a name in `allowed_hosts` (421 otherwise: DNS
-    rebinding). A 2xx on ingest waits at most `durable_timeout_s` for the broker's
-    acknowledgement (or the spool's fsync); after that, and when the producer queue is
-    full, the answer is 503 with `Retry-After: retry_after_s`. Bodies above
+    is an IP address, `localhost` or a name in `allowed_hosts` (comma-separated; 421
+    otherwise: DNS rebinding), the rule of every tokenops listener (tokenops/listen.py).
+    A 2xx on ingest waits at most `durable_timeout_s` for the broker's acknowledgement
+    (or the spool's fsync); after that, and when the producer queue is full, the answer is 503 with `Retry-After: retry_after_s`. Bodies above
     `max_body_bytes` get 413. `otlp_tenant_attribute` names the OTLP resource attribute
     an admin key's spans take their tenant from. Usage ending less than `settle_s` ago
     is `open` (late events may still change it) and an invoice is `final` once its
@@ -33,7 +33,9 @@ class ApiSettings(TokenopsSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8480, ge=0, le=65535)
-    allowed_hosts: list[str] = Field(default_factory=list)
+    allowed_hosts: str = Field(
+        default="", description="Host names accepted besides localhost and IPs; * = any."
+    )
     keys_file: Path = Field(default_factory=_default_keys_file)
     max_body_bytes: int = Field(default=4_000_000, ge=1024)
     durable_timeout_s: float = Field(default=5.0, gt=0)
