@@ -21,12 +21,13 @@ class ApiSettings(TokenopsSettings):
     is an IP address, `localhost` or a name in `allowed_hosts` (comma-separated; 421
     otherwise: DNS rebinding), the rule of every tokenops listener (tokenops/listen.py).
     A 2xx on ingest waits at most `durable_timeout_s` for the broker's acknowledgement
-    (or the spool's fsync); after that, and when the producer queue is full, the answer is 503 with `Retry-After: retry_after_s`. Bodies above
-    `max_body_bytes` get 413. `otlp_tenant_attribute` names the OTLP resource attribute
-    an admin key's spans take their tenant from. Usage ending less than `settle_s` ago
-    is `open` (late events may still change it) and an invoice is `final` once its
-    month ended `settle_s` ago. `quotas` serves GET /v1/quotas from the quota and
-    aggregates topics; `queries` serves usage and invoices from the ClickHouse store.
+    (or the spool's fsync); after that, and when the producer queue is full, the answer
+    is 503 with `Retry-After: retry_after_s`. Bodies above `max_body_bytes` get 413.
+    `otlp_tenant_attribute` names the OTLP resource attribute an admin key's spans take
+    their tenant from. Usage ending less than `settle_s` ago is `open` (late events may
+    still change it) and an invoice is `final` once its month ended `settle_s` ago.
+    `quotas` serves GET /v1/quotas from the quota and aggregates topics; `queries`
+    serves usage and invoices from the ClickHouse store.
     """
 
     model_config = SettingsConfigDict(env_prefix="TOKENOPS_API_")
