@@ -124,3 +124,8 @@ def test_limits_and_foreign_hosts(api_server: ApiServer) -> None:
         "POST", "/v1/events", b"{}", headers={"Content-Type": "text/plain"}
     )
     assert status == 400 and orjson.loads(body)["problems"][0]["field"] == "content-type"
+    gzip = {**kind, "Content-Encoding": "gzip"}
+    assert api_server.request("POST", "/v1/events", b"\x1f\x8b", headers=gzip)[0] == 415
+    protobuf = {"Content-Type": "application/x-protobuf"}
+    status, _, body = api_server.request("POST", "/v1/traces", b"\xff\xff\xff", headers=protobuf)
+    assert status == 400 and b"Traceback" not in body

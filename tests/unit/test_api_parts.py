@@ -19,7 +19,7 @@ def test_keys_are_hashed_scoped_rotatable_and_refused_when_shared(tmp_path: Path
     _, admin = new_key(path, None)
     assert os.stat(path).st_mode & 0o777 == 0o600
     assert key not in path.read_text() and admin not in path.read_text()
-    store = KeyStore(path)
+    store = KeyStore(path, check_every_s=0)
     found = store.lookup(key)
     assert found is not None and found.may_access("acme") and not found.may_access("globex")
     assert not found.may_access("ÄÖ")  # any text, never an exception

@@ -14,6 +14,7 @@ import hashlib
 import os
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,15 +51,22 @@ def digest(key: str) -> str:
 
 
 class KeyStore:
-    """The keys of one file, reloaded when its modification time or size changes."""
+    """The keys of one file, reloaded when its modification time or size changes; the
+    file is looked at most every `check_every_s`, so a revoked key stops working within
+    that time without a stat call per request."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, check_every_s: float = 1.0) -> None:
         self.path = path
+        self.check_every_s = check_every_s
+        self._checked_at = -check_every_s
         self._stamp: tuple[int, int] | None = None
         self._by_hash: dict[str, ApiKey] = {}
 
     def lookup(self, key: str) -> ApiKey | None:
-        self._reload()
+        now = time.monotonic()
+        if now - self._checked_at >= self.check_every_s:
+            self._checked_at = now
+            self._reload()
         return self._by_hash.get(digest(key))
 
     def _reload(self) -> None:
