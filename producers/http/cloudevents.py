@@ -108,11 +108,13 @@ def decode_batch(body: bytes) -> list[EventColumns]:
             return [decode_columns(wrapped, BATCH_HEADERS)]
         except InvalidEventError:
             pass  # name every bad event below
-    return decode_events(items)
+    return decode_events(items, fits_one_record=len(body) < MAX_RECORD_BYTES - 200)
 
 
-def decode_events(items: Sequence[Any]) -> list[EventColumns]:
-    """Decoded CloudEvent objects, regrouped per tenant into records; all or none."""
+def decode_events(items: Sequence[Any], *, fits_one_record: bool = False) -> list[EventColumns]:
+    """Decoded CloudEvent objects, regrouped per tenant into records; all or none.
+    `fits_one_record`: the caller knows they encode below the record size limit, so
+    no tenant's events need splitting (and measuring)."""
     groups: dict[str, list[int]] = {}
     problems: list[EventProblem] = []
     for index, item in enumerate(items):
@@ -123,7 +125,7 @@ def decode_events(items: Sequence[Any]) -> list[EventColumns]:
             groups.setdefault(tenant, []).append(index)
     parts: list[EventColumns] = []
     for tenant, indexes in groups.items():
-        for chunk in _chunks(indexes, items):
+        for chunk in [indexes] if fits_one_record else _chunks(indexes, items):
             envelope = {"type": "ai.tokenops.usage.batch", "version": 1, "tenant_id": tenant}
             value = orjson.dumps({**envelope, "events": [items[i] for i in chunk]})
             try:
