@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic_settings import BaseSettings
 
+from tokenops.api.settings import ApiSettings
 from tokenops.producers.settings import ProducerSettings
 from tokenops.settings import KafkaSettings, StackSettings, TopicSettings
 from tokenops.sinks.clickhouse.settings import ClickHouseSettings
@@ -21,4 +22,5 @@ def settings_sections() -> list[type[BaseSettings]]:
         PrometheusSinkSettings,
         WorkerSettings,
         ProducerSettings,
+        ApiSettings,
     ]
