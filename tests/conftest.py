@@ -10,14 +10,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.api_server import ApiServer, start_api
 from tokenops.settings import KafkaSettings, StackSettings
 from tokenops.stack.kafka import KafkaBroker
 from tokenops.stack.process import free_port
 from tokenops.topics import TopicSpec, ensure_topics
+
+if TYPE_CHECKING:
+    from tests.api_server import ApiServer
 
 
 @pytest.fixture(scope="session")
@@ -64,6 +67,8 @@ def api_server(
     kafka_settings: KafkaSettings, new_topic: Callable[..., str], tmp_path: Path
 ) -> Iterator[ApiServer]:
     """`tokenops api serve` on a fresh topic, keys for tenants acme and globex and admin."""
+    from tests.api_server import start_api  # imported here: it pulls in the API's stack
+
     server = start_api(kafka_settings, new_topic("api"), tmp_path, ["acme", "globex"])
     yield server
     server.process.stop()
