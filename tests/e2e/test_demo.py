@@ -105,4 +105,4 @@ def test_demo_prints_invoices_and_alerts_that_equal_the_ledger(tmp_path: Path) -
         ("TokenopsQuotaWarning", f"{prefix}002"),
     ]
     assert report["dead_lettered"] == len(ledger.malformed)
-    assert not list((state / "run").glob("*.pid")), "the demo left processes running"
+    assert not list((state / "demo-stack" / "run").glob("*.pid")), "the demo left processes running"
