@@ -6,7 +6,9 @@ confluent-kafka ceiling and the Kafka Streams baseline on the same topics, then 
 the "Pipeline" section of docs/benchmarks.md and docs/benchmarks-pipeline.png. Numbers
 are reported, never judged: nothing here fails on a threshold.
 
-Phases (`--only a,b`): comparison, ramp, tenants, partitions, profile, freshness.
+Phases (`--only a,b`): comparison, ramp, tenants, partitions, profile, freshness, scrape
+(the Prometheus sink's scrape under tenant churn, bench/bench_prometheus_scrape.py; it
+needs no broker, and its table is printed and kept in the results file).
 `--render FILE` rewrites the docs from a saved results file without running anything.
 """
 
@@ -25,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import bench_prometheus_scrape
 from bench import pipeline_baselines as baselines
 from bench import pipeline_runs as runs
 from bench.pipeline_env import machine, new_topics, start_broker
@@ -34,7 +37,7 @@ from bench.pipeline_profile import profile_worker
 from bench.pipeline_report import plot, write_section
 from tokenops.settings import KafkaSettings
 
-PHASES = ("comparison", "ramp", "tenants", "partitions", "profile", "freshness")
+PHASES = ("comparison", "ramp", "tenants", "partitions", "profile", "freshness", "scrape")
 QUICK = dict(
     runs=1, events=200_000, rates=[5_000, 10_000, 25_000, 50_000, 100_000], step_s=8,
     tenants=[1_000, 10_000, 100_000], scale_events=100_000, windows=8, crossings=4,
@@ -147,9 +150,13 @@ def run(cfg: dict[str, Any], phases: list[str], quick: bool) -> dict[str, Any]:
                 kafka, new_topics(kafka), tmp, cfg["windows"], cfg["crossings"], 2_000
             )
 
+        def scrape() -> None:
+            results["scrape"] = bench_prometheus_scrape.measure(100_000 if not quick else 20_000)
+
         table: dict[str, Callable[[], None]] = {
             "comparison": comparison, "ramp": ramp, "tenants": tenants,
             "partitions": partitions, "profile": profile, "freshness": fresh,
+            "scrape": scrape,
         }  # fmt: skip
         for phase in phases:
             print(f"== {phase} (load {os.getloadavg()[0]:.1f})", flush=True)

@@ -53,6 +53,7 @@ DESCRIPTIONS: dict[str, str] = {
     "TOKENOPS_CLICKHOUSE_RETRY_INITIAL_MS": "First backoff after a failed write.",
     "TOKENOPS_CLICKHOUSE_RETRY_MAX_MS": "Longest backoff between write attempts.",
     "TOKENOPS_CLICKHOUSE_HTTP_HOST": "Address of the sink's /metrics and query endpoint.",
+    "TOKENOPS_CLICKHOUSE_HTTP_QUERIES_ON_PUBLIC_BIND": "Serve the unauthenticated billing queries on a non-loopback address too.",  # noqa: E501
     "TOKENOPS_CLICKHOUSE_PRICES_FILE": "Price book loaded at start; default: deploy/prices.yaml.",
     # Prometheus sink
     "TOKENOPS_PROMETHEUS_SINK_HOST": "Address the exporter listens on.",
@@ -70,6 +71,7 @@ DESCRIPTIONS: dict[str, str] = {
     "TOKENOPS_WORKER_BATCH_WITHIN_S": "Longest the worker waits to fill a batch.",
     "TOKENOPS_WORKER_SESSION_TIMEOUT_S": "Kafka group session timeout.",
     "TOKENOPS_WORKER_HEARTBEAT_INTERVAL_S": "Kafka group heartbeat interval.",
+    "TOKENOPS_WORKER_HTTP_HOST": "Address of the worker's /metrics and /healthz (loopback unless set).",  # noqa: E501
     "TOKENOPS_WORKER_LOG_EVERY_S": "How often the worker logs its progress.",
     "TOKENOPS_WORKER_SIGNATURE_MODE": "off, verify-if-present or enforce (docs/security.md).",
     # Producer

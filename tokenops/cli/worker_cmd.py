@@ -21,8 +21,9 @@ def worker() -> None:
     """Aggregate usage events into exact per-tenant, per-model window totals.
 
     Reads TOKENOPS_WORKER_*, TOKENOPS_KAFKA_* and TOKENOPS_TOPIC_*; serves /metrics and
-    /healthz on TOKENOPS_WORKER_HTTP_PORT. Run several with the same app id to share the
-    partitions; a stopped or killed worker's partitions move to the others.
+    /healthz on TOKENOPS_WORKER_HTTP_HOST (loopback by default) and _HTTP_PORT. Run several
+    with the same app id to share the partitions; a stopped or killed worker's partitions
+    move to the others.
     """
     import faust
 
@@ -32,7 +33,7 @@ def worker() -> None:
     from tokenops.streams.topics import ensure_worker_topics
 
     settings, kafka, topics = load(WorkerSettings), load(KafkaSettings), load(TopicSettings)
-    if settings.http_port and not port_is_free(settings.http_port, "0.0.0.0"):
+    if settings.http_port and not port_is_free(settings.http_port, settings.http_host):
         raise _port_in_use(settings)  # before Kafka is touched: nothing to undo
     check = signature_check(settings)  # None unless TOKENOPS_WORKER_SIGNATURE_MODE is set
     ensure_worker_topics(settings, kafka, topics)
@@ -47,7 +48,13 @@ def worker() -> None:
     app, stream_worker = create_app(settings, kafka, topics, registry, decode, [quotas])
     if settings.http_port:
         try:
-            serve_http(registry, settings.http_port, stream_worker.ready)
+            serve_http(
+                registry,
+                settings.http_host,
+                settings.http_port,
+                settings.http_allowed_hosts,
+                stream_worker.ready,
+            )
         except OSError as exc:  # taken since the check above
             raise _port_in_use(settings) from exc
     # v1 records (one JSON object per event) and the exact per-event paths allocate
@@ -78,5 +85,5 @@ def worker() -> None:
 
 def _port_in_use(settings: WorkerSettings) -> PortInUseError:
     return PortInUseError(
-        "the worker's /metrics", settings.http_port, "TOKENOPS_WORKER_HTTP_PORT", "0.0.0.0"
+        "the worker's /metrics", settings.http_port, "TOKENOPS_WORKER_HTTP_PORT", settings.http_host
     )
