@@ -99,10 +99,14 @@ def test_demo_prints_invoices_and_alerts_that_equal_the_ledger(tmp_path: Path) -
         assert Decimal(report["tenants"][tenant]["invoice"]["USD"]) == total, tenant
 
     prefix = report["tenant_prefix"]
+    # One alert per crossed threshold of the default thresholds_pct (50, 80, 100): the
+    # first tenant ends near 167 % of its limit, the second near 87 %.
     assert sorted(map(tuple, report["alerts"])) == [
-        ("TokenopsQuotaExceeded", f"{prefix}001"),
-        ("TokenopsQuotaWarning", f"{prefix}001"),
-        ("TokenopsQuotaWarning", f"{prefix}002"),
+        ("TokenopsQuotaExceeded", f"{prefix}001", "100"),
+        ("TokenopsQuotaWarning", f"{prefix}001", "50"),
+        ("TokenopsQuotaWarning", f"{prefix}001", "80"),
+        ("TokenopsQuotaWarning", f"{prefix}002", "50"),
+        ("TokenopsQuotaWarning", f"{prefix}002", "80"),
     ]
     assert report["dead_lettered"] == len(ledger.malformed)
     assert not list((state / "demo-stack" / "run").glob("*.pid")), "the demo left processes running"

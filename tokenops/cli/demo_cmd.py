@@ -20,7 +20,7 @@ from rich.table import Table
 
 from tokenops.cli.text import plain
 from tokenops.demo import DemoConfig, DemoResult, DemoRun
-from tokenops.demo.alerts import expected_alerts
+from tokenops.demo.alerts import Alert, expected_alerts, fired
 from tokenops.demo.day import delay_for_one_day
 from tokenops.demo.observe import Progress
 from tokenops.demo.results import BillingReport, read_billing
@@ -123,7 +123,7 @@ def _run_live(run: DemoRun) -> DemoResult:
 
 
 def _print_results(
-    result: DemoResult, report: BillingReport, alerts_expected: set[tuple[str, str]]
+    result: DemoResult, report: BillingReport, alerts_expected: set[Alert]
 ) -> list[str]:
     totals = report.tenant_totals()
     table = Table(title=f"usage and invoices from ClickHouse (run {result.run_id})")
@@ -158,13 +158,14 @@ def _print_results(
     console.print(table)
 
     alerts = Table(title="quota alerts from Alertmanager")
-    for column in ("alert", "tenant", "quota", "severity", "since (UTC)"):
+    for column in ("alert", "tenant", "quota", "threshold", "severity", "since (UTC)"):
         alerts.add_column(column, no_wrap=True)
     for alert in result.alerts:
         cells = (
             alert.get("alertname", "").removeprefix("Tokenops"),
             alert.get("tenant", ""),
             alert.get("quota", ""),
+            f"{alert.get('threshold_pct', '')} %",
             alert.get("severity", ""),
             alert.get("startsAt", "")[11:19],
         )
@@ -172,9 +173,9 @@ def _print_results(
     console.print(alerts)
 
     problems = list(report.differences)
-    fired = {(a.get("alertname", ""), a.get("tenant", "")) for a in result.alerts}
-    if fired != alerts_expected:
-        problems.append(f"alerts fired {sorted(fired)}, ledger expects {sorted(alerts_expected)}")
+    seen = fired(result.alerts)
+    if seen != alerts_expected:
+        problems.append(f"alerts fired {sorted(seen)}, ledger expects {sorted(alerts_expected)}")
     dead = result.progress.dead_lettered
     if dead != len(result.ledger.malformed):
         problems.append(f"{dead} records dead-lettered, {len(result.ledger.malformed)} injected")
@@ -211,7 +212,7 @@ def _report_json(
             tenant: {**counts, "invoice": {c: str(v) for c, v in report.amount(tenant).items()}}
             for tenant, counts in report.tenant_totals().items()
         },
-        "alerts": [(a.get("alertname"), a.get("tenant")) for a in result.alerts],
+        "alerts": sorted(fired(result.alerts)),
         "dead_lettered": result.progress.dead_lettered,
         "problems": problems,
     }

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tokenops.demo.alerts import fired
 from tokenops.demo.day import wait_for_one_day
 from tokenops.demo.observe import (
     Progress,
@@ -190,8 +191,7 @@ class DemoRun:
             current = alerts_firing(self.stack.alertmanager.url, self.tenant_prefix)
             progress.alerts = len(current)
             on_progress(progress)
-            fired = {(a.get("alertname", ""), a.get("tenant", "")) for a in current}
-            if fired >= wanted or time.monotonic() > deadline:
+            if fired(current) >= wanted or time.monotonic() > deadline:
                 return current
             time.sleep(1)
 
