@@ -32,16 +32,32 @@ class ApiSettings(TokenopsSettings):
 
     model_config = SettingsConfigDict(env_prefix="TOKENOPS_API_")
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8480, ge=0, le=65535)
+    host: str = Field(default="127.0.0.1", description="Address the API binds.")
+    port: int = Field(default=8480, ge=0, le=65535, description="Port of the API.")
     allowed_hosts: str = Field(
         default="", description="Host names accepted besides localhost and IPs; * = any."
     )
-    keys_file: Path = Field(default_factory=_default_keys_file)
-    max_body_bytes: int = Field(default=4_000_000, ge=1024)
-    durable_timeout_s: float = Field(default=5.0, gt=0)
-    retry_after_s: int = Field(default=2, ge=1)
-    otlp_tenant_attribute: str = "tokenops.tenant_id"
-    settle_s: int = Field(default=2 * 86_400, ge=0)
-    quotas: bool = True
-    queries: bool = True
+    keys_file: Path = Field(
+        default_factory=_default_keys_file,
+        description="API keys as SHA-256 hashes, mode 0600 (tokenops api new-key).",
+    )
+    max_body_bytes: int = Field(
+        default=4_000_000, ge=1024, description="Larger request bodies get 413."
+    )
+    durable_timeout_s: float = Field(
+        default=5.0, gt=0, description="Longest wait for the broker's ack before a 503."
+    )
+    retry_after_s: int = Field(default=2, ge=1, description="Retry-After of a 503, seconds.")
+    otlp_tenant_attribute: str = Field(
+        default="tokenops.tenant_id",
+        description="OTLP resource attribute naming an admin key's tenant.",
+    )
+    settle_s: int = Field(
+        default=2 * 86_400,
+        ge=0,
+        description="Usage newer than this is open; invoices final after it.",
+    )
+    quotas: bool = Field(default=True, description="Serve /v1/quotas from the quota topics.")
+    queries: bool = Field(
+        default=True, description="Serve /v1/usage and /v1/invoices from ClickHouse."
+    )
