@@ -120,7 +120,7 @@ def spans_to_events(
                     result.ignored_spans += 1
                 elif tenant is None:
                     result.rejected_spans += 1
-                    result.errors.append(f"span {span.span_id.hex()}: no tenant for its resource")
+                    result.errors.append(f"span {span.span_id.hex()}: no tenant this key may write")
                 else:
                     events.append(span_event(attributes, span, tenant))
     if events:

@@ -152,4 +152,14 @@ def test_otlp_json_with_partial_success_and_tenant_keys(
     assert status == 200
     partial = orjson.loads(answer)["partialSuccess"]
     assert partial["rejectedSpans"] == "2"  # the invalid span, and the one for globex
-    assert "globex" not in partial["errorMessage"] or "tenant" in partial["errorMessage"]
+    assert "no tenant" in partial["errorMessage"] and "input_tokens" in partial["errorMessage"]
+
+    # an admin key: the tenant comes from the configured resource attribute, or the span
+    # is refused (the first resource has none)
+    status, _, answer = api_server.request(
+        "POST", "/v1/traces", orjson.dumps(body), headers={"Content-Type": "application/json"}
+    )
+    assert status == 200
+    assert orjson.loads(answer)["partialSuccess"]["rejectedSpans"] == "2"
+    metrics = api_server.request("GET", "/metrics")[2].decode()
+    assert 'tokenops_api_events_accepted_total{door="otlp"} 2.0' in metrics  # 1 + 1
