@@ -129,3 +129,5 @@ def test_limits_and_foreign_hosts(api_server: ApiServer) -> None:
     protobuf = {"Content-Type": "application/x-protobuf"}
     status, _, body = api_server.request("POST", "/v1/traces", b"\xff\xff\xff", headers=protobuf)
     assert status == 400 and b"Traceback" not in body
+    json = {"Content-Type": "application/json"}
+    assert api_server.request("POST", "/v1/traces", b"[null, null]", headers=json)[0] == 400
