@@ -21,7 +21,7 @@ import yaml
 from tests.processes import TOKENOPS
 from tokenops.producers.ledger import Ledger
 from tokenops.schemas import TOKEN_TYPES
-from tokenops.stack.process import free_port
+from tokenops.stack.process import ManagedProcess, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -67,6 +67,10 @@ def test_demo_prints_invoices_and_alerts_that_equal_the_ledger(tmp_path: Path) -
         "TOKENOPS_PROMETHEUS_SINK_PORT": str(free_port()),
         "COLUMNS": "160",
     }
+    # A component of the user's own stack, running: the demo must leave it alone (it
+    # used to run in the user's stack and stop all of it at the end).
+    users = ManagedProcess("prometheus", state / "run" / "prometheus.pid", tmp_path / "p.log")
+    users_pid = users.start(["sleep", "600"])
     report_path = tmp_path / "report.json"
     cli = Path(TOKENOPS)
     args = ["demo", "--tenants", "20", "--rate", "1500", "--duration", "15"]
@@ -109,4 +113,6 @@ def test_demo_prints_invoices_and_alerts_that_equal_the_ledger(tmp_path: Path) -
         ("TokenopsQuotaWarning", f"{prefix}002", "80"),
     ]
     assert report["dead_lettered"] == len(ledger.malformed)
-    assert not list((state / "run").glob("*.pid")), "the demo left processes running"
+    assert not list((state / "demo-stack" / "run").glob("*.pid")), "the demo left processes running"
+    assert users.pid() == users_pid, "the demo stopped a component of the user's stack"
+    users.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from datetime import timedelta
 from decimal import Decimal
@@ -49,9 +50,13 @@ def demo(
     simulator's ledger. Exits 1 if anything differs.
     """
     config = DemoConfig(tenants=tenants, rate=rate, duration_s=duration, seed=seed)
-    stack_settings = load(StackSettings)
-    run = DemoRun(config, stack_settings)
-    with console.status("starting Kafka, Prometheus, Alertmanager, the worker and both sinks"):
+    run = DemoRun(config, load(StackSettings))
+    stack_settings = run.stack.settings  # the demo's own, beside the user's stack
+    starting = (
+        "starting the demo's own Kafka, Prometheus, Alertmanager, worker and sinks in "
+        f"{stack_settings.state_dir} (a stack you run is left alone)"
+    )
+    with console.status(plain(starting)):
         run.start()
     delay = delay_for_one_day(time.time(), *run.day_span())
     if delay:
@@ -222,14 +227,20 @@ def _print_next_steps(run: DemoRun, result: DemoResult, keep_running: bool) -> N
     month = result.started.strftime("%Y-%m")
     day = result.started.strftime("%Y-%m-%d")
     next_day = (result.started + timedelta(days=1)).strftime("%Y-%m-%d")
+    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in run.place.service_env().items()
+                       if k.startswith(("TOKENOPS_STACK_", "TOKENOPS_CLICKHOUSE_URL")))  # fmt: skip
     lines = [
         f"Prometheus    {run.stack.prometheus.url}  (try: tokenops_quota_usage_ratio)",
         f"Alertmanager  {run.stack.alertmanager.url}",
         f"usage         tokenops usage --tenant {tenant} --from {day} --to {next_day} --by hour",
         f"invoice       tokenops invoice --tenant {tenant} --month {month}",
         f"logs          {run.log_dir}",
-        "stop          tokenops stack down"
+        f"stop          {exports} tokenops stack down"
         if keep_running
-        else "the stack was stopped; `tokenops demo --keep-running` leaves it up",
+        else "the demo's stack was stopped; `tokenops demo --keep-running` leaves it up",
     ]
+    if keep_running:
+        lines.insert(
+            2, f"this shell    export {exports}  (the commands below use the demo's store)"
+        )
     console.print(Panel(plain("\n".join(lines)), title="where to look next", expand=False))
