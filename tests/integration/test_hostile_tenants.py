@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.clickhouse_helpers import ms, window
+from tokenops.errors import TokenopsError
 from tokenops.schemas import build_event
 from tokenops.schemas.codec import decode_record, encode_event
 from tokenops.schemas.errors import InvalidEventError
@@ -98,12 +99,13 @@ def test_billing_queries_bind_hostile_tenants_as_plain_values(store: ClickHouseS
         window(tenant, "gpt-4o", start, events=i + 1) for i, tenant in enumerate(tenants)
     )
     for i, tenant in enumerate(tenants):
-        rows = usage(store.client, tenant, *NOV, "model")
+        rows = usage(store.client, tenant, *NOV, "model").rows
         assert [(r["model"], r["event_count"]) for r in rows] == [("gpt-4o", i + 1)], tenant
         bill = invoice(store.client, tenant, date(2026, 11, 1))
         quantities = {line.token_type: line.quantity for line in bill.lines}
         assert quantities["input_tokens"] == (1000 - 100 - 10) * (i + 1), tenant
-    assert usage(store.client, "nobody' OR ''='", *NOV, "model") == []
+    with pytest.raises(TokenopsError, match="unknown tenant"):  # bound, never SQL
+        usage(store.client, "nobody' OR ''='", *NOV, "model")
     tables = {r[0] for r in store.client.query("SHOW TABLES").result_rows}
     assert {"window_totals", "raw_events"} <= tables
     stored = store.client.query("SELECT count() FROM window_totals FINAL").result_rows[0][0]

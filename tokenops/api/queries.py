@@ -2,15 +2,16 @@
 reader (`sinks/clickhouse/reader.py`), run in a worker thread so the event loop keeps
 serving ingest while ClickHouse answers.
 
-`as_of` is the server's time; a range ending less than `settle_s` before it may still
-change (`open: true`: late events and window corrections), and an invoice is `final`
-only once its month ended more than `settle_s` ago.
+How final the figures are comes from the billing store (`sinks/clickhouse/finality.py`,
+docs/bi.md): `as_of` (the lowest partition watermark), `open_windows`, and `final` (an
+invoice: its month closed and froze; usage: `as_of` passed the range). `open` is
+`not final`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -21,7 +22,7 @@ from tokenops.api.auth import authenticate, require_tenant
 from tokenops.api.errors import ApiError
 from tokenops.api.state import ApiState
 from tokenops.errors import TokenopsError
-from tokenops.sinks.clickhouse.wire import invoice_to_json, parse_time
+from tokenops.sinks.clickhouse.wire import invoice_to_json, parse_time, usage_to_json
 
 _BY = ("model", "day", "hour")
 
@@ -64,10 +65,9 @@ async def get_usage(request: Request) -> Response:
     if end <= start:
         raise ApiError(400, "to must be after from")
     reader = _reader(state)
-    rows = await _read(lambda: reader.usage(tenant, start, end, by))
-    now = datetime.now(UTC)
-    settled = end <= now - timedelta(seconds=state.settings.settle_s)
-    return _json({"tenant": tenant, "by": by, "as_of": now, "open": not settled, "rows": rows})
+    result = await _read(lambda: reader.usage(tenant, start, end, by))
+    body = usage_to_json(result)
+    return _json({"tenant": tenant, "by": by, "open": not result.finality.final, **body})
 
 
 async def get_invoice(request: Request) -> Response:
@@ -82,10 +82,7 @@ async def get_invoice(request: Request) -> Response:
         raise ApiError(400, f"month={month_text!r}: expected YYYY-MM") from None
     reader = _reader(state)
     bill = await _read(lambda: reader.invoice(tenant, month))
-    end = datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=UTC)
-    now = datetime.now(UTC)
-    final = end <= now - timedelta(seconds=state.settings.settle_s)
-    return _json({**invoice_to_json(bill), "as_of": now, "final": final})
+    return _json(invoice_to_json(bill))
 
 
 async def _read(query: Any) -> Any:

@@ -24,8 +24,7 @@ class ApiSettings(TokenopsSettings):
     (or the spool's fsync); after that, and when the producer queue is full, the answer
     is 503 with `Retry-After: retry_after_s`. Bodies above `max_body_bytes` get 413.
     `otlp_tenant_attribute` names the OTLP resource attribute an admin key's spans take
-    their tenant from. Usage ending less than `settle_s` ago is `open` (late events may
-    still change it) and an invoice is `final` once its month ended `settle_s` ago.
+    their tenant from. Usage and invoices carry the billing store's finality.
     `quotas` serves GET /v1/quotas from the quota and aggregates topics; `queries`
     serves usage and invoices from the ClickHouse store.
     """
@@ -51,11 +50,6 @@ class ApiSettings(TokenopsSettings):
     otlp_tenant_attribute: str = Field(
         default="tokenops.tenant_id",
         description="OTLP resource attribute naming an admin key's tenant.",
-    )
-    settle_s: int = Field(
-        default=2 * 86_400,
-        ge=0,
-        description="Usage newer than this is open; invoices final after it.",
     )
     quotas: bool = Field(default=True, description="Serve /v1/quotas from the quota topics.")
     queries: bool = Field(
