@@ -17,10 +17,10 @@ from itertools import repeat
 from operator import add, eq, floordiv, itemgetter, le, sub
 from typing import Any
 
-from tokenops.schemas.columns import EventColumns
 from tokenops.schemas.event import EPOCH, MAX_TOKENS, ONE_MS, SCHEMA_VERSION
 from tokenops.schemas.validate import FIELDS, IDS, known, known_or_none, learn, learn_sources
 from tokenops.schemas.validate import sources as known_sources
+from tokenops.schemas.wire import EVENT_TYPE
 
 _CORE = frozenset({"specversion", "type", "source", "id", "time", "data"})
 _DATA_FIELDS = frozenset(FIELDS) - {"id", "source", "time"}
@@ -33,26 +33,29 @@ _INT = frozenset({int})
 _DICT = frozenset({dict})
 
 
-def quick_columns(
-    items: list[Any], tenant: Any, event_type: str, earliest_ms: int, latest_ms: int
-) -> EventColumns | None:
-    """The columns of these CloudEvents of `tenant`, or None: decode them one by one."""
+def quick_cloudevents(
+    items: list[Any], earliest_ms: int, latest_ms: list[int]
+) -> tuple[list[Any], list[Any]] | None:
+    """(tenant column, the other `EventColumns` columns in field order) of these decoded
+    CloudEvents, of any tenants, event i at most `latest_ms[i]`; or None: decode them one
+    by one, which names the broken field. One record's events, or one event of each of
+    many single-event records: either way one pass per column."""
     try:
-        return _quick_columns(items, tenant, event_type, earliest_ms, latest_ms)
+        return _quick_cloudevents(items, earliest_ms, latest_ms)
     except (TypeError, ValueError, AttributeError, KeyError):
         return None  # unhashable, wrong type, impossible date...: the careful way decides
 
 
-def _quick_columns(
-    items: list[Any], tenant: Any, event_type: str, earliest_ms: int, latest_ms: int
-) -> EventColumns | None:
+def _quick_cloudevents(
+    items: list[Any], earliest_ms: int, latest_ms: list[int]
+) -> tuple[list[Any], list[Any]] | None:
     n = len(items)
     if not all(map(eq, map(dict.keys, items), repeat(_CORE, n))):
         return None
     datas = list(map(itemgetter("data"), items))
     if not (
         set(map(itemgetter("specversion"), items)) == {"1.0"}
-        and set(map(itemgetter("type"), items)) == {event_type}
+        and set(map(itemgetter("type"), items)) == {EVENT_TYPE}
         and set(map(type, datas)) == _DICT
         and all(map(_DATA_FIELDS.issuperset, datas))
         and not any(map(dict.__contains__, datas, repeat("attributes", n)))
@@ -72,31 +75,25 @@ def _quick_columns(
     if not (
         set(map(type, versions)) == _INT
         and set(versions) == {SCHEMA_VERSION}
-        and set(tenants) == {tenant}
         and identifiers_known(tenants, ids, sources, models, providers, operations, optional)
         and set(map(len, times)) == {24}
         and canonical_times("".join(times))
     ):
         return None
     millis = times_ms(times, n)
-    inputs, outputs = column("input_tokens"), column("output_tokens")
-    reads = column("cache_read_input_tokens", 0)
-    creations = column("cache_creation_input_tokens", 0)
-    reasonings = column("reasoning_output_tokens", 0)
-    tokens = (inputs, outputs, reads, creations, reasonings)
-    if not in_range(millis, tokens, earliest_ms, latest_ms):
+    tokens = [
+        column("input_tokens"),
+        column("output_tokens"),
+        column("cache_read_input_tokens", 0),
+        column("cache_creation_input_tokens", 0),
+        column("reasoning_output_tokens", 0),
+    ]
+    if not (
+        in_range(millis, tokens, earliest_ms, max(latest_ms))
+        and (max(millis) <= min(latest_ms) or all(map(le, millis, latest_ms)))
+    ):  # each record is judged by its own event clock
         return None
-    return EventColumns(
-        tenant,
-        ids,
-        sources,
-        millis,
-        models,
-        providers,
-        operations,
-        *tokens,
-        *optional,
-    )
+    return tenants, [ids, sources, millis, models, providers, operations, *tokens, *optional]
 
 
 def canonical_times(joined: str) -> bool:

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 from tokenops.schemas.aggregates import window_totals_record
 from tokenops.schemas.columns import EventColumns
+from tokenops.schemas.decode import check_key
 from tokenops.schemas.errors import InvalidEventError
 from tokenops.streams.deadletter import dead_letter_record
 from tokenops.streams.delta import StateDelta
@@ -34,6 +35,21 @@ logger = logging.getLogger(__name__)
 # future-skew rule is checked against it. Raises InvalidEventError for a record to
 # dead-letter.
 Decoder = Callable[[bytes, Any, int], EventColumns]
+# The same for many records at once: each record's columns or its InvalidEventError.
+ManyDecoder = Callable[[list[tuple[bytes, Any, int]]], list[EventColumns | InvalidEventError]]
+
+
+def _one_by_one(decode: Decoder) -> ManyDecoder:
+    def many(items: list[tuple[bytes, Any, int]]) -> list[EventColumns | InvalidEventError]:
+        out: list[EventColumns | InvalidEventError] = []
+        for value, headers, clock_ms in items:
+            try:
+                out.append(decode(value, headers, clock_ms))
+            except InvalidEventError as exc:
+                out.append(exc)
+        return out
+
+    return many
 
 
 class InputRecord(NamedTuple):
@@ -94,6 +110,8 @@ class PartitionState:
         self.window_s, self.horizon_ms = window_s, horizon_ms
         self.aggregates_topic, self.dead_letter_topic = outputs
         self.decode = decode
+        # the decoder's batch form when it has one (`streams/signing.py`), else record by record
+        self.decode_many: ManyDecoder = getattr(decode, "many", None) or _one_by_one(decode)
         self.router = RecordRouter(topic, partition, partitions)
         self.processors = [PlacementCheck(partition, partitions), *processors]
         meta = store.meta
@@ -120,6 +138,7 @@ class PartitionState:
         cutoff = self.book.watermark_ms - self.horizon_ms
         chunk = _Chunk()
         self.book.begin(self.store.closed_window)
+        todo: list[tuple[InputRecord, int]] = []  # (record, its event clock)
         for record in records:
             if record.offset < self.next_offset:
                 counts.skipped += 1
@@ -136,18 +155,16 @@ class PartitionState:
                     record.offset,
                 )
             self.next_offset = record.offset + 1
-            clock_ms = event_clock(record.timestamp_ms, record.timestamp_type, now_ms)
+            todo.append((record, event_clock(record.timestamp_ms, record.timestamp_type, now_ms)))
+        # one decode for the batch: its single-event records are checked together
+        decoded = self.decode_many([(r.value, r.headers, clock) for r, clock in todo])
+        for (record, clock_ms), columns in zip(todo, decoded, strict=True):
             try:
-                columns = self.decode(record.value, record.headers, clock_ms)
+                if columns.__class__ is not EventColumns:
+                    raise columns  # type: ignore[misc]  # the record's InvalidEventError
                 if not columns.id:
                     continue
-                # Deduplication and quota state are per partition, so a tenant's events
-                # must all arrive under its own key: an event keyed as another tenant
-                # would escape the dedup index of its real partition.
-                if record.key is not None and record.key != columns.tenant_id.encode():
-                    raise InvalidEventError(
-                        "key", record.key, f"differs from tenant_id {columns.tenant_id!r}"
-                    )
+                check_key(record.key, columns.tenant_id)
                 forward = self.router.forward(columns, record.value, record.headers, clock_ms)
                 if forward is None and min(columns.time_ms) < cutoff:
                     _too_late(columns, cutoff)
