@@ -1,6 +1,6 @@
 """The worker's check of signed records: the keyring, and what each mode lets through.
 
-Runs inside the decoder (`worker_decoder` wraps `decode_columns` with it), so a rejected
+Runs inside the decoder (`WorkerDecoder` wraps `decode_many` with it), so a rejected
 record takes the worker's normal dead-letter path: `InvalidEventError(field="signature")`
 becomes the `tokenops.dlq.reason` header (`unsigned: ...`, `forged: ...`,
 `unknown_key: ...`, `malformed: ...`), a genuine signature over events outside its
@@ -37,9 +37,8 @@ class WorkerDecoder:
     """The worker's decoder: a record's columns (`decode_columns`), after `check`; `many`
     decodes a whole batch at once (`decode_many`), what `PartitionState` calls.
 
-    A signature covers the events as the producer built them, so checking one needs the
-    `UsageEvent`s: they are built only when signatures are on. Without a check no
-    per-event object is made at all.
+    Signatures are verified on the columns (`schemas/signing.py`): no per-event object
+    is made, signed or not.
     """
 
     def __init__(self, check: SignatureCheck | None) -> None:
@@ -61,7 +60,7 @@ class WorkerDecoder:
             for i, columns in enumerate(results):
                 if columns.__class__ is EventColumns:
                     try:  # InvalidEventError: dead-lettered with the reason
-                        check(columns.events(), pairs[i])
+                        check(columns, pairs[i])
                     except InvalidEventError as exc:
                         results[i] = exc
         return results
