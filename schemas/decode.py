@@ -56,12 +56,21 @@ _CORE = frozenset({"specversion", "type", "source", "id", "time", "data"})
 
 def _content_type(headers: list[tuple[str, bytes]] | None) -> str | None:
     for name, value in headers or ():
-        if name.lower() == CONTENT_TYPE_HEADER:
+        if name == CONTENT_TYPE_HEADER or name.lower() == CONTENT_TYPE_HEADER:
+            known = _KNOWN_TYPES.get(value)  # what producers write, as they write it
+            if known is not None:
+                return known
             try:
                 return value.split(b";")[0].strip().lower().decode("ascii")
             except (UnicodeDecodeError, AttributeError):
                 raise InvalidEventError(CONTENT_TYPE_HEADER, value, "not ASCII") from None
     return None
+
+
+_KNOWN_TYPES = {
+    kind.encode(): kind
+    for kind in (CLOUDEVENTS_CONTENT_TYPE, BATCH_CONTENT_TYPE, COLUMNS_CONTENT_TYPE)
+}
 
 
 def decode_record(
@@ -129,7 +138,7 @@ def decode_many(
     quick = quick_cloudevents(singles, _EARLIEST_MS, latests) if singles else None
     if quick is not None:
         tenants, columns = quick
-        one_each = [[[value] for value in column] for column in columns]
+        one_each = [map(list, zip(column)) for column in columns]  # [value] each, in C
         for i, part in zip(at, map(EventColumns, tenants, *one_each), strict=True):
             results[i] = part
     else:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
-from itertools import chain, compress
-from operator import or_
+from itertools import chain, compress, repeat
+from operator import add, or_
 from typing import Any, NamedTuple
 
 from tokenops.schemas.aggregates import window_totals_record
@@ -211,46 +211,28 @@ class PartitionState:
         """Deduplicate and window the chunk's records, then feed their fresh events to
         the processors; empties `chunk.parts` (its dedup keys stay for the whole batch).
 
-        One RocksDB multi-get for the chunk's keys, then record by record, in offset
-        order: an event is fresh unless it was stored before or seen earlier in this
-        batch. The common cases, a record of fresh events and a record sent again
-        whole, are set operations and C-level passes over its columns; a record with
-        some duplicates goes event by event (`_dedup_each`), keeping first occurrences.
+        One RocksDB multi-get for the chunk's keys: an event is fresh unless it was
+        stored before or seen earlier in this batch. When every event of the chunk is
+        fresh (the common case) that is decided once for the whole chunk, whether it
+        holds one record of 10,000 events or 10,000 records of one; otherwise record by
+        record, in offset order (`_dedup_parts`).
         """
         parts, chunk.parts, size, chunk.size = chunk.parts, [], chunk.size, 0
         if not parts:
             return
-        part_keys = [part.dedup_keys() for part in parts]
-        stored = self.store.seen(list(chain.from_iterable(part_keys)))
+        keys = _dedup_keys(parts)
+        stored = self.store.seen(keys)
         seen_now, buckets, bucket_ms = chunk.seen, chunk.buckets, self.store.bucket_ms
-        fresh: list[EventColumns] = []
-        position = 0
-        for part, keys in zip(parts, part_keys, strict=True):
-            n = len(keys)
-            olds = stored[position : position + n]
-            position += n
-            new = set(keys)
-            if len(new) == n and not any(olds) and new.isdisjoint(seen_now):
-                seen_now |= new  # every event of the record is fresh
-                times = part.time_ms
-                low = min(times) // bucket_ms
-                if low == max(times) // bucket_ms:
-                    bucket = buckets.get(low)
-                    if bucket is None:
-                        bucket = buckets[low] = []
-                    bucket += keys
-                else:
-                    _bucket_each(buckets, keys, times, bucket_ms)
-                fresh.append(part)
-            elif all(map(or_, olds, map(seen_now.__contains__, keys))):
-                continue  # every event counted before: the record was sent again
-            else:
-                mask = _dedup_each(keys, part.time_ms, olds, seen_now, buckets, bucket_ms)
-                if any(mask):
-                    fresh.append(select(part, mask))
-        book = self.book
-        for part in fresh:
-            book.add_columns(part)
+        new = set(keys)
+        if len(new) == len(keys) and not any(stored) and new.isdisjoint(seen_now):
+            # the common case, whatever the records' packing: every event of the chunk is
+            # fresh, decided once for the chunk
+            seen_now |= new
+            _bucket_each(buckets, keys, _times(parts), bucket_ms)
+            fresh = parts
+        else:
+            fresh = self._dedup_parts(parts, keys, stored, chunk)
+        self.book.add_records(fresh)
         counted = sum(len(part.id) for part in fresh)
         counts.events += size
         counts.counted += counted
@@ -259,6 +241,33 @@ class PartitionState:
             extra, changes = processor.apply(fresh, now_ms=now_ms)
             outputs.extend(extra)
             delta.processors.setdefault(processor.name, {}).update(changes)
+
+    def _dedup_parts(
+        self, parts: list[EventColumns], keys: list[str], stored: list[bool], chunk: _Chunk
+    ) -> list[EventColumns]:
+        """Record by record, in offset order: the fresh events of each. A record of fresh
+        events and a record sent again whole are set operations; a record with some
+        duplicates goes event by event (`_dedup_each`), keeping first occurrences."""
+        seen_now, buckets, bucket_ms = chunk.seen, chunk.buckets, self.store.bucket_ms
+        fresh: list[EventColumns] = []
+        position = 0
+        for part in parts:
+            n = len(part.id)
+            part_keys = keys[position : position + n]
+            olds = stored[position : position + n]
+            position += n
+            new = set(part_keys)
+            if len(new) == n and not any(olds) and new.isdisjoint(seen_now):
+                seen_now |= new  # every event of the record is fresh
+                _bucket_each(buckets, part_keys, part.time_ms, bucket_ms)
+                fresh.append(part)
+            elif all(map(or_, olds, map(seen_now.__contains__, part_keys))):
+                continue  # every event counted before: the record was sent again
+            else:
+                mask = _dedup_each(part_keys, part.time_ms, olds, seen_now, buckets, bucket_ms)
+                if any(mask):
+                    fresh.append(select(part, mask))
+        return fresh
 
     def _finish(
         self,
@@ -338,10 +347,28 @@ def _dedup_each(
     return mask
 
 
+def _dedup_keys(parts: list[EventColumns]) -> list[str]:
+    """`source NUL id` of every event of these records, in order (`dedup_keys`)."""
+    sources = list(chain.from_iterable(part.source for part in parts))
+    ids = chain.from_iterable(part.id for part in parts)
+    return list(map(add, map(add, sources, repeat("\x00", len(sources))), ids))
+
+
+def _times(parts: list[EventColumns]) -> list[int]:
+    return list(chain.from_iterable(part.time_ms for part in parts))
+
+
 def _bucket_each(
     buckets: dict[int, list[str]], keys: list[str], times: list[int], bucket_ms: int
 ) -> None:
-    """File fresh events' dedup keys under their event-time bucket, one by one."""
+    """File fresh events' dedup keys under their event-time bucket."""
+    low = min(times) // bucket_ms
+    if low == max(times) // bucket_ms:  # usually: one bucket for all
+        bucket = buckets.get(low)
+        if bucket is None:
+            bucket = buckets[low] = []
+        bucket += keys
+        return
     for key, time_ms in zip(keys, times, strict=True):
         b = time_ms // bucket_ms
         bucket = buckets.get(b)
