@@ -13,14 +13,12 @@ record (`column_batch.py`); nothing here builds a per-event object on the common
   attributes) is checked column by column in C loops, like `columnar.py` does for
   decoding; anything else goes event by event. The first invalid event raises its
   `InvalidEventError` (with its `index`) and nothing is returned.
-- `encode_many(items)` is `[encode_fields(f) for f in items]` (CloudEvent bytes), kept for
-  callers that want per-event records; it shares the column checks.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,9 +26,6 @@ from itertools import repeat
 from operator import attrgetter, floordiv, itemgetter, methodcaller, sub
 from typing import Any, cast
 
-import orjson
-
-from tokenops.schemas.codec import EVENT_TYPE, SPECVERSION, encode_fields
 from tokenops.schemas.columnar import canonical_times, identifiers_known, in_range, times_ms
 from tokenops.schemas.columns import TOKEN_COLUMNS, EventColumns
 from tokenops.schemas.errors import InvalidEventError
@@ -149,27 +144,6 @@ def columns_many(
     ]
 
 
-def encode_many(
-    items: Sequence[Mapping[str, Any]], *, max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S
-) -> list[tuple[str, bytes]]:
-    """[(tenant_id, CloudEvent bytes)] of these events, or the first one's error."""
-    latest = latest_ms(max_future_skew_s)
-    try:
-        checked = _checked(items, latest)
-        quick = None if checked is None else _cloudevents(items, checked)
-    except (TypeError, ValueError, AttributeError, KeyError):
-        quick = None  # an unhashable or odd value: the careful way decides
-    if quick is not None:
-        return quick
-    encoded = []
-    for index, fields in enumerate(items):
-        try:
-            encoded.append(encode_fields(fields, max_future_skew_s=max_future_skew_s))
-        except InvalidEventError as exc:
-            raise exc.at(index) from None
-    return encoded
-
-
 @dataclass
 class _Checked:
     """The columns of a list of valid events' fields, every rule checked."""
@@ -274,23 +248,3 @@ def _same_keys_reader(items: Sequence[Any], n: int) -> Callable[..., list[Any]] 
         return [default] * n if found is None else list(found)
 
     return column
-
-
-def _cloudevents(items: Sequence[Any], checked: _Checked) -> list[tuple[str, bytes]]:
-    """The CloudEvent bytes of checked events: their fields as given, as `encode_fields`
-    writes them (the time canonical, `schema_version` filled in)."""
-    n, times = len(items), checked.times
-    if times[0].__class__ is str:
-        stamps: Any = times
-    else:
-        stamps = map(str.replace, map(_MILLIS, times), repeat("+00:00", n), repeat("Z", n))
-    datas = list(map(dict, items))
-    for key in ("id", "source", "time"):
-        deque(map(dict.pop, datas, repeat(key, n)), maxlen=0)
-    deque(map(dict.setdefault, datas, repeat("schema_version", n), repeat(SCHEMA_VERSION, n)), 0)
-    ids, sources = checked.rows[0], checked.rows[1]
-    rows = zip(
-        repeat(SPECVERSION, n), repeat(EVENT_TYPE, n), sources, ids, stamps, datas, strict=True
-    )
-    ces = map(dict, map(zip, repeat(_CE_KEYS, n), rows))
-    return list(zip(checked.tenants, map(orjson.dumps, ces), strict=True))

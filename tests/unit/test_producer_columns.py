@@ -114,7 +114,7 @@ def test_validation_to_columns_is_encode_fields_for_each(
         expected = ("ok", reference_events(many))
     except InvalidEventError as exc:
         index = next(
-            i for i, f in enumerate(many) if outcome(lambda f=f: encode_fields(f))[0] != "ok"
+            i for i, f in enumerate(many) if outcome(lambda f=f: reference_events([f]))[0] != "ok"
         )
         expected = ("invalid", (exc.field, index))
     # send_many: all at once, column-wise
