@@ -1,12 +1,17 @@
-"""`make bench` / `python -m bench [--quick]`: the whole-pipeline benchmarks of issue 9.
+"""`make bench` / `python -m bench [--quick] [foreign]`: the whole-pipeline benchmarks of
+issue 9 and the foreign-producer benchmark of issue 15.
 
 Starts its own Kafka broker (free ports, a temporary state directory), runs real
 `tokenops worker` and `tokenops sink clickhouse` processes (embedded chDB), the raw
 confluent-kafka ceiling and the Kafka Streams baseline on the same topics, then rewrites
-the "Pipeline" section of docs/benchmarks.md and docs/benchmarks-pipeline.png. Numbers
-are reported, never judged: nothing here fails on a threshold.
+the "Pipeline" section of docs/benchmarks.md and docs/benchmarks-pipeline.png, and the
+"Foreign producer" section (`bench/foreign.py`). Numbers are reported, never judged:
+nothing here fails on a threshold.
 
-Phases (`--only a,b`): comparison, ramp, tenants, partitions, profile, freshness.
+Phases (`--only a,b`): comparison, ramp, tenants, partitions, profile, freshness, scrape
+(the Prometheus sink's scrape under tenant churn, bench/bench_prometheus_scrape.py; it
+needs no broker, and its table is printed and kept in the results file), foreign.
+`python -m bench foreign` runs only the foreign-producer section (a few minutes).
 `--render FILE` rewrites the docs from a saved results file without running anything.
 """
 
@@ -25,8 +30,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import bench_prometheus_scrape, foreign_markdown
 from bench import pipeline_baselines as baselines
 from bench import pipeline_runs as runs
+from bench.foreign import FULL as FOREIGN_FULL
+from bench.foreign import QUICK as FOREIGN_QUICK
+from bench.foreign import foreign
 from bench.pipeline_env import machine, new_topics, start_broker
 from bench.pipeline_freshness import freshness
 from bench.pipeline_markdown import render
@@ -34,34 +43,47 @@ from bench.pipeline_profile import profile_worker
 from bench.pipeline_report import plot, write_section
 from tokenops.settings import KafkaSettings
 
-PHASES = ("comparison", "ramp", "tenants", "partitions", "profile", "freshness")
+PIPELINE_PHASES = ("comparison", "ramp", "tenants", "partitions", "profile", "freshness")
+PHASES = (*PIPELINE_PHASES, "scrape", "foreign")
 QUICK = dict(
     runs=1, events=200_000, rates=[5_000, 10_000, 25_000, 50_000, 100_000], step_s=8,
     tenants=[1_000, 10_000, 100_000], scale_events=100_000, windows=8, crossings=4,
+    foreign=FOREIGN_QUICK,
 )  # fmt: skip
 FULL = dict(
     runs=3, events=600_000,
     rates=[5_000, 10_000, 20_000, 40_000, 70_000, 100_000, 120_000, 150_000],
     step_s=15, tenants=[1_000, 10_000, 100_000], scale_events=300_000, windows=20,
-    crossings=12,
+    crossings=12, foreign=FOREIGN_FULL,
 )  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "section", nargs="?", choices=["foreign"], help="run only this section's phases"
+    )
     parser.add_argument("--quick", action="store_true", help="one run each, small volumes")
     parser.add_argument("--only", default=",".join(PHASES), help="comma-separated phases")
     parser.add_argument("--render", type=Path, help="rewrite the docs from a results file")
     parser.add_argument("--no-docs", action="store_true", help="print only")
     args = parser.parse_args()
+    if args.section:
+        args.only = args.section
     if args.render:
         results = json.loads(args.render.read_text())
     else:
         results = run(QUICK if args.quick else FULL, args.only.split(","), args.quick)
-    if not args.no_docs:
+    if args.no_docs:
+        return
+    if any(phase in results.get("seconds", {}) for phase in PIPELINE_PHASES):
         write_section(render(results))
         plot(results)
         print("wrote docs/benchmarks.md (Pipeline) and docs/benchmarks-pipeline.png")
+    if "foreign" in results:
+        body = foreign_markdown.render(results["foreign"], results["machine"], results["when"])
+        write_section(body, heading=foreign_markdown.HEADING)
+        print("wrote docs/benchmarks.md (Foreign producer)")
 
 
 def run(cfg: dict[str, Any], phases: list[str], quick: bool) -> dict[str, Any]:
@@ -147,9 +169,16 @@ def run(cfg: dict[str, Any], phases: list[str], quick: bool) -> dict[str, Any]:
                 kafka, new_topics(kafka), tmp, cfg["windows"], cfg["crossings"], 2_000
             )
 
+        def scrape() -> None:
+            results["scrape"] = bench_prometheus_scrape.measure(100_000 if not quick else 20_000)
+
+        def foreign_producer() -> None:
+            results["foreign"] = foreign(kafka, tmp, cfg["foreign"])
+
         table: dict[str, Callable[[], None]] = {
             "comparison": comparison, "ramp": ramp, "tenants": tenants,
             "partitions": partitions, "profile": profile, "freshness": fresh,
+            "scrape": scrape, "foreign": foreign_producer,
         }  # fmt: skip
         for phase in phases:
             print(f"== {phase} (load {os.getloadavg()[0]:.1f})", flush=True)

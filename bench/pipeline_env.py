@@ -91,7 +91,27 @@ def new_topics(kafka: KafkaSettings, partitions: int = 4) -> Topics:
             TopicSpec(topics.quotas, 1, 1, compact),
         ],
     )
+    wait_for_leaders(kafka, topics.usage)
     return topics
+
+
+def wait_for_leaders(kafka: KafkaSettings, topic: str, timeout_s: float = 30.0) -> None:
+    """Until every partition of `topic` has a leader. A load produced before that has its
+    first records retried, and without idempotence reordered: events past a window's grace
+    that a baseline never counts (issue 15)."""
+    consumer = Consumer({**kafka.librdkafka(), "group.id": f"bench-{uuid.uuid4().hex}"})
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+            parts = meta.partitions.values() if meta is not None and meta.error is None else []
+            if parts and all(p.leader >= 0 and p.error is None for p in parts):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{topic}: partitions without a leader after {timeout_s} s")
+            time.sleep(0.2)
+    finally:
+        consumer.close()
 
 
 def base_env(kafka: KafkaSettings, topics: Topics) -> dict[str, str]:

@@ -1,15 +1,18 @@
-"""Load for the pipeline benchmark: pre-encoded batch records, produced at a set rate.
+"""Load for the pipeline benchmark: pre-encoded records, produced at a set rate.
 
 The producer must not be what limits the pipeline, so events skip the SDK's validation:
 each record is what the SDK sends for a batch of one tenant, the v2 columnar batch
 (`encode_columns`, key = tenant, its content-type header), or with `wire="v1"` the v1
-envelope of CloudEvents (`encode_batch_encoded`), built from pre-encoded pieces. Every
-event has a unique id (the worker deduplicates) and the event time it is sent at (or a
-fixed past hour, for catch-up runs).
+envelope of CloudEvents (`encode_batch_encoded`), built from pre-encoded pieces, or with
+`wire="event"` one CloudEvent per record (structured mode, what a foreign producer such
+as kcat or a Java or Go gateway writes). Every event has a unique id (the worker
+deduplicates) and the event time it is sent at (or a fixed past time, for catch-up runs).
+Records are produced with idempotence on, so a retried first batch is never reordered.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 import uuid
@@ -19,10 +22,11 @@ from typing import Any
 import orjson
 from confluent_kafka import Producer
 
+from tokenops.producers.ledger import Ledger
 from tokenops.schemas.codec import BATCH_HEADERS, encode_batch_encoded, to_cloudevent
 from tokenops.schemas.column_batch import format_ms
 from tokenops.schemas.event import UsageEvent
-from tokenops.schemas.wire import BATCH_TYPE, COLUMNS_HEADERS, COLUMNS_VERSION
+from tokenops.schemas.wire import BATCH_TYPE, COLUMNS_HEADERS, COLUMNS_VERSION, EVENT_HEADERS
 from tokenops.settings import KafkaSettings
 
 MODELS = ("gpt-x", "claude-y", "llama-z")
@@ -46,6 +50,7 @@ def cloudevent(tenant: str, model: str, event_id: str, t_ms: int, tokens: int) -
     )
 
 
+@functools.cache
 def _data(tenant: str, model: str) -> bytes:
     return orjson.dumps(cloudevent(tenant, model, "x", int(time.time() * 1000), 1500)["data"])
 
@@ -57,8 +62,10 @@ def iso_ms(t_ms: int) -> bytes:
 
 
 class BatchLoad:
-    """Produces batch records of `per_record` events of one tenant, round robin over
-    `tenants` tenants and over the models."""
+    """Produces records of `per_record` events of one tenant, round robin over `tenants`
+    tenants and over the models. `partitioner` None is librdkafka's default
+    (consistent_random: CRC32 of the key, not the tenant's home partition); a `ledger`
+    counts every event sent, for a baseline's totals to be checked against."""
 
     def __init__(
         self,
@@ -67,19 +74,30 @@ class BatchLoad:
         tenants: int,
         per_record: int = 100,
         wire: str = "v2",
+        partitioner: str | None = "murmur2_random",
+        ledger: Ledger | None = None,
     ) -> None:
-        self.topic, self.per_record = topic, per_record
-        self.record = self.columns_record if wire == "v2" else self.cloudevents_record
-        self.headers = COLUMNS_HEADERS if wire == "v2" else BATCH_HEADERS
-        self.producer = Producer(
-            {
-                **kafka.librdkafka(),
-                "partitioner": "murmur2_random",
-                "linger.ms": 10,
-                "compression.type": "lz4",
-                "queue.buffering.max.kbytes": 512_000,
-            }
-        )
+        self.topic, self.per_record, self.ledger = topic, per_record, ledger
+        wires = {
+            "v2": (self.columns_record, COLUMNS_HEADERS),
+            "v1": (self.cloudevents_record, BATCH_HEADERS),
+            "event": (self.event_record, EVENT_HEADERS),
+        }
+        self.record, self.headers = wires[wire]
+        if wire == "event" and per_record != 1:
+            raise ValueError("wire='event' holds one event per record")
+        if ledger is not None and wire == "v2":
+            raise ValueError("the ledger counts CloudEvent loads (wire 'v1' or 'event')")
+        config = {
+            **kafka.librdkafka(),
+            "enable.idempotence": True,
+            "linger.ms": 10,
+            "compression.type": "lz4",
+            "queue.buffering.max.kbytes": 512_000,
+        }
+        if partitioner is not None:
+            config["partitioner"] = partitioner
+        self.producer = Producer(config)
         self.names = [f"tenant-{i:06d}" for i in range(tenants)]
         self.tenants = itertools.cycle(range(tenants))
         self.prefix = uuid.uuid4().hex[:8].encode()
@@ -109,16 +127,26 @@ class BatchLoad:
 
     def cloudevents_record(self, tenant: int, t_ms: int) -> bytes:
         """The v1 batch `encode_batch_encoded` writes for these events."""
-        name = self.names[tenant]
-        data = _data(name, MODELS[tenant % len(MODELS)])
+        return encode_batch_encoded(self.names[tenant], self._cloudevents(tenant, t_ms))
+
+    def event_record(self, tenant: int, t_ms: int) -> bytes:
+        """One CloudEvent, the record `encode_event` writes."""
+        return self._cloudevents(tenant, t_ms)[0]
+
+    def _cloudevents(self, tenant: int, t_ms: int) -> list[bytes]:
+        name, model = self.names[tenant], MODELS[tenant % len(MODELS)]
+        data = _data(name, model)
         head = b'{"specversion":"1.0","type":"ai.tokenops.usage","source":"//node/bench","id":"'
         tail = b'","time":"' + iso_ms(t_ms) + b'","data":' + data + b"}"
         base = self.sent
-        events = [
+        if self.ledger is not None:
+            fields = {**orjson.loads(data), "time": datetime.fromtimestamp(t_ms / 1000, UTC)}
+            for _ in range(self.per_record):
+                self.ledger.count_fields(fields)
+        return [
             b"".join((head, self.prefix, b"-", str(base + i).encode(), tail))
             for i in range(self.per_record)
         ]
-        return encode_batch_encoded(name, events)
 
     def send(self, records: int, t_ms: int | None = None) -> None:
         for _ in range(records):

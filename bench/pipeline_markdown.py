@@ -90,7 +90,8 @@ def _throughput(r: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
         out.append(
             f"**Catch-up on the same topic** ({cfg['events']:,} events over ten 1-minute "
             "windows, 4 partitions, read from the start by each consumer in turn, from its "
-            "first event to its last; one process, Kafka Streams with one stream thread):"
+            "first event to its last; one process, Kafka Streams tuned with one stream "
+            "thread per core):"
         )
         out.append(table(["consumer", "events/s", "tokenops worker / this"], rows))
         a, b = _med(c.get(RAW)), _med(c.get(STREAMS))

@@ -39,11 +39,11 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def write_section(body: str, path: Path = DOCS / "benchmarks.md") -> None:
+def write_section(body: str, path: Path = DOCS / "benchmarks.md", heading: str = HEADING) -> None:
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    section = f"{HEADING}\n\n{body.strip()}\n"
+    section = f"{heading}\n\n{body.strip()}\n"
     lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == HEADING), None)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == heading), None)
     if start is None:
         first = next((i for i, line in enumerate(lines) if line.startswith("## ")), len(lines))
         lines[first:first] = [section, "\n"]

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.pipeline_env import (
     SINK_AGG_RECORDS,
@@ -111,11 +113,17 @@ def _drain(worker: Service, sink: Service, sent: int, timeout_s: float) -> None:
 
 
 def fill(
-    kafka: KafkaSettings, topic: str, events: int, tenants: int, per_record: int = 100
+    kafka: KafkaSettings,
+    topic: str,
+    events: int,
+    tenants: int,
+    per_record: int = 100,
+    **load_options: Any,
 ) -> None:
     """`events` events over `tenants` tenants, event times spread over the last 10 minutes
-    (so they fall in ten 1-minute windows per tenant and model)."""
-    load = BatchLoad(kafka, topic, tenants, per_record)
+    (so they fall in ten 1-minute windows per tenant and model); `load_options` go to
+    `BatchLoad` (wire, partitioner, ledger)."""
+    load = BatchLoad(kafka, topic, tenants, per_record, **load_options)
     now = int(time.time() * 1000)
     chunks = 10
     for i in range(chunks):
@@ -178,3 +186,32 @@ def _wait(service: Service, sample: str, at_least: float, timeout_s: float) -> f
             raise RuntimeError(f"{sample} below {at_least} after {timeout_s} s")
         time.sleep(0.1)
     return time.perf_counter()
+
+
+def pipeline_live(
+    kafka: KafkaSettings, topics: Topics, work: Path, send: Callable[[int], float], events: int
+) -> float:
+    """Worker and ClickHouse sink (raw events on) running, then `send(events)` sends live
+    events as fast as it can and returns when it started. Events/s from that start until
+    the sink stored the last raw event. The sink's /healthz does not say its partitions are
+    assigned, so `WARM_UP` events go through both first, outside the measured part."""
+    env = base_env(kafka, topics)
+    tag = uuid.uuid4().hex[:6]
+    sink = Service.sink(env, work, f"live-sink-{tag}", raw_events="true")
+    worker = Service.worker(env, work, f"live-{tag}")
+    try:
+        sink.wait_ready()
+        worker.wait_ready()
+        send(WARM_UP)
+        _wait(worker, WORKER_COUNTED, WARM_UP, 300)
+        _wait(sink, SINK_RAW_ROWS, WARM_UP, 300)
+        start = send(events)
+        _wait(worker, WORKER_COUNTED, WARM_UP + events, 900)
+        _wait(sink, SINK_RAW_ROWS, WARM_UP + events, 900)
+        return events / (time.monotonic() - start)
+    finally:
+        worker.stop()
+        sink.stop()
+
+
+WARM_UP = 1_000

@@ -11,11 +11,11 @@ from pydantic_settings import SettingsConfigDict
 from tokenops.schemas.codec import MAX_BATCH_EVENTS
 from tokenops.schemas.event import DEFAULT_MAX_FUTURE_SKEW_S
 from tokenops.schemas.signing import KEY_ID_PATTERN
-from tokenops.settings import TokenopsSettings
+from tokenops.settings import TokenopsSettings, _default_state_dir
 
 
 def _default_spool_dir() -> Path:
-    return Path.home() / ".local" / "state" / "tokenops" / "producer-spool"
+    return _default_state_dir() / "producer-spool"  # moves with TOKENOPS_STACK_STATE_DIR
 
 
 class ProducerSettings(TokenopsSettings):

@@ -128,11 +128,11 @@ class StateCollector(Collector):
         state = self.state
         dead = CounterMetricFamily(
             "tokenops_dead_letter_records",
-            "Records the worker dead-lettered, by the kind of reason.",
-            labels=["reason"],
+            "Records the worker dead-lettered, by offending field or rule (tokenops.dlq.field).",
+            labels=["field"],
         )
-        for reason, value in sorted(state.dead_letters.items()):
-            dead.add_metric([reason], value)
+        for field, value in sorted(state.dead_letters.items()):
+            dead.add_metric([field], value)
         yield dead
         yield CounterMetricFamily(
             "tokenops_window_corrections",

@@ -18,7 +18,11 @@ class PrometheusSinkSettings(TokenopsSettings):
 
     model_config = SettingsConfigDict(env_prefix="TOKENOPS_PROMETHEUS_SINK_")
 
-    host: str = "0.0.0.0"
+    # /metrics shows every labelled tenant's usage: loopback unless set (tokenops/listen.py).
+    host: str = "127.0.0.1"
+    allowed_hosts: str = Field(
+        default="", description="Host names accepted besides localhost and IPs; * = any."
+    )
     port: int = Field(default=9464, ge=0, le=65_535, description="0 = any free port.")
     max_tenants: int = Field(default=500, ge=1, le=100_000)
     max_models: int = Field(default=100, ge=1, le=10_000)

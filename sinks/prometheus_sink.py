@@ -24,9 +24,10 @@ from confluent_kafka import (
     Message,
     TopicPartition,
 )
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import ValidationError
 
+from tokenops.listen import SafeHTTPServer, metrics_route, parse_allowed_hosts
 from tokenops.schemas.aggregates import WindowTotals
 from tokenops.schemas.quota import QuotaAlert
 from tokenops.settings import KafkaSettings, TopicSettings
@@ -34,9 +35,9 @@ from tokenops.sinks.prometheus_collector import StateCollector
 from tokenops.sinks.prometheus_lag import LagPoller
 from tokenops.sinks.prometheus_settings import PrometheusSinkSettings
 from tokenops.sinks.prometheus_state import ExporterState
+from tokenops.streams.deadletter import DLQ_FIELD, DLQ_OFFSET, DLQ_PARTITION, DLQ_TOPIC
 
 logger = logging.getLogger(__name__)
-DLQ_REASON, DLQ_ORIGIN = "tokenops.dlq.reason", ("topic", "partition", "offset")
 _EVICT_EVERY_S = 600.0
 
 
@@ -63,7 +64,7 @@ class PrometheusSink:
         self.ready = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._server: Any = None
+        self._server: SafeHTTPServer | None = None
         self.errors = Counter(
             "tokenops_prometheus_sink_errors",
             "Records the sink could not read or decode, and Kafka errors, by kind.",
@@ -83,13 +84,18 @@ class PrometheusSink:
 
     @property
     def port(self) -> int:
-        return int(self._server.server_port) if self._server is not None else self.settings.port
+        return self._server.port if self._server is not None else self.settings.port
 
     def start(self) -> None:
         """Serve /metrics and start consuming; returns at once (see `ready`)."""
-        self._server, _ = start_http_server(
-            self.settings.port, addr=self.settings.host, registry=self.registry
+        self._server = SafeHTTPServer(
+            "prom-sink-http",
+            self.settings.host,
+            self.settings.port,
+            {"/metrics": metrics_route(self.registry)},
+            allowed_hosts=parse_allowed_hosts(self.settings.allowed_hosts),
         )
+        self._server.start()
         for target, name in ((self._consume, "prom-sink-consume"), (self.lag.run, "prom-lag")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -101,8 +107,7 @@ class PrometheusSink:
         for thread in self._threads:
             thread.join(timeout=10)
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
 
     def _consumer(self, group: str, **extra: Any) -> Consumer:
         config = {**self.kafka.librdkafka(), "group.id": group, "enable.auto.commit": False}
@@ -188,8 +193,8 @@ class PrometheusSink:
                 self.state.on_alert(QuotaAlert.from_bytes(value))
             elif topic == self.topics.dead_letter:
                 headers = _text_headers(message)
-                t, p, o = (headers.get(f"tokenops.dlq.{name}", "") for name in DLQ_ORIGIN)
-                self.state.on_dead_letter(headers.get(DLQ_REASON, "unknown"), (t, p, o))
+                origin = tuple(headers.get(h, "") for h in (DLQ_TOPIC, DLQ_PARTITION, DLQ_OFFSET))
+                self.state.on_dead_letter(headers.get(DLQ_FIELD), origin)
         except (ValidationError, ValueError) as exc:
             self.errors.labels("decode").inc()
             logger.warning("prometheus sink skipped record topic=%s error=%s", topic, exc)

@@ -15,16 +15,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from tokenops.listen import Reply, Request, SafeHTTPServer, metrics_route, parse_allowed_hosts
+from tokenops.streams.deadletter_label import dead_letter_label
 from tokenops.streams.partition import BatchCounts
 
 logger = logging.getLogger(__name__)
@@ -42,7 +37,7 @@ class WorkerMetrics:
         )
         self.dead_letters = Counter(
             f"{p}dead_letters",
-            "Dead-lettered records by offending field.",
+            "Dead-lettered records by offending field or rule (bounded: others are 'other').",
             ["field"],
             registry=registry,
         )
@@ -79,7 +74,7 @@ class WorkerMetrics:
         self.events.labels("counted").inc(counts.counted)
         self.events.labels("duplicate").inc(counts.duplicates)
         for field in counts.dead_letter_fields:
-            self.dead_letters.labels(field).inc()
+            self.dead_letters.labels(dead_letter_label(field)).inc()
         self.late_events.inc(counts.late_events)
         self.corrections.inc(counts.corrections)
         self.windows_closed.inc(counts.windows_closed)
@@ -103,33 +98,20 @@ class WorkerMetrics:
 
 
 def serve_http(
-    registry: CollectorRegistry, port: int, ready: threading.Event
-) -> ThreadingHTTPServer:
+    registry: CollectorRegistry,
+    host: str,
+    port: int,
+    allowed_hosts: str,
+    ready: threading.Event,
+) -> SafeHTTPServer:
     """GET /metrics (Prometheus text) and /healthz (200 once the worker owns its state)."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path.startswith("/metrics"):
-                body, status, ctype = generate_latest(registry), 200, CONTENT_TYPE_LATEST
-            elif self.path.startswith("/healthz"):
-                ok = ready.is_set()
-                body, status, ctype = (
-                    (b"ok\n" if ok else b"starting\n"),
-                    (200 if ok else 503),
-                    "text/plain",
-                )
-            else:
-                body, status, ctype = b"not found\n", 404, "text/plain"
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def healthz(request: Request) -> Reply:
+        return Reply(200, b"ok\n") if ready.is_set() else Reply(503, b"starting\n")
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
-    threading.Thread(target=server.serve_forever, name="worker-http", daemon=True).start()
-    logger.info("serving /metrics and /healthz port=%d", server.server_address[1])
+    routes = {"/metrics": metrics_route(registry), "/healthz": healthz}
+    server = SafeHTTPServer(
+        "worker-http", host, port, routes, allowed_hosts=parse_allowed_hosts(allowed_hosts)
+    )
+    server.start()
     return server

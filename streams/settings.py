@@ -54,6 +54,11 @@ class WorkerSettings(TokenopsSettings):
     )
     heartbeat_interval_s: float = Field(default=3.0, gt=0)
     http_port: int = Field(default=6066, ge=0, le=65_535, description="0 = no HTTP server.")
+    # /metrics and /healthz (tokenops/listen.py): loopback unless set, e.g. 0.0.0.0 in a pod.
+    http_host: str = "127.0.0.1"
+    http_allowed_hosts: str = Field(
+        default="", description="Host names accepted besides localhost and IPs; * = any."
+    )
     log_every_s: float = Field(default=30.0, gt=0)
     # Signed records (docs/security.md): off, verify-if-present (a bad signature is
     # dead-lettered, none is fine), enforce (unsigned records are dead-lettered too).

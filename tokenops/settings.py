@@ -7,12 +7,15 @@ tests build them directly without touching the environment.
 
 from __future__ import annotations
 
+import logging
+import os
+import re
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from tokenops.errors import ConfigError
@@ -20,9 +23,21 @@ from tokenops.secrets import mask_secrets
 
 S = TypeVar("S", bound=BaseSettings)
 
+LIBRDKAFKA_LOGGER = logging.getLogger("tokenops.librdkafka")
+
 
 def _default_state_dir() -> Path:
-    return Path.home() / ".local" / "state" / "tokenops"
+    """The local stack's state directory, `TOKENOPS_STACK_STATE_DIR`. Worker state and the
+    producer spool default to folders inside it, so this one variable moves every piece
+    of local state (two stacks never share a worker's state or a spool)."""
+    configured = os.environ.get("TOKENOPS_STACK_STATE_DIR")
+    return Path(configured) if configured else Path.home() / ".local" / "state" / "tokenops"
+
+
+def _default_bootstrap_servers() -> str:
+    """The local stack's broker: clients follow `TOKENOPS_STACK_KAFKA_PORT` unless
+    `TOKENOPS_KAFKA_BOOTSTRAP_SERVERS` is set."""
+    return f"127.0.0.1:{os.environ.get('TOKENOPS_STACK_KAFKA_PORT') or 9092}"
 
 
 def _default_cache_dir() -> Path:
@@ -50,7 +65,7 @@ class KafkaSettings(TokenopsSettings):
 
     model_config = SettingsConfigDict(env_prefix="TOKENOPS_KAFKA_")
 
-    bootstrap_servers: str = "127.0.0.1:9092"
+    bootstrap_servers: str = Field(default_factory=_default_bootstrap_servers)
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
@@ -66,6 +81,9 @@ class KafkaSettings(TokenopsSettings):
         config: dict[str, Any] = {
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol,
+            # librdkafka's own lines go through Python logging, in tokenops' format,
+            # instead of raw `%3|...|FAIL|rdkafka#...` lines on stderr.
+            "logger": LIBRDKAFKA_LOGGER,
         }
         optional = {
             "sasl.mechanism": self.sasl_mechanism,
@@ -151,6 +169,27 @@ class StackSettings(TokenopsSettings):
         return f"TOKENOPS_STACK_{field.upper()}"
 
 
+class LogSettings(TokenopsSettings):
+    """How every tokenops process logs (`tokenops/logs.py`): level, line format, and how
+    often long-running services (worker, sinks) log a progress line."""
+
+    model_config = SettingsConfigDict(env_prefix="TOKENOPS_LOG_")
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    format: Literal["text", "json"] = "text"
+    progress_every_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _level_any_case(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("format", mode="before")
+    @classmethod
+    def _format_any_case(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+
 def _reveal(secret: SecretStr | None) -> str | None:
     return None if secret is None else secret.get_secret_value()
 
@@ -164,8 +203,8 @@ def load(cls: type[S], **overrides: Any) -> S:
     """
     try:
         return cls(**overrides)
-    except SettingsError as exc:  # a map or list setting that is not JSON; names the field
-        raise ConfigError([str(exc)]) from exc
+    except SettingsError as exc:  # a map or list setting that is not JSON
+        raise ConfigError([_not_json(cls, exc)]) from exc
     except ValidationError as exc:
         prefix = str(cls.model_config.get("env_prefix", ""))
         problems = []
@@ -174,3 +213,16 @@ def load(cls: type[S], **overrides: Any) -> S:
             name = f"{prefix}{field}".upper() if field else prefix.rstrip("_")
             problems.append(f"{name}: {error['msg']}")
         raise ConfigError(problems) from exc
+
+
+def _not_json(cls: type[BaseSettings], exc: SettingsError) -> str:
+    """`TOKENOPS_KAFKA_CLIENT_CONFIG: not valid JSON ...` from pydantic-settings' message,
+    which names the field and its source but not the variable a person set."""
+    found = re.search(r'field "([^"]+)"', str(exc))
+    if found is None:
+        return str(exc)
+    prefix = str(cls.model_config.get("env_prefix", ""))
+    return (
+        f"{prefix}{found.group(1)}".upper()
+        + ': not valid JSON; write an object such as {"socket.keepalive.enable": "true"}'
+    )

@@ -3,53 +3,67 @@
 chDB allows one process per store, so while `tokenops sink clickhouse` holds the embedded
 store, `tokenops usage|invoice|reconcile` cannot open it; they ask this endpoint instead
 (its address is in the store's owner file). The queries are the fixed ones below, with
-bound parameters, served only for an embedded store and only to loopback clients;
-/metrics and /healthz are served to anyone who can reach the port.
+bound parameters, served only for an embedded store. They carry no authentication yet
+(docs/security.md), so they are served only on a loopback bind, unless
+`TOKENOPS_CLICKHOUSE_HTTP_QUERIES_ON_PUBLIC_BIND=true` says the network is trusted.
+Listening rules (Host allow-list, timeouts, opaque 500s) are `tokenops.listen`'s.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from ipaddress import ip_address
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import orjson
 from clickhouse_connect.driver.client import Client
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 
 from tokenops.errors import TokenopsError
+from tokenops.listen import (
+    Reply,
+    Request,
+    Route,
+    SafeHTTPServer,
+    is_loopback,
+    metrics_route,
+    parse_allowed_hosts,
+)
 from tokenops.sinks.clickhouse import billing, reconcile
 from tokenops.sinks.clickhouse.errors import ClickHouseError
+from tokenops.sinks.clickhouse.settings import ClickHouseSettings
 from tokenops.sinks.clickhouse.wire import invoice_to_json, parse_time
 
 logger = logging.getLogger(__name__)
 
-Query = Callable[[Client, dict[str, str]], Any]
+# A query reads its parameters first (a mistake there is the caller's: 400 with the
+# reason) and returns the call to run; a failure while running is ours: an opaque 500.
+Query = Callable[[Mapping[str, str]], Callable[[Client], Any]]
 
 
-def _usage(client: Client, q: dict[str, str]) -> Any:
+def _usage(q: Mapping[str, str]) -> Callable[[Client], Any]:
     by = q.get("by", "model")
     if by not in ("model", "day", "hour"):
         raise TokenopsError(f"by={by!r}: must be model, day or hour")
-    start, end = parse_time(q["from"]), parse_time(q["to"])
-    return billing.usage(client, q["tenant"], start, end, by)  # type: ignore[arg-type]
+    tenant, start, end = q["tenant"], parse_time(q["from"]), parse_time(q["to"])
+    return lambda client: billing.usage(client, tenant, start, end, by)  # type: ignore[arg-type]
 
 
-def _invoice(client: Client, q: dict[str, str]) -> Any:
-    month = date.fromisoformat(q["month"] + "-01")
-    return invoice_to_json(billing.invoice(client, q["tenant"], month))
+def _invoice(q: Mapping[str, str]) -> Callable[[Client], Any]:
+    tenant, month = q["tenant"], date.fromisoformat(q["month"] + "-01")
+    return lambda client: invoice_to_json(billing.invoice(client, tenant, month))
 
 
-def _reconcile(client: Client, q: dict[str, str]) -> Any:
-    checks, differences = reconcile.reconcile(
-        client, parse_time(q["from"]), parse_time(q["to"]), raw_events=q.get("raw") != "0"
-    )
-    return {"checks": checks, "differences": [d.__dict__ for d in differences]}
+def _reconcile(q: Mapping[str, str]) -> Callable[[Client], Any]:
+    start, end, raw = parse_time(q["from"]), parse_time(q["to"]), q.get("raw") != "0"
+
+    def run(client: Client) -> Any:
+        checks, differences = reconcile.reconcile(client, start, end, raw_events=raw)
+        return {"checks": checks, "differences": [d.__dict__ for d in differences]}
+
+    return run
 
 
 QUERIES: dict[str, Query] = {
@@ -66,84 +80,70 @@ def _default(value: Any) -> Any:
 
 
 class SinkEndpoint:
-    """Serves GET /metrics and GET /v1/{usage,invoice,reconcile} on a thread."""
+    """Serves GET /metrics, /healthz and /v1/{usage,invoice,reconcile} on a thread."""
 
     def __init__(
         self,
-        host: str,
-        port: int,
+        settings: ClickHouseSettings,
         client: Client,
         lock: threading.Lock,
         registry: CollectorRegistry,
         *,
         queries: bool,
     ) -> None:
-        endpoint = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                endpoint.handle(self)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                logger.debug("endpoint " + format, *args)
-
-        self.client, self.lock, self.registry, self.queries = client, lock, registry, queries
+        self.client, self.lock = client, lock
+        host = settings.http_host
+        public = not is_loopback(host)
+        self.queries = queries and (not public or settings.http_queries_on_public_bind)
+        if queries and not self.queries:
+            logger.warning(
+                "billing queries are not served on host=%s (no authentication yet); set "
+                "TOKENOPS_CLICKHOUSE_HTTP_QUERIES_ON_PUBLIC_BIND=true on a trusted network",
+                host,
+            )
+        routes: dict[str, Route] = {"/metrics": metrics_route(registry), "/healthz": _healthz}
+        routes.update({path: self._route(query) for path, query in QUERIES.items()})
         try:
-            self.server = ThreadingHTTPServer((host, port), Handler)
+            self.server = SafeHTTPServer(
+                "clickhouse-sink-http",
+                host,
+                settings.http_port,
+                routes,
+                allowed_hosts=parse_allowed_hosts(settings.http_allowed_hosts),
+            )
         except OSError as exc:
             raise ClickHouseError(
-                f"the sink's endpoint cannot listen on {host}:{port}: {exc.strerror}",
+                f"the sink's endpoint cannot listen on {host}:{settings.http_port}: {exc.strerror}",
                 hint="set TOKENOPS_CLICKHOUSE_HTTP_PORT to a free port, or 0 to turn it off",
             ) from exc
-        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-        self.url = f"http://{shown}:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.url = self.server.url
 
     def start(self) -> None:
-        self.thread.start()
-        logger.info("sink endpoint listening url=%s", self.url)
+        self.server.start()
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
 
-    def handle(self, request: BaseHTTPRequestHandler) -> None:
-        url = urlparse(request.path)
-        if url.path == "/metrics":
-            self._send(request, 200, generate_latest(self.registry), CONTENT_TYPE_LATEST)
-            return
-        if url.path == "/healthz":  # alive while serving; a blocked sink is alive by design
-            self._send(request, 200, b'{"status": "ok"}')
-            return
-        query = QUERIES.get(url.path)
-        if query is None:
-            self._send(request, 404, b'{"error": "not found"}')
-            return
-        if not self.queries or not ip_address(request.client_address[0]).is_loopback:
-            # Billing data is served only for an embedded store, and only to this host.
-            self._send(request, 403, b'{"error": "queries are served to this host only"}')
-            return
-        params = {k: v[0] for k, v in parse_qs(url.query).items()}
-        try:
+    def _route(self, query: Query) -> Route:
+        def answer(request: Request) -> Reply:
+            if not self.queries:
+                return _json(403, {"error": "billing queries are not served on this listener"})
+            try:
+                run = query(request.query)
+            except KeyError as exc:
+                return _json(400, {"error": f"bad request: missing parameter {exc}"})
+            except (ValueError, TokenopsError) as exc:
+                return _json(400, {"error": f"bad request: {exc}"})
             with self.lock:
-                result = query(self.client, params)
-            body, status = orjson.dumps(result, default=_default), 200
-        except (KeyError, ValueError, TokenopsError) as exc:
-            body, status = orjson.dumps({"error": f"bad request: {exc}"}), 400
-        except Exception as exc:
-            logger.exception("endpoint query failed path=%s", url.path)
-            body, status = orjson.dumps({"error": str(exc)}), 500
-        self._send(request, status, body)
+                result = run(self.client)
+            return Reply(200, orjson.dumps(result, default=_default), "application/json")
 
-    @staticmethod
-    def _send(
-        request: BaseHTTPRequestHandler, status: int, body: bytes, kind: str = "application/json"
-    ) -> None:
-        try:
-            request.send_response(status)
-            request.send_header("Content-Type", kind)
-            request.send_header("Content-Length", str(len(body)))
-            request.end_headers()
-            request.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            logger.debug("endpoint client went away before the answer")
+        return answer
+
+
+def _healthz(request: Request) -> Reply:
+    return _json(200, {"status": "ok"})  # alive while serving; a blocked sink is alive
+
+
+def _json(status: int, body: dict[str, str]) -> Reply:
+    return Reply(status, orjson.dumps(body), "application/json")

@@ -94,7 +94,13 @@ def _get(url: str, params: dict[str, str]) -> Any:
         with urllib.request.urlopen(full, timeout=60) as response:
             return orjson.loads(response.read())
     except urllib.error.HTTPError as exc:
-        detail = orjson.loads(exc.read() or b"{}").get("error", exc.reason)
+        try:
+            body = orjson.loads(exc.read() or b"{}")
+        except orjson.JSONDecodeError:
+            body = {}  # e.g. 421 from the listener (tokenops/listen.py): plain text
+        detail = body.get("error", exc.reason)
+        if "error_id" in body:  # the cause is in the sink's log under this id
+            detail = f"{detail} (error_id {body['error_id']} in the sink's log)"
         raise ClickHouseError(f"the running sink refused the query: {detail}") from exc
     except OSError as exc:
         raise ClickHouseError(

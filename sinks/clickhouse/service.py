@@ -80,8 +80,7 @@ def run_sink(
         lock = threading.Lock()
         if settings.http_port:
             endpoint = SinkEndpoint(
-                settings.http_host,
-                settings.http_port,
+                settings,
                 store.client,
                 lock,
                 registry,

@@ -45,7 +45,7 @@ from tests.e2e.chaos_run import (
 )
 from tests.e2e.test_clickhouse_pipeline import cli, hand_invoices
 from tests.e2e.worker_run import WINDOW_S, latest_totals
-from tokenops.demo.alerts import expected_alerts
+from tokenops.demo.alerts import Alert, expected_alerts, fired
 from tokenops.demo.day import wait_for_one_day
 from tokenops.demo.observe import alerts_firing, pipeline_lag
 from tokenops.demo.results import read_billing
@@ -273,11 +273,11 @@ def test_no_event_lost_or_double_counted_through_crashes_and_outages(
         )  # fmt: skip
         want_crossings = expected_crossings(used, limits)
         want_alerts = expected_alerts(ledger, quotas)
-        firing: set[tuple[str, str]] = set()
+        firing: set[Alert] = set()
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             found = alerts_firing(alertmanager.url, prefix)
-            firing = {(a["alertname"], a["tenant"]) for a in found if a["alertname"] in PAGED}
+            firing = fired([a for a in found if a["alertname"] in PAGED])
             if firing == want_alerts:
                 break
             time.sleep(1)

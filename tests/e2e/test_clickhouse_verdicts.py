@@ -72,7 +72,9 @@ def test_dead_lettered_events_stay_out_of_raw_billing_and_reconcile_is_clean(
     tmp_path: Path,
 ) -> None:
     for name, key in (("worker", CURRENT), ("sink", RETIRED)):
-        (tmp_path / f"{name}-keyring.yaml").write_text(f"{key[0]}: {key[1]}\n")
+        keyring = tmp_path / f"{name}-keyring.yaml"
+        keyring.write_text(f'{key[0]}: {{secret: "{key[1]}", sources: ["*"]}}\n')
+        keyring.chmod(0o600)  # a keyring open to others is refused
     env = worker_env(kafka_settings, topics, f"verdicts-{uuid.uuid4().hex[:8]}", tmp_path)
     env.update(TOKENOPS_WORKER_SIGNATURE_MODE="verify-if-present")
     group = f"sink-{uuid.uuid4().hex[:8]}"

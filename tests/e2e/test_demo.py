@@ -21,7 +21,7 @@ import yaml
 from tests.processes import TOKENOPS
 from tokenops.producers.ledger import Ledger
 from tokenops.schemas import TOKEN_TYPES
-from tokenops.stack.process import free_port
+from tokenops.stack.process import ManagedProcess, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -67,6 +67,10 @@ def test_demo_prints_invoices_and_alerts_that_equal_the_ledger(tmp_path: Path) -
         "TOKENOPS_PROMETHEUS_SINK_PORT": str(free_port()),
         "COLUMNS": "160",
     }
+    # A component of the user's own stack, running: the demo must leave it alone (it
+    # used to run in the user's stack and stop all of it at the end).
+    users = ManagedProcess("prometheus", state / "run" / "prometheus.pid", tmp_path / "p.log")
+    users_pid = users.start(["sleep", "600"])
     report_path = tmp_path / "report.json"
     cli = Path(TOKENOPS)
     args = ["demo", "--tenants", "20", "--rate", "1500", "--duration", "15"]
@@ -99,10 +103,16 @@ def test_demo_prints_invoices_and_alerts_that_equal_the_ledger(tmp_path: Path) -
         assert Decimal(report["tenants"][tenant]["invoice"]["USD"]) == total, tenant
 
     prefix = report["tenant_prefix"]
+    # One alert per crossed threshold of the default thresholds_pct (50, 80, 100): the
+    # first tenant ends near 167 % of its limit, the second near 87 %.
     assert sorted(map(tuple, report["alerts"])) == [
-        ("TokenopsQuotaExceeded", f"{prefix}001"),
-        ("TokenopsQuotaWarning", f"{prefix}001"),
-        ("TokenopsQuotaWarning", f"{prefix}002"),
+        ("TokenopsQuotaExceeded", f"{prefix}001", "100"),
+        ("TokenopsQuotaWarning", f"{prefix}001", "50"),
+        ("TokenopsQuotaWarning", f"{prefix}001", "80"),
+        ("TokenopsQuotaWarning", f"{prefix}002", "50"),
+        ("TokenopsQuotaWarning", f"{prefix}002", "80"),
     ]
     assert report["dead_lettered"] == len(ledger.malformed)
-    assert not list((state / "run").glob("*.pid")), "the demo left processes running"
+    assert not list((state / "demo-stack" / "run").glob("*.pid")), "the demo left processes running"
+    assert users.pid() == users_pid, "the demo stopped a component of the user's stack"
+    users.stop()

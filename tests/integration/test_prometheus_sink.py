@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -119,8 +120,13 @@ def test_gauges_are_right_after_a_restart_and_tenants_are_bounded(
         emitted_at_ms=now,
     )
     producer.produce(topics.quota_alerts, alert.to_bytes(), key=alert.key.encode())
-    headers = [("tokenops.dlq.reason", b"tenant_id: bad"), ("tokenops.dlq.offset", b"7")]
-    producer.produce(topics.dead_letter, b"{junk", headers=headers)
+    for offset, field in ((7, b"tenant_id"), (8, b"record"), (9, b"x-chosen-by-producer")):
+        headers = [
+            ("tokenops.dlq.reason", b"invalid usage event: ..."),
+            ("tokenops.dlq.field", field),
+            ("tokenops.dlq.offset", str(offset).encode()),
+        ]
+        producer.produce(topics.dead_letter, b"{junk", headers=headers)
     producer.produce(topics.usage, b"x", key=b"t1")
     assert producer.flush(30) == 0
 
@@ -139,7 +145,8 @@ def test_gauges_are_right_after_a_restart_and_tenants_are_bounded(
         (("period", "day"), ("quota", "daily"), ("tenant", "quota-tenant")),
     )
     assert values[ratio] == 0.81  # the alert's usage is ahead of the closed windows (0.6)
-    assert values[("tokenops_dead_letter_records_total", (("reason", "tenant_id"),))] == 1
+    for field in ("tenant_id", "record", "other"):  # by tokenops.dlq.field, bounded
+        assert values[("tokenops_dead_letter_records_total", (("field", field),))] == 1
     assert values[("tokenops_window_corrections_total", ())] == 1
     assert values[("tokenops_prometheus_sink_ready", ())] == 1
 
@@ -174,8 +181,7 @@ def test_the_cli_serves_metrics_and_stops_on_sigterm(
         TOKENOPS_TOPIC_QUOTA_ALERTS=topics.quota_alerts,
         TOKENOPS_TOPIC_DEAD_LETTER=topics.dead_letter,
         TOKENOPS_TOPIC_USAGE=topics.usage,
-        TOKENOPS_PROMETHEUS_SINK_HOST="127.0.0.1",
-        TOKENOPS_PROMETHEUS_SINK_PORT=str(port),
+        TOKENOPS_PROMETHEUS_SINK_PORT=str(port),  # the host is the default: loopback
     )
     tokenops = TOKENOPS
     with (tmp_path / "sink.log").open("wb") as log:
@@ -195,6 +201,11 @@ def test_the_cli_serves_metrics_and_stops_on_sigterm(
                 pass
             assert time.monotonic() < deadline, (tmp_path / "sink.log").read_text()
             time.sleep(0.3)
+        assert f"listening host=127.0.0.1 port={port}" in (tmp_path / "sink.log").read_text()
+        rebound = urllib.request.Request(url, headers={"Host": f"tenant-data.example:{port}"})
+        with pytest.raises(urllib.error.HTTPError) as refused:  # a DNS-rebinding page
+            urllib.request.urlopen(rebound, timeout=2)
+        assert refused.value.code == 421
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(20) == 0, (tmp_path / "sink.log").read_text()

@@ -176,7 +176,7 @@ def exporter_metric_names() -> set[str]:
     quota = QuotaDefinition(tenant_id="acme", name="daily", period="day", limit=1000)
     sink.state.on_quota(quota.key.encode(), quota.to_bytes())
     sink.state.on_window(WINDOW)
-    sink.state.on_dead_letter("tenant_id: invalid", ("usage", "0", "1"))
+    sink.state.on_dead_letter("tenant_id", ("usage", "0", "1"))
     sink.lag.lag = {("tokenops-worker", "usage", 0): 5}
     names = {sample.name for family in registry.collect() for sample in family.samples}
     names |= {family.name for family in registry.collect()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import tracemalloc
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -11,7 +12,13 @@ from prometheus_client import CollectorRegistry
 from tokenops.schemas.aggregates import WindowTotals
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
 from tokenops.sinks.prometheus_collector import StateCollector
-from tokenops.sinks.prometheus_state import ExporterState
+from tokenops.sinks.prometheus_state import (
+    CANDIDATES_PER_LABEL,
+    DEAD_LETTER_IDS,
+    OTHER,
+    OTHER_WINDOWS_PER_LABEL,
+    ExporterState,
+)
 
 NOW = int(datetime(2026, 11, 27, 12, 0, 30, tzinfo=UTC).timestamp() * 1000)
 MINUTE = 60_000
@@ -125,13 +132,65 @@ def test_quota_ratio_counts_the_current_period_and_takes_alerts_at_once() -> Non
     assert ratio("daily", "day") is None
 
 
-def test_dead_letters_count_once_per_origin_with_bounded_reasons() -> None:
+def test_dead_letters_count_once_per_origin_with_bounded_fields() -> None:
     state = ExporterState()
     registry = registry_for(state)
-    state.on_dead_letter("too_late: event older than horizon", ("usage", "0", "5"))
-    state.on_dead_letter("too_late: event older than horizon", ("usage", "0", "5"))
+    state.on_dead_letter("time", ("usage", "0", "5"))
+    state.on_dead_letter("time", ("usage", "0", "5"))
     for i in range(30):
-        state.on_dead_letter(f"reason{i}: x", ("usage", "1", str(i)))
+        state.on_dead_letter(f"field{i}", ("usage", "1", str(i)))
     dead = "tokenops_dead_letter_records_total"
-    assert registry.get_sample_value(dead, {"reason": "too_late"}) == 1
-    assert registry.get_sample_value(dead, {"reason": "other"}) == 11
+    assert registry.get_sample_value(dead, {"field": "time"}) == 1
+    assert registry.get_sample_value(dead, {"field": "other"}) == 30
+
+
+def _churn(state: ExporterState, tenants: range, start: int) -> int:
+    """Each tenant: two windows and a correction of one of them; returns tokens sent."""
+    sent = 0
+    for i in tenants:
+        tokens = 1 + i % 97
+        state.on_window(totals(f"t{i}", start, tokens))
+        state.on_window(totals(f"t{i}", start + MINUTE, tokens))
+        state.on_window(totals(f"t{i}", start, tokens + 5, revision=2, events=2))
+        sent += 2 * tokens + 5
+    state.close_delays_s.clear()  # the sink drains them into its histogram
+    return sent
+
+
+def _traced_bytes(tenants: int) -> int:
+    tracemalloc.start()
+    try:
+        state = ExporterState(max_tenants=20, bootstrapping=True)
+        _churn(state, range(tenants), NOW - 60 * MINUTE)
+        state.finish_bootstrap()
+        _churn(state, range(tenants, 2 * tenants), NOW - 30 * MINUTE)
+        list(registry_for(state).collect())
+        return tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_stays_bounded_by_the_label_cap_under_tenant_churn() -> None:
+    small, large = _traced_bytes(500), _traced_bytes(5_000)
+    assert large < 1.5 * small, (small, large)  # 10 x the tenants, not 10 x the memory
+
+
+def test_folded_tenants_keep_exact_totals_in_other_and_bounded_structures() -> None:
+    state = ExporterState(max_tenants=10, bootstrapping=True)
+    registry = registry_for(state)
+    sent = _churn(state, range(1_000), NOW - 60 * MINUTE)
+    state.on_window(totals("big", NOW - 50 * MINUTE, 10_000))  # the largest: labelled
+    assert len(state._candidates) <= 2 * CANDIDATES_PER_LABEL * 10
+    state.finish_bootstrap()
+    sent += _churn(state, range(1_000, 3_000), NOW - 30 * MINUTE)
+    labelled = state.labelled_tokens()
+    assert {tenant for tenant, _, _ in labelled} - {OTHER} == state._tenants
+    assert "big" in state._tenants and len(state._tenants) == 10
+    assert sum(labelled.values()) == sent + 10_000  # corrections of folded windows: exact
+    assert len(state._tokens) <= 11 and len(state._windows) <= 10 and len(state._buckets) <= 10
+    assert len(state._other_windows) <= OTHER_WINDOWS_PER_LABEL * 10
+    assert abs(state.collapsed_tenants - 2_991) < 0.05 * 2_991
+    assert registry.get_sample_value("tokenops_prometheus_sink_collapsed_tenants") > 2_800
+    for i in range(DEAD_LETTER_IDS + 10):
+        state.on_dead_letter("time", ("usage", "0", str(i)))
+    assert len(state._dead_letter_ids) == DEAD_LETTER_IDS

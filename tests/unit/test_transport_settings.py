@@ -13,7 +13,7 @@ from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from pydantic import SecretStr
 
 from tests.integration.secure_kafka import make_certificates
-from tokenops.cli.config_cmd import _flatten
+from tokenops.cli.config_cmd import _rows
 from tokenops.errors import ConfigError
 from tokenops.secrets import MASK, masked, redact_url
 from tokenops.settings import KafkaSettings, load
@@ -173,7 +173,7 @@ def test_config_show_rows_mask_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(
         "TOKENOPS_KAFKA_CLIENT_CONFIG", '{"sasl.oauthbearer.client.secret": "cs-Yy2"}'
     )
-    rows = dict(_flatten(load(KafkaSettings)))
+    rows = {name: value for name, value, _ in _rows(load(KafkaSettings))}
     assert rows["TOKENOPS_KAFKA_SASL_PASSWORD"] == MASK
     assert "cs-Yy2" not in rows["TOKENOPS_KAFKA_CLIENT_CONFIG"]
 

@@ -7,9 +7,13 @@ import signal
 import threading
 from types import FrameType
 
-from tokenops.settings import KafkaSettings, StackSettings, TopicSettings, load
+from prometheus_client import CollectorRegistry
+
+from tokenops.progress_log import ProgressLog
+from tokenops.settings import KafkaSettings, LogSettings, StackSettings, TopicSettings, load
 from tokenops.sinks.clickhouse import ClickHouseSettings
 from tokenops.sinks.clickhouse.service import run_sink
+from tokenops.stack.targets import advertise, withdraw
 
 
 def sink() -> None:
@@ -26,16 +30,37 @@ def sink() -> None:
     for chatty in ("urllib3", "clickhouse_connect"):
         logging.getLogger(chatty).setLevel(logging.ERROR)
     stop = threading.Event()
+    stopping: list[str] = []
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
+        stopping.append(signal.Signals(signum).name)
         stop.set()
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    run_sink(
-        load(KafkaSettings),
-        load(TopicSettings),
-        load(ClickHouseSettings),
-        load(StackSettings).state_dir,
-        stop=stop,
-    )
+    settings, state_dir = load(ClickHouseSettings), load(StackSettings).state_dir
+    registry = CollectorRegistry()
+    progress = ProgressLog(
+        "clickhouse sink", registry, CLICKHOUSE_SINK_FIGURES, load(LogSettings).progress_every_s
+    ).start()
+    port = settings.http_port
+    target = advertise(state_dir, "tokenops-clickhouse-sink", port) if port else None
+    try:
+        run_sink(
+            load(KafkaSettings), load(TopicSettings), settings, state_dir,
+            stop=stop, registry=registry,
+        )  # fmt: skip
+    finally:
+        withdraw(target)
+    progress.stop(stopping[0] if stopping else "end")
+
+
+# What the ClickHouse sink's progress line reports, from its /metrics.
+CLICKHOUSE_SINK_FIGURES = {
+    "records": "tokenops_clickhouse_sink_records_total",
+    "rows": "tokenops_clickhouse_sink_rows_total",
+    "batches": "tokenops_clickhouse_sink_batches_total",
+    "invalid": "tokenops_clickhouse_sink_invalid_records_total",
+    "write_failures": "tokenops_clickhouse_sink_write_failures_total",
+    "blocked": "tokenops_clickhouse_sink_blocked",
+}

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tokenops.cli.text import plain
-from tokenops.config import settings_sections
+from tokenops.config import TEST_HOOKS, description, env_names, settings_sections
 from tokenops.errors import ConfigError
 from tokenops.secrets import masked
 from tokenops.settings import load
@@ -19,15 +19,16 @@ console = Console()
 
 @app.command()
 def show() -> None:
-    """Print every setting with its environment variable and effective value.
+    """Print every setting with its environment variable, effective value and what it does.
 
     Secrets print as '**********', nested ones too (`tokenops/secrets.py`): entries of
     `TOKENOPS_KAFKA_CLIENT_CONFIG` such as `ssl.key.pem`, and `clientSecret=...` inside
     `sasl.oauthbearer.config`. Every invalid setting is reported, one line each.
     """
     table = Table(title="tokenops settings")
-    for column in ("variable", "value"):
-        table.add_column(column)
+    table.add_column("variable", no_wrap=True)
+    table.add_column("value")
+    table.add_column("what it does")
     problems: list[str] = []
     for section in settings_sections():
         try:
@@ -35,17 +36,18 @@ def show() -> None:
         except ConfigError as exc:
             problems.extend(exc.problems)
             continue
-        for name, value in _flatten(settings):
-            table.add_row(plain(name), plain(value))
+        for name, value, what in _rows(settings):
+            table.add_row(plain(name), plain(value), plain(what))
     if problems:
         raise ConfigError(problems)
     console.print(table)
 
 
-def _flatten(settings: BaseSettings) -> list[tuple[str, str]]:
-    prefix = str(settings.model_config.get("env_prefix", ""))
-    rows = []
-    for field in type(settings).model_fields:
-        value = getattr(settings, field)
-        rows.append((f"{prefix}{field}".upper(), masked(field, value)))
-    return rows
+def _rows(settings: BaseSettings) -> list[tuple[str, str, str]]:
+    """(variable, masked value, description) of each setting; test hooks left out."""
+    section = type(settings)
+    return [
+        (name, masked(field, getattr(settings, field)), description(section, field))
+        for field, name in env_names(section)
+        if name not in TEST_HOOKS
+    ]

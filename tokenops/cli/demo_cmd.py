@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from datetime import timedelta
 from decimal import Decimal
@@ -19,7 +20,7 @@ from rich.table import Table
 
 from tokenops.cli.text import plain
 from tokenops.demo import DemoConfig, DemoResult, DemoRun
-from tokenops.demo.alerts import expected_alerts
+from tokenops.demo.alerts import Alert, expected_alerts, fired
 from tokenops.demo.day import delay_for_one_day
 from tokenops.demo.observe import Progress
 from tokenops.demo.results import BillingReport, read_billing
@@ -49,9 +50,13 @@ def demo(
     simulator's ledger. Exits 1 if anything differs.
     """
     config = DemoConfig(tenants=tenants, rate=rate, duration_s=duration, seed=seed)
-    stack_settings = load(StackSettings)
-    run = DemoRun(config, stack_settings)
-    with console.status("starting Kafka, Prometheus, Alertmanager, the worker and both sinks"):
+    run = DemoRun(config, load(StackSettings))
+    stack_settings = run.stack.settings  # the demo's own, beside the user's stack
+    starting = (
+        "starting the demo's own Kafka, Prometheus, Alertmanager, worker and sinks in "
+        f"{stack_settings.state_dir} (a stack you run is left alone)"
+    )
+    with console.status(plain(starting)):
         run.start()
     delay = delay_for_one_day(time.time(), *run.day_span())
     if delay:
@@ -118,7 +123,7 @@ def _run_live(run: DemoRun) -> DemoResult:
 
 
 def _print_results(
-    result: DemoResult, report: BillingReport, alerts_expected: set[tuple[str, str]]
+    result: DemoResult, report: BillingReport, alerts_expected: set[Alert]
 ) -> list[str]:
     totals = report.tenant_totals()
     table = Table(title=f"usage and invoices from ClickHouse (run {result.run_id})")
@@ -153,13 +158,14 @@ def _print_results(
     console.print(table)
 
     alerts = Table(title="quota alerts from Alertmanager")
-    for column in ("alert", "tenant", "quota", "severity", "since (UTC)"):
+    for column in ("alert", "tenant", "quota", "threshold", "severity", "since (UTC)"):
         alerts.add_column(column, no_wrap=True)
     for alert in result.alerts:
         cells = (
             alert.get("alertname", "").removeprefix("Tokenops"),
             alert.get("tenant", ""),
             alert.get("quota", ""),
+            f"{alert.get('threshold_pct', '')} %",
             alert.get("severity", ""),
             alert.get("startsAt", "")[11:19],
         )
@@ -167,9 +173,9 @@ def _print_results(
     console.print(alerts)
 
     problems = list(report.differences)
-    fired = {(a.get("alertname", ""), a.get("tenant", "")) for a in result.alerts}
-    if fired != alerts_expected:
-        problems.append(f"alerts fired {sorted(fired)}, ledger expects {sorted(alerts_expected)}")
+    seen = fired(result.alerts)
+    if seen != alerts_expected:
+        problems.append(f"alerts fired {sorted(seen)}, ledger expects {sorted(alerts_expected)}")
     dead = result.progress.dead_lettered
     if dead != len(result.ledger.malformed):
         problems.append(f"{dead} records dead-lettered, {len(result.ledger.malformed)} injected")
@@ -206,7 +212,7 @@ def _report_json(
             tenant: {**counts, "invoice": {c: str(v) for c, v in report.amount(tenant).items()}}
             for tenant, counts in report.tenant_totals().items()
         },
-        "alerts": [(a.get("alertname"), a.get("tenant")) for a in result.alerts],
+        "alerts": sorted(fired(result.alerts)),
         "dead_lettered": result.progress.dead_lettered,
         "problems": problems,
     }
@@ -221,14 +227,20 @@ def _print_next_steps(run: DemoRun, result: DemoResult, keep_running: bool) -> N
     month = result.started.strftime("%Y-%m")
     day = result.started.strftime("%Y-%m-%d")
     next_day = (result.started + timedelta(days=1)).strftime("%Y-%m-%d")
+    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in run.place.service_env().items()
+                       if k.startswith(("TOKENOPS_STACK_", "TOKENOPS_CLICKHOUSE_URL")))  # fmt: skip
     lines = [
         f"Prometheus    {run.stack.prometheus.url}  (try: tokenops_quota_usage_ratio)",
         f"Alertmanager  {run.stack.alertmanager.url}",
         f"usage         tokenops usage --tenant {tenant} --from {day} --to {next_day} --by hour",
         f"invoice       tokenops invoice --tenant {tenant} --month {month}",
         f"logs          {run.log_dir}",
-        "stop          tokenops stack down"
+        f"stop          {exports} tokenops stack down"
         if keep_running
-        else "the stack was stopped; `tokenops demo --keep-running` leaves it up",
+        else "the demo's stack was stopped; `tokenops demo --keep-running` leaves it up",
     ]
+    if keep_running:
+        lines.insert(
+            2, f"this shell    export {exports}  (the commands below use the demo's store)"
+        )
     console.print(Panel(plain("\n".join(lines)), title="where to look next", expand=False))

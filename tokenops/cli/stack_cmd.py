@@ -1,6 +1,8 @@
-"""`tokenops stack up | down | status`."""
+"""`tokenops stack up | down | status | env`."""
 
 from __future__ import annotations
+
+import shlex
 
 import typer
 from rich.console import Console
@@ -8,6 +10,7 @@ from rich.table import Table
 
 from tokenops.cli.text import plain
 from tokenops.settings import StackSettings, load
+from tokenops.sinks.clickhouse.settings import ClickHouseSettings
 from tokenops.stack import LocalStack
 
 app = typer.Typer(help="Start, stop and inspect the local stack (Kafka, Prometheus, Alertmanager).")
@@ -15,7 +18,7 @@ console = Console()
 
 
 def _stack() -> LocalStack:
-    return LocalStack(load(StackSettings))
+    return LocalStack(load(StackSettings), clickhouse=load(ClickHouseSettings))
 
 
 @app.command()
@@ -45,6 +48,18 @@ def down() -> None:
     """Stop every component of the local stack; data stays in the state directory."""
     stopped = _stack().down()
     console.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@app.command()
+def env() -> None:
+    """Print the exports that point a second shell at this stack: eval "$(tokenops stack env)".
+
+    Worker, sinks, producers and the billing commands started there then use this
+    stack's Kafka port, state directory (worker state, spool, ClickHouse store) and
+    Prometheus.
+    """
+    for name, value in _stack().env().items():
+        print(f"export {name}={shlex.quote(value)}")
 
 
 @app.command()

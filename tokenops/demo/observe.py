@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from tokenops.demo.alerts import Alert, alert_name
 from tokenops.schemas.quota import QuotaAlert
 from tokenops.settings import KafkaSettings
 from tokenops.stack.services import PipelineService
@@ -70,19 +71,15 @@ def alerts_firing(alertmanager: str, tenant_prefix: str) -> list[dict[str, str]]
     return sorted(found, key=lambda a: (a["tenant"], a["alertname"]))
 
 
-def quota_alerts_published(
-    kafka: KafkaSettings, topic: str, tenant_prefix: str
-) -> set[tuple[str, str]]:
-    """(alertname, tenant) that the worker's quota-alerts records call for, per the rules."""
+def quota_alerts_published(kafka: KafkaSettings, topic: str, tenant_prefix: str) -> set[Alert]:
+    """The alerts that the worker's quota-alerts records call for, per the rules."""
     wanted = set()
     for message in read_to_end(kafka, topic, timeout_s=30):
         alert = QuotaAlert.from_bytes(message.value() or b"")
         if not alert.tenant_id.startswith(tenant_prefix) or alert.period == "minute":
             continue
-        if alert.threshold_pct >= 80:
-            wanted.add(("TokenopsQuotaWarning", alert.tenant_id))
-        if alert.threshold_pct >= 100:
-            wanted.add(("TokenopsQuotaExceeded", alert.tenant_id))
+        pct = alert.threshold_pct
+        wanted.add((alert_name(pct), alert.tenant_id, str(pct)))
     return wanted
 
 

@@ -46,7 +46,8 @@ def read_billing(
     ledger: Ledger, window_s: int, started: datetime, ended: datetime, state_dir: Path
 ) -> BillingReport:
     """Usage by model, invoices, and reconciliation, for the ledger's tenants, from ClickHouse."""
-    reader = BillingReader(ClickHouseSettings(), state_dir)
+    # The demo's own embedded store, whatever TOKENOPS_CLICKHOUSE_URL the shell holds.
+    reader = BillingReader(ClickHouseSettings(url=f"chdb://{state_dir / 'clickhouse'}"), state_dir)
     expected = ledger.expected_windows(window_s)
     tenants = sorted({tenant for tenant, _, _ in expected})
     months = sorted({_month(start_ms) for _, _, start_ms in expected})

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tokenops.demo.alerts import fired
 from tokenops.demo.day import wait_for_one_day
 from tokenops.demo.observe import (
     Progress,
@@ -18,6 +19,7 @@ from tokenops.demo.observe import (
     pipeline_lag,
     quota_alerts_published,
 )
+from tokenops.demo.place import demo_place
 from tokenops.demo.quotas import demo_quotas
 from tokenops.demo.services import pipeline_services, wait_until_serving
 from tokenops.errors import TokenopsError
@@ -64,9 +66,13 @@ class DemoResult:
 class DemoRun:
     """Drives one run; `on_progress` is called about twice a second with live figures."""
 
-    def __init__(self, config: DemoConfig, stack_settings: StackSettings) -> None:
+    def __init__(self, config: DemoConfig, user_stack: StackSettings) -> None:
+        """`user_stack` is the user's stack: the demo runs beside it (`demo/place.py`)."""
         self.config = config
-        self.stack = LocalStack(stack_settings)
+        self.place = demo_place(user_stack)
+        self.stack = LocalStack(
+            self.place.stack, clickhouse=ClickHouseSettings(url=self.place.clickhouse_url)
+        )
         self.topics = TopicSettings()
         self.run_id = uuid.uuid4().hex[:4]
         self.tenant_prefix = f"{self.run_id}-tenant-"
@@ -89,8 +95,7 @@ class DemoRun:
         self.stack.up()
         cfg = self.config
         self.services = pipeline_services(
-            self.stack.settings,
-            self.stack.kafka.bootstrap_servers,
+            self.place,
             window_s=cfg.window_s,
             lateness_s=cfg.lateness_s,
             idle_s=cfg.idle_s,
@@ -186,12 +191,12 @@ class DemoRun:
             current = alerts_firing(self.stack.alertmanager.url, self.tenant_prefix)
             progress.alerts = len(current)
             on_progress(progress)
-            fired = {(a.get("alertname", ""), a.get("tenant", "")) for a in current}
-            if fired >= wanted or time.monotonic() > deadline:
+            if fired(current) >= wanted or time.monotonic() > deadline:
                 return current
             time.sleep(1)
 
     def stop(self) -> None:
+        """Stop the demo's processes and its stack; the user's stack is never touched."""
         for service in reversed(self.services):
             service.stop()
         self.stack.down()

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import time
 
+from tokenops.demo.place import DemoPlace
 from tokenops.errors import TokenopsError
-from tokenops.settings import StackSettings
-from tokenops.sinks.clickhouse.settings import ClickHouseSettings
-from tokenops.sinks.prometheus_settings import PrometheusSinkSettings
 from tokenops.stack.services import PipelineService
-from tokenops.streams.settings import WorkerSettings
 
 
 def pipeline_services(
-    stack: StackSettings, bootstrap: str, *, window_s: int, lateness_s: float, idle_s: float
+    place: DemoPlace, *, window_s: int, lateness_s: float, idle_s: float
 ) -> list[PipelineService]:
-    """The worker, the ClickHouse sink and the Prometheus sink, on their default ports."""
-    common = {"TOKENOPS_KAFKA_BOOTSTRAP_SERVERS": bootstrap}
-    worker = WorkerSettings()
+    """The worker, the ClickHouse sink and the Prometheus sink, on the demo's ports and
+    with its state directory and store."""
+    common = place.service_env()
+    stack = place.stack
     return [
         PipelineService(
             stack,
@@ -28,23 +26,22 @@ def pipeline_services(
                 "TOKENOPS_WORKER_WINDOW_S": str(window_s),
                 "TOKENOPS_WORKER_ALLOWED_LATENESS_S": str(lateness_s),
                 "TOKENOPS_WORKER_IDLE_TIMEOUT_S": str(idle_s),
-                "TOKENOPS_WORKER_STATE_DIR": str(stack.state_dir / "worker"),
             },
-            worker.http_port,
+            place.worker_port,
         ),
         PipelineService(
             stack,
             "sink-clickhouse",
             ["sink", "clickhouse"],
             {**common, "TOKENOPS_CLICKHOUSE_BATCH_MAX_MS": "500"},
-            ClickHouseSettings().http_port,
+            place.clickhouse_sink_port,
         ),
         PipelineService(
             stack,
             "sink-prometheus",
             ["sink", "prometheus"],
             {**common, "TOKENOPS_PROMETHEUS_SINK_HOST": "127.0.0.1"},
-            PrometheusSinkSettings().port,
+            place.prometheus_sink_port,
         ),
     ]
 

@@ -19,6 +19,7 @@ from tokenops.paths import deploy_dir
 from tokenops.settings import StackSettings
 from tokenops.stack.errors import StackError
 from tokenops.stack.process import ManagedProcess, require_free_port
+from tokenops.stack.targets import PIPELINE_JOBS, target_files, targets_dir
 from tokenops.stack.tools import ensure_debian_package, first_line_version
 
 
@@ -110,11 +111,13 @@ class PrometheusServer(_HttpDaemon):
 
     def __init__(self, settings: StackSettings, scrape_targets: dict[str, str] | None = None):
         super().__init__(settings)
-        # job name -> host:port of a tokenops exporter to scrape.
+        # job name -> host:port, for a service that does not announce itself (an
+        # in-process sink in a test); every other pipeline job is discovered from files.
         self.scrape_targets = scrape_targets or {}
 
     def render_config(self) -> Path:
-        """The checked-in prometheus.yml with local addresses and absolute rule paths."""
+        """The checked-in prometheus.yml with local addresses, absolute rule paths, and the
+        pipeline's jobs discovered from the files its services write."""
         source = deploy_dir() / "prometheus"
         config: dict[str, Any] = yaml.safe_load((source / "prometheus.yml").read_text())
         config["rule_files"] = [str(source / rule) for rule in config.get("rule_files", [])]
@@ -125,8 +128,23 @@ class PrometheusServer(_HttpDaemon):
             {"job_name": job, "static_configs": [{"targets": [target]}]}
             for job, target in self.scrape_targets.items()
         ]
+        # The pipeline's services announce their own ports (`stack/targets.py`).
+        jobs += [
+            {
+                "job_name": job,
+                "file_sd_configs": [
+                    {
+                        "files": [target_files(self.settings.state_dir, job)],
+                        "refresh_interval": "5s",
+                    }
+                ],
+            }
+            for job in PIPELINE_JOBS
+            if job not in self.scrape_targets
+        ]
         config["scrape_configs"] = jobs
         self.home.mkdir(parents=True, exist_ok=True)
+        targets_dir(self.settings.state_dir).mkdir(parents=True, exist_ok=True)
         rendered = self.home / "prometheus.yml"
         rendered.write_text(yaml.safe_dump(config, sort_keys=False))
         return rendered

@@ -10,9 +10,9 @@ class StackError(TokenopsError):
 
 
 class PortInUseError(StackError):
-    def __init__(self, component: str, port: int, setting: str) -> None:
+    def __init__(self, component: str, port: int, setting: str, host: str = "127.0.0.1") -> None:
         super().__init__(
-            f"{component} cannot listen on 127.0.0.1:{port}: the port is already in use",
+            f"{component} cannot listen on {host}:{port}: the port is already in use",
             hint=f"stop what holds it, or choose another port with {setting}=<port>",
         )
         self.port = port

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import re
+import urllib.request
 from dataclasses import dataclass
 
 from tokenops.settings import KafkaSettings, StackSettings, TopicSettings
+from tokenops.sinks.clickhouse.settings import ClickHouseSettings
 from tokenops.stack.alerting import AlertmanagerServer, PrometheusServer
 from tokenops.stack.kafka import KafkaBroker
 from tokenops.stack.process import ManagedProcess
 from tokenops.topics import ensure_topics, pipeline_topics
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -31,11 +37,17 @@ class LocalStack:
     opens the store, so the stack only reports where the store lives.
     """
 
-    def __init__(self, settings: StackSettings, topics: TopicSettings | None = None) -> None:
+    def __init__(
+        self,
+        settings: StackSettings,
+        topics: TopicSettings | None = None,
+        clickhouse: ClickHouseSettings | None = None,
+    ) -> None:
         self.settings = settings
         self.topics = topics or TopicSettings()
+        self.clickhouse = clickhouse or ClickHouseSettings()
         self.kafka = KafkaBroker(settings)
-        self.prometheus = PrometheusServer(settings, scrape_targets=pipeline_scrape_targets())
+        self.prometheus = PrometheusServer(settings)
         self.alertmanager = AlertmanagerServer(settings)
 
     @property
@@ -44,18 +56,45 @@ class LocalStack:
 
     @property
     def clickhouse_dsn(self) -> str:
-        return f"chdb://{self.settings.state_dir / 'clickhouse'}"
+        """The store every tokenops command on this stack uses: `TOKENOPS_CLICKHOUSE_URL`
+        (credentials masked) when set, else the embedded store in the state directory."""
+        url = self.clickhouse.url
+        if url is None:
+            return f"chdb://{self.settings.state_dir / 'clickhouse'}"
+        return re.sub(r"//[^/@]*@", "//***@", url)
 
     def running(self) -> list[str]:
         daemons = (self.kafka, self.prometheus, self.alertmanager)
         return [d.name for d in daemons if d.running_pid() is not None]
 
     def up(self, *, force: bool = False) -> None:
-        """Start what is not running yet (in dependency order) and create the topics."""
-        self.kafka.start(force=force)
-        ensure_topics(self.kafka_settings, pipeline_topics(self.topics))
-        self.alertmanager.start()
-        self.prometheus.start()
+        """Start what is not running yet (in dependency order) and create the topics.
+
+        When a part fails, what this call started is stopped again (what was already
+        running stays): a failed `up` leaves the machine as it found it."""
+        started: list[KafkaBroker | AlertmanagerServer | PrometheusServer] = []
+        try:
+            if self.kafka.running_pid() is None:
+                self.kafka.start(force=force)
+                started.append(self.kafka)
+            ensure_topics(self.kafka_settings, pipeline_topics(self.topics))
+            for server in (self.alertmanager, self.prometheus):
+                if server.running_pid() is None:
+                    server.start()
+                    started.append(server)
+        except BaseException:
+            for daemon in reversed(started):
+                logger.warning("stack up failed: stopping %s again", daemon.name)
+                daemon.stop()
+            raise
+
+    def env(self) -> dict[str, str]:
+        """The variables that point a second shell's tokenops at this stack."""
+        names = ("state_dir", "kafka_port", "kafka_controller_port", "prometheus_port",
+                 "alertmanager_port")  # fmt: skip
+        exports = {self.settings.env_name(n): str(getattr(self.settings, n)) for n in names}
+        exports["TOKENOPS_KAFKA_BOOTSTRAP_SERVERS"] = self.kafka.bootstrap_servers
+        return exports
 
     def down(self) -> list[str]:
         """Stop pipeline processes, then Prometheus, Alertmanager and Kafka.
@@ -83,21 +122,13 @@ class LocalStack:
             _daemon_status("alertmanager", self.alertmanager.url,
                            self.alertmanager.running_pid(), self.alertmanager.version()),
         ]  # fmt: skip
-        rows.append(ComponentStatus("clickhouse", self.clickhouse_dsn, None, *_chdb_state()))
+        store = (
+            _chdb_state()
+            if self.clickhouse.url is None or self.clickhouse.url.startswith("chdb://")
+            else _server_state(self.clickhouse.url)
+        )
+        rows.append(ComponentStatus("clickhouse", self.clickhouse_dsn, None, *store))
         return rows
-
-
-def pipeline_scrape_targets() -> dict[str, str]:
-    """The pipeline's own /metrics endpoints at their default local ports."""
-    from tokenops.sinks.clickhouse.settings import ClickHouseSettings
-    from tokenops.sinks.prometheus_settings import PrometheusSinkSettings
-    from tokenops.streams.settings import WorkerSettings
-
-    return {
-        "tokenops-worker": f"127.0.0.1:{WorkerSettings().http_port}",
-        "tokenops-prometheus-sink": f"127.0.0.1:{PrometheusSinkSettings().port}",
-        "tokenops-clickhouse-sink": f"127.0.0.1:{ClickHouseSettings().http_port}",
-    }
 
 
 def _daemon_status(name: str, address: str, pid: int | None, version: str) -> ComponentStatus:
@@ -111,3 +142,12 @@ def _chdb_state() -> tuple[str, str]:
     except ImportError:
         return "chdb not installed", "down"
     return f"chdb {chdb.__version__}", "embedded"
+
+
+def _server_state(url: str) -> tuple[str, str]:
+    """A ClickHouse server answers `GET /ping` with `Ok.` (no credentials needed)."""
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/ping", timeout=2) as response:
+            return "server", "up" if response.status == 200 else "down"
+    except (OSError, ValueError):
+        return "server", "down"

@@ -10,14 +10,21 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import org.apache.kafka.common.serialization.Serde;
+import org.apache.kafka.common.utils.Bytes;
 import org.apache.kafka.common.serialization.Serdes;
 import org.apache.kafka.streams.KafkaStreams;
+import org.apache.kafka.streams.KeyValue;
+import org.apache.kafka.streams.StoreQueryParameters;
 import org.apache.kafka.streams.StreamsBuilder;
 import org.apache.kafka.streams.StreamsConfig;
 import org.apache.kafka.streams.kstream.Consumed;
@@ -25,27 +32,44 @@ import org.apache.kafka.streams.kstream.Grouped;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Produced;
 import org.apache.kafka.streams.kstream.TimeWindows;
+import org.apache.kafka.streams.kstream.Windowed;
 import org.apache.kafka.streams.kstream.WindowedSerdes;
 import org.apache.kafka.streams.processor.api.FixedKeyProcessor;
 import org.apache.kafka.streams.processor.api.FixedKeyProcessorContext;
 import org.apache.kafka.streams.processor.api.FixedKeyRecord;
+import org.apache.kafka.streams.state.KeyValueIterator;
+import org.apache.kafka.streams.state.QueryableStoreTypes;
+import org.apache.kafka.streams.state.ReadOnlyWindowStore;
+import org.apache.kafka.streams.state.WindowStore;
 
 /**
  * The Kafka Streams reference for tokenops' worker: per tenant and model, 1-minute tumbling
  * windows in event time with a grace period, summing the five token counts and the events.
  *
  * <p>Usage: {@code Main BOOTSTRAP INPUT_TOPIC OUTPUT_TOPIC APP_ID EVENTS [GRACE_S] [THREADS]
- * [STATE_DIR]}. Reads tokenops records (one CloudEvent, a v1 batch {@code {"type":
- * "ai.tokenops.usage.batch", "tenant_id": ..., "events": [CloudEvent, ...]}} or a v2
- * columnar batch {@code {..., "columns": {"model": [...], "time": [...], ...}}}), and after
- * EVENTS events have been added to their windows prints one JSON line {@code {"events": N,
- * "seconds": S}} (from the first event parsed) and exits.
+ * [STATE_DIR] [TIMEOUT_S] [TOTALS]}. Reads tokenops records (one CloudEvent, a v1 batch {@code
+ * {"type": "ai.tokenops.usage.batch", "tenant_id": ..., "events": [CloudEvent, ...]}} or a v2
+ * columnar batch {@code {..., "columns": {"model": [...], "time": [...], ...}}}). Prints
+ * {@code {"state": "RUNNING"}} once its partitions are assigned, and after EVENTS events have
+ * been added to their windows, or TIMEOUT_S seconds (default 300) without that, one JSON line
+ * {@code {"events": N, "seconds": S, "timed_out": B}} (seconds from the first event parsed)
+ * and exits. An event dropped past its window's grace is never added, so a run that drops
+ * one ends on the time-out instead of waiting forever. With TOTALS = {@code totals} it also
+ * prints {@code {"totals": [[tenant, model, window_start_ms, input, output, cache_read,
+ * cache_creation, reasoning, events], ...]}} read from its window store, for the harness to
+ * compare with what it sent.
+ *
+ * <p>Tuned as the Kafka Streams docs advise for throughput (memory management, record
+ * caches): a 64 MiB state-store cache and the at-least-once commit interval of 30 s made
+ * explicit, so a window is written downstream once per cache flush instead of once per
+ * event; and one stream thread per core (THREADS, from the harness).
  *
  * <p>The records' key is the tenant, so the stream is already partitioned by tenant: events
  * keep that key (no repartition topic) and each tenant's window holds a per-model map.
  */
 public final class Main {
   private static final ObjectMapper JSON = new ObjectMapper();
+  private static final String STORE = "totals";
   private static final String[] TOKENS = {
     "input_tokens",
     "output_tokens",
@@ -67,11 +91,15 @@ public final class Main {
     long expected = Long.parseLong(args[4]);
     long graceS = args.length > 5 ? Long.parseLong(args[5]) : 30;
     int threads = args.length > 6 ? Integer.parseInt(args[6]) : 1;
+    long timeoutS = args.length > 8 ? Long.parseLong(args[8]) : 300;
+    boolean dumpTotals = args.length > 9 && args[9].equals("totals");
 
     Properties props = new Properties();
     props.put(StreamsConfig.APPLICATION_ID_CONFIG, appId);
     props.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
     props.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, threads);
+    props.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, 64L * 1024 * 1024);
+    props.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, 30_000);
     props.put(StreamsConfig.consumerPrefix("auto.offset.reset"), "earliest");
     if (args.length > 7) {
       props.put(StreamsConfig.STATE_DIR_CONFIG, args[7]);
@@ -79,7 +107,7 @@ public final class Main {
 
     AtomicLong seen = new AtomicLong();
     AtomicLong added = new AtomicLong();
-    long[] firstNanos = {0};
+    AtomicLong firstNanos = new AtomicLong();
     CountDownLatch done = new CountDownLatch(1);
 
     // Never used on the wire: the key stays the tenant, so there is no repartition topic
@@ -103,7 +131,7 @@ public final class Main {
                   @Override
                   public void process(FixedKeyRecord<String, byte[]> record) {
                     if (seen.getAndIncrement() == 0) {
-                      firstNanos[0] = System.nanoTime();
+                      firstNanos.set(System.nanoTime());
                     }
                     JsonNode body;
                     try {
@@ -177,7 +205,11 @@ public final class Main {
               }
               return totals;
             },
-            Materialized.with(Serdes.String(), totalsSerde))
+            Materialized.<String, Map<String, long[]>, WindowStore<Bytes, byte[]>>as(STORE)
+                .withKeySerde(Serdes.String())
+                .withValueSerde(totalsSerde)
+                // kept past the grace so the harness can read every window of a run back
+                .withRetention(Duration.ofHours(1)))
         .toStream()
         .to(
             output,
@@ -186,13 +218,50 @@ public final class Main {
                 totalsSerde));
 
     KafkaStreams streams = new KafkaStreams(builder.build(), props);
+    AtomicBoolean announced = new AtomicBoolean();
+    streams.setStateListener(
+        (now, before) -> {
+          if (now == KafkaStreams.State.RUNNING && !announced.getAndSet(true)) {
+            System.out.println("{\"state\": \"RUNNING\"}");
+            System.out.flush();
+          }
+        });
     streams.start();
-    done.await();
-    double seconds = (System.nanoTime() - firstNanos[0]) / 1e9;
-    System.out.printf("{\"events\": %d, \"seconds\": %.3f}%n", added.get(), seconds);
+    boolean finished = done.await(timeoutS, TimeUnit.SECONDS);
+    long first = firstNanos.get();
+    double seconds = first == 0 ? 0 : (System.nanoTime() - first) / 1e9;
+    System.out.printf(
+        "{\"events\": %d, \"seconds\": %.3f, \"timed_out\": %b}%n",
+        added.get(), seconds, !finished);
+    if (dumpTotals) {
+      System.out.println(totalsJson(streams));
+    }
     System.out.flush();
     streams.close(Duration.ofSeconds(10));
     streams.cleanUp();
+  }
+
+  /** Every window's totals in the store (through its cache): what a query would read. */
+  private static String totalsJson(KafkaStreams streams) throws IOException {
+    ReadOnlyWindowStore<String, Map<String, long[]>> store =
+        streams.store(StoreQueryParameters.fromNameAndType(STORE, QueryableStoreTypes.windowStore()));
+    List<List<Object>> rows = new ArrayList<>();
+    try (KeyValueIterator<Windowed<String>, Map<String, long[]>> all = store.all()) {
+      while (all.hasNext()) {
+        KeyValue<Windowed<String>, Map<String, long[]>> kv = all.next();
+        for (Map.Entry<String, long[]> e : kv.value.entrySet()) {
+          List<Object> row = new ArrayList<>();
+          row.add(kv.key.key());
+          row.add(e.getKey());
+          row.add(kv.key.window().start());
+          for (long v : e.getValue()) {
+            row.add(v);
+          }
+          rows.add(row);
+        }
+      }
+    }
+    return JSON.writeValueAsString(Map.of("totals", rows));
   }
 
   private static byte[] writeTotals(Map<String, long[]> totals) {
