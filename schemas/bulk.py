@@ -21,19 +21,16 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from itertools import repeat
-from operator import attrgetter, floordiv, itemgetter, methodcaller, sub
+from operator import attrgetter, itemgetter
 from typing import Any, cast
 
-from tokenops.schemas.columnar import canonical_times, identifiers_known, in_range, times_ms
+from tokenops.schemas.columnar import checked_columns
 from tokenops.schemas.columns import TOKEN_COLUMNS, EventColumns
 from tokenops.schemas.errors import InvalidEventError
 from tokenops.schemas.event import (
     DEFAULT_MAX_FUTURE_SKEW_S,
-    EPOCH,
     MIN_EVENT_TIME,
-    ONE_MS,
     SCHEMA_VERSION,
     UsageEvent,
     to_epoch_ms,
@@ -63,7 +60,6 @@ _FLAT = frozenset(FIELDS)
 _CE_KEYS = ("specversion", "type", "source", "id", "time", "data")
 _EARLIEST_MS = to_epoch_ms(MIN_EVENT_TIME)
 _INT = frozenset({int})
-_MILLIS = methodcaller("isoformat", timespec="milliseconds")
 _TZINFO = attrgetter("tzinfo")
 
 
@@ -150,7 +146,6 @@ class _Checked:
 
     tenants: list[str]
     rows: list[list[Any]]  # one list per ROW_FIELDS name
-    times: list[Any]  # as given: aware UTC datetimes, or canonical strings
 
     def by_tenant(self) -> list[EventColumns]:
         """One `EventColumns` per tenant; the events must come grouped by tenant, the
@@ -199,33 +194,10 @@ def _checked(items: Sequence[Any], latest_ms: int) -> _Checked | None:
         def column(name: str, default: Any = None) -> list[Any]:
             return list(map(dict.get, items, repeat(name, n), repeat(default, n)))
 
-    versions = column("schema_version", SCHEMA_VERSION)
-    ids, sources, times = column("id"), column("source"), column("time")
-    tenants, models, providers = column("tenant_id"), column("model"), column("provider")
-    operations = column("operation", "chat")
-    optional = [column(name) for name in OPTIONAL_IDS]
-    if not (
-        set(map(type, versions)) == _INT
-        and set(versions) == {SCHEMA_VERSION}
-        and identifiers_known(tenants, ids, sources, models, providers, operations, optional)
-    ):
+    checked = checked_columns(column, n, _EARLIEST_MS, [latest_ms], version_default=SCHEMA_VERSION)
+    if checked is None:
         return None
-    kinds = set(map(type, times))
-    if kinds == {datetime} and set(map(_TZINFO, times)) == {UTC}:
-        millis = list(map(floordiv, map(sub, times, repeat(EPOCH, n)), repeat(ONE_MS, n)))
-    elif kinds == {str} and set(map(len, times)) == {24} and canonical_times("".join(times)):
-        millis = times_ms(times, n)  # ValueError on an impossible date: the careful way
-    else:
-        return None
-    tokens = [
-        column("input_tokens"),
-        column("output_tokens"),
-        *(column(name, 0) for name in TOKEN_COLUMNS[2:]),
-    ]
-    if not in_range(millis, tokens, _EARLIEST_MS, latest_ms):
-        return None
-    rows = [ids, sources, millis, models, providers, operations, *tokens, *optional]
-    return _Checked(tenants, rows, times)
+    return _Checked(checked[0], checked[1])
 
 
 def _same_keys_reader(items: Sequence[Any], n: int) -> Callable[..., list[Any]] | None:

@@ -12,7 +12,8 @@ the interpreter runs a few dozen bytecodes per batch instead of per event.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from itertools import repeat
 from operator import add, eq, floordiv, itemgetter, le, sub
 from typing import Any
@@ -23,6 +24,7 @@ from tokenops.schemas.validate import sources as known_sources
 from tokenops.schemas.wire import EVENT_TYPE
 
 _CORE = frozenset({"specversion", "type", "source", "id", "time", "data"})
+_IDENTITY = frozenset({"id", "source", "time"})
 _DATA_FIELDS = frozenset(FIELDS) - {"id", "source", "time"}
 # Canonical times YYYY-MM-DDTHH:MM:SS.mmmZ (ASCII digits only), joined: one regex pass.
 _CANONICAL_TIMES = re.compile(
@@ -63,12 +65,28 @@ def _quick_cloudevents(
         return None
 
     def column(name: str, default: Any = None) -> list[Any]:
+        if name in _IDENTITY:  # in the CloudEvent, not in its data
+            return list(map(itemgetter(name), items))
         return list(map(dict.get, datas, repeat(name, n), repeat(default, n)))
 
-    versions = column("schema_version")
-    ids = list(map(itemgetter("id"), items))
-    sources = list(map(itemgetter("source"), items))
-    times = list(map(itemgetter("time"), items))
+    checked = checked_columns(column, n, earliest_ms, latest_ms, version_default=None)
+    return None if checked is None else checked[:2]
+
+
+Column = Callable[..., list[Any]]  # column(name, default=None): one field's values
+
+
+def checked_columns(
+    column: Column, n: int, earliest_ms: int, latest_ms: list[int], *, version_default: Any
+) -> tuple[list[Any], list[Any], list[Any]] | None:
+    """The one fast check of the contract's rules, over `n` events given as columns
+    (`column(name, default)`, no attributes): (tenant column, the other `EventColumns`
+    columns in field order, the times as given), or None: the careful path decides.
+    Times are canonical strings or aware UTC datetimes; event i may be at most
+    `latest_ms[i]` (each record is judged by its own event clock). `version_default`
+    stands for an absent `schema_version` (None: it is required)."""
+    versions = column("schema_version", version_default)
+    ids, sources, times = column("id"), column("source"), column("time")
     tenants, models, providers = column("tenant_id"), column("model"), column("provider")
     operations = column("operation", "chat")
     optional = [column(name) for name in _OPTIONAL]
@@ -76,11 +94,15 @@ def _quick_cloudevents(
         set(map(type, versions)) == _INT
         and set(versions) == {SCHEMA_VERSION}
         and identifiers_known(tenants, ids, sources, models, providers, operations, optional)
-        and set(map(len, times)) == {24}
-        and canonical_times("".join(times))
     ):
         return None
-    millis = times_ms(times, n)
+    kinds = set(map(type, times))
+    if kinds == {str} and set(map(len, times)) == {24} and canonical_times("".join(times)):
+        millis = times_ms(times, n)  # ValueError on an impossible date (2026-02-30)
+    elif kinds == {datetime} and {t.tzinfo for t in times} == {UTC}:  # the SDK's own
+        millis = list(map(floordiv, map(sub, times, repeat(EPOCH, n)), repeat(ONE_MS, n)))
+    else:
+        return None
     tokens = [
         column("input_tokens"),
         column("output_tokens"),
@@ -91,9 +113,9 @@ def _quick_cloudevents(
     if not (
         in_range(millis, tokens, earliest_ms, max(latest_ms))
         and (max(millis) <= min(latest_ms) or all(map(le, millis, latest_ms)))
-    ):  # each record is judged by its own event clock
+    ):
         return None
-    return tenants, [ids, sources, millis, models, providers, operations, *tokens, *optional]
+    return tenants, [ids, sources, millis, models, providers, operations, *tokens, *optional], times
 
 
 def canonical_times(joined: str) -> bool:
