@@ -10,7 +10,8 @@ nothing here fails on a threshold.
 
 Phases (`--only a,b`): comparison, ramp, tenants, partitions, profile, freshness, scrape
 (the Prometheus sink's scrape under tenant churn, bench/bench_prometheus_scrape.py; it
-needs no broker, and its table is printed and kept in the results file), foreign.
+needs no broker, and its table is printed and kept in the results file), foreign, api
+(bench/bench_api.py; its figures are printed and kept in the results file).
 `python -m bench foreign` runs only the foreign-producer section (a few minutes).
 `--render FILE` rewrites the docs from a saved results file without running anything.
 """
@@ -30,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import bench_prometheus_scrape, foreign_markdown
+from bench import bench_api, bench_prometheus_scrape, foreign_markdown
 from bench import pipeline_baselines as baselines
 from bench import pipeline_runs as runs
 from bench.foreign import FULL as FOREIGN_FULL
@@ -44,7 +45,7 @@ from bench.pipeline_report import plot, write_section
 from tokenops.settings import KafkaSettings
 
 PIPELINE_PHASES = ("comparison", "ramp", "tenants", "partitions", "profile", "freshness")
-PHASES = (*PIPELINE_PHASES, "scrape", "foreign")
+PHASES = (*PIPELINE_PHASES, "scrape", "foreign", "api")
 QUICK = dict(
     runs=1, events=200_000, rates=[5_000, 10_000, 25_000, 50_000, 100_000], step_s=8,
     tenants=[1_000, 10_000, 100_000], scale_events=100_000, windows=8, crossings=4,
@@ -175,10 +176,14 @@ def run(cfg: dict[str, Any], phases: list[str], quick: bool) -> dict[str, Any]:
         def foreign_producer() -> None:
             results["foreign"] = foreign(kafka, tmp, cfg["foreign"])
 
+        def api() -> None:  # the HTTP door next to its hello-world route (docs/benchmarks.md)
+            (tmp / "api").mkdir(exist_ok=True)
+            results["api"] = bench_api.run(kafka, tmp / "api")
+
         table: dict[str, Callable[[], None]] = {
             "comparison": comparison, "ramp": ramp, "tenants": tenants,
             "partitions": partitions, "profile": profile, "freshness": fresh,
-            "scrape": scrape, "foreign": foreign_producer,
+            "scrape": scrape, "foreign": foreign_producer, "api": api,
         }  # fmt: skip
         for phase in phases:
             print(f"== {phase} (load {os.getloadavg()[0]:.1f})", flush=True)

@@ -3,6 +3,8 @@
     producer = UsageProducer(KafkaSettings(), ProducerSettings(), registry=registry)
     producer.send(event)                 # a UsageEvent, or a mapping of its fields
     producer.send_many([fields, ...])    # validated column-wise, all or none accepted
+    producer.send_columns([columns])     # decoded by decode_columns already (the HTTP API)
+    producer.sync(timeout_s)             # True once all accepted so far are durable
     await producer.asend({...})          # the same from asyncio, waiting without blocking
     producer.close()                     # flush; what the broker did not take is spooled
 
@@ -28,7 +30,7 @@ import signal
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import repeat
 from types import FrameType
 from typing import Any
@@ -166,6 +168,21 @@ class UsageProducer:
                 self._produce(full)
         return n
 
+    def send_columns(self, parts: Sequence[EventColumns]) -> int:
+        """Accept events already validated into columns (by `decode_columns`): all parts
+        or none. Raises `ProducerBackpressureError` (none accepted) when the queue stays
+        full for `backpressure_timeout_s`. Returns how many events were accepted."""
+        if self.outstanding() >= self._max_outstanding:
+            self._wait_for_room()
+        with self._lock:
+            if self._closed:
+                raise ProducerClosedError()
+            self._settle_rows()
+            for part in parts:
+                for full in self._batches.extend(part):
+                    self._produce(full)
+        return sum(len(part) for part in parts)
+
     def _accept(self, tenant: str, row: Row, attributes: dict[str, str]) -> None:
         with self._lock:
             if self._closed:
@@ -229,6 +246,34 @@ class UsageProducer:
         self._producer.flush(self.settings.close_timeout_s if timeout_s is None else timeout_s)
         self._spool.sync()
         return self.outstanding()
+
+    def sync(self, timeout_s: float) -> bool:
+        """True once every event accepted before the call is acknowledged by the broker
+        (`acks=all`) or fsynced in the spool; False if that took longer than `timeout_s`
+        (the events stay queued and are delivered or spooled later, never dropped).
+
+        Unlike `flush`, the answer does not depend on events other threads accept
+        meanwhile, so a server can tell each request whether its events are durable.
+        """
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            if self._closed:
+                raise ProducerClosedError()
+            self._settle_rows()
+            for batch in self._batches.drain():
+                self._produce(batch)
+            self._sender.retry_pending()
+        while True:
+            left = self._producer.flush(max(0.0, deadline - time.monotonic()))
+            with self._lock:
+                self._sender.retry_pending()
+                pending = self._sender.pending_events
+            if left == 0 and pending == 0:
+                break
+            if time.monotonic() >= deadline:
+                return False
+        self._spool.sync()
+        return True
 
     async def aflush(self, timeout_s: float | None = None) -> int:
         return await asyncio.to_thread(self.flush, timeout_s)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -17,6 +18,9 @@ from tokenops.settings import KafkaSettings, StackSettings
 from tokenops.stack.kafka import KafkaBroker
 from tokenops.stack.process import free_port
 from tokenops.topics import TopicSpec, ensure_topics
+
+if TYPE_CHECKING:
+    from tests.api_server import ApiServer
 
 
 @pytest.fixture(scope="session")
@@ -56,3 +60,15 @@ def new_topic(kafka_settings: KafkaSettings) -> Callable[..., str]:
 def chdb_dsn(tmp_path: Path) -> str:
     """A fresh embedded ClickHouse store; it stays in pytest's tmp dir after a failure."""
     return f"chdb://{tmp_path / 'clickhouse'}"
+
+
+@pytest.fixture
+def api_server(
+    kafka_settings: KafkaSettings, new_topic: Callable[..., str], tmp_path: Path
+) -> Iterator[ApiServer]:
+    """`tokenops api serve` on a fresh topic, keys for tenants acme and globex and admin."""
+    from tests.api_server import start_api  # imported here: it pulls in the API's stack
+
+    server = start_api(kafka_settings, new_topic("api"), tmp_path, ["acme", "globex"])
+    yield server
+    server.process.stop()

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping
 
 from pydantic_settings import BaseSettings
 
+from tokenops.api.settings import ApiSettings
 from tokenops.config_help import DESCRIPTIONS
 from tokenops.producers.settings import ProducerSettings
 from tokenops.settings import KafkaSettings, LogSettings, StackSettings, TopicSettings
@@ -34,6 +35,7 @@ def settings_sections() -> list[type[BaseSettings]]:
         WorkerSettings,
         ProducerSettings,
         LogSettings,
+        ApiSettings,
     ]
 
 

@@ -12,6 +12,7 @@ from typer.core import TyperOption
 
 from tokenops import __version__
 from tokenops.cli import (
+    api_cmd,
     clickhouse_cmd,
     config_cmd,
     demo_cmd,
@@ -54,6 +55,7 @@ app.add_typer(stack_cmd.app, name="stack")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(topics_cmd.app, name="topics")
 app.add_typer(quota_cmd.app, name="quota")
+app.add_typer(api_cmd.app, name="api")
 app.command(name="demo")(demo_cmd.demo)
 app.add_typer(sink_cmd.app, name="sink")
 app.command(name="worker")(worker_cmd.worker)

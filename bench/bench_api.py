@@ -1,0 +1,249 @@
+"""`tokenops api` under load, next to a hello-world route of the same server, same run.
+
+`python -m bench.bench_api [seconds] [connections]` (or `python -m bench --only api`)
+starts a Kafka broker (or uses TOKENOPS_KAFKA_BOOTSTRAP_SERVERS) and one API server
+process with an extra `GET /hello` route, then measures with a keep-alive HTTP/1.1
+client in this process (the two share the machine's cores):
+
+1. GET /hello requests/s: the server's ceiling;
+2. single-event POST /v1/events requests/s (each 200 is acknowledged by Kafka);
+3. 100-event batch POSTs, in events/s: one tenant per batch, and 50 tenants mixed;
+4. GET /v1/quotas/{tenant} at a fixed 1,000 requests/s: p50/p99 latency, measured from
+   each request's scheduled time (so a stall counts for every request it delays).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from confluent_kafka import Producer
+
+from bench.pipeline_env import bench_kafka, new_topics
+from tokenops.api.keys import new_key
+from tokenops.schemas.quota import QuotaDefinition
+from tokenops.settings import KafkaSettings
+from tokenops.stack.process import free_port
+
+Body = Callable[[int], bytes]
+
+
+def _event(i: int, tenant: str | None = None) -> dict[str, Any]:
+    # milliseconds and Z, as the SDK writes times: the decoder's quick path takes them
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    return {
+        "specversion": "1.0", "type": "ai.tokenops.usage", "source": "//bench/api",
+        "id": f"{uuid.uuid4().hex}-{i}", "time": now,
+        "data": {"schema_version": 1, "tenant_id": tenant or f"t{i % 50}", "model": "gpt-4o",
+                 "provider": "openai", "input_tokens": 100 + i % 7, "output_tokens": 20},
+    }  # fmt: skip
+
+
+def _request(method: str, path: str, key: str, body: bytes = b"", kind: str = "") -> bytes:
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
+    if body:
+        head += f"Content-Type: {kind}\r\nContent-Length: {len(body)}\r\n"
+    return head.encode() + b"\r\n" + body
+
+
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data: bytes) -> int:
+    writer.write(data)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    await reader.readexactly(length)
+    return status
+
+
+async def closed_loop(
+    port: int, requests: list[bytes], connections: int, seconds: float
+) -> dict[str, float]:
+    """As many requests as `connections` keep-alive clients complete in `seconds`."""
+    done, errors, stop = [0], [0], time.monotonic() + seconds
+
+    async def client(offset: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        i = offset
+        while time.monotonic() < stop:
+            status = await _exchange(reader, writer, requests[i % len(requests)])
+            done[0] += status == 200
+            errors[0] += status != 200
+            i += connections
+        writer.close()
+
+    started = time.monotonic()
+    await asyncio.gather(*(client(c) for c in range(connections)))
+    elapsed = time.monotonic() - started
+    return {"per_s": done[0] / elapsed, "errors": errors[0]}
+
+
+async def open_loop(port: int, request: bytes, rate: int, seconds: float) -> dict[str, float]:
+    """`rate` requests/s on a pool of connections; latency from each scheduled time."""
+    pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+    for _ in range(32):
+        pool.put_nowait(await asyncio.open_connection("127.0.0.1", port))
+    latencies: list[float] = []
+    errors = [0]
+
+    async def one(scheduled: float) -> None:
+        reader, writer = await pool.get()
+        status = await _exchange(reader, writer, request)
+        latencies.append(time.monotonic() - scheduled)
+        errors[0] += status != 200
+        pool.put_nowait((reader, writer))
+
+    start, tasks = time.monotonic(), []
+    for n in range(int(rate * seconds)):
+        scheduled = start + n / rate
+        delay = scheduled - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(scheduled)))
+    await asyncio.gather(*tasks)
+    latencies.sort()
+    return {
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
+        "achieved_per_s": len(latencies) / (time.monotonic() - start),
+        "errors": errors[0],
+    }
+
+
+def start_server(kafka: KafkaSettings, tmp: Path) -> tuple[subprocess.Popen[bytes], int, str, str]:
+    topics = new_topics(kafka)
+    keys = tmp / "keys.json"
+    key = new_key(keys, None)[1]
+    quota = QuotaDefinition(tenant_id="t1", name="daily", period="day", limit=10**9)
+    producer = Producer(kafka.librdkafka())
+    producer.produce(topics.quotas, quota.to_bytes(), key=quota.key.encode())
+    producer.flush(10)
+    port = free_port()
+    env = {
+        **os.environ,
+        **topics.env(),
+        "TOKENOPS_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "TOKENOPS_PRODUCER_TOPIC": topics.usage,
+        "TOKENOPS_PRODUCER_SPOOL_DIR": str(tmp / "spool"),
+        "TOKENOPS_API_PORT": str(port),
+        "TOKENOPS_API_KEYS_FILE": str(keys),
+        "TOKENOPS_API_QUERIES": "false",
+        "TOKENOPS_LOG_LEVEL": "WARNING",
+    }
+    log = (tmp / "api.log").open("ab")
+    process = subprocess.Popen([sys.executable, "-m", "bench.bench_api", "--serve"], env=env,
+                               stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            status = asyncio.run(_probe(port, _request("GET", "/v1/quotas/t1", key)))
+            if status == 200:
+                return process, port, key, topics.usage
+        except OSError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise SystemExit("the API server did not start; see " + str(tmp / "api.log"))
+        time.sleep(0.3)
+
+
+async def _probe(port: int, request: bytes) -> int:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        return await _exchange(reader, writer, request)
+    finally:
+        writer.close()
+
+
+def run(
+    kafka: KafkaSettings, tmp: Path, seconds: float = 8, connections: int = 32
+) -> dict[str, Any]:
+    process, port, key, _ = start_server(kafka, tmp)
+    try:
+        hello = [_request("GET", "/hello", key)]
+        single = [
+            _request(
+                "POST", "/v1/events", key, orjson.dumps(_event(i)), "application/cloudevents+json"
+            )
+            for i in range(20_000)
+        ]
+        batch = [  # one tenant per batch, as a gateway batching per tenant sends
+            _request("POST", "/v1/events", key,
+                     orjson.dumps([_event(b * 100 + i, f"t{b % 50}") for i in range(100)]),
+                     "application/cloudevents-batch+json")
+            for b in range(400)
+        ]  # fmt: skip
+        mixed = [  # 50 tenants in each batch: regrouped per tenant before decoding
+            _request("POST", "/v1/events", key,
+                     orjson.dumps([_event(b * 100 + i) for i in range(100)]),
+                     "application/cloudevents-batch+json")
+            for b in range(400, 800)
+        ]  # fmt: skip
+        quota = _request("GET", "/v1/quotas/t1", key)
+        asyncio.run(closed_loop(port, single, connections, 3))  # warm-up, uncounted
+        results: dict[str, Any] = {}
+        figures = (("hello", hello), ("single", single), ("batch", batch), ("mixed", mixed))
+        for name, requests in figures:
+            results[name] = asyncio.run(closed_loop(port, requests, connections, seconds))
+            print(f"  {name}: {results[name]}", flush=True)
+        for name in ("batch", "mixed"):
+            results[name]["events_per_s"] = results[name]["per_s"] * 100
+        results["hello_at_1000"] = asyncio.run(open_loop(port, hello[0], 1000, seconds))
+        results["quota_at_1000"] = asyncio.run(open_loop(port, quota, 1000, seconds))
+        print(f"  hello at 1000/s: {results['hello_at_1000']}", flush=True)
+        print(f"  quota at 1000/s: {results['quota_at_1000']}", flush=True)
+        return results
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def serve_with_hello() -> None:
+    """The server of `tokenops api serve`, plus GET /hello: the baseline of every figure."""
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from tokenops.api.server import ServerSettings, serve
+    from tokenops.api.settings import ApiSettings
+    from tokenops.producers import ProducerSettings
+    from tokenops.settings import StackSettings, TopicSettings, load
+    from tokenops.sinks.clickhouse.settings import ClickHouseSettings
+
+    async def hello(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("hello")
+
+    config = ServerSettings(
+        load(ApiSettings),
+        load(KafkaSettings),
+        load(ProducerSettings),
+        load(TopicSettings),
+        load(ClickHouseSettings),
+        load(StackSettings),
+    )
+    serve(config, [Route("/hello", hello)])
+
+
+def main() -> None:
+    if sys.argv[1:] == ["--serve"]:
+        serve_with_hello()
+        return
+    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 8
+    connections = int(sys.argv[2]) if len(sys.argv) > 2 else 32
+    tmp = Path(tempfile.mkdtemp(prefix="tokenops-api-bench-"))
+    with bench_kafka(tmp / "stack") as kafka:
+        results = run(kafka, tmp, seconds, connections)
+    print(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode())
+
+
+if __name__ == "__main__":
+    main()

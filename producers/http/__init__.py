@@ -1,0 +1,16 @@
+"""The HTTP ingest of usage events: CloudEvents (structured, batch, binary), the columnar
+batch and OTLP GenAI spans, decoded by the one decoder and produced by the SDK."""
+
+from tokenops.producers.http.cloudevents import EventProblem, IngestRejectedError, decode_body
+from tokenops.producers.http.durability import DurableSender, NotDurableError
+from tokenops.producers.http.otlp import OtlpResult, spans_to_events
+
+__all__ = [
+    "DurableSender",
+    "EventProblem",
+    "IngestRejectedError",
+    "NotDurableError",
+    "OtlpResult",
+    "decode_body",
+    "spans_to_events",
+]

@@ -1,0 +1,55 @@
+"""`UsageProducer.send_columns` and `sync`, the SDK calls the HTTP API stands on: decoded
+columns go out through the batcher, and `sync` is True only once they are acknowledged."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_producer import fields, producer_settings
+from tokenops.producers import ProducerBackpressureError, UsageProducer
+from tokenops.schemas import EventColumns, UsageEvent, decode_record
+from tokenops.settings import KafkaSettings
+from tokenops.topics import read_to_end
+
+pytestmark = pytest.mark.integration
+
+
+def test_send_columns_then_sync_means_on_the_topic(
+    kafka_settings: KafkaSettings, new_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    topic = new_topic()
+    parts = [
+        EventColumns.from_events([UsageEvent(**fields(i, tenant=t)) for i in range(50)])
+        for t in ("acme", "globex")
+    ]
+    settings = producer_settings(topic, tmp_path / "spool", batch_linger_ms=60_000)
+    with UsageProducer(kafka_settings, settings) as producer:
+        assert producer.send_columns(parts) == 100
+        assert producer.sync(10) is True  # without waiting for the 60 s linger
+        stored = [
+            (e.tenant_id, e.id)
+            for m in read_to_end(kafka_settings, topic)
+            for e in decode_record(m.value(), m.headers())
+        ]
+    assert sorted(stored) == sorted((t, f"evt-{i}") for t in ("acme", "globex") for i in range(50))
+
+
+def test_send_columns_is_all_or_none_at_the_queue_limit(
+    kafka_settings: KafkaSettings, new_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    part = EventColumns.from_events([UsageEvent(**fields(i)) for i in range(10)])
+    settings = producer_settings(
+        new_topic(),
+        tmp_path / "spool",
+        max_outstanding_events=5,
+        backpressure_timeout_s=0,
+        batch_linger_ms=60_000,
+    )
+    with UsageProducer(kafka_settings, settings) as producer:
+        producer.send_columns([part])  # room when asked: taken whole
+        with pytest.raises(ProducerBackpressureError):
+            producer.send_columns([part])  # 10 outstanding >= 5: none taken
+        assert producer.outstanding() == 10

@@ -1,0 +1,77 @@
+"""The API's pure parts: the keys file, OTLP span mapping, binary mode."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from tokenops.api.keys import ApiKeyError, KeyStore, new_key, read_entries, revoke_key
+from tokenops.producers.http import IngestRejectedError, decode_body, spans_to_events
+
+
+def test_keys_are_hashed_scoped_rotatable_and_refused_when_shared(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    key_id, key = new_key(path, "acme")
+    _, admin = new_key(path, None)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert key not in path.read_text() and admin not in path.read_text()
+    store = KeyStore(path, check_every_s=0)
+    found = store.lookup(key)
+    assert found is not None and found.may_access("acme") and not found.may_access("globex")
+    assert not found.may_access("ÄÖ")  # any text, never an exception
+    found_admin = store.lookup(admin)
+    assert found_admin is not None and found_admin.may_access("globex")
+    assert revoke_key(path, key_id) and store.lookup(key) is None  # re-read on change
+    assert store.lookup(admin) is not None
+    path.chmod(0o644)
+    with pytest.raises(ApiKeyError, match="chmod 600"):
+        read_entries(path)
+    with pytest.raises(ApiKeyError):
+        new_key(path, "bad tenant")
+
+
+def _attribute(key: str, value: object) -> KeyValue:
+    if isinstance(value, int):
+        return KeyValue(key=key, value=AnyValue(int_value=value))
+    return KeyValue(key=key, value=AnyValue(string_value=str(value)))
+
+
+def test_genai_span_mapping_old_and_new_names() -> None:
+    request = ExportTraceServiceRequest()
+    spans = request.resource_spans.add().scope_spans.add().spans
+    attributes = [
+        {"gen_ai.system": "anthropic", "gen_ai.request.model": "claude",
+         "gen_ai.usage.prompt_tokens": 7, "gen_ai.usage.completion_tokens": 3},
+        {"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini",
+         "gen_ai.response.model": "gpt-4o", "gen_ai.usage.input_tokens": 10,
+         "gen_ai.usage.output_tokens": 4, "gen_ai.usage.cache_read.input_tokens": 2,
+         "gen_ai.usage.reasoning.output_tokens": 1, "gen_ai.operation.name": "embeddings"},
+        {"http.method": "GET"},
+    ]  # fmt: skip
+    for n, pairs in enumerate(attributes):
+        span = spans.add(trace_id=bytes(16) + b"", span_id=bytes([n + 1]) * 8)
+        span.end_time_unix_nano = 1_780_000_000_123_456_789
+        span.attributes.extend(_attribute(k, v) for k, v in pairs.items())
+    result = spans_to_events(request, lambda resource: "acme")
+    assert (result.events, result.ignored_spans, result.rejected_spans) == (2, 1, 0)
+    [part] = result.parts
+    assert part.model == ["claude", "gpt-4o"] and part.provider == ["anthropic", "openai"]
+    assert part.input_tokens == [7, 10] and part.cache_read_input_tokens == [0, 2]
+    assert part.reasoning_output_tokens == [0, 1] and part.operation == ["chat", "embeddings"]
+    assert part.id[1] == "00" * 16 + "02" * 8 and part.time_ms == [1_780_000_000_123] * 2
+
+
+def test_binary_mode_keeps_the_body_bytes_for_the_decoder() -> None:
+    headers = {"ce-specversion": "1.0", "ce-type": "ai.tokenops.usage", "ce-source": "//n",
+               "ce-id": "a1", "ce-time": "2026-01-01T00:00:00Z"}  # fmt: skip
+    body = (
+        b'{"schema_version": 1, "tenant_id": "acme", "model": "m", "provider": "p",'
+        b' "input_tokens": 1, "output_tokens": 1, "input_tokens": 5}'
+    )
+    with pytest.raises(IngestRejectedError) as rejected:
+        decode_body(body, "application/json", headers)
+    assert rejected.value.problems[0].field == "duplicate_key"

@@ -1,0 +1,97 @@
+"""The ASGI app of `tokenops api`: routes, the Host check, and answers that never leak.
+
+Every error is JSON `{"error": ...}`; an unexpected exception answers 500 with an opaque
+`error_id` that is logged with the traceback, never sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from importlib import resources
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tokenops.api.errors import ApiError
+from tokenops.api.ingest import post_events, post_traces
+from tokenops.api.queries import get_invoice, get_usage
+from tokenops.api.quotas import get_quota
+from tokenops.api.state import ApiState
+from tokenops.listen import host_allowed, parse_allowed_hosts
+
+logger = logging.getLogger(__name__)
+OPENAPI_FILE = "tokenops-api.openapi.json"
+
+
+def openapi_document() -> bytes:
+    return resources.files("tokenops.schemas").joinpath(OPENAPI_FILE).read_bytes()
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def metrics(request: Request) -> Response:
+    state: ApiState = request.app.state.api
+    return Response(generate_latest(state.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def openapi(request: Request) -> Response:
+    return Response(request.app.state.openapi, media_type="application/json")
+
+
+async def api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+
+async def unexpected(request: Request, exc: Exception) -> Response:
+    error_id = uuid.uuid4().hex[:12]
+    logger.error("request failed error_id=%s path=%s", error_id, request.url.path, exc_info=exc)
+    return JSONResponse({"error": "internal error", "error_id": error_id}, status_code=500)
+
+
+class HostCheck:
+    """421 for a Host header naming a host not allowed (DNS rebinding), before routing;
+    the rule is tokenops/listen.py's, shared by every listener."""
+
+    def __init__(self, app: ASGIApp, allowed: frozenset[str]) -> None:
+        self.app, self.allowed = app, allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = dict(scope["headers"]).get(b"host")
+            if not host_allowed(None if host is None else host.decode("latin-1"), self.allowed):
+                response = JSONResponse({"error": "this Host is not served"}, status_code=421)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+ROUTES = [
+    Route("/v1/events", post_events, methods=["POST"]),
+    Route("/v1/traces", post_traces, methods=["POST"]),
+    Route("/v1/usage", get_usage, methods=["GET"]),
+    Route("/v1/invoices/{tenant}", get_invoice, methods=["GET"]),
+    Route("/v1/quotas/{tenant}", get_quota, methods=["GET"]),
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+    Route("/openapi.json", openapi, methods=["GET"]),
+]
+
+
+def create_app(state: ApiState, extra_routes: list[Any] | None = None) -> ASGIApp:
+    """The app over `state`; `extra_routes` lets a benchmark add its baseline route."""
+    app = Starlette(
+        routes=[*ROUTES, *(extra_routes or [])],
+        exception_handlers={ApiError: api_error, Exception: unexpected},
+    )
+    app.state.api = state
+    app.state.openapi = openapi_document()
+    return HostCheck(app, parse_allowed_hosts(state.settings.allowed_hosts))

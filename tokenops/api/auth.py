@@ -1,0 +1,36 @@
+"""Who is calling: the API key of a request, and whether it may touch a tenant.
+
+A key comes as `Authorization: Bearer <key>` (or `X-API-Key: <key>`). No key or an
+unknown one is 401; a tenant key used for another tenant is 403.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from tokenops.api.errors import ApiError
+from tokenops.api.keys import ApiKey, KeyStore
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="tokenops"'}
+
+
+def authenticate(request: Request, store: KeyStore) -> ApiKey:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    key = token.strip() if scheme.lower() == "bearer" else request.headers.get("x-api-key", "")
+    if not key:
+        raise ApiError(401, "an API key is required", headers=_CHALLENGE)
+    found = store.lookup(key)
+    if found is None:
+        raise ApiError(401, "unknown API key", headers=_CHALLENGE)
+    return found
+
+
+def require_tenant(key: ApiKey, tenant: str) -> None:
+    if not key.may_access(tenant):
+        raise ApiError(403, f"this API key may not access tenant {tenant!r}")
+
+
+def require_admin(key: ApiKey) -> None:
+    if not key.admin:
+        raise ApiError(403, "this needs an admin API key")

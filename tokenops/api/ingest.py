@@ -1,0 +1,112 @@
+"""POST /v1/events and POST /v1/traces: decode, check the tenant, answer once durable.
+
+2xx means every event of the request is acknowledged by Kafka (`acks=all`) or fsynced
+in the producer spool. 400 names each bad event and takes none (all or none); 403 is
+an event of a tenant the key may not write (none taken); 413 a body above
+`max_body_bytes`; 503 with `Retry-After` a full producer queue, an unwritable spool or a
+broker that did not acknowledge within `durable_timeout_s` (retry with the same ids:
+they are counted once).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from google.protobuf.message import DecodeError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from tokenops.api.auth import authenticate, require_tenant
+from tokenops.api.errors import ApiError
+from tokenops.api.otlp_wire import parse_traces, traces_response
+from tokenops.api.state import ApiState
+from tokenops.producers import ProducerBackpressureError, ProducerError
+from tokenops.producers.http import (
+    IngestRejectedError,
+    NotDurableError,
+    decode_body,
+    spans_to_events,
+)
+from tokenops.schemas import EventColumns
+
+logger = logging.getLogger(__name__)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, or 413 as soon as it is known to exceed `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"body exceeds {limit} bytes")
+    if request.headers.get("content-encoding", "identity").lower() != "identity":
+        raise ApiError(415, "content-encoding is not supported; send the body uncompressed")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def send_durably(state: ApiState, parts: Sequence[EventColumns]) -> int:
+    retry = {"Retry-After": str(state.settings.retry_after_s)}
+    try:
+        return await state.sender.send(parts)
+    except ProducerBackpressureError:
+        state.metrics.unavailable.labels("queue_full").inc()
+        raise ApiError(503, "the ingest queue is full; retry later", headers=retry) from None
+    except NotDurableError:
+        state.metrics.unavailable.labels("not_durable").inc()
+        message = "not confirmed durable in time; retry with the same ids (counted once)"
+        raise ApiError(503, message, headers=retry) from None
+    except ProducerError as exc:  # spool unwritable, producer closed: the log has it
+        logger.error("ingest unavailable error=%s", exc)
+        state.metrics.unavailable.labels("producer").inc()
+        raise ApiError(503, "ingest is unavailable; retry later", headers=retry) from None
+
+
+async def post_events(request: Request) -> Response:
+    state: ApiState = request.app.state.api
+    key = authenticate(request, state.keys)
+    body = await read_body(request, state.settings.max_body_bytes)
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    try:
+        parts = decode_body(body, headers.get("content-type", ""), headers)
+    except IngestRejectedError as rejected:
+        state.metrics.rejected.inc(len(rejected.problems))
+        problems = [p.to_json() for p in rejected.problems]
+        detail = {"accepted": 0, "all_or_none": True, "problems": problems}
+        raise ApiError(400, rejected.message, detail=detail) from None
+    for part in parts:
+        require_tenant(key, part.tenant_id)
+    accepted = await send_durably(state, parts)
+    state.metrics.accepted.labels("cloudevents").inc(accepted)
+    return JSONResponse({"accepted": accepted, "durable": True})
+
+
+async def post_traces(request: Request) -> Response:
+    state: ApiState = request.app.state.api
+    key = authenticate(request, state.keys)
+    body = await read_body(request, state.settings.max_body_bytes)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    try:
+        export = parse_traces(body, content_type)
+    except (DecodeError, ValueError) as exc:
+        raise ApiError(400, f"not an OTLP ExportTraceServiceRequest: {exc}") from None
+    attribute = state.settings.otlp_tenant_attribute
+
+    def tenant_of(resource: dict[str, object]) -> str | None:
+        named = resource.get(attribute)
+        if key.tenant is not None:
+            return key.tenant if named in (None, key.tenant) else None
+        return named if isinstance(named, str) else None
+
+    result = spans_to_events(export, tenant_of)
+    state.metrics.ignored_spans.inc(result.ignored_spans)
+    state.metrics.rejected.inc(result.rejected_spans)
+    if result.parts:
+        await send_durably(state, result.parts)
+        state.metrics.accepted.labels("otlp").inc(result.events)
+    message = "; ".join(result.errors[:20])
+    return traces_response(content_type, result.rejected_spans, message)

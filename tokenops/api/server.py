@@ -1,0 +1,84 @@
+"""`tokenops api serve`: the producer, the quota view, the app and uvicorn in one process.
+
+Starlette on uvicorn (see docs/benchmarks.md for the measurement behind the choice).
+On shutdown the producer is closed: what the broker has not acknowledged is spooled.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from prometheus_client import CollectorRegistry
+
+from tokenops.api.app import create_app
+from tokenops.api.keys import KeyStore, read_entries
+from tokenops.api.quotas import QuotaView
+from tokenops.api.settings import ApiSettings
+from tokenops.api.state import ApiMetrics, ApiState
+from tokenops.producers import ProducerSettings, UsageProducer
+from tokenops.producers.http import DurableSender
+from tokenops.settings import KafkaSettings, StackSettings, TopicSettings
+from tokenops.sinks.clickhouse.reader import BillingReader
+from tokenops.sinks.clickhouse.settings import ClickHouseSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Everything `serve` reads, loaded once by the entry point."""
+
+    api: ApiSettings
+    kafka: KafkaSettings
+    producer: ProducerSettings
+    topics: TopicSettings
+    clickhouse: ClickHouseSettings
+    stack: StackSettings
+
+
+def build_state(
+    settings: ApiSettings, producer: UsageProducer, registry: CollectorRegistry
+) -> ApiState:
+    read_entries(settings.keys_file)  # a shared or broken keys file stops the start
+    return ApiState(
+        settings=settings,
+        keys=KeyStore(settings.keys_file),
+        sender=DurableSender(producer, settings.durable_timeout_s),
+        registry=registry,
+        metrics=ApiMetrics(registry),
+    )
+
+
+def serve(config: ServerSettings, extra_routes: list[Any] | None = None) -> None:
+    """Run until SIGINT/SIGTERM; `extra_routes` lets a benchmark add its baseline route."""
+    settings, registry = config.api, CollectorRegistry()
+    # The server answers a full queue with 503 at once rather than holding the request.
+    producer_settings = config.producer.model_copy(update={"backpressure_timeout_s": 0.0})
+    producer = UsageProducer(config.kafka, producer_settings, registry=registry)
+    quotas = QuotaView(config.kafka, config.topics) if settings.quotas else None
+    try:
+        state = build_state(settings, producer, registry)
+        if settings.queries:
+            state.reader = BillingReader(config.clickhouse, config.stack.state_dir)
+        if quotas is not None:
+            quotas.start()
+            state.quotas = quotas
+        logger.info("api listening host=%s port=%d", settings.host, settings.port)
+        uvicorn.run(
+            create_app(state, extra_routes),
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            proxy_headers=False,
+            limit_concurrency=1024,
+            timeout_keep_alive=15,
+        )
+    finally:
+        if quotas is not None:
+            quotas.stop()
+        producer.close()

@@ -1,0 +1,53 @@
+"""What every route of the API shares: settings, keys, the durable sender, metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter
+
+from tokenops.api.keys import KeyStore
+from tokenops.api.settings import ApiSettings
+from tokenops.producers.http import DurableSender
+from tokenops.sinks.clickhouse.reader import BillingReader
+
+if TYPE_CHECKING:
+    from tokenops.api.quotas import QuotaView
+
+
+class ApiMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.accepted = Counter(
+            "tokenops_api_events_accepted_total",
+            "Events taken durably over HTTP, by door",
+            ["door"],
+            registry=registry,
+        )
+        self.rejected = Counter(
+            "tokenops_api_events_rejected_total",
+            "Events or spans refused as invalid (400, or OTLP partial success)",
+            registry=registry,
+        )
+        self.ignored_spans = Counter(
+            "tokenops_api_otlp_spans_ignored_total",
+            "OTLP spans without GenAI usage attributes",
+            registry=registry,
+        )
+        self.unavailable = Counter(
+            "tokenops_api_unavailable_total",
+            "Ingest requests answered 503, by reason",
+            ["reason"],
+            registry=registry,
+        )
+
+
+@dataclass
+class ApiState:
+    settings: ApiSettings
+    keys: KeyStore
+    sender: DurableSender
+    registry: CollectorRegistry
+    metrics: ApiMetrics
+    reader: BillingReader | None = None
+    quotas: QuotaView | None = None
