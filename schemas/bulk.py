@@ -3,8 +3,8 @@
 The producer buffers VALIDATED COLUMNS per tenant and sends them as one v2 columnar
 record (`column_batch.py`); nothing here builds a per-event object on the common path.
 
-- `fields_row(fields, ...)` validates one event's fields (`quick.quick_row`, a reader
-  generated per dict shape; else the careful `validate_fields`, which names the broken
+- `fields_row(fields, ...)` validates one event's fields (`quick.quick_row`, one call
+  with the fields as keyword arguments; else the careful `validate_fields`, which names the broken
   field) and returns its values in `ROW_FIELDS` order, ready to join column lists;
   `event_row(event)` does the same for an already validated `UsageEvent`.
 - `columns_many(items, ...)` validates many events' fields at once and returns their

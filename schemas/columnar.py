@@ -1,12 +1,14 @@
-"""A whole batch proven valid column by column, in C loops: the worker's hot path.
+"""The contract's rules column by column, in C loops: the fast path of every decoder.
 
-`quick_columns` takes the decoded CloudEvents of one v1 batch record and either returns
-their columns (`EventColumns`) or None, in which case the caller decodes event by event
-(which names the broken field). It accepts only what every per-event rule accepts:
-identifiers already seen by the careful path, canonical times, no attributes, every field
-in range; a hypothesis test checks it against the per-event decoder. Each check runs over a whole
-column with `map`, `set` and `re` (one regex pass over the joined ids and times), so
-the interpreter runs a few dozen bytecodes per batch instead of per event.
+`checked_columns` is the one fast check, over events given as columns: the CloudEvents
+of a record or of many one-event records (`quick_cloudevents`), a v2 batch's columns and
+the SDK's `send_many` all go through it. It returns the columns, or None: the caller
+goes event by event, which names the broken field. It accepts only what every per-event
+rule accepts: identifiers already seen by the careful path, canonical times, no
+attributes, every field in range; hypothesis tests check it against the careful path.
+Each check runs over a whole column with `map`, `set` and `re` (one regex pass over the
+joined ids and times), so the interpreter runs a few dozen bytecodes per batch instead
+of per event.
 """
 
 from __future__ import annotations

@@ -6,9 +6,10 @@ Single CloudEvents, v1 batch envelopes (`codec.py`) and v2 columnar batches
 header is missing. Both functions accept and reject exactly the same records. Any bad
 input raises `InvalidEventError` and nothing else; a JSON object with a key twice is bad
 input (`duplicate_key`: readers disagree on which value wins). A bad event rejects its
-whole record, which the stream worker dead-letters unchanged. Valid records take the quick paths
-(`column_batch.py` and `columnar.py` for batches, `fastpath.py` per event), anything
-else the careful one (`validate.py`), which names the broken field.
+whole record, which the stream worker dead-letters unchanged. Every format reaches
+`EventColumns` through one fast column check (`columnar.checked_columns`); only when it
+fails does the careful path (`validate.py`) run, which names the broken field.
+`decode_many` decodes a whole fetch, checking its single CloudEvents together.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 `validate_fields` accepts and rejects exactly what `UsageEvent.model_validate` does (a
 hypothesis test compares them on valid and mutated events) and names the same field.
 Identifiers and sources that pass their pattern are remembered in bounded sets, which
-the quick paths (`fastpath.py`, `columnar.py`) use to prove later events valid with
+the fast checks (`columnar.py`, `quick.py`) use to prove later events valid with
 lookups instead of pattern matches.
 """
 
