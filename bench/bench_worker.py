@@ -3,8 +3,8 @@
 `python -m bench.bench_worker [events] [events_per_record] [tenants] [--load v2|v1|both]`
 starts a Kafka broker (or uses TOKENOPS_KAFKA_BOOTSTRAP_SERVERS), fills a 4-partition
 usage topic per load with batch records (`v2`: the columnar batch the SDK sends, the
-default; `v1`: the CloudEvents batch envelope), then measures in the same run, on the
-same topic:
+default; `v1`: the CloudEvents batch envelope; `ce`: one CloudEvent per record, as a
+gateway that is not the SDK sends), then measures in the same run, on the same topic:
 
 1. raw confluent-kafka `consume(10000)` + orjson + dict sum (no validation): the ceiling;
 2. raw confluent-kafka + the worker's decoder (`decode_columns`) + dict sum;
@@ -36,7 +36,7 @@ from confluent_kafka import Consumer, Producer
 
 from bench.pipeline_env import bench_kafka
 from tokenops.schemas import COLUMNS_HEADERS, EventColumns, decode_columns, encode_columns
-from tokenops.schemas.codec import BATCH_CONTENT_TYPE, to_cloudevent
+from tokenops.schemas.codec import BATCH_CONTENT_TYPE, CLOUDEVENTS_CONTENT_TYPE, to_cloudevent
 from tokenops.schemas.event import UsageEvent
 from tokenops.settings import KafkaSettings
 from tokenops.stack.process import free_port
@@ -65,7 +65,7 @@ def fill(
             "queue.buffering.max.kbytes": 512_000,
         }
     )
-    records = _v2_records if load == "v2" else _v1_records
+    records = {"v2": _v2_records, "v1": _v1_records, "ce": _ce_records}[load]
     start_ms = int(time.time() * 1000) - 3_600_000
     for tenant, value, headers in records(events, per_record, tenants, start_ms):
         while True:
@@ -119,6 +119,17 @@ def _v1_records(
             "events": batch,
         }
         yield tenant, orjson.dumps(body), headers
+
+
+def _ce_records(
+    events: int, per_record: int, tenants: int, start_ms: int
+) -> Iterator[tuple[str, bytes, list[tuple[str, bytes]]]]:
+    """The same events as `_v1_records`, one CloudEvent per record (what a gateway that
+    is not the Python SDK sends); `per_record` only sets how tenants take turns."""
+    headers = [("content-type", CLOUDEVENTS_CONTENT_TYPE.encode())]
+    for tenant, value, _ in _v1_records(events, per_record, tenants, start_ms):
+        for ce in orjson.loads(value)["events"]:
+            yield tenant, orjson.dumps(ce), headers
 
 
 def _v2_records(
@@ -186,6 +197,10 @@ def sum_orjson(value: bytes, headers: Any) -> int:
     """Tokens per tenant straight from the JSON (v1 or v2 batch), nothing checked."""
     totals: dict[str, int] = {}
     body = orjson.loads(value)
+    if "data" in body:
+        d = body["data"]
+        totals[d["tenant_id"]] = totals.get(d["tenant_id"], 0) + d["input_tokens"]
+        return 1
     if "columns" in body:
         tenant, tokens = body["tenant_id"], body["columns"]["input_tokens"]
         totals[tenant] = totals.get(tenant, 0) + sum(tokens)
@@ -269,6 +284,7 @@ def profile_batch_path(kafka: KafkaSettings, topic: str, records: int, state: Pa
     state sees only its own records, in order: mixing partitions would make events
     late), grouped by where the time goes."""
     from tokenops.streams.partition import InputRecord, PartitionState
+    from tokenops.streams.signing import worker_decoder
     from tokenops.streams.store import PartitionStore
 
     consumer = Consumer(
@@ -297,7 +313,7 @@ def profile_batch_path(kafka: KafkaSettings, topic: str, records: int, state: Pa
         lateness_ms=30_000,
         horizon_ms=86_400_000,
         outputs=("aggregates", "dead-letter"),
-        decode=lambda value, headers, now_ms: decode_columns(value, headers, now_ms=now_ms),
+        decode=worker_decoder(None),
     )
     profiler = cProfile.Profile()
     profiler.enable()
@@ -315,7 +331,7 @@ def profile_batch_path(kafka: KafkaSettings, topic: str, records: int, state: Pa
     windows = cum("windows.py", "add_columns") + cum("windows.py", "finish")
     seen = cum("store.py", "seen")
     parts = {
-        "decode_columns (schemas/)": cum("bench_worker.py", "<lambda>"),
+        "decode (WorkerDecoder.many, schemas/)": cum("signing.py", "many"),
         "dedup loop (keys, batch bookkeeping)": cum("partition.py", "_count") - windows - seen,
         "windows: add + close (streams/windows.py)": windows,
         "dedup lookups (RocksDB multi-get)": seen,
@@ -352,7 +368,8 @@ def measure(kafka: KafkaSettings, events: int, per_record: int, tenants: int, lo
         t = time.perf_counter()
         fill(kafka, topic, events, per_record, tenants, load)
         took = time.perf_counter() - t
-        print(f"\n{load} load: {events} events in {events // per_record} records ({took:.1f}s)")
+        records = events if load == "ce" else events // per_record
+        print(f"\n{load} load: {events} events in {records} records ({took:.1f}s)")
         print(f"{'':48} {'events/s':>12} {'events/CPU-s':>13}")
         ceiling = raw_consume(kafka, topic, events, sum_orjson)
         _row("raw confluent-kafka + orjson + dict sum", *ceiling)
@@ -360,7 +377,7 @@ def measure(kafka: KafkaSettings, events: int, per_record: int, tenants: int, lo
         _row("raw confluent-kafka + decode_columns + dict sum", *decoded)
         rate, rate_cpu, rss = run_worker(kafka, topic, events, Path(tmp) / "state")
         _row("tokenops worker (exact, durable)", rate, rate_cpu, f"  peak RSS {rss:.0f} MiB")
-        profile_batch_path(kafka, topic, min(2_000, events // per_record // 8), Path(tmp))
+        profile_batch_path(kafka, topic, min(2_000, records // 8), Path(tmp))
         for name, (base, base_cpu) in (("raw ceiling", ceiling), ("raw+decode", decoded)):
             print(
                 f"worker / {name} = {rate / base:.2f} wall-clock, "
@@ -373,7 +390,7 @@ def main() -> None:
     parser.add_argument("events", type=int, nargs="?", default=1_000_000)
     parser.add_argument("per_record", type=int, nargs="?", default=100)
     parser.add_argument("tenants", type=int, nargs="?", default=1000)
-    parser.add_argument("--load", choices=("v2", "v1", "both"), default="v2")
+    parser.add_argument("--load", choices=("v2", "v1", "ce", "both"), default="v2")
     args = parser.parse_args()
     loads = ("v2", "v1") if args.load == "both" else (args.load,)
     with (

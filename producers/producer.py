@@ -393,8 +393,12 @@ class UsageProducer:
 
     def _produce(self, columns: EventColumns) -> None:
         """Hand one tenant's buffered events to librdkafka as one record (lock held)."""
+        signer = self._sender.signer
+        signature = None if signer is None else signer.sign(columns)  # before encoding
         content_type, value = columns_record(columns)
-        record = SpooledRecord(len(columns), columns.tenant_id.encode(), content_type, value)
+        record = SpooledRecord(
+            len(columns), columns.tenant_id.encode(), content_type, value, signature
+        )
         self._sender.submit(record)
 
     def _poll_loop(self) -> None:

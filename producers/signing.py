@@ -1,9 +1,10 @@
 """The producer's side of signed records: one `tokenops.signature` header per record.
 
-The header is computed when the record is handed to librdkafka (also when it is replayed
-from the spool), from the events the record decodes to, so the spool format is unchanged
-and a replayed record carries the same signature. A record that does not decode (only
-`send_raw` can make one) goes unsigned; the worker dead-letters it either way.
+The header is computed from the record's columns before they are encoded (`sign`); a
+record replayed from the spool is signed again from the events its value decodes to, so
+the spool format is unchanged and a replayed record carries the same signature. A record
+that does not decode (only `send_raw` can make one) goes unsigned; the worker dead-letters
+it either way.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from pathlib import Path
 from tokenops.producers.errors import ProducerError
 from tokenops.producers.settings import ProducerSettings
 from tokenops.producers.spool import SpooledRecord
-from tokenops.schemas.codec import CONTENT_TYPE_HEADER, decode_record
+from tokenops.schemas.columns import EventColumns
+from tokenops.schemas.decode import decode_columns
 from tokenops.schemas.errors import InvalidEventError
 from tokenops.schemas.signing import SIGNATURE_HEADER, signature_header
 from tokenops.schemas.signing_scope import MIN_SECRET_BYTES
+from tokenops.schemas.wire import CONTENT_TYPE_HEADER
 from tokenops.secrets import shared_file_problem
 
 Headers = list[tuple[str, bytes]]
@@ -31,17 +34,26 @@ class RecordSigner:
     def __repr__(self) -> str:  # never the secret
         return f"RecordSigner(key_id={self.key_id!r})"
 
+    def sign(self, columns: EventColumns) -> bytes:
+        """The signature header value of a record of these columns, computed before they
+        are encoded: the producer never decodes its own records to sign them."""
+        return signature_header(self.key_id, self._secret, columns)
+
     def headers(self, record: SpooledRecord) -> Headers:
-        """The signature header of `record`, or none if its value does not decode."""
+        """The signature header of `record`: the one `sign` made, or for a record
+        replayed from the spool (or sent raw) one computed from its value; none if its
+        value does not decode."""
+        if record.signature is not None:
+            return [(SIGNATURE_HEADER, record.signature)]
         try:
-            events = decode_record(
+            columns = decode_columns(
                 record.value,
                 [(CONTENT_TYPE_HEADER, record.content_type.encode())],
                 max_future_skew_s=self._skew_s,
             )
         except InvalidEventError:
             return []
-        return [(SIGNATURE_HEADER, signature_header(self.key_id, self._secret, events))]
+        return [(SIGNATURE_HEADER, self.sign(columns))]
 
 
 def record_signer(settings: ProducerSettings) -> RecordSigner | None:

@@ -17,7 +17,7 @@ import struct
 import uuid
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tokenops.producers.errors import SpoolError
@@ -36,6 +36,9 @@ class SpooledRecord:
     key: bytes
     content_type: str
     value: bytes
+    # the signature header, computed from the columns before they were encoded; not
+    # spooled: a replayed record is signed again from its value (`RecordSigner.headers`)
+    signature: bytes | None = field(default=None, compare=False)
 
 
 def encode_entry(record: SpooledRecord) -> bytes:

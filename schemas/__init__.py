@@ -1,7 +1,6 @@
 """The data contracts of tokenops: usage events in, window totals out."""
 
 from tokenops.schemas.aggregates import TOKEN_TYPES, WindowTotals, window_key
-from tokenops.schemas.bulk import encode_many
 from tokenops.schemas.codec import (
     BATCH_CONTENT_TYPE,
     BATCH_HEADERS,
@@ -22,7 +21,7 @@ from tokenops.schemas.columns import EventColumns
 from tokenops.schemas.decode import decode_columns
 from tokenops.schemas.errors import InvalidEventError
 from tokenops.schemas.event import MAX_EVENT_BYTES, SCHEMA_VERSION, UsageEvent
-from tokenops.schemas.fastpath import build_event
+from tokenops.schemas.validate import build_event
 from tokenops.schemas.wire import COLUMNS_CONTENT_TYPE, COLUMNS_HEADERS
 
 __all__ = [
@@ -50,7 +49,6 @@ __all__ = [
     "encode_columns",
     "encode_event",
     "encode_fields",
-    "encode_many",
     "kafka_key",
     "window_key",
 ]

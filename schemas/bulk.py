@@ -3,8 +3,8 @@
 The producer buffers VALIDATED COLUMNS per tenant and sends them as one v2 columnar
 record (`column_batch.py`); nothing here builds a per-event object on the common path.
 
-- `fields_row(fields, ...)` validates one event's fields (`quick.quick_row`, a reader
-  generated per dict shape; else the careful `validate_fields`, which names the broken
+- `fields_row(fields, ...)` validates one event's fields (`quick.quick_row`, one call
+  with the fields as keyword arguments; else the careful `validate_fields`, which names the broken
   field) and returns its values in `ROW_FIELDS` order, ready to join column lists;
   `event_row(event)` does the same for an already validated `UsageEvent`.
 - `columns_many(items, ...)` validates many events' fields at once and returns their
@@ -13,32 +13,24 @@ record (`column_batch.py`); nothing here builds a per-event object on the common
   attributes) is checked column by column in C loops, like `columnar.py` does for
   decoding; anything else goes event by event. The first invalid event raises its
   `InvalidEventError` (with its `index`) and nothing is returned.
-- `encode_many(items)` is `[encode_fields(f) for f in items]` (CloudEvent bytes), kept for
-  callers that want per-event records; it shares the column checks.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from itertools import repeat
-from operator import attrgetter, floordiv, itemgetter, methodcaller, sub
+from operator import attrgetter, itemgetter
 from typing import Any, cast
 
-import orjson
-
-from tokenops.schemas.codec import EVENT_TYPE, SPECVERSION, encode_fields
-from tokenops.schemas.columnar import canonical_times, identifiers_known, in_range, times_ms
+from tokenops.schemas.columnar import checked_columns
 from tokenops.schemas.columns import TOKEN_COLUMNS, EventColumns
 from tokenops.schemas.errors import InvalidEventError
 from tokenops.schemas.event import (
     DEFAULT_MAX_FUTURE_SKEW_S,
-    EPOCH,
     MIN_EVENT_TIME,
-    ONE_MS,
     SCHEMA_VERSION,
     UsageEvent,
     to_epoch_ms,
@@ -68,7 +60,6 @@ _FLAT = frozenset(FIELDS)
 _CE_KEYS = ("specversion", "type", "source", "id", "time", "data")
 _EARLIEST_MS = to_epoch_ms(MIN_EVENT_TIME)
 _INT = frozenset({int})
-_MILLIS = methodcaller("isoformat", timespec="milliseconds")
 _TZINFO = attrgetter("tzinfo")
 
 
@@ -149,34 +140,12 @@ def columns_many(
     ]
 
 
-def encode_many(
-    items: Sequence[Mapping[str, Any]], *, max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S
-) -> list[tuple[str, bytes]]:
-    """[(tenant_id, CloudEvent bytes)] of these events, or the first one's error."""
-    latest = latest_ms(max_future_skew_s)
-    try:
-        checked = _checked(items, latest)
-        quick = None if checked is None else _cloudevents(items, checked)
-    except (TypeError, ValueError, AttributeError, KeyError):
-        quick = None  # an unhashable or odd value: the careful way decides
-    if quick is not None:
-        return quick
-    encoded = []
-    for index, fields in enumerate(items):
-        try:
-            encoded.append(encode_fields(fields, max_future_skew_s=max_future_skew_s))
-        except InvalidEventError as exc:
-            raise exc.at(index) from None
-    return encoded
-
-
 @dataclass
 class _Checked:
     """The columns of a list of valid events' fields, every rule checked."""
 
     tenants: list[str]
     rows: list[list[Any]]  # one list per ROW_FIELDS name
-    times: list[Any]  # as given: aware UTC datetimes, or canonical strings
 
     def by_tenant(self) -> list[EventColumns]:
         """One `EventColumns` per tenant; the events must come grouped by tenant, the
@@ -225,33 +194,10 @@ def _checked(items: Sequence[Any], latest_ms: int) -> _Checked | None:
         def column(name: str, default: Any = None) -> list[Any]:
             return list(map(dict.get, items, repeat(name, n), repeat(default, n)))
 
-    versions = column("schema_version", SCHEMA_VERSION)
-    ids, sources, times = column("id"), column("source"), column("time")
-    tenants, models, providers = column("tenant_id"), column("model"), column("provider")
-    operations = column("operation", "chat")
-    optional = [column(name) for name in OPTIONAL_IDS]
-    if not (
-        set(map(type, versions)) == _INT
-        and set(versions) == {SCHEMA_VERSION}
-        and identifiers_known(tenants, ids, sources, models, providers, operations, optional)
-    ):
+    checked = checked_columns(column, n, _EARLIEST_MS, [latest_ms], version_default=SCHEMA_VERSION)
+    if checked is None:
         return None
-    kinds = set(map(type, times))
-    if kinds == {datetime} and set(map(_TZINFO, times)) == {UTC}:
-        millis = list(map(floordiv, map(sub, times, repeat(EPOCH, n)), repeat(ONE_MS, n)))
-    elif kinds == {str} and set(map(len, times)) == {24} and canonical_times("".join(times)):
-        millis = times_ms(times, n)  # ValueError on an impossible date: the careful way
-    else:
-        return None
-    tokens = [
-        column("input_tokens"),
-        column("output_tokens"),
-        *(column(name, 0) for name in TOKEN_COLUMNS[2:]),
-    ]
-    if not in_range(millis, tokens, _EARLIEST_MS, latest_ms):
-        return None
-    rows = [ids, sources, millis, models, providers, operations, *tokens, *optional]
-    return _Checked(tenants, rows, times)
+    return _Checked(checked[0], checked[1])
 
 
 def _same_keys_reader(items: Sequence[Any], n: int) -> Callable[..., list[Any]] | None:
@@ -274,23 +220,3 @@ def _same_keys_reader(items: Sequence[Any], n: int) -> Callable[..., list[Any]] 
         return [default] * n if found is None else list(found)
 
     return column
-
-
-def _cloudevents(items: Sequence[Any], checked: _Checked) -> list[tuple[str, bytes]]:
-    """The CloudEvent bytes of checked events: their fields as given, as `encode_fields`
-    writes them (the time canonical, `schema_version` filled in)."""
-    n, times = len(items), checked.times
-    if times[0].__class__ is str:
-        stamps: Any = times
-    else:
-        stamps = map(str.replace, map(_MILLIS, times), repeat("+00:00", n), repeat("Z", n))
-    datas = list(map(dict, items))
-    for key in ("id", "source", "time"):
-        deque(map(dict.pop, datas, repeat(key, n)), maxlen=0)
-    deque(map(dict.setdefault, datas, repeat("schema_version", n), repeat(SCHEMA_VERSION, n)), 0)
-    ids, sources = checked.rows[0], checked.rows[1]
-    rows = zip(
-        repeat(SPECVERSION, n), repeat(EVENT_TYPE, n), sources, ids, stamps, datas, strict=True
-    )
-    ces = map(dict, map(zip, repeat(_CE_KEYS, n), rows))
-    return list(zip(checked.tenants, map(orjson.dumps, ces), strict=True))

@@ -16,7 +16,6 @@ raises `InvalidEventError`, and nothing else.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -28,11 +27,10 @@ from tokenops.schemas.errors import InvalidEventError
 from tokenops.schemas.event import (
     DEFAULT_MAX_FUTURE_SKEW_S,
     MIN_EVENT_TIME,
-    SCHEMA_VERSION,
     UsageEvent,
     to_epoch_ms,
 )
-from tokenops.schemas.fastpath import MISSING, quick_fields, validate_fields
+from tokenops.schemas.validate import build_event
 from tokenops.schemas.wire import (
     BATCH_CONTENT_TYPE,
     BATCH_HEADERS,
@@ -123,31 +121,10 @@ def encode_fields(
 ) -> tuple[str, bytes]:
     """(tenant_id, CloudEvent bytes) of the event `UsageEvent(**fields)` would be.
 
-    Same rules and errors as `build_event`, without building the model: the SDK's hot
-    path. Optional fields may travel as JSON null; decoding gives the same event.
+    Same rules and errors as `build_event`; optional fields left out when None.
     """
-    data = dict(fields)
-    data.setdefault("schema_version", SCHEMA_VERSION)
-    event_id, source = data.pop("id", MISSING), data.pop("source", MISSING)
-    when = data.pop("time", MISSING)
-    earliest, latest = _EARLIEST_MS, int(time.time() * 1000) + int(max_future_skew_s * 1000)
-    try:
-        out = quick_fields(data, event_id, source, when, earliest, latest)
-    except (TypeError, AttributeError, ValueError):  # an unhashable value: not quick
-        out = None
-    if out is None:
-        event = validate_fields(data, event_id, source, when, earliest, latest)
-        return event.tenant_id, encode_event(event)
-    stamp = when if when.__class__ is str else format_time(out["time"])
-    ce = {
-        "specversion": SPECVERSION,
-        "type": EVENT_TYPE,
-        "source": source,
-        "id": event_id,
-        "time": stamp,
-        "data": data,
-    }
-    return out["tenant_id"], orjson.dumps(ce)
+    event = build_event(fields, max_future_skew_s=max_future_skew_s)
+    return event.tenant_id, encode_event(event)
 
 
 def format_time(moment: datetime) -> str:

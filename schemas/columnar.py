@@ -1,28 +1,32 @@
-"""A whole batch proven valid column by column, in C loops: the worker's hot path.
+"""The contract's rules column by column, in C loops: the fast path of every decoder.
 
-`quick_columns` takes the decoded CloudEvents of one v1 batch record and either returns
-their columns (`EventColumns`) or None, in which case the caller decodes event by event
-(which names the broken field). It accepts only what every per-event rule accepts:
-identifiers already seen by the careful path, canonical times, no attributes, every field
-in range; a hypothesis test checks it against the per-event decoder. Each check runs over a whole
-column with `map`, `set` and `re` (one regex pass over the joined ids and times), so
-the interpreter runs a few dozen bytecodes per batch instead of per event.
+`checked_columns` is the one fast check, over events given as columns: the CloudEvents
+of a record or of many one-event records (`quick_cloudevents`), a v2 batch's columns and
+the SDK's `send_many` all go through it. It returns the columns, or None: the caller
+goes event by event, which names the broken field. It accepts only what every per-event
+rule accepts: identifiers already seen by the careful path, canonical times, no
+attributes, every field in range; hypothesis tests check it against the careful path.
+Each check runs over a whole column with `map`, `set` and `re` (one regex pass over the
+joined ids and times), so the interpreter runs a few dozen bytecodes per batch instead
+of per event.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from itertools import repeat
 from operator import add, eq, floordiv, itemgetter, le, sub
 from typing import Any
 
-from tokenops.schemas.columns import EventColumns
 from tokenops.schemas.event import EPOCH, MAX_TOKENS, ONE_MS, SCHEMA_VERSION
 from tokenops.schemas.validate import FIELDS, IDS, known, known_or_none, learn, learn_sources
 from tokenops.schemas.validate import sources as known_sources
+from tokenops.schemas.wire import EVENT_TYPE
 
 _CORE = frozenset({"specversion", "type", "source", "id", "time", "data"})
+_IDENTITY = frozenset({"id", "source", "time"})
 _DATA_FIELDS = frozenset(FIELDS) - {"id", "source", "time"}
 # Canonical times YYYY-MM-DDTHH:MM:SS.mmmZ (ASCII digits only), joined: one regex pass.
 _CANONICAL_TIMES = re.compile(
@@ -33,26 +37,29 @@ _INT = frozenset({int})
 _DICT = frozenset({dict})
 
 
-def quick_columns(
-    items: list[Any], tenant: Any, event_type: str, earliest_ms: int, latest_ms: int
-) -> EventColumns | None:
-    """The columns of these CloudEvents of `tenant`, or None: decode them one by one."""
+def quick_cloudevents(
+    items: list[Any], earliest_ms: int, latest_ms: list[int]
+) -> tuple[list[Any], list[Any]] | None:
+    """(tenant column, the other `EventColumns` columns in field order) of these decoded
+    CloudEvents, of any tenants, event i at most `latest_ms[i]`; or None: decode them one
+    by one, which names the broken field. One record's events, or one event of each of
+    many single-event records: either way one pass per column."""
     try:
-        return _quick_columns(items, tenant, event_type, earliest_ms, latest_ms)
+        return _quick_cloudevents(items, earliest_ms, latest_ms)
     except (TypeError, ValueError, AttributeError, KeyError):
         return None  # unhashable, wrong type, impossible date...: the careful way decides
 
 
-def _quick_columns(
-    items: list[Any], tenant: Any, event_type: str, earliest_ms: int, latest_ms: int
-) -> EventColumns | None:
+def _quick_cloudevents(
+    items: list[Any], earliest_ms: int, latest_ms: list[int]
+) -> tuple[list[Any], list[Any]] | None:
     n = len(items)
     if not all(map(eq, map(dict.keys, items), repeat(_CORE, n))):
         return None
     datas = list(map(itemgetter("data"), items))
     if not (
         set(map(itemgetter("specversion"), items)) == {"1.0"}
-        and set(map(itemgetter("type"), items)) == {event_type}
+        and set(map(itemgetter("type"), items)) == {EVENT_TYPE}
         and set(map(type, datas)) == _DICT
         and all(map(_DATA_FIELDS.issuperset, datas))
         and not any(map(dict.__contains__, datas, repeat("attributes", n)))
@@ -60,43 +67,57 @@ def _quick_columns(
         return None
 
     def column(name: str, default: Any = None) -> list[Any]:
+        if name in _IDENTITY:  # in the CloudEvent, not in its data
+            return list(map(itemgetter(name), items))
         return list(map(dict.get, datas, repeat(name, n), repeat(default, n)))
 
-    versions = column("schema_version")
-    ids = list(map(itemgetter("id"), items))
-    sources = list(map(itemgetter("source"), items))
-    times = list(map(itemgetter("time"), items))
+    checked = checked_columns(column, n, earliest_ms, latest_ms, version_default=None)
+    return None if checked is None else checked[:2]
+
+
+Column = Callable[..., list[Any]]  # column(name, default=None): one field's values
+
+
+def checked_columns(
+    column: Column, n: int, earliest_ms: int, latest_ms: list[int], *, version_default: Any
+) -> tuple[list[Any], list[Any], list[Any]] | None:
+    """The one fast check of the contract's rules, over `n` events given as columns
+    (`column(name, default)`, no attributes): (tenant column, the other `EventColumns`
+    columns in field order, the times as given), or None: the careful path decides.
+    Times are canonical strings or aware UTC datetimes; event i may be at most
+    `latest_ms[i]` (each record is judged by its own event clock). `version_default`
+    stands for an absent `schema_version` (None: it is required)."""
+    versions = column("schema_version", version_default)
+    ids, sources, times = column("id"), column("source"), column("time")
     tenants, models, providers = column("tenant_id"), column("model"), column("provider")
     operations = column("operation", "chat")
     optional = [column(name) for name in _OPTIONAL]
     if not (
         set(map(type, versions)) == _INT
         and set(versions) == {SCHEMA_VERSION}
-        and set(tenants) == {tenant}
         and identifiers_known(tenants, ids, sources, models, providers, operations, optional)
-        and set(map(len, times)) == {24}
-        and canonical_times("".join(times))
     ):
         return None
-    millis = times_ms(times, n)
-    inputs, outputs = column("input_tokens"), column("output_tokens")
-    reads = column("cache_read_input_tokens", 0)
-    creations = column("cache_creation_input_tokens", 0)
-    reasonings = column("reasoning_output_tokens", 0)
-    tokens = (inputs, outputs, reads, creations, reasonings)
-    if not in_range(millis, tokens, earliest_ms, latest_ms):
+    kinds = set(map(type, times))
+    if kinds == {str} and set(map(len, times)) == {24} and canonical_times("".join(times)):
+        millis = times_ms(times, n)  # ValueError on an impossible date (2026-02-30)
+    elif kinds == {datetime} and {t.tzinfo for t in times} == {UTC}:  # the SDK's own
+        millis = list(map(floordiv, map(sub, times, repeat(EPOCH, n)), repeat(ONE_MS, n)))
+    else:
         return None
-    return EventColumns(
-        tenant,
-        ids,
-        sources,
-        millis,
-        models,
-        providers,
-        operations,
-        *tokens,
-        *optional,
-    )
+    tokens = [
+        column("input_tokens"),
+        column("output_tokens"),
+        column("cache_read_input_tokens", 0),
+        column("cache_creation_input_tokens", 0),
+        column("reasoning_output_tokens", 0),
+    ]
+    if not (
+        in_range(millis, tokens, earliest_ms, max(latest_ms))
+        and (max(millis) <= min(latest_ms) or all(map(le, millis, latest_ms)))
+    ):
+        return None
+    return tenants, [ids, sources, millis, models, providers, operations, *tokens, *optional], times
 
 
 def canonical_times(joined: str) -> bool:

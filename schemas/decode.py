@@ -6,9 +6,10 @@ Single CloudEvents, v1 batch envelopes (`codec.py`) and v2 columnar batches
 header is missing. Both functions accept and reject exactly the same records. Any bad
 input raises `InvalidEventError` and nothing else; a JSON object with a key twice is bad
 input (`duplicate_key`: readers disagree on which value wins). A bad event rejects its
-whole record, which the stream worker dead-letters unchanged. Valid records take the quick paths
-(`column_batch.py` and `columnar.py` for batches, `fastpath.py` per event), anything
-else the careful one (`validate.py`), which names the broken field.
+whole record, which the stream worker dead-letters unchanged. Every format reaches
+`EventColumns` through one fast column check (`columnar.checked_columns`); only when it
+fails does the careful path (`validate.py`) run, which names the broken field.
+`decode_many` decodes a whole fetch, checking its single CloudEvents together.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
 from tokenops.schemas.column_batch import decode_columns_body
-from tokenops.schemas.columnar import quick_columns
+from tokenops.schemas.columnar import quick_cloudevents
 from tokenops.schemas.columns import EventColumns
 from tokenops.schemas.errors import InvalidEventError
 from tokenops.schemas.event import (
@@ -31,7 +33,7 @@ from tokenops.schemas.event import (
     UsageEvent,
     to_epoch_ms,
 )
-from tokenops.schemas.fastpath import MISSING, quick_event, validate_fields
+from tokenops.schemas.validate import MISSING, validate_fields
 from tokenops.schemas.wire import (
     BATCH_CONTENT_TYPE,
     BATCH_TYPE,
@@ -55,12 +57,21 @@ _CORE = frozenset({"specversion", "type", "source", "id", "time", "data"})
 
 def _content_type(headers: list[tuple[str, bytes]] | None) -> str | None:
     for name, value in headers or ():
-        if name.lower() == CONTENT_TYPE_HEADER:
+        if name == CONTENT_TYPE_HEADER or name.lower() == CONTENT_TYPE_HEADER:
+            known = _KNOWN_TYPES.get(value)  # what producers write, as they write it
+            if known is not None:
+                return known
             try:
                 return value.split(b";")[0].strip().lower().decode("ascii")
             except (UnicodeDecodeError, AttributeError):
                 raise InvalidEventError(CONTENT_TYPE_HEADER, value, "not ASCII") from None
     return None
+
+
+_KNOWN_TYPES = {
+    kind.encode(): kind
+    for kind in (CLOUDEVENTS_CONTENT_TYPE, BATCH_CONTENT_TYPE, COLUMNS_CONTENT_TYPE)
+}
 
 
 def decode_record(
@@ -76,15 +87,9 @@ def decode_record(
     With `key` (the record's Kafka key), the events' tenant must be that key, so a
     record cannot put a tenant's usage into another tenant's partition.
     """
-    kind, body, latest_ms = _parse(value, headers, max_future_skew_s, now_ms)
-    if kind is _EVENT:
-        events = [from_cloudevent(body, latest_ms)]
-    elif kind is _BATCH:
-        events = _batch(body, latest_ms).events()
-    else:
-        events = decode_columns_body(body, _EARLIEST_MS, latest_ms).events()
-    _check_key(key, events[0].tenant_id)
-    return events
+    return decode_columns(
+        value, headers, max_future_skew_s=max_future_skew_s, now_ms=now_ms, key=key
+    ).events()
 
 
 def decode_columns(
@@ -98,17 +103,73 @@ def decode_columns(
     """`decode_record` as columns: the same records accepted, the same errors raised,
     and `decode_columns(...).events() == decode_record(...)`."""
     kind, body, latest_ms = _parse(value, headers, max_future_skew_s, now_ms)
-    if kind is _EVENT:
-        columns = EventColumns.from_events([from_cloudevent(body, latest_ms)])
-    elif kind is _BATCH:
-        columns = _batch(body, latest_ms)
-    else:
-        columns = decode_columns_body(body, _EARLIEST_MS, latest_ms)
-    _check_key(key, columns.tenant_id)
+    columns = _event(body, latest_ms) if kind is _EVENT else _columns(kind, body, latest_ms)
+    check_key(key, columns.tenant_id)
     return columns
 
 
-def _check_key(key: bytes | None, tenant_id: str) -> None:
+RecordIn = tuple[bytes, Any, int]  # (value, headers, now_ms: the record's event clock)
+
+
+def decode_many(
+    records: Sequence[RecordIn], *, max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S
+) -> list[EventColumns | InvalidEventError]:
+    """`decode_columns` of each record, or the error it raises, in order.
+
+    The single CloudEvents among the records are checked together, one pass per column
+    over all of them (`columnar.quick_cloudevents`): a record of one event then costs
+    little more than parsing its JSON. If any of them fails that check, each takes
+    `decode_columns`' own path, so every bad record gets its own error.
+    """
+    results: list[EventColumns | InvalidEventError | None] = [None] * len(records)
+    at: list[int] = []
+    singles: list[Any] = []
+    latests: list[int] = []
+    for i, (value, headers, now_ms) in enumerate(records):
+        try:
+            kind, body, latest_ms = _parse(value, headers, max_future_skew_s, now_ms)
+            if kind is _EVENT:
+                at.append(i)
+                singles.append(body)
+                latests.append(latest_ms)
+            else:
+                results[i] = _columns(kind, body, latest_ms)
+        except InvalidEventError as exc:
+            results[i] = exc
+    quick = quick_cloudevents(singles, _EARLIEST_MS, latests) if singles else None
+    if quick is not None:
+        tenants, columns = quick
+        one_each = [map(list, zip(column)) for column in columns]  # [value] each, in C
+        for i, part in zip(at, map(EventColumns, tenants, *one_each), strict=True):
+            results[i] = part
+    else:
+        for i, ce, latest_ms in zip(at, singles, latests, strict=True):
+            try:
+                results[i] = _event(ce, latest_ms)
+            except InvalidEventError as exc:
+                results[i] = exc
+    return results  # type: ignore[return-value]  # every slot was filled above
+
+
+def _event(ce: Any, latest_ms: int) -> EventColumns:
+    """The columns of one decoded single CloudEvent."""
+    quick = quick_cloudevents([ce], _EARLIEST_MS, [latest_ms])
+    if quick is not None:
+        tenants, columns = quick
+        return EventColumns(tenants[0], *columns)
+    return EventColumns.from_events([from_cloudevent(ce, latest_ms)])
+
+
+def _columns(kind: object, body: Any, latest_ms: int) -> EventColumns:
+    """The columns of a decoded batch body (v1 envelope or v2 columns)."""
+    if kind is _BATCH:
+        return _batch(body, latest_ms)
+    return decode_columns_body(body, _EARLIEST_MS, latest_ms)
+
+
+def check_key(key: bytes | None, tenant_id: str) -> None:
+    """The key-equals-tenant rule: a record keyed as another tenant would escape the dedup
+    index and quotas of its tenant's partition. No key (None) is not checked."""
     if key is not None and key != tenant_id.encode():
         raise InvalidEventError("key", key, f"differs from tenant_id {tenant_id!r}")
 
@@ -210,9 +271,9 @@ def _batch(body: dict[str, Any], latest_ms: int) -> EventColumns:
     if items.__class__ is not list or not 0 < len(items) <= MAX_BATCH_EVENTS:
         raise InvalidEventError("events", items, f"must be a list of 1..{MAX_BATCH_EVENTS}")
     tenant = body["tenant_id"]
-    quick = quick_columns(items, tenant, EVENT_TYPE, _EARLIEST_MS, latest_ms)
-    if quick is not None:
-        return quick
+    quick = quick_cloudevents(items, _EARLIEST_MS, [latest_ms])
+    if quick is not None and tenant.__class__ is str and set(quick[0]) == {tenant}:
+        return EventColumns(tenant, *quick[1])
     events = []
     for index, item in enumerate(items):
         try:
@@ -254,20 +315,7 @@ def envelope_fields(ce: Any) -> tuple[dict[str, Any], Any, Any, Any]:
 
 
 def from_cloudevent(ce: Any, latest_ms: int) -> UsageEvent:
-    """The event of one decoded CloudEvent, times up to `latest_ms`; or InvalidEventError."""
-    try:
-        if (
-            ce.keys() == _CORE
-            and ce["specversion"] == SPECVERSION
-            and ce["type"] == EVENT_TYPE
-            and ce["data"].__class__ is dict
-        ):
-            event = quick_event(
-                ce["data"], ce["id"], ce["source"], ce["time"], _EARLIEST_MS, latest_ms
-            )
-            if event is not None:
-                return event
-    except (TypeError, AttributeError, ValueError):  # not the common shape: go carefully
-        pass
+    """The event of one decoded CloudEvent, times up to `latest_ms`; or InvalidEventError
+    naming the broken field (the careful path, field by field)."""
     data, event_id, source, when = envelope_fields(ce)
     return validate_fields(data, event_id, source, when, _EARLIEST_MS, latest_ms)

@@ -3,8 +3,10 @@
 Fields follow OpenTelemetry's GenAI conventions (`gen_ai.request.model`,
 `gen_ai.usage.input_tokens`, ...) and CloudEvents 1.0 (`id`, `source`, `time`); the wire
 format lives in `codec.py`. Every rule is a field rule, so an invalid event is rejected
-with the name of the one field that breaks it. `fastpath.py` implements the same rules
-without pydantic for the stream worker; a hypothesis test proves the two agree.
+with the name of the one field that breaks it. This model is the public API and the
+source of the JSON Schema; no hot path builds it: `validate.py` applies the same rules
+without pydantic (the careful path) and `columnar.py` column by column (the fast one); a
+hypothesis test proves they agree with this model.
 """
 
 from __future__ import annotations

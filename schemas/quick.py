@@ -1,19 +1,15 @@
 """`quick_row`: one event's fields proven valid with a few lookups, `send`'s per-event cost.
 
-A node builds its events the same way every time, so their dicts share a shape (the same
-keys). For each shape seen, a small reader is generated that takes every field with one
-subscript (an absent one is its default, a constant) and hands them to `checked_row`,
-the one place the rules are written. Readers are kept by the number of keys, so events
-whose optional fields come and go (a shape of 14 keys, then one of 16) each find theirs
-without a miss. A dict with a key that is not a field never gets a reader.
-
-Against merging the fields over a dict of defaults and unpacking it, this halves the
-cost of reading an event (docs/benchmarks.md, "Producer").
+`checked_row` takes the fields as keyword arguments, each with its default, so
+`checked_row(earliest_ms, latest_ms, **fields)` reads a whole event dict in one C-level
+call: no per-field lookups, no merged dict. A key that is not a field never gets there
+(`quick_row` checks the keys first). The rules are those of `validate.validate_fields`
+for the common shape; anything else returns None and the careful path decides, naming
+the broken field.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,10 +27,8 @@ from tokenops.schemas.validate import (
 from tokenops.schemas.validate import sources as known_sources
 
 Row = tuple[Any, ...]  # one event's values in `bulk.ROW_FIELDS` order
-Reader = Callable[[Mapping[str, Any], int, int], "tuple[str, Row] | None"]
 NO_ATTRIBUTES: dict[str, str] = {}
-# Every field with its default, in `checked_row`'s parameter order; MISSING for a
-# required one, which then fails its check.
+# Every field with its default; MISSING for a required one, which then fails its check.
 DEFAULTS: dict[str, Any] = {
     "schema_version": SCHEMA_VERSION,
     **dict.fromkeys(("tenant_id", "id", "source", "time", "model", "provider"), MISSING),
@@ -46,78 +40,40 @@ DEFAULTS: dict[str, Any] = {
 }
 assert DEFAULTS.keys() == set(FIELDS), "every field, once"
 _FIELDS = frozenset(FIELDS)
-_MAX_SHAPES = 1024
 # Identifier combinations (tenant ... node, source) whose every identifier was known.
 _combinations: set[tuple[Any, ...]] = set()
-_by_shape: dict[frozenset[str], Reader] = {}
-_by_size: list[Reader | None] = [None] * (len(FIELDS) + 1)  # the last shape of each size
 
 
 def quick_row(fields: Any, earliest_ms: int, latest_ms: int) -> tuple[str, Row] | None:
     """(tenant, row) of a common valid event, proven valid with lookups; None: ask
     `validate_fields`, which decides (and names the broken field). Raises TypeError on
     an unhashable value, which callers treat as None. Anything may be passed, but only
-    plain dicts are read: a subclass may answer a missing key (defaultdict), which a
-    reader would take for a field."""
-    if fields.__class__ is not dict:
+    plain dicts of fields are read (a subclass may answer a missing key)."""
+    if fields.__class__ is not dict or not _FIELDS.issuperset(fields):
         return None
-    size = len(fields)
-    if size > len(FIELDS):
-        return None  # a key that is not a field
-    reader = _by_size[size]
-    if reader is not None:
-        try:
-            return reader(fields, earliest_ms, latest_ms)
-        except KeyError:  # another shape of the same size
-            pass
-    reader = _reader_of(fields)
-    if reader is None:
-        return None
-    _by_size[size] = reader
-    return reader(fields, earliest_ms, latest_ms)
-
-
-def _reader_of(fields: Mapping[str, Any]) -> Reader | None:
-    """The reader of this dict's shape (made once per shape); None if a key is not a field."""
-    shape = frozenset(fields)
-    reader = _by_shape.get(shape)
-    if reader is None:
-        if not shape <= _FIELDS:
-            return None
-        if len(_by_shape) >= _MAX_SHAPES:
-            _by_shape.clear()
-        reader = _by_shape[shape] = _compile_reader(shape)
-    return reader
-
-
-def _compile_reader(shape: frozenset[str]) -> Reader:
-    """`read(fields, earliest_ms, latest_ms)`: `checked_row` of a dict with exactly the
-    keys `shape` (all of them fields), each read with one subscript; KeyError if one is
-    absent. Generated because a call with the fields as literal arguments is the
-    cheapest way CPython has to read a dict into named values."""
-    arguments = ", ".join(
-        f"fields[{name!r}]" if name in shape else f"defaults[{at}]"
-        for at, name in enumerate(DEFAULTS)
-    )
-    source = (
-        "def read(fields, earliest_ms, latest_ms):\n"
-        f"    return checked_row({arguments}, earliest_ms, latest_ms)\n"
-    )
-    namespace: dict[str, Any] = {"checked_row": checked_row, "defaults": tuple(DEFAULTS.values())}
-    exec(compile(source, f"<reader of {len(shape)} fields>", "exec"), namespace)
-    reader: Reader = namespace["read"]
-    return reader
+    return checked_row(earliest_ms, latest_ms, **fields)
 
 
 def checked_row(
-    version: Any, tenant: Any, event_id: Any, source: Any, when: Any, model: Any,
-    provider: Any, operation: Any, inputs: Any, outputs: Any, reads: Any, creations: Any,
-    reasoning: Any, project: Any, agent: Any, user: Any, api_key: Any, region: Any,
-    node: Any, attributes: Any, earliest_ms: int, latest_ms: int,
+    earliest_ms: int, latest_ms: int, /, *, schema_version: Any = SCHEMA_VERSION,
+    tenant_id: Any = MISSING, id: Any = MISSING, source: Any = MISSING, time: Any = MISSING,
+    model: Any = MISSING, provider: Any = MISSING, operation: Any = "chat",
+    input_tokens: Any = MISSING, output_tokens: Any = MISSING,
+    cache_read_input_tokens: Any = 0, cache_creation_input_tokens: Any = 0,
+    reasoning_output_tokens: Any = 0, project_id: Any = None, agent_id: Any = None,
+    user_id: Any = None, api_key_id: Any = None, region: Any = None, node_id: Any = None,
+    attributes: Any = NO_ATTRIBUTES,
 ) -> tuple[str, Row] | None:  # fmt: skip
-    """(tenant, row) of an event's fields (`DEFAULTS` order) if the quick rules prove
-    them valid: every identifier already in `known`, the source in `sources`, an aware
-    UTC datetime or a canonical time whose second was seen, no attributes; else None."""
+    """(tenant, row) of an event's fields if the quick rules prove them valid: every
+    identifier already in `known`, the source in `sources`, an aware UTC datetime or a
+    canonical time whose second was seen, no attributes; else None."""
+    version, tenant, event_id, when = schema_version, tenant_id, id, time
+    inputs, outputs = input_tokens, output_tokens
+    reads, creations = cache_read_input_tokens, cache_creation_input_tokens
+    reasoning = reasoning_output_tokens
+    project, agent, user, api_key, region_, node = (
+        project_id, agent_id, user_id, api_key_id, region, node_id
+    )  # fmt: skip
     # A node sends few combinations of identifiers: one lookup proves all eleven known.
     combination = (
         tenant,
@@ -128,14 +84,14 @@ def checked_row(
         agent,
         user,
         api_key,
-        region,
+        region_,
         node,
         source,
     )
     if combination not in _combinations:
         if not (
             known.issuperset((tenant, model, provider, operation))
-            and known_or_none.issuperset((project, agent, user, api_key, region, node))
+            and known_or_none.issuperset((project, agent, user, api_key, region_, node))
             and source in known_sources
         ):
             return None
@@ -193,6 +149,6 @@ def checked_row(
         agent,
         user,
         api_key,
-        region,
+        region_,
         node,
     )

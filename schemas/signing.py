@@ -32,12 +32,14 @@ import hashlib
 import hmac
 import re
 from collections.abc import Mapping, Sequence
+from itertools import repeat
 from typing import Any
 
 import orjson
 
+from tokenops.schemas.columns import EventColumns
 from tokenops.schemas.errors import InvalidEventError
-from tokenops.schemas.event import UsageEvent
+from tokenops.schemas.event import SCHEMA_VERSION, UsageEvent
 from tokenops.schemas.signing_scope import SigningKey
 
 __all__ = [
@@ -60,29 +62,47 @@ _KEY_ID = re.compile(KEY_ID_PATTERN)
 _HEADER = re.compile(r"v1;kid=([A-Za-z0-9._-]{1,64});sig=([A-Za-z0-9_-]{43})")
 
 
-def canonical_event(event: UsageEvent) -> dict[str, Any]:
-    """The JSON object one event contributes to the signed message, keys in order."""
-    d = event.__dict__  # also holds derived values (time_ms): take the fields only
-    out = {k: d[k] for k in _SORTED_FIELDS if d[k] is not None}
-    out["time"] = event.time_ms  # in place: "time" keeps its sorted position
-    attributes = out["attributes"]
-    if not attributes:
-        del out["attributes"]
-    elif len(attributes) > 1:
-        out["attributes"] = dict(sorted(attributes.items()))
+Signed = EventColumns | Sequence[UsageEvent]  # a record's events, columns preferred
+
+
+def columns_of(events: Signed) -> EventColumns:
+    """The columns of a record's events (the worker and the producer already hold them)."""
+    return events if isinstance(events, EventColumns) else EventColumns.from_events(events)
+
+
+def canonical_events(events: Signed) -> bytes:
+    """The signed message's JSON array, built from the record's columns."""
+    columns = columns_of(events)
+    n = len(columns)
+    values = {
+        "schema_version": repeat(SCHEMA_VERSION, n),
+        "tenant_id": repeat(columns.tenant_id, n),
+        "time": columns.time_ms,  # integer milliseconds
+        "attributes": repeat(None, n) if columns.attributes is None else columns.attributes,
+    }
+    ordered = [values[k] if k in values else getattr(columns, k) for k in _SORTED_FIELDS]
+    # keys are inserted sorted, which orjson keeps: cheaper than OPT_SORT_KEYS
+    rows = [_canonical_row(row) for row in zip(*ordered, strict=True)]
+    return orjson.dumps(rows)
+
+
+def _canonical_row(row: tuple[Any, ...]) -> dict[str, Any]:
+    """One event's object: null fields and empty attributes left out, zeros kept."""
+    out = {k: v for k, v in zip(_SORTED_FIELDS, row, strict=True) if v is not None}
+    attributes = out.get("attributes")
+    if attributes is not None:
+        if not attributes:
+            del out["attributes"]
+        elif len(attributes) > 1:
+            out["attributes"] = dict(sorted(attributes.items()))
     return out
 
 
-def canonical_events(events: Sequence[UsageEvent]) -> bytes:
-    # keys are inserted sorted, which orjson keeps: cheaper than OPT_SORT_KEYS
-    return orjson.dumps([canonical_event(e) for e in events])
-
-
-def _mac(secret: bytes, events: Sequence[UsageEvent]) -> bytes:
+def _mac(secret: bytes, events: Signed) -> bytes:
     return hmac.new(secret, _DOMAIN + canonical_events(events), hashlib.sha256).digest()
 
 
-def signature_header(key_id: str, secret: bytes, events: Sequence[UsageEvent]) -> bytes:
+def signature_header(key_id: str, secret: bytes, events: Signed) -> bytes:
     """The `tokenops.signature` header value for a record holding `events`."""
     if not _KEY_ID.match(key_id):
         raise ValueError(f"key id {key_id!r} must match {KEY_ID_PATTERN}")
@@ -118,9 +138,7 @@ class Keyring:
     def __repr__(self) -> str:  # never the secrets
         return f"Keyring(key_ids={self.key_ids})"
 
-    def verify(
-        self, events: Sequence[UsageEvent], headers: Sequence[tuple[str, bytes]] | None
-    ) -> str | None:
+    def verify(self, events: Signed, headers: Sequence[tuple[str, bytes]] | None) -> str | None:
         """The key id that signed the record, None if it carries no signature header.
 
         `InvalidEventError(field="signature")` if the signature is malformed, from an
@@ -142,10 +160,11 @@ class Keyring:
         key = self._keys.get(key_id)
         if key is None:
             raise InvalidEventError("signature", text, f"unknown_key: kid {key_id!r}")
-        expected = base64.urlsafe_b64encode(_mac(key.secret, events)).rstrip(b"=")
+        columns = columns_of(events)
+        expected = base64.urlsafe_b64encode(_mac(key.secret, columns)).rstrip(b"=")
         if not hmac.compare_digest(expected, sig.encode()):
             raise InvalidEventError("signature", text, "forged: does not match the events")
-        out_of_scope = key.scope_error(key_id, events)
+        out_of_scope = key.scope_error(key_id, columns)
         if out_of_scope is not None:
             raise out_of_scope
         return key_id
@@ -160,8 +179,6 @@ class SignatureCheck:
     def __init__(self, keyring: Keyring, *, enforce: bool) -> None:
         self.keyring, self.enforce = keyring, enforce
 
-    def __call__(
-        self, events: Sequence[UsageEvent], headers: Sequence[tuple[str, bytes]] | None
-    ) -> None:
+    def __call__(self, events: Signed, headers: Sequence[tuple[str, bytes]] | None) -> None:
         if self.keyring.verify(events, headers) is None and self.enforce:
             raise InvalidEventError("signature", None, f"unsigned: no {SIGNATURE_HEADER} header")

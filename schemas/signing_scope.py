@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fnmatch import translate
 
+from tokenops.schemas.columns import EventColumns
 from tokenops.schemas.errors import InvalidEventError
-from tokenops.schemas.event import UsageEvent
 
 MIN_SECRET_BYTES = 16
 SCOPE_FIELD = "signature_scope"  # the dead-letter field of an event outside its key's scope
@@ -53,22 +53,20 @@ class SigningKey:
     def __repr__(self) -> str:  # never the secret
         return f"SigningKey(sources={list(self.sources)}, tenants={list(self.tenants)})"
 
-    def scope_error(self, key_id: str, events: Sequence[UsageEvent]) -> InvalidEventError | None:
+    def scope_error(self, key_id: str, columns: EventColumns) -> InvalidEventError | None:
         """The error for the first value outside this key's scope; None if all are in."""
+        n = len(columns)
         checks = (
-            ("source", "sources", self._source),
-            ("node_id", "sources", self._source),
-            ("tenant_id", "tenants", self._tenant),
+            ("source", "sources", self._source, columns.source),
+            ("node_id", "sources", self._source, columns.node_id),
+            ("tenant_id", "tenants", self._tenant, [columns.tenant_id] * n),
         )
-        for name, scope, pattern in checks:
+        for name, scope, pattern, values in checks:
             # a batch repeats a few values many times: match each distinct value once
-            values = {getattr(event, name) for event in events}
-            bad = next((v for v in values if v is not None and not pattern.match(v)), None)
+            bad = next((v for v in set(values) if v is not None and not pattern.match(v)), None)
             if bad is None:
                 continue
-            index = next(i for i, e in enumerate(events) if getattr(e, name) == bad)
+            index = values.index(bad)
             reason = f"out_of_scope: {name} {bad!r} is outside the {scope} of kid {key_id!r}"
-            return InvalidEventError(
-                SCOPE_FIELD, bad, reason, index=index if len(events) > 1 else None
-            )
+            return InvalidEventError(SCOPE_FIELD, bad, reason, index=index if n > 1 else None)
         return None

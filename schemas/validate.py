@@ -3,7 +3,7 @@
 `validate_fields` accepts and rejects exactly what `UsageEvent.model_validate` does (a
 hypothesis test compares them on valid and mutated events) and names the same field.
 Identifiers and sources that pass their pattern are remembered in bounded sets, which
-the quick paths (`fastpath.py`, `columnar.py`) use to prove later events valid with
+the fast checks (`columnar.py`, `quick.py`) use to prove later events valid with
 lookups instead of pattern matches.
 """
 
@@ -20,6 +20,7 @@ from tokenops.schemas.errors import InvalidEventError
 from tokenops.schemas.event import (
     ATTRIBUTE_KEY_PATTERN,
     ATTRIBUTE_VALUE_PATTERN,
+    DEFAULT_MAX_FUTURE_SKEW_S,
     IDENTIFIER_PATTERN,
     MAX_ATTRIBUTES,
     MAX_ATTRIBUTES_BYTES,
@@ -28,6 +29,7 @@ from tokenops.schemas.event import (
     SOURCE_PATTERN,
     UsageEvent,
     parse_time,
+    time_bounds_ms,
     time_error,
     time_field,
     to_epoch_ms,
@@ -197,3 +199,15 @@ def validate_fields(
                 raise InvalidEventError(str(key), data[key], "is not a field of UsageEvent")
     out["time_ms"] = ms  # fills UsageEvent's cached_property
     return model_of(out)
+
+
+def build_event(
+    fields: Mapping[str, Any], *, max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S
+) -> UsageEvent:
+    """`UsageEvent(**fields)` without pydantic: the same rules, the same errors."""
+    data = dict(fields)
+    data.setdefault("schema_version", SCHEMA_VERSION)
+    event_id, source = data.pop("id", MISSING), data.pop("source", MISSING)
+    when = data.pop("time", MISSING)
+    earliest, latest = time_bounds_ms({"max_future_skew_s": max_future_skew_s})
+    return validate_fields(data, event_id, source, when, earliest, latest)

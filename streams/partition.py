@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
-from itertools import chain, compress
-from operator import or_
+from itertools import chain, compress, repeat
+from operator import add, or_
 from typing import Any, NamedTuple
 
 from tokenops.schemas.aggregates import window_totals_record
 from tokenops.schemas.columns import EventColumns
+from tokenops.schemas.decode import check_key
 from tokenops.schemas.errors import InvalidEventError
 from tokenops.streams.deadletter import dead_letter_record
 from tokenops.streams.delta import StateDelta
@@ -34,6 +35,21 @@ logger = logging.getLogger(__name__)
 # future-skew rule is checked against it. Raises InvalidEventError for a record to
 # dead-letter.
 Decoder = Callable[[bytes, Any, int], EventColumns]
+# The same for many records at once: each record's columns or its InvalidEventError.
+ManyDecoder = Callable[[list[tuple[bytes, Any, int]]], list[EventColumns | InvalidEventError]]
+
+
+def _one_by_one(decode: Decoder) -> ManyDecoder:
+    def many(items: list[tuple[bytes, Any, int]]) -> list[EventColumns | InvalidEventError]:
+        out: list[EventColumns | InvalidEventError] = []
+        for value, headers, clock_ms in items:
+            try:
+                out.append(decode(value, headers, clock_ms))
+            except InvalidEventError as exc:
+                out.append(exc)
+        return out
+
+    return many
 
 
 class InputRecord(NamedTuple):
@@ -94,6 +110,8 @@ class PartitionState:
         self.window_s, self.horizon_ms = window_s, horizon_ms
         self.aggregates_topic, self.dead_letter_topic = outputs
         self.decode = decode
+        # the decoder's batch form when it has one (`streams/signing.py`), else record by record
+        self.decode_many: ManyDecoder = getattr(decode, "many", None) or _one_by_one(decode)
         self.router = RecordRouter(topic, partition, partitions)
         self.processors = [PlacementCheck(partition, partitions), *processors]
         meta = store.meta
@@ -120,6 +138,7 @@ class PartitionState:
         cutoff = self.book.watermark_ms - self.horizon_ms
         chunk = _Chunk()
         self.book.begin(self.store.closed_window)
+        todo: list[tuple[InputRecord, int]] = []  # (record, its event clock)
         for record in records:
             if record.offset < self.next_offset:
                 counts.skipped += 1
@@ -136,18 +155,16 @@ class PartitionState:
                     record.offset,
                 )
             self.next_offset = record.offset + 1
-            clock_ms = event_clock(record.timestamp_ms, record.timestamp_type, now_ms)
+            todo.append((record, event_clock(record.timestamp_ms, record.timestamp_type, now_ms)))
+        # one decode for the batch: its single-event records are checked together
+        decoded = self.decode_many([(r.value, r.headers, clock) for r, clock in todo])
+        for (record, clock_ms), columns in zip(todo, decoded, strict=True):
             try:
-                columns = self.decode(record.value, record.headers, clock_ms)
+                if columns.__class__ is not EventColumns:
+                    raise columns  # type: ignore[misc]  # the record's InvalidEventError
                 if not columns.id:
                     continue
-                # Deduplication and quota state are per partition, so a tenant's events
-                # must all arrive under its own key: an event keyed as another tenant
-                # would escape the dedup index of its real partition.
-                if record.key is not None and record.key != columns.tenant_id.encode():
-                    raise InvalidEventError(
-                        "key", record.key, f"differs from tenant_id {columns.tenant_id!r}"
-                    )
+                check_key(record.key, columns.tenant_id)
                 forward = self.router.forward(columns, record.value, record.headers, clock_ms)
                 if forward is None and min(columns.time_ms) < cutoff:
                     _too_late(columns, cutoff)
@@ -194,46 +211,28 @@ class PartitionState:
         """Deduplicate and window the chunk's records, then feed their fresh events to
         the processors; empties `chunk.parts` (its dedup keys stay for the whole batch).
 
-        One RocksDB multi-get for the chunk's keys, then record by record, in offset
-        order: an event is fresh unless it was stored before or seen earlier in this
-        batch. The common cases, a record of fresh events and a record sent again
-        whole, are set operations and C-level passes over its columns; a record with
-        some duplicates goes event by event (`_dedup_each`), keeping first occurrences.
+        One RocksDB multi-get for the chunk's keys: an event is fresh unless it was
+        stored before or seen earlier in this batch. When every event of the chunk is
+        fresh (the common case) that is decided once for the whole chunk, whether it
+        holds one record of 10,000 events or 10,000 records of one; otherwise record by
+        record, in offset order (`_dedup_parts`).
         """
         parts, chunk.parts, size, chunk.size = chunk.parts, [], chunk.size, 0
         if not parts:
             return
-        part_keys = [part.dedup_keys() for part in parts]
-        stored = self.store.seen(list(chain.from_iterable(part_keys)))
+        keys = _dedup_keys(parts)
+        stored = self.store.seen(keys)
         seen_now, buckets, bucket_ms = chunk.seen, chunk.buckets, self.store.bucket_ms
-        fresh: list[EventColumns] = []
-        position = 0
-        for part, keys in zip(parts, part_keys, strict=True):
-            n = len(keys)
-            olds = stored[position : position + n]
-            position += n
-            new = set(keys)
-            if len(new) == n and not any(olds) and new.isdisjoint(seen_now):
-                seen_now |= new  # every event of the record is fresh
-                times = part.time_ms
-                low = min(times) // bucket_ms
-                if low == max(times) // bucket_ms:
-                    bucket = buckets.get(low)
-                    if bucket is None:
-                        bucket = buckets[low] = []
-                    bucket += keys
-                else:
-                    _bucket_each(buckets, keys, times, bucket_ms)
-                fresh.append(part)
-            elif all(map(or_, olds, map(seen_now.__contains__, keys))):
-                continue  # every event counted before: the record was sent again
-            else:
-                mask = _dedup_each(keys, part.time_ms, olds, seen_now, buckets, bucket_ms)
-                if any(mask):
-                    fresh.append(select(part, mask))
-        book = self.book
-        for part in fresh:
-            book.add_columns(part)
+        new = set(keys)
+        if len(new) == len(keys) and not any(stored) and new.isdisjoint(seen_now):
+            # the common case, whatever the records' packing: every event of the chunk is
+            # fresh, decided once for the chunk
+            seen_now |= new
+            _bucket_each(buckets, keys, _times(parts), bucket_ms)
+            fresh = parts
+        else:
+            fresh = self._dedup_parts(parts, keys, stored, chunk)
+        self.book.add_records(fresh)
         counted = sum(len(part.id) for part in fresh)
         counts.events += size
         counts.counted += counted
@@ -242,6 +241,33 @@ class PartitionState:
             extra, changes = processor.apply(fresh, now_ms=now_ms)
             outputs.extend(extra)
             delta.processors.setdefault(processor.name, {}).update(changes)
+
+    def _dedup_parts(
+        self, parts: list[EventColumns], keys: list[str], stored: list[bool], chunk: _Chunk
+    ) -> list[EventColumns]:
+        """Record by record, in offset order: the fresh events of each. A record of fresh
+        events and a record sent again whole are set operations; a record with some
+        duplicates goes event by event (`_dedup_each`), keeping first occurrences."""
+        seen_now, buckets, bucket_ms = chunk.seen, chunk.buckets, self.store.bucket_ms
+        fresh: list[EventColumns] = []
+        position = 0
+        for part in parts:
+            n = len(part.id)
+            part_keys = keys[position : position + n]
+            olds = stored[position : position + n]
+            position += n
+            new = set(part_keys)
+            if len(new) == n and not any(olds) and new.isdisjoint(seen_now):
+                seen_now |= new  # every event of the record is fresh
+                _bucket_each(buckets, part_keys, part.time_ms, bucket_ms)
+                fresh.append(part)
+            elif all(map(or_, olds, map(seen_now.__contains__, part_keys))):
+                continue  # every event counted before: the record was sent again
+            else:
+                mask = _dedup_each(part_keys, part.time_ms, olds, seen_now, buckets, bucket_ms)
+                if any(mask):
+                    fresh.append(select(part, mask))
+        return fresh
 
     def _finish(
         self,
@@ -321,10 +347,28 @@ def _dedup_each(
     return mask
 
 
+def _dedup_keys(parts: list[EventColumns]) -> list[str]:
+    """`source NUL id` of every event of these records, in order (`dedup_keys`)."""
+    sources = list(chain.from_iterable(part.source for part in parts))
+    ids = chain.from_iterable(part.id for part in parts)
+    return list(map(add, map(add, sources, repeat("\x00", len(sources))), ids))
+
+
+def _times(parts: list[EventColumns]) -> list[int]:
+    return list(chain.from_iterable(part.time_ms for part in parts))
+
+
 def _bucket_each(
     buckets: dict[int, list[str]], keys: list[str], times: list[int], bucket_ms: int
 ) -> None:
-    """File fresh events' dedup keys under their event-time bucket, one by one."""
+    """File fresh events' dedup keys under their event-time bucket."""
+    low = min(times) // bucket_ms
+    if low == max(times) // bucket_ms:  # usually: one bucket for all
+        bucket = buckets.get(low)
+        if bucket is None:
+            bucket = buckets[low] = []
+        bucket += keys
+        return
     for key, time_ms in zip(keys, times, strict=True):
         b = time_ms // bucket_ms
         bucket = buckets.get(b)

@@ -1,6 +1,6 @@
 """The worker's check of signed records: the keyring, and what each mode lets through.
 
-Runs inside the decoder (`worker_decoder` wraps `decode_columns` with it), so a rejected
+Runs inside the decoder (`WorkerDecoder` wraps `decode_many` with it), so a rejected
 record takes the worker's normal dead-letter path: `InvalidEventError(field="signature")`
 becomes the `tokenops.dlq.reason` header (`unsigned: ...`, `forged: ...`,
 `unknown_key: ...`, `malformed: ...`), a genuine signature over events outside its
@@ -14,7 +14,8 @@ import logging
 from typing import Any
 
 from tokenops.schemas.columns import EventColumns
-from tokenops.schemas.decode import decode_columns
+from tokenops.schemas.decode import decode_many
+from tokenops.schemas.errors import InvalidEventError
 from tokenops.schemas.signing import SignatureCheck
 from tokenops.streams.keyring import load_keyring
 from tokenops.streams.partition import Decoder
@@ -32,22 +33,42 @@ def signature_check(settings: WorkerSettings) -> SignatureCheck | None:
     return SignatureCheck(keyring, enforce=settings.signature_mode == "enforce")
 
 
-def worker_decoder(check: SignatureCheck | None) -> Decoder:
-    """The worker's decoder: a record's columns (`decode_columns`), after `check`.
+class WorkerDecoder:
+    """The worker's decoder: a record's columns (`decode_columns`), after `check`; `many`
+    decodes a whole batch at once (`decode_many`), what `PartitionState` calls.
 
-    A signature covers the events as the producer built them, so checking one needs the
-    `UsageEvent`s: they are built only when signatures are on. Without a check no
-    per-event object is made at all.
+    Signatures are verified on the columns (`schemas/signing.py`): no per-event object
+    is made, signed or not.
     """
 
-    def decode(value: bytes, headers: Any, now_ms: int) -> EventColumns:
-        pairs = _headers(headers)
-        columns = decode_columns(value, pairs, now_ms=now_ms)
-        if check is not None:
-            check(columns.events(), pairs)  # InvalidEventError: dead-lettered with the reason
-        return columns
+    def __init__(self, check: SignatureCheck | None) -> None:
+        self.check = check
 
-    return decode
+    def __call__(self, value: bytes, headers: Any, now_ms: int) -> EventColumns:
+        result = self.many([(value, headers, now_ms)])[0]
+        if result.__class__ is not EventColumns:
+            raise result  # type: ignore[misc]  # the record's InvalidEventError
+        return result
+
+    def many(self, items: list[tuple[bytes, Any, int]]) -> list[EventColumns | InvalidEventError]:
+        pairs = [_headers(headers) for _, headers, _ in items]
+        results = decode_many(
+            [(value, h, now_ms) for (value, _, now_ms), h in zip(items, pairs, strict=True)]
+        )
+        check = self.check
+        if check is not None:
+            for i, columns in enumerate(results):
+                if columns.__class__ is EventColumns:
+                    try:  # InvalidEventError: dead-lettered with the reason
+                        check(columns, pairs[i])
+                    except InvalidEventError as exc:
+                        results[i] = exc
+        return results
+
+
+def worker_decoder(check: SignatureCheck | None) -> Decoder:
+    """The worker's decoder (`WorkerDecoder`)."""
+    return WorkerDecoder(check)
 
 
 def _headers(headers: Any) -> list[tuple[str, bytes]] | None:

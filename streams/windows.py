@@ -177,6 +177,44 @@ class WindowBook:
             touched[(tenant_id, model, start)] = totals
         self.max_event_ms = max(highest, self.max_event_ms)
 
+    def add_records(self, records: Sequence[EventColumns]) -> None:
+        """`add_columns()` for each record, in order. A record of one event (what most
+        producers that are not the SDK send) is added inline: no per-record sums, no
+        grouping. Same result as calling `add()` for each event in order."""
+        batch = self._batch
+        assert batch is not None, "add_records() outside begin()/finish()"
+        size, open_windows, touched = self.window_ms, self.open, batch.open
+        for columns in records:
+            times = columns.time_ms
+            if len(times) != 1:
+                self.add_columns(columns)
+                continue
+            t = times[0]
+            start = t - t % size
+            if start + size <= self.watermark_ms:  # late: a correction
+                self._add_each(columns.tenant_id, columns.model, times, columns.tokens())
+                continue
+            if t > self.max_event_ms:
+                self.max_event_ms = t
+            slot = open_windows.get(start)
+            if slot is None:
+                slot = open_windows[start] = {}
+            group = (columns.tenant_id, columns.model[0])
+            totals = slot.get(group)
+            if totals is None:
+                totals = slot[group] = new_totals(t)
+            totals[0] += columns.input_tokens[0]
+            totals[1] += columns.output_tokens[0]
+            totals[2] += columns.cache_read_input_tokens[0]
+            totals[3] += columns.cache_creation_input_tokens[0]
+            totals[4] += columns.reasoning_output_tokens[0]
+            totals[COUNT] += 1
+            if t < totals[FIRST]:
+                totals[FIRST] = t
+            if t > totals[LAST]:
+                totals[LAST] = t
+            touched[(*group, start)] = totals
+
     def add_columns(self, columns: EventColumns) -> None:
         """`add()` for every event of one record (the worker's hot path).
 

@@ -1,6 +1,6 @@
 """Raw usage records to `raw_events` columns, inline or in decoder processes.
 
-Each record is decoded to columns (`decode_columns`, the event contract's decoder, the
+Each record is decoded to columns (`decode_many`, the event contract's decoder, the
 same one the worker uses), never to per-event objects: the sink stores what it decodes
 column by column, so building a `UsageEvent` per event would be most of its cost.
 The sink does not judge records (`verdicts.py`): no signature, key or clock check here;
@@ -16,13 +16,14 @@ fork would copy in an undefined state.
 from __future__ import annotations
 
 import multiprocessing
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import cast
 
 from tokenops.placement import home_partition
-from tokenops.schemas import decode_columns
-from tokenops.schemas.errors import InvalidEventError
+from tokenops.schemas.columns import EventColumns
+from tokenops.schemas.decode import decode_many
 from tokenops.schemas.signing import signature_key_id
 from tokenops.sinks.clickhouse.rows import Decoded, RecordPart, raw_event_columns
 
@@ -42,19 +43,23 @@ def decode_chunk(records: Sequence[RawRecord], partitions: int | None = None) ->
     ones and those more than `STORE_AHEAD_S` ahead (the worker dead-letters both) and,
     given the usage topic's `partitions`, those outside their tenant's home partition
     (the worker forwards them home)."""
+    now_ms = int(time.time() * 1000)
     parts: list[RecordPart] = []
     skipped = 0
-    for value, headers, partition, offset in records:
-        pairs = cast("list[tuple[str, bytes]] | None", headers)
-        try:
-            columns = decode_columns(value, pairs, max_future_skew_s=STORE_AHEAD_S)
-        except InvalidEventError:
+    pairs = [cast("list[tuple[str, bytes]] | None", r[1]) for r in records]
+    decoded = decode_many(
+        [(cast(bytes, r[0]), h, now_ms) for r, h in zip(records, pairs, strict=True)],
+        max_future_skew_s=STORE_AHEAD_S,
+    )
+    for (_, _, partition, offset), headers, columns in zip(records, pairs, decoded, strict=True):
+        if columns.__class__ is not EventColumns:  # unreadable: the worker dead-letters it
             skipped += 1
             continue
+        assert isinstance(columns, EventColumns)
         if partitions is not None and partition != home_partition(columns.tenant_id, partitions):
             skipped += 1
             continue
-        parts.append((columns, partition, offset, signature_key_id(pairs) or ""))
+        parts.append((columns, partition, offset, signature_key_id(headers) or ""))
     return raw_event_columns(parts), skipped
 
 

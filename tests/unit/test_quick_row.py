@@ -1,4 +1,4 @@
-"""`quick_row`'s readers, one generated per dict shape, against the careful path.
+"""`quick_row`, the SDK's per-event check, against the careful path.
 
 Whatever shape an event's dict has, and in whatever order shapes come, `quick_row`
 either proves the event valid and returns exactly the row the careful path makes of it,
@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 from tests.unit.test_event_contract import NOW_MS, SKEW_S, junk, valid_fields
 from tokenops.schemas import InvalidEventError, UsageEvent
-from tokenops.schemas import quick as quick_module
 from tokenops.schemas.bulk import event_row, fields_row
 from tokenops.schemas.quick import quick_row
 
@@ -113,19 +112,8 @@ def common(i: int) -> dict[str, Any]:
     }
 
 
-def test_shapes_of_one_size_take_turns() -> None:
-    fields_row(common(0), EARLIEST_MS, 10**15)  # learns the identifiers and the second
-    with_region = {**common(1), "region": "us-east-1"}
-    with_node = {**common(2), "node_id": "us-east-1"}
-    assert len(with_region) == len(with_node)
-    for _ in range(3):
-        for fields in (with_region, with_node, common(3)):
-            assert quick_row(fields, EARLIEST_MS, 10**15) == careful(fields)
-
-
 def test_dict_subclasses_and_unknown_keys_go_the_careful_way() -> None:
     fields_row(common(0), EARLIEST_MS, 10**15)
-    quick_row(common(0), EARLIEST_MS, 10**15)  # the reader of this shape exists
     answering: defaultdict[str, Any] = defaultdict(int, common(1))
     assert quick_row(answering, EARLIEST_MS, 10**15) is None
     assert "cache_read_input_tokens" not in answering  # nothing was read by default
@@ -134,14 +122,3 @@ def test_dict_subclasses_and_unknown_keys_go_the_careful_way() -> None:
     with pytest.raises(InvalidEventError) as info:
         fields_row(unknown, EARLIEST_MS, 10**15)
     assert info.value.field == "input_token"
-
-
-def test_the_shape_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(quick_module, "_MAX_SHAPES", 2)
-    monkeypatch.setattr(quick_module, "_by_shape", {})
-    fields_row(common(0), EARLIEST_MS, 10**15)
-    names = ("region", "node_id", "project_id", "agent_id", "user_id")
-    for name in names:
-        fields = {**common(1), name: "us-east-1"}
-        assert quick_row(fields, EARLIEST_MS, 10**15) == careful(fields)
-        assert len(quick_module._by_shape) <= 2

@@ -14,6 +14,7 @@ from tokenops.schemas.event import UsageEvent
 from tokenops.streams.deadletter import DLQ_FIELD, DLQ_OFFSET, DLQ_REASON
 from tokenops.streams.delta import StateDelta
 from tokenops.streams.partition import InputRecord, PartitionState
+from tokenops.streams.signing import WorkerDecoder
 from tokenops.streams.store import PartitionStore
 
 T0 = 1_750_000_020_000  # a minute boundary in the past
@@ -38,6 +39,7 @@ def _decode(value: bytes, headers: Any, now_ms: int) -> EventColumns:
 
 def _state(path: Path, **kw: Any) -> PartitionState:
     store = PartitionStore(path, bucket_ms=3_600_000, window_ms=60_000)
+    kw.setdefault("decode", _decode)
     return PartitionState(
         topic="usage",
         partition=0,
@@ -47,7 +49,6 @@ def _state(path: Path, **kw: Any) -> PartitionState:
         lateness_ms=30_000,
         horizon_ms=86_400_000,
         outputs=("aggs", "dlq"),
-        decode=_decode,
         **kw,
     )
 
@@ -137,3 +138,34 @@ def test_events_keyed_as_another_tenant_are_dead_lettered(tmp_path: Path) -> Non
     (dead,) = outputs
     headers = dict(dead.headers or [])
     assert headers[DLQ_FIELD] == b"key" and b"acme" in headers[DLQ_REASON]
+
+
+def test_single_event_records_are_decoded_and_counted_as_one_batch(tmp_path: Path) -> None:
+    """A batch of one-CloudEvent records of many tenants is decoded in one call (the worker
+    decoder's `many`), and a bad record in the middle is dead-lettered alone with its
+    field while every other record is counted."""
+    calls: list[int] = []
+
+    def many(items: list[tuple[bytes, Any, int]]) -> list[Any]:
+        calls.append(len(items))
+        return WorkerDecoder(None).many(items)
+
+    decoder = WorkerDecoder(None)
+    decoder.many = many  # type: ignore[method-assign]
+    state = _state(tmp_path / "p0", decode=decoder)
+    records = []
+    for i in range(200):
+        tenant = f"t{i % 7}"
+        event = _event(i, T0 + i, tenant=tenant)
+        value = encode_event(event)
+        if i == 57:
+            value = value.replace(b'"input_tokens":10', b'"input_tokens":-1')
+        records.append(InputRecord(i, tenant.encode(), value, None, T0 + 10_000_000))
+    outputs, _, counts = state.process(records, T0)
+    assert calls == [200]
+    assert (counts.counted, counts.dead_lettered, counts.duplicates) == (199, 1, 0)
+    (dead,) = outputs
+    assert dead.topic == "dlq" and dead.key == b"t1"
+    headers = dict(dead.headers or [])
+    assert headers[DLQ_FIELD] == b"input_tokens" and headers[DLQ_OFFSET] == b"57"
+    assert sum(t[5] for slot in state.book.open.values() for t in slot.values()) == 199
