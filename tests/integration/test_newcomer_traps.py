@@ -190,3 +190,21 @@ def test_worker_logs_faust_and_its_own_lines_as_json(
     messages = [r["message"] for r in records]
     assert any(m.startswith("worker ") and "events" in m for m in messages), messages[-10:]
     assert messages[-1].startswith("worker stopped"), messages[-5:]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["usage", "--frm", "2026-01-01"], "No such option: --frm"),
+        (["nosuch"], "No such command 'nosuch'"),
+        (["invoice", "--tenant", "t", "--month", "2026-01", "--format", "pdf"], "pdf"),
+    ],
+)
+def test_a_usage_mistake_is_one_line_with_the_help_to_read(
+    tmp_path: Path, args: list[str], says: str
+) -> None:
+    """Was click's framed panel; now the same shape as every other error."""
+    code, output = run_tokenops(args, _env(tmp_path))
+    lines = _one_line_error(code, output)
+    assert len(lines) == 2 and says in lines[0], output
+    assert code == 2 and "--help" in lines[1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -90,12 +90,35 @@ def main() -> None:
     try:
         configure_logging(load(LogSettings))
         _warn_unknown_variables()
-        app()  # standalone: click prints usage errors and exits by itself
+        # Not standalone, so a usage error is ours to print: one line and a hint, like
+        # every other error, instead of click's framed panel.
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:  # click's usage errors, as typer vendors them
+        _usage_error(exc)
+    except typer.Abort:
+        err.print("[bold red]aborted[/]", highlight=False)
+        sys.exit(1)
     except TokenopsError as exc:
         err.print(f"[bold red]error:[/] {plain(exc.message)}", highlight=False, soft_wrap=True)
         if exc.hint:
             err.print(f"[bold]hint:[/] {plain(exc.hint)}", highlight=False, soft_wrap=True)
         sys.exit(1)
+    if isinstance(code, int) and code:  # typer.Exit(code) comes back as its code
+        sys.exit(code)
+
+
+def _usage_error(exc: typer.TyperException) -> NoReturn:
+    """A usage error as one line and a hint; a bare group still prints its help."""
+    ctx = getattr(exc, "ctx", None)
+    code = int(getattr(exc, "exit_code", 2))
+    if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+        print(ctx.get_help())
+        sys.exit(code)
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    err.print(f"[bold red]error:[/] {plain(message)}", highlight=False, soft_wrap=True)
+    command = ctx.command_path if ctx is not None else "tokenops"
+    err.print(f"[bold]hint:[/] see `{plain(command)} --help`", highlight=False)
+    sys.exit(code)
 
 
 def _warn_unknown_variables() -> None:
