@@ -10,8 +10,11 @@ command -v mvn >/dev/null || need+=(maven)
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 command -v openssl >/dev/null || need+=(openssl)
-# Headless Chromium renders `tokenops invoice --format html` in its test.
-command -v chromium >/dev/null || need+=(chromium)
+# Headless Chromium renders `tokenops invoice --format html` in its test. Pinned to the
+# build the test was written against; Debian's security archive keeps only the newest
+# Chromium build, so when this one is gone the newest is installed, with a warning.
+CHROMIUM_VERSION=156.0.8078.114-1~deb12u1
+command -v chromium >/dev/null || need+=("chromium=$CHROMIUM_VERSION")
 
 # Pinned deploy-check tools (helm, checkov), cached under ~/.cache/tokenops.
 bash "$(dirname "$0")/install-dev-tools.sh"
@@ -26,7 +29,10 @@ fi
 echo "installing Debian packages: ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq "${need[@]}" >/dev/null
+if ! apt-get install -y -qq "${need[@]}" >/dev/null; then
+  echo "warning: a pinned package version is no longer in Debian's archive; installing the newest" >&2
+  apt-get install -y -qq "${need[@]%%=*}" >/dev/null
+fi
 # Debian's packages start their services where an init system runs; the local stack
 # starts its own instances on its own ports.
 for svc in prometheus prometheus-alertmanager prometheus-node-exporter; do
