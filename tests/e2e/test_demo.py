@@ -1,8 +1,9 @@
 """`tokenops demo` end to end on its own local stack: its printed results equal the ledger.
 
 The demo checks itself against the simulator's ledger; this test checks the demo's own
-report independently: per-tenant token totals against the ledger file, and every
-invoice against a hand computation from the ledger and deploy/prices.yaml.
+report independently: per-tenant token totals against the ledger file, every invoice
+against a hand computation from the ledger and deploy/prices.yaml, and the events of
+each door (SDK, CloudEvents over HTTP, OTLP spans) sent against those counted.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 import yaml
 
 from tests.processes import TOKENOPS
+from tokenops.demo.doors import door_of
 from tokenops.producers.ledger import Ledger
 from tokenops.schemas import TOKEN_TYPES
 from tokenops.stack.process import ManagedProcess, free_port
@@ -97,6 +99,19 @@ def test_demo_prints_invoices_and_alerts_that_equal_the_ledger(tmp_path: Path) -
         printed = report["tenants"][tenant]
         for name in (*TOKEN_TYPES, "event_count"):
             assert printed[name] == getattr(totals, name), (tenant, name)
+
+    # Each door's events, counted in ClickHouse, equal what it sent and the ledger
+    # (the CloudEvents and OTLP doors write their own tenants, docs/api.md)
+    by_door: dict[str, int] = defaultdict(int)
+    for tenant, totals in expected.items():
+        by_door[door_of(tenant, report["tenant_prefix"])] += totals.event_count
+    doors = report["doors"]
+    assert report["otlp_skipped"] == ""  # the dev extra is installed here
+    assert {door: d["counted"] for door, d in doors.items()} == by_door
+    assert doors["sdk"]["sent"] == by_door["sdk"] > 0
+    assert doors["http"]["sent"] == by_door["http"] == round(1500 * 15 * 0.02)
+    assert doors["otlp"]["sent"] == by_door["otlp"] == round(1500 * 15 * 0.005)
+    assert "events per door" in output
 
     invoices = hand_invoice(ledger, window_s=10)
     for tenant, total in invoices.items():

@@ -5,6 +5,7 @@ into the user's store."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -41,3 +42,25 @@ def test_a_demo_left_running_keeps_its_ports(tmp_path: Path) -> None:
     run_dir.mkdir(parents=True)
     (run_dir / "kafka.pid").write_text(f"{os.getpid()}\n")  # a live pid: its Kafka runs
     assert demo_place(user) == first
+
+
+def test_the_api_runs_on_the_demos_port_with_a_keys_file_in_its_state_dir(tmp_path: Path) -> None:
+    place = demo_place(StackSettings(state_dir=tmp_path))
+    api = {s.name: s for s in pipeline_services(place, window_s=10, lateness_s=5, idle_s=3)}["api"]
+    assert api.args == ["api", "serve"] and api.metrics_port == place.api_port
+    assert api.env["TOKENOPS_API_PORT"] == str(place.api_port)
+    assert api.env["TOKENOPS_API_KEYS_FILE"] == str(place.stack.state_dir / "api-keys.json")
+
+
+def test_ports_saved_by_an_older_demo_gain_the_missing_ones(tmp_path: Path) -> None:
+    user = StackSettings(state_dir=tmp_path)
+    first = demo_place(user)
+    saved = first.stack.state_dir / "ports.json"
+    ports = json.loads(saved.read_text())
+    del ports["api_port"]  # a demo from before the API was one of its processes
+    saved.write_text(json.dumps(ports))
+    run_dir = first.stack.state_dir / "run"
+    run_dir.mkdir(parents=True)
+    (run_dir / "kafka.pid").write_text(f"{os.getpid()}\n")
+    again = demo_place(user)
+    assert again.stack.kafka_port == first.stack.kafka_port and again.api_port > 0

@@ -22,6 +22,7 @@ from tokenops.cli.text import plain
 from tokenops.demo import DemoConfig, DemoResult, DemoRun
 from tokenops.demo.alerts import Alert, expected_alerts, fired
 from tokenops.demo.day import delay_for_one_day
+from tokenops.demo.doors import DOORS, door_of
 from tokenops.demo.observe import Progress
 from tokenops.demo.results import BillingReport, read_billing
 from tokenops.settings import StackSettings, load
@@ -44,8 +45,9 @@ def demo(
     """Run the main job: a simulated fleet through Kafka, the worker and both sinks.
 
     Starts the local stack (Kafka, Prometheus, Alertmanager, embedded ClickHouse), the
-    worker and both sinks; sends DURATION seconds of traffic with duplicates, late and
-    malformed records; waits until the pipeline has caught up; prints the invoices from
+    worker, both sinks and the HTTP API; sends DURATION seconds of traffic with
+    duplicates, late and malformed records, and a share of it as CloudEvents and OTLP
+    GenAI spans through the API; waits until the pipeline has caught up; prints the invoices from
     ClickHouse and the quota alerts from Alertmanager; and checks both against the
     simulator's ledger. Exits 1 if anything differs.
     """
@@ -53,7 +55,7 @@ def demo(
     run = DemoRun(config, load(StackSettings))
     stack_settings = run.stack.settings  # the demo's own, beside the user's stack
     starting = (
-        "starting the demo's own Kafka, Prometheus, Alertmanager, worker and sinks in "
+        "starting the demo's own Kafka, Prometheus, Alertmanager, worker, sinks and API in "
         f"{stack_settings.state_dir} (a stack you run is left alone)"
     )
     with console.status(plain(starting)):
@@ -156,6 +158,7 @@ def _print_results(
         _money(grand),
     )
     console.print(table)
+    _print_doors(result, report)
 
     alerts = Table(title="quota alerts from Alertmanager")
     for column in ("alert", "tenant", "quota", "threshold", "severity", "since (UTC)"):
@@ -198,6 +201,27 @@ def _print_results(
     return problems
 
 
+def counted_by_door(result: DemoResult, report: BillingReport) -> dict[str, int]:
+    """Events ClickHouse counted, by the door their tenant's events came through."""
+    counted = dict.fromkeys(DOORS, 0)
+    for tenant, totals in report.tenant_totals().items():
+        counted[door_of(tenant, result.tenant_prefix)] += totals["event_count"]
+    return counted
+
+
+def _print_doors(result: DemoResult, report: BillingReport) -> None:
+    table = Table(title="events per door: sent, and counted in ClickHouse")
+    for column in ("door", "events sent", "events counted"):
+        table.add_column(column, justify="right" if column != "door" else "left")
+    counted = counted_by_door(result, report)
+    labels = {"sdk": "sdk (Kafka)", "http": "http (CloudEvents)", "otlp": "otlp (GenAI spans)"}
+    for door in DOORS:
+        table.add_row(labels[door], f"{result.doors.sent[door]:,}", f"{counted[door]:,}")
+    console.print(table)
+    if result.doors.otlp_skipped:
+        console.print(result.doors.otlp_skipped, highlight=False)
+
+
 _JSON = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
 
 
@@ -214,6 +238,11 @@ def _report_json(
         },
         "alerts": sorted(fired(result.alerts)),
         "dead_lettered": result.progress.dead_lettered,
+        "doors": {
+            door: {"sent": result.doors.sent[door], "counted": counted}
+            for door, counted in counted_by_door(result, report).items()
+        },
+        "otlp_skipped": result.doors.otlp_skipped,
         "problems": problems,
     }
 

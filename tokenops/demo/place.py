@@ -23,6 +23,7 @@ _PORTS = (
     "worker_port",
     "clickhouse_sink_port",
     "prometheus_sink_port",
+    "api_port",
 )
 
 
@@ -32,6 +33,11 @@ class DemoPlace:
     worker_port: int
     clickhouse_sink_port: int
     prometheus_sink_port: int
+    api_port: int
+
+    @property
+    def api_keys_file(self) -> Path:
+        return self.stack.state_dir / "api-keys.json"
 
     @property
     def clickhouse_url(self) -> str:
@@ -50,6 +56,8 @@ class DemoPlace:
             "TOKENOPS_WORKER_HTTP_PORT": str(self.worker_port),
             "TOKENOPS_CLICKHOUSE_HTTP_PORT": str(self.clickhouse_sink_port),
             "TOKENOPS_PROMETHEUS_SINK_PORT": str(self.prometheus_sink_port),
+            "TOKENOPS_API_PORT": str(self.api_port),
+            "TOKENOPS_API_KEYS_FILE": str(self.api_keys_file),
         }
 
 
@@ -59,14 +67,15 @@ def demo_place(user: StackSettings) -> DemoPlace:
     state_dir = user.state_dir / "demo-stack"
     saved = state_dir / "ports.json"
     kafka = ManagedProcess("kafka", state_dir / "run" / "kafka.pid", state_dir / "kafka.log")
+    ports = {}
     if saved.exists() and kafka.pid() is not None:
         ports = {name: int(port) for name, port in json.loads(saved.read_text()).items()}
-    else:
-        ports = {name: free_port() for name in _PORTS}
+    if set(_PORTS) - ports.keys():  # none saved, or saved by a demo with fewer processes
+        ports = {name: ports.get(name) or free_port() for name in _PORTS}
         _save(saved, ports)
     stack = user.model_copy(update={"state_dir": state_dir, **{n: ports[n] for n in _PORTS[:4]}})
     return DemoPlace(stack, ports["worker_port"], ports["clickhouse_sink_port"],
-                     ports["prometheus_sink_port"])  # fmt: skip
+                     ports["prometheus_sink_port"], ports["api_port"])  # fmt: skip
 
 
 def _save(path: Path, ports: dict[str, int]) -> None:

@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tokenops.api.keys import new_key
 from tokenops.demo.alerts import fired
 from tokenops.demo.day import wait_for_one_day
+from tokenops.demo.doors import DoorTraffic, send_cloudevents, send_spans
 from tokenops.demo.observe import (
     Progress,
     alerts_firing,
@@ -47,6 +49,9 @@ class DemoConfig:
     late_share: float = 0.002
     late_by_s: float = 8.0  # beyond the lateness: these arrive after their window closed
     malformed_share: float = 0.0005
+    # Shares of the simulator's records also sent through the API, on their own tenants
+    http_share: float = 0.02
+    otlp_share: float = 0.005
     catch_up_timeout_s: float = 300.0
     alert_timeout_s: float = 120.0
 
@@ -61,6 +66,7 @@ class DemoResult:
     progress: Progress
     quotas: list[QuotaDefinition]
     alerts: list[dict[str, str]] = field(default_factory=list)
+    doors: DoorTraffic = field(default_factory=DoorTraffic)
 
 
 class DemoRun:
@@ -77,6 +83,7 @@ class DemoRun:
         self.run_id = uuid.uuid4().hex[:4]
         self.tenant_prefix = f"{self.run_id}-tenant-"
         self.services: list[PipelineService] = []
+        self.api_key = ""
         self.simulation = SimulationConfig(
             tenants=config.tenants,
             rate=config.rate,
@@ -93,6 +100,8 @@ class DemoRun:
     def start(self) -> None:
         """Bring the stack and the worker and sinks up (each only if not yet running)."""
         self.stack.up()
+        # An admin key for this run's HTTP and OTLP traffic (the file is written 0600)
+        self.api_key = new_key(self.place.api_keys_file, None)[1]
         cfg = self.config
         self.services = pipeline_services(
             self.place,
@@ -120,6 +129,7 @@ class DemoRun:
         progress = Progress(target=simulation.total_records)
         ledger_box: list[Ledger] = []
         failure: list[BaseException] = []
+        doors = DoorTraffic()
 
         def simulate() -> None:
             settings = ProducerSettings(
@@ -127,7 +137,10 @@ class DemoRun:
             )
             try:
                 with UsageProducer(kafka, settings) as producer:
-                    ledger_box.append(Simulator(simulation).run(producer, progress=progress.sent))
+                    ledger = Simulator(simulation).run(producer, progress=progress.sent)
+                doors.sent["sdk"] = ledger.unique_events
+                self._send_through_api(ledger, doors)
+                ledger_box.append(ledger)
             except BaseException as exc:  # surfaced in the main thread below
                 failure.append(exc)
 
@@ -152,7 +165,23 @@ class DemoRun:
             progress,
             self.quotas,
             alerts,
+            doors,
         )
+
+    def _send_through_api(self, ledger: Ledger, doors: DoorTraffic) -> None:
+        """Send the API's share: CloudEvents batches, then OTLP spans unless the
+        OpenTelemetry SDK (a dev extra) is missing."""
+        url, records = f"http://127.0.0.1:{self.place.api_port}", self.simulation.total_records
+        prefix, cfg = self.tenant_prefix, self.config
+        count = round(records * cfg.http_share)
+        doors.sent["http"] = send_cloudevents(url, self.api_key, prefix, count, ledger)
+        try:
+            count = round(records * cfg.otlp_share)
+            doors.sent["otlp"] = send_spans(url, self.api_key, prefix, count, ledger)
+        except ImportError as missing:
+            doors.otlp_skipped = (
+                f"OTLP skipped: {missing.name} is not installed (pip install 'tokenops[dev]')"
+            )
 
     def _catch_up(self, progress: Progress, on_progress: Callable[[Progress], None]) -> None:
         """Wait until the worker saw every event, closed every window, and the sink is level."""

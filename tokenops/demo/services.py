@@ -1,4 +1,5 @@
-"""The demo's pipeline processes: the worker and both sinks, with demo-sized windows."""
+"""The demo's pipeline processes: the worker, both sinks and the HTTP API, with
+demo-sized windows."""
 
 from __future__ import annotations
 
@@ -6,14 +7,16 @@ import time
 
 from tokenops.demo.place import DemoPlace
 from tokenops.errors import TokenopsError
+from tokenops.settings import TopicSettings
 from tokenops.stack.services import PipelineService
 
 
 def pipeline_services(
     place: DemoPlace, *, window_s: int, lateness_s: float, idle_s: float
 ) -> list[PipelineService]:
-    """The worker, the ClickHouse sink and the Prometheus sink, on the demo's ports and
-    with its state directory and store."""
+    """The worker, the ClickHouse sink, the Prometheus sink and `tokenops api serve`, on
+    the demo's ports and with its state directory and store. The API only ingests: the
+    demo reads usage from the store itself and quotas from Alertmanager."""
     common = place.service_env()
     stack = place.stack
     return [
@@ -42,6 +45,19 @@ def pipeline_services(
             ["sink", "prometheus"],
             {**common, "TOKENOPS_PROMETHEUS_SINK_HOST": "127.0.0.1"},
             place.prometheus_sink_port,
+        ),
+        PipelineService(
+            stack,
+            "api",
+            ["api", "serve"],
+            {
+                **common,
+                "TOKENOPS_API_QUOTAS": "false",
+                "TOKENOPS_API_QUERIES": "false",
+                "TOKENOPS_PRODUCER_TOPIC": TopicSettings().usage,  # where the simulator sends
+                "TOKENOPS_PRODUCER_SPOOL_DIR": str(stack.state_dir / "api-spool"),
+            },
+            place.api_port,
         ),
     ]
 
