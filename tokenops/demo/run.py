@@ -179,8 +179,9 @@ class DemoRun:
             count = round(records * cfg.otlp_share)
             doors.sent["otlp"] = send_spans(url, self.api_key, prefix, count, ledger)
         except ImportError as missing:
+            package = missing.name or "opentelemetry-sdk"
             doors.otlp_skipped = (
-                f"OTLP skipped: {missing.name} is not installed (pip install 'tokenops[dev]')"
+                f"OTLP skipped: {package} is not installed (pip install 'tokenops[dev]')"
             )
 
     def _catch_up(self, progress: Progress, on_progress: Callable[[Progress], None]) -> None:
