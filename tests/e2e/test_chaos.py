@@ -238,9 +238,8 @@ def test_no_event_lost_or_double_counted_through_crashes_and_outages(
         caught_up_s = time.monotonic() - load_began - load_s
 
         # Billing through the sink's endpoint (it holds the embedded store).
-        monkeypatch.setenv("TOKENOPS_CLICKHOUSE_URL", pipeline.env["sink-clickhouse"][
-            "TOKENOPS_CLICKHOUSE_URL"])  # fmt: skip
-        report = read_billing(ledger, WINDOW_S, started, datetime.now(UTC), tmp_path)
+        store = pipeline.env["sink-clickhouse"]["TOKENOPS_CLICKHOUSE_URL"]
+        report = read_billing(ledger, WINDOW_S, started, datetime.now(UTC), tmp_path, store)
         expected_events = ledger.expected_by_tenant()
         counted = report.tenant_totals()
         lost = sum(

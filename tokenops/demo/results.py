@@ -43,11 +43,19 @@ class BillingReport:
 
 
 def read_billing(
-    ledger: Ledger, window_s: int, started: datetime, ended: datetime, state_dir: Path
+    ledger: Ledger,
+    window_s: int,
+    started: datetime,
+    ended: datetime,
+    state_dir: Path,
+    url: str | None = None,
 ) -> BillingReport:
-    """Usage by model, invoices, and reconciliation, for the ledger's tenants, from ClickHouse."""
-    # The demo's own embedded store, whatever TOKENOPS_CLICKHOUSE_URL the shell holds.
-    reader = BillingReader(ClickHouseSettings(url=f"chdb://{state_dir / 'clickhouse'}"), state_dir)
+    """Usage by model, invoices, and reconciliation, for the ledger's tenants, from ClickHouse.
+
+    `url` defaults to the demo's own embedded store under `state_dir`, whatever
+    TOKENOPS_CLICKHOUSE_URL the shell holds."""
+    store = url or f"chdb://{state_dir / 'clickhouse'}"
+    reader = BillingReader(ClickHouseSettings(url=store), state_dir)
     expected = ledger.expected_windows(window_s)
     tenants = sorted({tenant for tenant, _, _ in expected})
     months = sorted({_month(start_ms) for _, _, start_ms in expected})
