@@ -155,6 +155,18 @@ class UsageProducer:
             except InvalidEventError:
                 self.metrics.rejected.inc()
                 raise
+        self._accept_many(pairs or [], parts)
+        return n
+
+    def send_columns(self, parts: Sequence[EventColumns]) -> int:
+        """Accept events already validated into columns (by `decode_columns`): all parts
+        or none. Raises `ProducerBackpressureError` (none accepted) when the queue stays
+        full for `backpressure_timeout_s`. Returns how many events were accepted."""
+        self._accept_many([], parts)
+        return sum(len(part) for part in parts)
+
+    def _accept_many(self, pairs: list[tuple[str, Row]], parts: Sequence[EventColumns]) -> None:
+        """Checked rows and column parts into the tenants' batches, once there is room."""
         if self.outstanding() >= self._max_outstanding:
             self._wait_for_room()
         with self._lock:
@@ -166,22 +178,6 @@ class UsageProducer:
                 done += self._batches.extend(part)
             for full in done:
                 self._produce(full)
-        return n
-
-    def send_columns(self, parts: Sequence[EventColumns]) -> int:
-        """Accept events already validated into columns (by `decode_columns`): all parts
-        or none. Raises `ProducerBackpressureError` (none accepted) when the queue stays
-        full for `backpressure_timeout_s`. Returns how many events were accepted."""
-        if self.outstanding() >= self._max_outstanding:
-            self._wait_for_room()
-        with self._lock:
-            if self._closed:
-                raise ProducerClosedError()
-            self._settle_rows()
-            for part in parts:
-                for full in self._batches.extend(part):
-                    self._produce(full)
-        return sum(len(part) for part in parts)
 
     def _accept(self, tenant: str, row: Row, attributes: dict[str, str]) -> None:
         with self._lock:
