@@ -31,10 +31,10 @@ from decimal import Decimal
 from typing import Any
 
 from tests.unit.quota_reference import PerEventEvaluator
+from tokenops.quotas.book import QuotaBook
+from tokenops.quotas.evaluator import QuotaEvaluator
 from tokenops.schemas.columns import EventColumns
 from tokenops.schemas.quota import QuotaDefinition
-from tokenops.streams.quota_book import QuotaBook
-from tokenops.streams.quotas import QuotaEvaluator
 
 T0 = 1_795_737_600_000  # 2026-11-27 00:00 UTC
 BATCH = 2000

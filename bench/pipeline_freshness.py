@@ -28,6 +28,7 @@ from confluent_kafka import Producer
 from bench.pipeline_env import Service, Topics, base_env
 from bench.pipeline_load import BatchLoad, cloudevent
 from tokenops.paths import deploy_dir
+from tokenops.quotas.topic import publish_quotas
 from tokenops.schemas.codec import EVENT_HEADERS
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
 from tokenops.settings import KafkaSettings, StackSettings, TopicSettings
@@ -35,7 +36,6 @@ from tokenops.sinks.prometheus_settings import PrometheusSinkSettings
 from tokenops.sinks.prometheus_sink import PrometheusSink
 from tokenops.stack.alerting import AlertmanagerServer, PrometheusServer
 from tokenops.stack.process import free_port
-from tokenops.streams.quota_topic import publish_quotas
 from tokenops.topics import read_to_end
 
 WINDOW_S, LATENESS_S = 5, 2

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tokenops.quotas.book import QuotaBook
 from tokenops.schemas.aggregates import TOKEN_TYPES, WindowTotals
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
-from tokenops.streams.quota_book import QuotaBook
 
 BUCKET_MS = 15 * 60_000
 Windows = dict[str, dict[tuple[str, int, int], "Window"]]

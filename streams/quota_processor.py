@@ -22,13 +22,13 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from prometheus_client import CollectorRegistry
 
+from tokenops.quotas.book import QuotaBook
+from tokenops.quotas.evaluator import QuotaEvaluator
+from tokenops.quotas.replay import published_alert_keys
 from tokenops.schemas.columns import EventColumns
 from tokenops.settings import KafkaSettings, TopicSettings
 from tokenops.streams.processors import OutputRecord, ProcessorFactory
-from tokenops.streams.quota_book import QuotaBook
 from tokenops.streams.quota_metrics import QuotaMetrics
-from tokenops.streams.quota_replay import published_alert_keys
-from tokenops.streams.quotas import QuotaEvaluator
 
 logger = logging.getLogger(__name__)
 _HEADERS = [("content-type", b"application/json")]

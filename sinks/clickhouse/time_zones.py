@@ -13,7 +13,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tokenops.errors import TokenopsError
-from tokenops.streams.quota_book import load_quota_file
+from tokenops.quotas.book import load_quota_file
 
 
 def zone(name: str) -> tzinfo:

@@ -53,6 +53,7 @@ from tokenops.placement import home_partition
 from tokenops.producers import ProducerSettings, UsageProducer
 from tokenops.producers.ledger import Ledger
 from tokenops.producers.simulator import SimulationConfig, Simulator
+from tokenops.quotas.topic import publish_quotas
 from tokenops.schemas.event import FUTURE
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
 from tokenops.settings import KafkaSettings, StackSettings, TopicSettings
@@ -60,7 +61,6 @@ from tokenops.stack import KafkaBroker
 from tokenops.stack.alerting import AlertmanagerServer
 from tokenops.stack.process import free_port
 from tokenops.streams.deadletter import DLQ_FIELD, DLQ_OFFSET, DLQ_PARTITION, DLQ_REASON
-from tokenops.streams.quota_topic import publish_quotas
 from tokenops.topics import ensure_topics, pipeline_topics, read_to_end
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]

@@ -29,6 +29,7 @@ from confluent_kafka import Producer
 from tests.e2e.worker_run import WorkerProcess, worker_env
 from tokenops.demo.day import wait_for_one_day
 from tokenops.paths import deploy_dir
+from tokenops.quotas.topic import publish_quotas
 from tokenops.schemas.codec import encode_event
 from tokenops.schemas.event import UsageEvent
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
@@ -37,7 +38,6 @@ from tokenops.sinks.prometheus_settings import PrometheusSinkSettings
 from tokenops.sinks.prometheus_sink import PrometheusSink
 from tokenops.stack.alerting import AlertmanagerServer, PrometheusServer
 from tokenops.stack.process import free_port
-from tokenops.streams.quota_topic import publish_quotas
 from tokenops.topics import read_to_end
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]

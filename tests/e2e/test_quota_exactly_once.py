@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.worker_run import Traffic, WorkerProcess, worker_env
+from tokenops.quotas.topic import publish_quotas
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition, period_bounds
 from tokenops.settings import KafkaSettings, TopicSettings
-from tokenops.streams.quota_topic import publish_quotas
 from tokenops.topics import read_to_end
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]

@@ -10,10 +10,10 @@ from typer.testing import CliRunner
 
 from tokenops.cli import app
 from tokenops.paths import deploy_dir
+from tokenops.quotas.book import load_quota_file
+from tokenops.quotas.topic import delete_quota, publish_quotas, read_quota_book
 from tokenops.schemas.quota import QuotaDefinition
 from tokenops.settings import KafkaSettings, TopicSettings
-from tokenops.streams.quota_book import load_quota_file
-from tokenops.streams.quota_topic import delete_quota, publish_quotas, read_quota_book
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +63,7 @@ def test_published_alert_keys_reads_from_a_point_in_time(
 ) -> None:
     from confluent_kafka import Producer
 
-    from tokenops.streams.quota_replay import published_alert_keys
+    from tokenops.quotas.replay import published_alert_keys
 
     topic = new_topic("alerts", 3)
     producer = Producer(kafka_settings.librdkafka())

@@ -18,9 +18,9 @@ from itertools import groupby
 from operator import attrgetter, mul
 from typing import Any, Protocol
 
+from tokenops.quotas.book import QuotaBook
 from tokenops.schemas.columns import EventColumns
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
-from tokenops.streams.quota_book import QuotaBook
 
 PICOS = 10**12
 _SHARED: dict[tuple[str, str], tuple[int, int]] = {}  # (period, timezone) -> last bounds

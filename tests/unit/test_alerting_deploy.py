@@ -219,7 +219,7 @@ def test_the_example_quotas_name_tenants_the_simulator_sends() -> None:
     """A hand run (`tokenops simulate` + `tokenops quota set --file deploy/quotas.yaml`)
     must drive the example quotas: their tenants are among the simulator's busiest."""
     from tokenops.producers.simulator import SimulationConfig, Simulator
-    from tokenops.streams.quota_book import load_quota_file
+    from tokenops.quotas.book import load_quota_file
 
     config = SimulationConfig(rate=200, duration_s=1, start_ms=0)
     sent = {e.fields["tenant_id"] for e in Simulator(config).emissions() if e.fields}

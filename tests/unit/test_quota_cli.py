@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from tokenops.cli import app
 from tokenops.paths import deploy_dir
-from tokenops.streams.quota_errors import QuotaFileError
+from tokenops.quotas.errors import QuotaFileError
 
 
 def test_the_checked_in_file_passes_the_check() -> None:

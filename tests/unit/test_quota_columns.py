@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 
 from tests.unit.quota_reference import PerEventEvaluator, records
 from tests.unit.test_quota_evaluator import DAY0, HOUR, Event
+from tokenops.quotas.book import QuotaBook
+from tokenops.quotas.evaluator import QuotaEvaluator
 from tokenops.schemas.quota import QuotaDefinition
-from tokenops.streams.quota_book import QuotaBook
-from tokenops.streams.quotas import QuotaEvaluator
 
 TENANTS = ("acme", "beta", "idle")  # "idle" has no quota
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from tests.unit.quota_reference import records
+from tokenops.quotas.book import QuotaBook
+from tokenops.quotas.evaluator import WATERMARK_KEY, QuotaEvaluator
 from tokenops.schemas.quota import QuotaDefinition
-from tokenops.streams.quota_book import QuotaBook
-from tokenops.streams.quotas import WATERMARK_KEY, QuotaEvaluator
 
 DAY0 = int(datetime(2026, 11, 27, tzinfo=UTC).timestamp() * 1000)
 HOUR = 3_600_000

@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tokenops.quotas.book import QuotaBook
 from tokenops.schemas.codec import encode_batch
 from tokenops.schemas.columns import EventColumns
 from tokenops.schemas.decode import decode_columns
 from tokenops.schemas.event import UsageEvent
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
 from tokenops.streams.partition import InputRecord, PartitionState
-from tokenops.streams.quota_book import QuotaBook
 from tokenops.streams.quota_processor import QuotaProcessor
 from tokenops.streams.store import PartitionStore
 

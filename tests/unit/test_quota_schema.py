@@ -9,10 +9,10 @@ import pytest
 from pydantic import ValidationError
 
 from tokenops.paths import deploy_dir
+from tokenops.quotas.book import QuotaBook, load_quota_file
+from tokenops.quotas.errors import QuotaFileError
 from tokenops.schemas.aggregates import TOKEN_TYPES
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition, TokenType, period_bounds
-from tokenops.streams.quota_book import QuotaBook, load_quota_file
-from tokenops.streams.quota_errors import QuotaFileError
 
 
 def ms(*args: int, tz: str = "UTC") -> int:

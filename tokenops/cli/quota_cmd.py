@@ -12,11 +12,11 @@ from rich.console import Console
 from rich.table import Table
 
 from tokenops.cli.text import plain
+from tokenops.quotas.book import load_quota_file
+from tokenops.quotas.errors import QuotaError
+from tokenops.quotas.topic import delete_quota, publish_quotas, read_quota_book
 from tokenops.schemas.quota import QuotaDefinition
 from tokenops.settings import KafkaSettings, TopicSettings, load
-from tokenops.streams.quota_book import load_quota_file
-from tokenops.streams.quota_errors import QuotaError
-from tokenops.streams.quota_topic import delete_quota, publish_quotas, read_quota_book
 
 app = typer.Typer(help="Set, list and delete per-tenant quotas (applied at runtime).")
 console = Console()

@@ -28,12 +28,12 @@ from tokenops.errors import TokenopsError
 from tokenops.producers import ProducerSettings, UsageProducer
 from tokenops.producers.ledger import Ledger
 from tokenops.producers.simulator import SimulationConfig, Simulator
+from tokenops.quotas.topic import publish_quotas
 from tokenops.schemas.quota import QuotaDefinition
 from tokenops.settings import StackSettings, TopicSettings
 from tokenops.sinks.clickhouse.settings import ClickHouseSettings
 from tokenops.stack import LocalStack
 from tokenops.stack.services import PipelineService
-from tokenops.streams.quota_topic import publish_quotas
 
 
 @dataclass(frozen=True)

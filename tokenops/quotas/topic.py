@@ -21,10 +21,10 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from tokenops.quotas.book import QuotaBook
+from tokenops.quotas.errors import QuotaError
 from tokenops.schemas.quota import QuotaDefinition, quota_key
 from tokenops.settings import KafkaSettings, TopicSettings
-from tokenops.streams.quota_book import QuotaBook
-from tokenops.streams.quota_errors import QuotaError
 
 logger = logging.getLogger(__name__)
 

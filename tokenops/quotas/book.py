@@ -15,8 +15,8 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from tokenops.quotas.errors import QuotaFileError
 from tokenops.schemas.quota import QuotaDefinition
-from tokenops.streams.quota_errors import QuotaFileError
 
 logger = logging.getLogger(__name__)
 

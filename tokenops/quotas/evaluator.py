@@ -48,10 +48,10 @@ from itertools import accumulate, compress, count
 from operator import attrgetter, mul
 from typing import Any, NamedTuple
 
+from tokenops.quotas.book import QuotaBook
+from tokenops.quotas.plan import PICOS, QuotaPlan
 from tokenops.schemas.columns import EventColumns
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
-from tokenops.streams.quota_book import QuotaBook
-from tokenops.streams.quota_plan import PICOS, QuotaPlan
 
 WATERMARK_KEY = "~watermark"
 _HOUR_MS = 3_600_000
