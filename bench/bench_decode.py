@@ -27,7 +27,6 @@ from pathlib import Path
 
 import orjson
 
-from tokenops.producers.simulator import SimulationConfig, Simulator
 from tokenops.schemas import (
     BATCH_HEADERS,
     COLUMNS_HEADERS,
@@ -36,6 +35,7 @@ from tokenops.schemas import (
     encode_columns,
 )
 from tokenops.schemas.codec import encode_batch_encoded, encode_fields
+from tokenops.simulate.simulator import SimulationConfig, Simulator
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 SECTION = "## Event decoding"

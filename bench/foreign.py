@@ -26,8 +26,8 @@ from bench.pipeline_analysis import RAW, STREAMS
 from bench.pipeline_baselines import Drained, StreamsApp
 from bench.pipeline_env import new_topics
 from bench.pipeline_load import BatchLoad
-from tokenops.producers.ledger import Ledger
 from tokenops.settings import KafkaSettings
+from tokenops.simulate.ledger import Ledger
 
 FULL = dict(runs=3, events=120_000, live_events=60_000, v2_events=300_000, tenants=1_000)
 QUICK = dict(runs=1, events=50_000, live_events=40_000, v2_events=100_000, tenants=1_000)

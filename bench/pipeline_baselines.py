@@ -23,8 +23,8 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer
 
-from tokenops.producers.ledger import Ledger
 from tokenops.settings import KafkaSettings
+from tokenops.simulate.ledger import Ledger
 from tokenops.topics import TopicSpec, ensure_topics
 
 STREAMS_DIR = Path(__file__).resolve().parent / "baselines" / "kafka-streams"

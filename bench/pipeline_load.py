@@ -22,12 +22,12 @@ from typing import Any
 import orjson
 from confluent_kafka import Producer
 
-from tokenops.producers.ledger import Ledger
 from tokenops.schemas.codec import BATCH_HEADERS, encode_batch_encoded, to_cloudevent
 from tokenops.schemas.column_batch import format_ms
 from tokenops.schemas.event import UsageEvent
 from tokenops.schemas.wire import BATCH_TYPE, COLUMNS_HEADERS, COLUMNS_VERSION, EVENT_HEADERS
 from tokenops.settings import KafkaSettings
+from tokenops.simulate.ledger import Ledger
 
 MODELS = ("gpt-x", "claude-y", "llama-z")
 

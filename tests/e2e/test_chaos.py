@@ -51,12 +51,12 @@ from tokenops.demo.observe import alerts_firing, pipeline_lag
 from tokenops.demo.results import read_billing
 from tokenops.placement import home_partition
 from tokenops.producers import ProducerSettings, UsageProducer
-from tokenops.producers.ledger import Ledger
-from tokenops.producers.simulator import SimulationConfig, Simulator
 from tokenops.quotas.topic import publish_quotas
 from tokenops.schemas.event import FUTURE
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
 from tokenops.settings import KafkaSettings, StackSettings, TopicSettings
+from tokenops.simulate.ledger import Ledger
+from tokenops.simulate.simulator import SimulationConfig, Simulator
 from tokenops.stack import KafkaBroker
 from tokenops.stack.alerting import AlertmanagerServer
 from tokenops.stack.process import free_port

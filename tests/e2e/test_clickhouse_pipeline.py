@@ -28,11 +28,11 @@ import yaml
 from tests.e2e.worker_run import WINDOW_S, WorkerProcess, latest_totals, worker_env
 from tests.processes import TOKENOPS, TokenopsProcess
 from tokenops.demo.observe import pipeline_lag
-from tokenops.producers.ledger import ExpectedTotals, Key
 from tokenops.producers.producer import UsageProducer
 from tokenops.producers.settings import ProducerSettings
-from tokenops.producers.simulator import SimulationConfig, Simulator
 from tokenops.settings import KafkaSettings
+from tokenops.simulate.ledger import ExpectedTotals, Key
+from tokenops.simulate.simulator import SimulationConfig, Simulator
 from tokenops.stack.process import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]

@@ -21,8 +21,8 @@ import yaml
 
 from tests.processes import TOKENOPS
 from tokenops.demo.doors import door_of
-from tokenops.producers.ledger import Ledger
 from tokenops.schemas import TOKEN_TYPES
+from tokenops.simulate.ledger import Ledger
 from tokenops.stack.process import ManagedProcess, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]

@@ -301,7 +301,7 @@ def test_the_fleet_simulator_drives_a_tenant_past_its_daily_quota(
     """
     from tokenops.producers.producer import UsageProducer
     from tokenops.producers.settings import ProducerSettings
-    from tokenops.producers.simulator import SimulationConfig, Simulator
+    from tokenops.simulate.simulator import SimulationConfig, Simulator
 
     monkeypatch.chdir(tmp_path)
     webhook, app_id = stack

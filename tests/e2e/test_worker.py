@@ -78,7 +78,7 @@ def test_simulator_run_latest_revisions_equal_the_ledger(
     the 1 s lateness; the traffic of the other tests also has late events inside it)."""
     from tokenops.producers.producer import UsageProducer
     from tokenops.producers.settings import ProducerSettings
-    from tokenops.producers.simulator import SimulationConfig, Simulator
+    from tokenops.simulate.simulator import SimulationConfig, Simulator
 
     env = worker_env(kafka_settings, topics, f"w-{uuid.uuid4().hex[:8]}", tmp_path)
     log = tmp_path / "worker.log"

@@ -16,7 +16,6 @@ from confluent_kafka import Consumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from tokenops.producers import ProducerSettings, UsageProducer
-from tokenops.producers.readback import read_topic
 from tokenops.schemas import (
     CLOUDEVENTS_CONTENT_TYPE,
     COLUMNS_CONTENT_TYPE,
@@ -27,6 +26,7 @@ from tokenops.schemas import (
 )
 from tokenops.schemas.signing import Keyring, SigningKey
 from tokenops.settings import KafkaSettings
+from tokenops.simulate.readback import read_topic
 from tokenops.stack.kafka import KafkaBroker
 
 pytestmark = pytest.mark.integration

@@ -11,11 +11,11 @@ import pytest
 
 from tests.processes import TOKENOPS
 from tokenops.producers import ProducerSettings, UsageProducer
-from tokenops.producers.ledger import Ledger
-from tokenops.producers.readback import read_topic
-from tokenops.producers.simulator import SimulationConfig, Simulator
 from tokenops.schemas import InvalidEventError, decode_record
 from tokenops.settings import KafkaSettings
+from tokenops.simulate.ledger import Ledger
+from tokenops.simulate.readback import read_topic
+from tokenops.simulate.simulator import SimulationConfig, Simulator
 
 pytestmark = pytest.mark.integration
 

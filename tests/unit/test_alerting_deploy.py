@@ -218,8 +218,8 @@ def test_the_rules_use_only_exported_metrics() -> None:
 def test_the_example_quotas_name_tenants_the_simulator_sends() -> None:
     """A hand run (`tokenops simulate` + `tokenops quota set --file deploy/quotas.yaml`)
     must drive the example quotas: their tenants are among the simulator's busiest."""
-    from tokenops.producers.simulator import SimulationConfig, Simulator
     from tokenops.quotas.book import load_quota_file
+    from tokenops.simulate.simulator import SimulationConfig, Simulator
 
     config = SimulationConfig(rate=200, duration_s=1, start_ms=0)
     sent = {e.fields["tenant_id"] for e in Simulator(config).emissions() if e.fields}

@@ -9,7 +9,7 @@ from bench.foreign import DEFAULT, PIPELINE, WORKER
 from bench.foreign_markdown import targets
 from bench.pipeline_analysis import RAW, STREAMS
 from bench.pipeline_baselines import Drained, ledger_mismatches
-from tokenops.producers.ledger import Ledger
+from tokenops.simulate.ledger import Ledger
 
 MINUTE = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
 START_MS = int(MINUTE.timestamp() * 1000)

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from tokenops.demo.doors import door_of, door_tenants, send_spans
-from tokenops.producers.ledger import Ledger
+from tokenops.simulate.ledger import Ledger
 
 
 def test_each_door_has_its_own_tenants_and_the_rest_are_the_sdks() -> None:

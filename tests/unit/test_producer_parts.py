@@ -24,7 +24,6 @@ from tokenops.producers import (
     UsageProducer,
 )
 from tokenops.producers.batcher import MAX_PRODUCED_BYTES, TenantBatches, columns_record
-from tokenops.producers.ledger import ExpectedTotals, Ledger
 from tokenops.producers.spool import Spool, SpooledRecord, encode_entry, read_entries
 from tokenops.schemas import (
     CLOUDEVENTS_CONTENT_TYPE,
@@ -35,6 +34,7 @@ from tokenops.schemas import (
 )
 from tokenops.schemas.bulk import event_row
 from tokenops.settings import KafkaSettings
+from tokenops.simulate.ledger import ExpectedTotals, Ledger
 from tokenops.stack.process import free_port
 
 

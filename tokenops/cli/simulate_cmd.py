@@ -17,10 +17,10 @@ from rich.table import Table
 from tokenops.cli.text import plain
 from tokenops.errors import TokenopsError
 from tokenops.producers import ProducerSettings, UsageProducer
-from tokenops.producers.ledger import Ledger
-from tokenops.producers.readback import read_topic
-from tokenops.producers.simulator import DEFAULT_MODELS, SimulationConfig, Simulator
 from tokenops.settings import KafkaSettings, TopicSettings, load
+from tokenops.simulate.ledger import Ledger
+from tokenops.simulate.readback import read_topic
+from tokenops.simulate.simulator import DEFAULT_MODELS, SimulationConfig, Simulator
 from tokenops.topics import TopicSpec, ensure_topics, pipeline_topics
 
 console = Console()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tokenops.producers.ledger import Ledger
 from tokenops.schemas.quota import QuotaDefinition
+from tokenops.simulate.ledger import Ledger
 
 # An alert is (alertname, tenant, threshold_pct), as the quota rules of
 # deploy/prometheus/rules/tokenops.rules.yml label it: one per crossed threshold.

@@ -20,8 +20,8 @@ from typing import Any
 
 import orjson
 
-from tokenops.producers.ledger import Ledger
-from tokenops.producers.simulator import DEFAULT_MODELS
+from tokenops.simulate.ledger import Ledger
+from tokenops.simulate.simulator import DEFAULT_MODELS
 
 DOORS = ("sdk", "http", "otlp")
 _BATCH = 500  # CloudEvents per POST

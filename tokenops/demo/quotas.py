@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from decimal import Decimal
 
-from tokenops.producers.simulator import SimulationConfig
 from tokenops.schemas.quota import QuotaDefinition
+from tokenops.simulate.simulator import SimulationConfig
 
 # Means of the simulator's log-normal token draws: exp(mu + sigma^2 / 2).
 _MEAN_INPUT = 1500 * math.exp(0.5)

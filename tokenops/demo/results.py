@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from tokenops.producers.ledger import Ledger
 from tokenops.schemas import TOKEN_TYPES
+from tokenops.simulate.ledger import Ledger
 from tokenops.sinks.clickhouse.invoice_model import Invoice
 from tokenops.sinks.clickhouse.reader import BillingReader
 from tokenops.sinks.clickhouse.settings import ClickHouseSettings

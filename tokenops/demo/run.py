@@ -26,11 +26,11 @@ from tokenops.demo.quotas import demo_quotas
 from tokenops.demo.services import pipeline_services, wait_until_serving
 from tokenops.errors import TokenopsError
 from tokenops.producers import ProducerSettings, UsageProducer
-from tokenops.producers.ledger import Ledger
-from tokenops.producers.simulator import SimulationConfig, Simulator
 from tokenops.quotas.topic import publish_quotas
 from tokenops.schemas.quota import QuotaDefinition
 from tokenops.settings import StackSettings, TopicSettings
+from tokenops.simulate.ledger import Ledger
+from tokenops.simulate.simulator import SimulationConfig, Simulator
 from tokenops.sinks.clickhouse.settings import ClickHouseSettings
 from tokenops.stack import LocalStack
 from tokenops.stack.services import PipelineService

@@ -27,9 +27,9 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tokenops.producers.ledger import Ledger, MalformedRecord
-from tokenops.producers.malformed import MALFORMED_KINDS, malformed_record
 from tokenops.producers.producer import UsageProducer
+from tokenops.simulate.ledger import Ledger, MalformedRecord
+from tokenops.simulate.malformed import MALFORMED_KINDS, malformed_record
 
 DEFAULT_MODELS = (
     ("claude-sonnet-4-5", "anthropic", 0.35),
