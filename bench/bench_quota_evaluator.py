@@ -7,7 +7,7 @@ record does), batches hold 2,000 events, events are spread over an hour. In the 
 run and on the same events:
 - baseline: the same tokens summed into a dict keyed by tenant, event by event: the floor
   any per-event evaluation in Python pays;
-- per-event: the evaluator as it was before columns (`tests/unit/quota_reference.py`),
+- per-event: the evaluator as it was before columns (`tests/oracles/quota_per_event.py`),
   fed the records' events one by one;
 - columns: `QuotaEvaluator.apply` fed one `EventColumns` per record;
 - no quotas: the columnar evaluator with an empty book (tenants without quotas).
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from tests.unit.quota_reference import PerEventEvaluator
+from tests.oracles.quota_per_event import PerEventEvaluator
 from tokenops.quotas.book import QuotaBook
 from tokenops.quotas.evaluator import QuotaEvaluator
 from tokenops.schemas.columns import EventColumns

@@ -1,72 +1,17 @@
-"""The ClickHouse sink's per-event raw-event path before the columnar decode: a baseline.
+"""The ClickHouse sink before the columnar decode, runnable: the benchmark's baseline.
 
-`decode_chunk` here is what `sinks/clickhouse/decoding.py` did up to commit 60448fd:
-`decode_record` builds a `UsageEvent` per event and the `raw_events` columns are read
-back from the events. `python -m bench.sink_legacy sink clickhouse` runs the real sink
-CLI with this decode swapped in (inline decoding only), so the benchmark measures the
-old and the new sink on the same topic in the same run.
+`python -m bench.sink_legacy sink clickhouse` runs the real sink CLI with the per-event
+decode (tests/oracles/sink_per_event.py, what `sinks/clickhouse/decoding.py` did up to
+commit 60448fd) swapped in (inline decoding only), so the benchmark measures the old and
+the new sink on the same topic in the same run.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
-from typing import cast
 
-from tokenops.placement import home_partition
-from tokenops.schemas.codec import decode_record
-from tokenops.schemas.errors import InvalidEventError
-from tokenops.schemas.event import UsageEvent
-from tokenops.schemas.signing import signature_key_id
+from tests.oracles.sink_per_event import decode_chunk
 from tokenops.sinks.clickhouse import decoding
-from tokenops.sinks.clickhouse.decoding import STORE_AHEAD_S, RawRecord
-from tokenops.sinks.clickhouse.rows import EVENT_COLUMNS, Decoded
-
-_OPTIONAL_IDS = frozenset({"project_id", "agent_id", "user_id", "api_key_id", "region", "node_id"})
-
-
-def event_columns(
-    events: list[UsageEvent], partitions: list[int], offsets: list[int], key_ids: list[str]
-) -> list[list[object]]:
-    fields = [e.__dict__ for e in events]
-    columns: list[list[object]] = []
-    for name in EVENT_COLUMNS:
-        if name == "time":
-            columns.append([e.time_ms for e in events])
-        elif name == "kafka_partition":
-            columns.append(list(partitions))
-        elif name == "kafka_offset":
-            columns.append(list(offsets))
-        elif name == "key_id":
-            columns.append(list(key_ids))
-        elif name in _OPTIONAL_IDS:
-            columns.append([f[name] or "" for f in fields])
-        else:
-            columns.append([f[name] for f in fields])
-    return columns
-
-
-def decode_chunk(records: Sequence[RawRecord], partitions: int | None = None) -> Decoded:
-    events: list[UsageEvent] = []
-    positions: list[int] = []
-    offsets: list[int] = []
-    key_ids: list[str] = []
-    invalid = 0
-    for value, headers, partition, offset in records:
-        try:
-            pairs = cast("list[tuple[str, bytes]] | None", headers)
-            decoded = decode_record(value, pairs, max_future_skew_s=STORE_AHEAD_S)
-        except InvalidEventError:
-            invalid += 1
-            continue
-        if partitions is not None and partition != home_partition(decoded[0].tenant_id, partitions):
-            invalid += 1
-            continue
-        events.extend(decoded)
-        positions.extend([partition] * len(decoded))
-        offsets.extend([offset] * len(decoded))
-        key_ids.extend([signature_key_id(pairs) or ""] * len(decoded))
-    return event_columns(events, positions, offsets, key_ids), invalid
 
 
 def main() -> None:

@@ -2,8 +2,8 @@
 
 `decode_chunk` builds the `raw_events` columns from `decode_columns` without any
 `UsageEvent`; `per_event_decode_chunk` is the path it replaced (`decode_record`, then the
-columns read back from the events), kept in bench/sink_legacy.py as the benchmark's
-baseline and used here as the reference. Both must agree
+columns read back from the events), kept in tests/oracles/sink_per_event.py as the
+reference (bench/sink_legacy.py runs it as the benchmark's baseline). Both must agree
 on every chunk: the same columns in the same order, the same invalid-record count, with
 and without the signature check.
 """
@@ -18,7 +18,7 @@ from typing import Any, cast
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.sink_legacy import decode_chunk as per_event_decode_chunk
+from tests.oracles.sink_per_event import decode_chunk as per_event_decode_chunk
 from tokenops.schemas import (
     BATCH_HEADERS,
     COLUMNS_HEADERS,

@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.quota_reference import PerEventEvaluator, records
+from tests.oracles.quota_per_event import PerEventEvaluator, records
 from tests.unit.test_quota_evaluator import DAY0, HOUR, Event
 from tokenops.quotas.book import QuotaBook
 from tokenops.quotas.evaluator import QuotaEvaluator

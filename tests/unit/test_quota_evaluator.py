@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.quota_reference import records
+from tests.oracles.quota_per_event import records
 from tokenops.quotas.book import QuotaBook
 from tokenops.quotas.evaluator import WATERMARK_KEY, QuotaEvaluator
 from tokenops.schemas.quota import QuotaDefinition
