@@ -33,7 +33,3 @@ class MigrationError(ClickHouseError):
 
 class PriceError(ClickHouseError):
     """prices.yaml is invalid, or usage has no price in effect."""
-
-
-class StorageWriteError(ClickHouseError):
-    """A batch could not be written; the sink retries it and commits nothing meanwhile."""
