@@ -26,7 +26,7 @@ from tokenops.placement import home_partition
 from tokenops.schemas import COLUMNS_HEADERS
 from tokenops.streams.partition import InputRecord, PartitionState
 from tokenops.streams.signing import worker_decoder
-from tokenops.streams.store import PartitionStore
+from tokenops.streams.state.store import PartitionStore
 
 BATCH_RECORDS = 500
 

@@ -7,7 +7,7 @@ each tenant, three models, one correction in ten), then `finish_bootstrap`, then
 windows of as many new tenants again (churn). In the same run and on the same records:
 - baseline: `bench/prometheus_state_legacy.py`, the state before it was bounded (it kept
   every tenant and folded into `other` only when scraped);
-- bounded: `tokenops.sinks.prometheus_state`.
+- bounded: `tokenops.sinks.prometheus.state`.
 A scrape is `generate_latest` of a registry holding only the sink's collector, the work
 done under the sink's lock; the figure is the median of five. Memory is what
 `tracemalloc` sees held by the state after the run (in a second pass, as tracing slows
@@ -29,8 +29,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from bench.prometheus_state_legacy import ExporterState as LegacyState
 from tokenops.schemas.aggregates import WindowTotals
-from tokenops.sinks.prometheus_collector import StateCollector
-from tokenops.sinks.prometheus_state import ExporterState
+from tokenops.sinks.prometheus.collector import StateCollector
+from tokenops.sinks.prometheus.state import ExporterState
 
 T0 = 1_795_737_600_000  # 2026-11-27 00:00 UTC
 MINUTE = 60_000

@@ -285,7 +285,7 @@ def profile_batch_path(kafka: KafkaSettings, topic: str, records: int, state: Pa
     late), grouped by where the time goes."""
     from tokenops.streams.partition import InputRecord, PartitionState
     from tokenops.streams.signing import worker_decoder
-    from tokenops.streams.store import PartitionStore
+    from tokenops.streams.state.store import PartitionStore
 
     consumer = Consumer(
         {

@@ -32,8 +32,8 @@ from tokenops.quotas.topic import publish_quotas
 from tokenops.schemas.codec import EVENT_HEADERS
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
 from tokenops.settings import KafkaSettings, StackSettings, TopicSettings
-from tokenops.sinks.prometheus_settings import PrometheusSinkSettings
-from tokenops.sinks.prometheus_sink import PrometheusSink
+from tokenops.sinks.prometheus.settings import PrometheusSinkSettings
+from tokenops.sinks.prometheus.sink import PrometheusSink
 from tokenops.stack.alerting import AlertmanagerServer, PrometheusServer
 from tokenops.stack.process import free_port
 from tokenops.topics import read_to_end

@@ -2,7 +2,7 @@
 
 `ExporterState` here kept every tenant's counters, windows and buckets, folding tenants
 beyond the label cap into `other` only when scraped; `bench/bench_prometheus_scrape.py`
-measures it next to `tokenops.sinks.prometheus_state` in the same run.
+measures it next to `tokenops.sinks.prometheus.state` in the same run.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from tokenops.quotas.book import QuotaBook
 from tokenops.schemas.aggregates import TOKEN_TYPES, WindowTotals
 from tokenops.schemas.quota import QuotaAlert
-from tokenops.sinks.prometheus_quotas import BUCKET_MS, QuotaGauges, QuotaSample, Window
+from tokenops.sinks.prometheus.quotas import BUCKET_MS, QuotaGauges, QuotaSample, Window
 
 OTHER = "other"
 

@@ -9,7 +9,7 @@ Flow of one batch of one input partition (see docs/streams.md for the semantics)
     PartitionStore: the delta applied atomically to RocksDB (with the next input offset)
 
 Modules: `windows` (pure window/watermark/correction logic), `partition` (one batch),
-`delta` and `store` (state change and local state), `changelog` (recovery and claims),
+`state/` (`delta`, `store`, `changelog`: state change, local state, recovery and claims),
 `publisher`, `worker` (partitions, batches, idle ticks), `app` (Faust wiring),
 `metrics`, `deadletter` (the `tokenops.dlq.*` header names), `processors`.
 

@@ -22,10 +22,10 @@ from tokenops.schemas.columns import EventColumns
 from tokenops.schemas.decode import check_key
 from tokenops.schemas.errors import InvalidEventError
 from tokenops.streams.deadletter import dead_letter_record
-from tokenops.streams.delta import StateDelta
 from tokenops.streams.processors import OutputRecord, PartitionProcessor
 from tokenops.streams.routing import CREATE_TIME, PlacementCheck, RecordRouter, event_clock
-from tokenops.streams.store import PartitionStore
+from tokenops.streams.state.delta import StateDelta
+from tokenops.streams.state.store import PartitionStore
 from tokenops.streams.windows import NO_TIME, Totals, WindowBook
 
 logger = logging.getLogger(__name__)

@@ -23,15 +23,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from tokenops.settings import KafkaSettings, TopicSettings
-from tokenops.streams.changelog import ChangelogRecovery
-from tokenops.streams.delta import StateDelta, delta_records, part_bytes_below
 from tokenops.streams.errors import WorkerError
 from tokenops.streams.metrics import WorkerMetrics
 from tokenops.streams.partition import Decoder, InputRecord, PartitionState
 from tokenops.streams.processors import OutputRecord, ProcessorFactory
 from tokenops.streams.publisher import BatchPublisher
 from tokenops.streams.settings import WorkerSettings
-from tokenops.streams.store import PartitionStore
+from tokenops.streams.state.changelog import ChangelogRecovery
+from tokenops.streams.state.delta import StateDelta, delta_records, part_bytes_below
+from tokenops.streams.state.store import PartitionStore
 from tokenops.streams.topics import max_message_bytes
 from tokenops.streams.windows import NO_TIME
 

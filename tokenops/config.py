@@ -13,7 +13,7 @@ from tokenops.config_help import DESCRIPTIONS
 from tokenops.producers.settings import ProducerSettings
 from tokenops.settings import KafkaSettings, LogSettings, StackSettings, TopicSettings
 from tokenops.sinks.clickhouse.settings import ClickHouseSettings
-from tokenops.sinks.prometheus_settings import PrometheusSinkSettings
+from tokenops.sinks.prometheus.settings import PrometheusSinkSettings
 from tokenops.streams.settings import WorkerSettings
 
 # Read by the code but not by a settings model: `tokenops/paths.py`, bench/, deploy/local.

@@ -22,7 +22,7 @@ from bench.pipeline_load import MODELS, BatchLoad, cloudevent
 from tests.e2e.worker_run import WINDOW_S, WorkerProcess, dead_letters, wait_exact, worker_env
 from tokenops.schemas.event import UsageEvent
 from tokenops.settings import KafkaSettings
-from tokenops.streams.delta import DEFAULT_PART_BYTES, PART_KEY
+from tokenops.streams.state.delta import DEFAULT_PART_BYTES, PART_KEY
 from tokenops.topics import read_to_end
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]

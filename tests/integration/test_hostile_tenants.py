@@ -32,8 +32,8 @@ from tokenops.sinks.clickhouse.billing import invoice, usage
 from tokenops.sinks.clickhouse.reconcile import reconcile
 from tokenops.sinks.clickhouse.service import prepare_store
 from tokenops.sinks.clickhouse.writer import ClickHouseWriter
-from tokenops.sinks.prometheus_collector import StateCollector
-from tokenops.sinks.prometheus_state import ExporterState
+from tokenops.sinks.prometheus.collector import StateCollector
+from tokenops.sinks.prometheus.state import ExporterState
 
 HOSTILE = [
     "acme' OR '1'='1",

@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 from tokenops.listen import SafeHTTPServer
 from tokenops.sinks.clickhouse import ClickHouseSettings, open_store
 from tokenops.sinks.clickhouse.endpoint import SinkEndpoint
-from tokenops.sinks.prometheus_settings import PrometheusSinkSettings
+from tokenops.sinks.prometheus.settings import PrometheusSinkSettings
 from tokenops.streams.metrics import serve_http
 from tokenops.streams.settings import WorkerSettings
 

@@ -20,8 +20,8 @@ from tests.processes import TOKENOPS
 from tokenops.schemas.aggregates import WindowTotals
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition, period_bounds
 from tokenops.settings import KafkaSettings, TopicSettings
-from tokenops.sinks.prometheus_settings import PrometheusSinkSettings
-from tokenops.sinks.prometheus_sink import PrometheusSink
+from tokenops.sinks.prometheus.settings import PrometheusSinkSettings
+from tokenops.sinks.prometheus.sink import PrometheusSink
 from tokenops.stack.process import free_port
 
 pytestmark = pytest.mark.integration

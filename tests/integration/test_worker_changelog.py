@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from tokenops.settings import KafkaSettings
-from tokenops.streams.changelog import ChangelogRecovery
-from tokenops.streams.delta import (
+from tokenops.streams.publisher import BatchPublisher
+from tokenops.streams.state.changelog import ChangelogRecovery
+from tokenops.streams.state.delta import (
     CLAIM_KEY,
     DELTA_KEY,
     StateDelta,
@@ -17,8 +18,7 @@ from tokenops.streams.delta import (
     delta_records,
     part_bytes_below,
 )
-from tokenops.streams.publisher import BatchPublisher
-from tokenops.streams.store import PartitionStore
+from tokenops.streams.state.store import PartitionStore
 from tokenops.streams.topics import max_message_bytes
 
 pytestmark = pytest.mark.integration

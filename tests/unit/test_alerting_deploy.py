@@ -21,9 +21,9 @@ from tokenops.schemas.aggregates import WindowTotals
 from tokenops.schemas.quota import QuotaDefinition
 from tokenops.settings import KafkaSettings, TopicSettings
 from tokenops.sinks.clickhouse.metrics import SinkMetrics
-from tokenops.sinks.prometheus_collector import METRIC_NAMES
-from tokenops.sinks.prometheus_settings import PrometheusSinkSettings
-from tokenops.sinks.prometheus_sink import PrometheusSink
+from tokenops.sinks.prometheus.collector import METRIC_NAMES
+from tokenops.sinks.prometheus.settings import PrometheusSinkSettings
+from tokenops.sinks.prometheus.sink import PrometheusSink
 from tokenops.streams.quota_metrics import QuotaMetrics
 
 DEPLOY = deploy_dir()

@@ -91,7 +91,7 @@ def test_profile_summary_from_py_spy_raw_output() -> None:
 
     raw = (
         "_run (a/site-packages/faust/x.py:1);process (/work/main/streams/partition.py:9) 3\n"
-        "_run (a/site-packages/faust/x.py:1);seen (/work/main/streams/store.py:77) 1\n"
+        "_run (a/site-packages/faust/x.py:1);seen (/work/main/streams/state/store.py:77) 1\n"
     )
     profile = Profile()
     _summarise(raw, profile)

@@ -11,8 +11,8 @@ from prometheus_client import CollectorRegistry
 
 from tokenops.schemas.aggregates import WindowTotals
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
-from tokenops.sinks.prometheus_collector import StateCollector
-from tokenops.sinks.prometheus_state import (
+from tokenops.sinks.prometheus.collector import StateCollector
+from tokenops.sinks.prometheus.state import (
     CANDIDATES_PER_LABEL,
     DEAD_LETTER_IDS,
     OTHER,

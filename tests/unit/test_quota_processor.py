@@ -15,7 +15,7 @@ from tokenops.schemas.event import UsageEvent
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
 from tokenops.streams.partition import InputRecord, PartitionState
 from tokenops.streams.quota_processor import QuotaProcessor
-from tokenops.streams.store import PartitionStore
+from tokenops.streams.state.store import PartitionStore
 
 T0 = 1_750_000_020_000  # a minute boundary in the past
 BOOK = QuotaBook([QuotaDefinition(tenant_id="acme", name="daily", period="day", limit=1000)])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tokenops.streams.delta import (
+from tokenops.streams.state.delta import (
     DELTA_KEY,
     PART_KEY,
     DeltaParts,

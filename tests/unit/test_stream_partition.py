@@ -12,10 +12,10 @@ from tokenops.schemas.columns import EventColumns
 from tokenops.schemas.decode import decode_columns
 from tokenops.schemas.event import UsageEvent
 from tokenops.streams.deadletter import DLQ_FIELD, DLQ_OFFSET, DLQ_REASON
-from tokenops.streams.delta import StateDelta
 from tokenops.streams.partition import InputRecord, PartitionState
 from tokenops.streams.signing import WorkerDecoder
-from tokenops.streams.store import PartitionStore
+from tokenops.streams.state.delta import StateDelta
+from tokenops.streams.state.store import PartitionStore
 
 T0 = 1_750_000_020_000  # a minute boundary in the past
 

@@ -21,10 +21,10 @@ from tokenops.schemas.decode import decode_columns
 from tokenops.schemas.errors import InvalidEventError
 from tokenops.schemas.event import UsageEvent
 from tokenops.streams.deadletter import DLQ_REASON
-from tokenops.streams.delta import StateDelta
 from tokenops.streams.partition import InputRecord, PartitionState, select
 from tokenops.streams.processors import OutputRecord
-from tokenops.streams.store import PartitionStore
+from tokenops.streams.state.delta import StateDelta
+from tokenops.streams.state.store import PartitionStore
 
 T0 = 1_750_000_020_000  # a minute boundary in the past
 BUCKET_MS = 60_000  # small dedup buckets, so records straddle them

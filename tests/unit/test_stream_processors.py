@@ -12,9 +12,9 @@ from tests.unit.test_stream_partition import T0, _event, _record, _state
 from tokenops.schemas.codec import encode_batch, encode_event
 from tokenops.schemas.columns import EventColumns
 from tokenops.streams import OutputRecord
-from tokenops.streams.delta import StateDelta
 from tokenops.streams.metrics import WorkerMetrics
-from tokenops.streams.store import PartitionStore
+from tokenops.streams.state.delta import StateDelta
+from tokenops.streams.state.store import PartitionStore
 
 
 class TenantCounter:

@@ -19,7 +19,7 @@ from tokenops.streams.errors import PlacementError
 from tokenops.streams.metrics import WorkerMetrics
 from tokenops.streams.partition import InputRecord, PartitionState
 from tokenops.streams.routing import CREATE_TIME, LOG_APPEND_TIME, event_clock
-from tokenops.streams.store import PartitionStore
+from tokenops.streams.state.store import PartitionStore
 
 T0 = 1_750_000_020_000  # a minute boundary in the past: the worker's wall clock here
 PARTITIONS = 4

@@ -20,8 +20,8 @@ from tokenops.api.auth import authenticate, require_tenant
 from tokenops.api.errors import ApiError
 from tokenops.api.state import ApiState
 from tokenops.settings import KafkaSettings, TopicSettings
-from tokenops.sinks.prometheus_settings import PrometheusSinkSettings
-from tokenops.sinks.prometheus_sink import PrometheusSink
+from tokenops.sinks.prometheus.settings import PrometheusSinkSettings
+from tokenops.sinks.prometheus.sink import PrometheusSink
 
 
 class QuotaView:

@@ -26,8 +26,8 @@ def prometheus() -> None:
 
     Settings: TOKENOPS_PROMETHEUS_SINK_* (port 9464 by default). Stops on SIGTERM/Ctrl-C.
     """
-    from tokenops.sinks.prometheus_settings import PrometheusSinkSettings
-    from tokenops.sinks.prometheus_sink import PrometheusSink
+    from tokenops.sinks.prometheus.settings import PrometheusSinkSettings
+    from tokenops.sinks.prometheus.sink import PrometheusSink
 
     settings = load(PrometheusSinkSettings)
     sink = PrometheusSink(load(KafkaSettings), load(TopicSettings), settings)

@@ -15,7 +15,7 @@ from confluent_kafka import Consumer, TopicPartition
 from prometheus_client import Counter
 
 from tokenops.settings import KafkaSettings
-from tokenops.sinks.prometheus_settings import PrometheusSinkSettings
+from tokenops.sinks.prometheus.settings import PrometheusSinkSettings
 
 logger = logging.getLogger(__name__)
 LagKey = tuple[str, str, int]  # (group, topic, partition)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from tokenops.sinks.prometheus_state import ExporterState
+from tokenops.sinks.prometheus.state import ExporterState
 
 # Every metric the exporter exposes, for the dashboard and rule tests to check against.
 METRIC_NAMES = (

@@ -31,10 +31,10 @@ from tokenops.listen import SafeHTTPServer, metrics_route, parse_allowed_hosts
 from tokenops.schemas.aggregates import WindowTotals
 from tokenops.schemas.quota import QuotaAlert
 from tokenops.settings import KafkaSettings, TopicSettings
-from tokenops.sinks.prometheus_collector import StateCollector
-from tokenops.sinks.prometheus_lag import LagPoller
-from tokenops.sinks.prometheus_settings import PrometheusSinkSettings
-from tokenops.sinks.prometheus_state import ExporterState
+from tokenops.sinks.prometheus.collector import StateCollector
+from tokenops.sinks.prometheus.lag import LagPoller
+from tokenops.sinks.prometheus.settings import PrometheusSinkSettings
+from tokenops.sinks.prometheus.state import ExporterState
 from tokenops.streams.deadletter import DLQ_FIELD, DLQ_OFFSET, DLQ_PARTITION, DLQ_TOPIC
 
 logger = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from typing import Any, cast
 import orjson
 from rocksdict import BlockBasedOptions, Options, Rdict, WriteBatch, WriteOptions
 
-from tokenops.streams.delta import StateDelta
+from tokenops.streams.state.delta import StateDelta
 from tokenops.streams.windows import NO_TIME, Totals, WindowId
 
 _META = b"m"

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from tokenops.quotas.book import QuotaBook
 from tokenops.schemas.aggregates import TOKEN_TYPES, WindowTotals
 from tokenops.schemas.quota import QuotaAlert
-from tokenops.sinks.prometheus_distinct import DistinctCount
-from tokenops.sinks.prometheus_quotas import BUCKET_MS, QuotaGauges, QuotaSample, Window
+from tokenops.sinks.prometheus.distinct import DistinctCount
+from tokenops.sinks.prometheus.quotas import BUCKET_MS, QuotaGauges, QuotaSample, Window
 from tokenops.streams.deadletter_label import dead_letter_label
 
 OTHER = "other"

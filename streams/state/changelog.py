@@ -27,7 +27,9 @@ from typing import cast
 from confluent_kafka import Consumer, TopicPartition
 
 from tokenops.settings import KafkaSettings
-from tokenops.streams.delta import (
+from tokenops.streams.errors import StateError
+from tokenops.streams.publisher import BatchPublisher
+from tokenops.streams.state.delta import (
     CLAIM_KEY,
     PART_KEY,
     DeltaParts,
@@ -35,9 +37,7 @@ from tokenops.streams.delta import (
     claim_bytes,
     claim_owner,
 )
-from tokenops.streams.errors import StateError
-from tokenops.streams.publisher import BatchPublisher
-from tokenops.streams.store import PartitionStore
+from tokenops.streams.state.store import PartitionStore
 
 logger = logging.getLogger(__name__)
 
