@@ -32,6 +32,8 @@ from tokenops.demo.observe import pipeline_lag
 from tokenops.paths import deploy_dir
 from tokenops.producers.producer import UsageProducer
 from tokenops.producers.settings import ProducerSettings
+from tokenops.quotas.topic import publish_quotas
+from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
 from tokenops.settings import KafkaSettings, StackSettings, TopicSettings
 from tokenops.simulate.ledger import ExpectedTotals, Key, Ledger
 from tokenops.simulate.simulator import SimulationConfig, Simulator
@@ -42,6 +44,7 @@ from tokenops.topics import read_to_end
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 ALERT = "TokenopsReplicationLagHigh"
+QUOTA_TENANT = "tenant-001"  # the busiest of the Zipf-distributed tenants
 # The checked-in rule says 120 s for 2 m; the test cannot wait that long. Above
 # MirrorMaker's 5 s commit interval, so a healthy MirrorMaker never crosses it.
 LAG_THRESHOLD_S = 8
@@ -97,6 +100,17 @@ def in_background(
     thread = threading.Thread(target=target, daemon=True)
     thread.start()
     return thread
+
+
+def tenant_tokens(configs: list[SimulationConfig], tenant: str) -> int:
+    """Input + output tokens of `tenant`'s unique events in these fleets (no I/O: the
+    simulator's events depend on the seed alone, ids and times aside)."""
+    return sum(
+        e.fields["input_tokens"] + e.fields["output_tokens"]
+        for config in configs
+        for e in Simulator(config).emissions()
+        if e.fields is not None and not e.duplicate and e.fields["tenant_id"] == tenant
+    )
 
 
 def add_up(ledgers: list[Ledger]) -> dict[Key, ExpectedTotals]:
@@ -170,6 +184,19 @@ def test_two_regions_count_exactly_once_through_mirrormaker_crashes(
         for region, kafka in (("west", west), ("central", kafka_settings))
     }
     ledgers: list[tuple[str, Ledger]] = []
+    fleets = {
+        "west": [fleet("west", 1, 4), fleet("west", 3, 5)],
+        "central": [fleet("central", 2, 4)],
+    }
+    # Quotas are evaluated centrally, on both regions' events: a monthly limit of exactly
+    # the tenant's tokens in both regions is crossed by the last of them, never before.
+    limit = tenant_tokens([*fleets["west"], *fleets["central"]], QUOTA_TENANT)
+    assert tenant_tokens(fleets["west"], QUOTA_TENANT) < limit
+    publish_quotas(
+        kafka_settings,
+        TopicSettings(**topics),
+        [QuotaDefinition(tenant_id=QUOTA_TENANT, name="monthly", period="month", limit=limit)],
+    )
     try:
         worker.wait_ready()
         sink.wait_ready()
@@ -178,10 +205,10 @@ def test_two_regions_count_exactly_once_through_mirrormaker_crashes(
         # Both regions send; the central worker is killed -9 while they do.
         threads = [
             in_background(
-                lambda: Simulator(fleet("west", 1, 4)).run(producers["west"]), ledgers, "west"
+                lambda: Simulator(fleets["west"][0]).run(producers["west"]), ledgers, "west"
             ),
             in_background(
-                lambda: Simulator(fleet("central", 2, 4)).run(producers["central"]),
+                lambda: Simulator(fleets["central"][0]).run(producers["central"]),
                 ledgers,
                 "central",
             ),
@@ -195,7 +222,7 @@ def test_two_regions_count_exactly_once_through_mirrormaker_crashes(
         # West sends again; MirrorMaker dies mid-stream, with records replicated but
         # their offsets not yet committed (it commits every 5 s).
         thread = in_background(
-            lambda: Simulator(fleet("west", 3, 5)).run(producers["west"]), ledgers, "west"
+            lambda: Simulator(fleets["west"][1]).run(producers["west"]), ledgers, "west"
         )
         time.sleep(2.5)
         assert not prometheus.firing()  # healthy so far
@@ -233,6 +260,13 @@ def test_two_regions_count_exactly_once_through_mirrormaker_crashes(
         while prometheus.firing():  # caught up: the alert resolves
             assert time.monotonic() < deadline, "the lag alert still fires after the catch-up"
             time.sleep(0.5)
+
+        alerts = [
+            QuotaAlert.from_bytes(m.value())
+            for m in read_to_end(kafka_settings, topics["quota_alerts"])
+        ]
+        exceeded = {(a.tenant_id, a.usage) for a in alerts if a.threshold_pct == 100}
+        assert exceeded == {(QUOTA_TENANT, limit)}, alerts
 
         sink_inputs = [topics["aggregates"], topics["usage"], topics["dead_letter"]]
         while pipeline_lag(kafka_settings, group, sink_inputs) != 0:

@@ -19,6 +19,8 @@ class ReplicationSettings(TokenopsSettings):
         description='Source region -> its bootstrap servers, JSON: {"west": "kafka-west:9092"}.',
     )
     target_region: str = Field(default="central", description="This cluster's region alias.")
-    http_host: str = ""
-    http_port: int = Field(default=9467, ge=0, le=65535)
-    poll_interval_s: float = Field(default=5.0, gt=0)
+    http_host: str = Field(default="", description="Address of /metrics; empty: 127.0.0.1.")
+    http_port: int = Field(default=9467, ge=0, le=65535, description="Port of /metrics.")
+    poll_interval_s: float = Field(
+        default=5.0, gt=0, description="Seconds between two measurements of every source."
+    )
