@@ -33,6 +33,7 @@ from tokenops.paths import deploy_dir
 from tokenops.producers.producer import UsageProducer
 from tokenops.producers.settings import ProducerSettings
 from tokenops.quotas.topic import publish_quotas
+from tokenops.replication.lag import committed_positions
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
 from tokenops.settings import KafkaSettings, StackSettings, TopicSettings
 from tokenops.simulate.ledger import ExpectedTotals, Key, Ledger
@@ -46,8 +47,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 ALERT = "TokenopsReplicationLagHigh"
 QUOTA_TENANT = "tenant-001"  # the busiest of the Zipf-distributed tenants
 # The checked-in rule says 120 s for 2 m; the test cannot wait that long. Above
-# MirrorMaker's 5 s commit interval, so a healthy MirrorMaker never crosses it.
-LAG_THRESHOLD_S = 8
+# MirrorMaker's 5 s commit interval (x 2: a busy machine), so a healthy one stays below.
+LAG_THRESHOLD_S = 10
 
 
 class LagRulePrometheus(FastPrometheus):
@@ -113,6 +114,32 @@ def tenant_tokens(configs: list[SimulationConfig], tenant: str) -> int:
     )
 
 
+def west_records(kafka: KafkaSettings, topic: str) -> int:
+    """Records of west's fleet in `topic` (in central: replicated, replays included)."""
+    return sum(b"//sim/west/" in (m.value() or b"") for m in read_to_end(kafka, topic))
+
+
+def kill_with_uncommitted_records(
+    regional: RegionalStack, central: KafkaSettings, topic: str
+) -> int:
+    """kill -9 MirrorMaker while it has replicated records whose offsets it has not
+    committed yet (it commits every 5 s), so that its restart must send them again.
+    Counted after the kill, when nothing moves; a kill just after a commit is retried.
+    Returns how many records it must replay (malformed ones left out)."""
+    deadline = time.monotonic() + 60
+    while True:
+        before = west_records(central, topic)
+        while west_records(central, topic) <= before:
+            assert time.monotonic() < deadline, "MirrorMaker replicated nothing"
+            time.sleep(0.1)
+        regional.mirror.kill()
+        committed = sum(committed_positions(central, "west", topic).values())
+        if (uncommitted := west_records(central, topic) - committed) > 0:
+            return uncommitted
+        assert time.monotonic() < deadline, "MirrorMaker was never killed past a commit"
+        regional.mirror.start()
+
+
 def add_up(ledgers: list[Ledger]) -> dict[Key, ExpectedTotals]:
     expected: dict[Key, ExpectedTotals] = {}
     for ledger in ledgers:
@@ -168,24 +195,8 @@ def test_two_regions_count_exactly_once_through_mirrormaker_crashes(
         "TOKENOPS_CLICKHOUSE_BATCH_MAX_MS": "300",
     }
     logs = {name: tmp_path / f"{name}.log" for name in ("worker", "sink")}
-    began = time.monotonic()
-    prometheus.start()  # first: the exporter announces itself in its targets folder
-    regional.up()
-    west = regional.kafka_settings("west")
-    worker = WorkerProcess(env, tmp_path / "state", logs["worker"])
-    sink = SinkProcess(sink_env, logs["sink"])
-    producers = {
-        region: UsageProducer(
-            kafka,
-            ProducerSettings(
-                topic=topics["usage"], batch_max_events=50, spool_dir=tmp_path / f"spool-{region}"
-            ),
-        )
-        for region, kafka in (("west", west), ("central", kafka_settings))
-    }
-    ledgers: list[tuple[str, Ledger]] = []
     fleets = {
-        "west": [fleet("west", 1, 4), fleet("west", 3, 5)],
+        "west": [fleet("west", 1, 4), fleet("west", 3, 8)],
         "central": [fleet("central", 2, 4)],
     }
     # Quotas are evaluated centrally, on both regions' events: a monthly limit of exactly
@@ -197,7 +208,21 @@ def test_two_regions_count_exactly_once_through_mirrormaker_crashes(
         TopicSettings(**topics),
         [QuotaDefinition(tenant_id=QUOTA_TENANT, name="monthly", period="month", limit=limit)],
     )
+    began = time.monotonic()
+    # Worker and sink start on central while west and MirrorMaker come up.
+    worker = WorkerProcess(env, tmp_path / "state", logs["worker"])
+    sink = SinkProcess(sink_env, logs["sink"])
+    ledgers: list[tuple[str, Ledger]] = []
+    producers: dict[str, UsageProducer] = {}
     try:
+        prometheus.start()  # first: the exporter announces itself in its targets folder
+        regional.up()
+        west = regional.kafka_settings("west")
+        for region, kafka in (("west", west), ("central", kafka_settings)):
+            spool = tmp_path / f"spool-{region}"
+            producers[region] = UsageProducer(
+                kafka, ProducerSettings(topic=topics["usage"], batch_max_events=50, spool_dir=spool)
+            )
         worker.wait_ready()
         sink.wait_ready()
         print(f"stack, MirrorMaker, worker and sink up in {time.monotonic() - began:.0f} s")
@@ -224,9 +249,7 @@ def test_two_regions_count_exactly_once_through_mirrormaker_crashes(
         thread = in_background(
             lambda: Simulator(fleets["west"][1]).run(producers["west"]), ledgers, "west"
         )
-        time.sleep(2.5)
-        assert not prometheus.firing()  # healthy so far
-        regional.mirror.kill()
+        uncommitted = kill_with_uncommitted_records(regional, kafka_settings, topics["usage"])
         down_at = time.monotonic()
         thread.join(60)
         while not prometheus.firing():
@@ -248,14 +271,11 @@ def test_two_regions_count_exactly_once_through_mirrormaker_crashes(
             assert time.monotonic() < deadline, logs["worker"].read_text()[-3000:]
             time.sleep(1.0)
 
-        def from_west(kafka: KafkaSettings) -> int:
-            return sum(
-                b"//sim/west/" in (m.value() or b"") for m in read_to_end(kafka, topics["usage"])
-            )
+        print(f"central aggregates equal the ledgers at {time.monotonic() - began:.0f} s")
 
-        west_records = from_west(west)
-        replayed = from_west(kafka_settings) - west_records
-        print(f"west records {west_records}, replayed by MirrorMaker into central: {replayed}")
+        sent = west_records(west, topics["usage"])
+        replayed = west_records(kafka_settings, topics["usage"]) - sent
+        print(f"west records {sent}; uncommitted at the kill {uncommitted}, replayed {replayed}")
         assert replayed > 0  # MirrorMaker's at-least-once replay did happen, and counted once
         while prometheus.firing():  # caught up: the alert resolves
             assert time.monotonic() < deadline, "the lag alert still fires after the catch-up"
