@@ -47,7 +47,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 ALERT = "TokenopsReplicationLagHigh"
 QUOTA_TENANT = "tenant-001"  # the busiest of the Zipf-distributed tenants
 # The checked-in rule says 120 s for 2 m; the test cannot wait that long. Above
-# MirrorMaker's 5 s commit interval (x 2: a busy machine), so a healthy one stays below.
+# MirrorMaker's 5 s commit interval (x 2: a busy machine).
 LAG_THRESHOLD_S = 10
 
 
