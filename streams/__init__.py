@@ -27,7 +27,7 @@ state. Pass factories to `create_app(..., processors=[factory])`; per partition:
 again after a crash (same key), its state changes count exactly once.
 """
 
-from tokenops.streams.deadletter import DLQ_HEADERS
+from tokenops.deadletters import DLQ_HEADERS
 from tokenops.streams.processors import OutputRecord, PartitionProcessor, ProcessorFactory
 
 __all__ = ["DLQ_HEADERS", "OutputRecord", "PartitionProcessor", "ProcessorFactory"]

@@ -169,6 +169,18 @@ class StackSettings(TokenopsSettings):
         return f"TOKENOPS_STACK_{field.upper()}"
 
 
+class WatermarkSettings(TokenopsSettings):
+    """How a partition's watermark moves (`TOKENOPS_WORKER_*`): the highest event time seen
+    minus `allowed_lateness_s`, or `now - allowed_lateness_s` after `idle_timeout_s` of
+    wall-clock time without records. The worker closes windows by it; the ClickHouse sink
+    judges partitions idle and months closed by the same rules, so both read them here."""
+
+    model_config = SettingsConfigDict(env_prefix="TOKENOPS_WORKER_")
+
+    allowed_lateness_s: float = Field(default=30.0, ge=0)
+    idle_timeout_s: float = Field(default=60.0, gt=0)
+
+
 class LogSettings(TokenopsSettings):
     """How every tokenops process logs (`tokenops/logs.py`): level, line format, and how
     often long-running services (worker, sinks) log a progress line."""
