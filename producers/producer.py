@@ -1,6 +1,6 @@
 """UsageProducer: the SDK inference nodes embed to emit usage events without losing one.
 
-    producer = UsageProducer(KafkaSettings(), ProducerSettings(), registry=registry)
+    producer = UsageProducer.from_env(registry=registry)   # or UsageProducer(kafka, settings)
     producer.send(event)                 # a UsageEvent, or a mapping of its fields
     producer.send_many([fields, ...])    # validated column-wise, all or none accepted
     producer.send_columns([columns])     # decoded by decode_columns already (the HTTP API)
@@ -49,7 +49,7 @@ from tokenops.schemas import EventColumns, InvalidEventError, UsageEvent
 from tokenops.schemas.bulk import columns_many, event_row, fields_row, latest_ms
 from tokenops.schemas.event import MIN_EVENT_TIME, to_epoch_ms
 from tokenops.schemas.quick import Row, quick_row
-from tokenops.settings import KafkaSettings
+from tokenops.settings import KafkaSettings, load
 
 logger = logging.getLogger(__name__)
 _EARLIEST_MS = to_epoch_ms(MIN_EVENT_TIME)
@@ -65,11 +65,11 @@ class UsageProducer:
     def __init__(
         self,
         kafka: KafkaSettings,
-        settings: ProducerSettings | None = None,
+        settings: ProducerSettings,
         *,
         registry: CollectorRegistry | None = None,
     ) -> None:
-        self.settings = settings = settings or ProducerSettings()
+        self.settings = settings
         self.topic = settings.topic
         self._max_outstanding = settings.max_outstanding_events
         signer = record_signer(settings)  # before any client: a bad key fails cleanly
@@ -77,7 +77,7 @@ class UsageProducer:
             {**kafka.librdkafka(), **settings.librdkafka(), "logger": _librdkafka_logger}
         )
         self._lock = threading.Lock()
-        self._batches = TenantBatches(settings.batch_max_events, settings.batch_linger_ms / 1000)
+        self._batches = TenantBatches(settings.batch_max_events, settings.linger_ms / 1000)
         self._rows: list[tuple[str, Row]] = []  # `send`'s valid events, not yet in `_batches`
         self._room = min(ROWS_PER_SETTLE, self._max_outstanding)  # rows before `_make_room`
         # The latest event time `send`'s quick check accepts, renewed on every settle and
@@ -99,6 +99,12 @@ class UsageProducer:
         self._poller.daemon = True
         self._poller.start()
         atexit.register(_close_at_exit, weakref.ref(self))
+
+    @classmethod
+    def from_env(cls, *, registry: CollectorRegistry | None = None) -> UsageProducer:
+        """A producer configured from `TOKENOPS_KAFKA_*` and `TOKENOPS_PRODUCER_*`: the one
+        place the SDK reads the environment (every problem reported at once, by name)."""
+        return cls(load(KafkaSettings), load(ProducerSettings), registry=registry)
 
     # -- sending ----------------------------------------------------------------------
 
@@ -399,7 +405,7 @@ class UsageProducer:
 
     def _poll_loop(self) -> None:
         """Serves delivery reports and lingering batches until close; never dies quietly."""
-        tick = max(0.001, min(0.05, self.settings.batch_linger_ms / 2000))
+        tick = max(0.001, min(0.05, self.settings.linger_ms / 2000))
         while not self._stop.is_set():
             try:
                 self._producer.poll(tick)

@@ -59,7 +59,6 @@ class WorkerSettings(WatermarkSettings):
     http_allowed_hosts: str = Field(
         default="", description="Host names accepted besides localhost and IPs; * = any."
     )
-    log_every_s: float = Field(default=30.0, gt=0)
     # Signed records (docs/security.md): off, verify-if-present (a bad signature is
     # dead-lettered, none is fine), enforce (unsigned records are dead-lettered too).
     signature_mode: Literal["off", "verify-if-present", "enforce"] = "off"

@@ -25,7 +25,7 @@ def test_send_columns_then_sync_means_on_the_topic(
         EventColumns.from_events([UsageEvent(**fields(i, tenant=t)) for i in range(50)])
         for t in ("acme", "globex")
     ]
-    settings = producer_settings(topic, tmp_path / "spool", batch_linger_ms=60_000)
+    settings = producer_settings(topic, tmp_path / "spool", linger_ms=60_000)
     with UsageProducer(kafka_settings, settings) as producer:
         assert producer.send_columns(parts) == 100
         assert producer.sync(10) is True  # without waiting for the 60 s linger
@@ -46,7 +46,7 @@ def test_send_columns_is_all_or_none_at_the_queue_limit(
         tmp_path / "spool",
         max_outstanding_events=5,
         backpressure_timeout_s=0,
-        batch_linger_ms=60_000,
+        linger_ms=60_000,
     )
     with UsageProducer(kafka_settings, settings) as producer:
         producer.send_columns([part])  # room when asked: taken whole
