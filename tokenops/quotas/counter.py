@@ -105,14 +105,8 @@ class QuotaCounter:
             self.count_rows(index, record, None, before, found, touched)
             return
         added = self.total(record)
-        if not added:
-            return
-        key, cell = self._cell(start, end)
-        old = cell.usage
-        cell.usage = old + added
-        touched[key] = cell
-        if cell.usage >= self.low:
-            self.cross(index, record, None, start, end, cell, old, found)
+        if added:
+            self._add(added, index, record, None, start, end, found, touched)
 
     def count_rows(
         self,
@@ -147,14 +141,27 @@ class QuotaCounter:
             added = (
                 self.total(record) if len(live) == len(times) else sum(self.usages(record, live))
             )
-            if not added:
-                continue
-            key, cell = self._cell(start, end)
-            old = cell.usage
-            cell.usage = old + added
-            touched[key] = cell
-            if cell.usage >= self.low:
-                self.cross(index, record, live, start, end, cell, old, found)
+            if added:
+                self._add(added, index, record, live, start, end, found, touched)
+
+    def _add(
+        self,
+        added: int,
+        index: int,
+        record: EventColumns,
+        rows: list[int] | None,
+        start: int,
+        end: int,
+        found: list[Crossing],
+        touched: dict[str, Cell],
+    ) -> None:
+        """Add the usage of the events at `rows` (None: all) to the cell of [start, end)."""
+        key, cell = self._cell(start, end)
+        old = cell.usage
+        cell.usage = old + added
+        touched[key] = cell
+        if cell.usage >= self.low:
+            self.cross(index, record, rows, start, end, cell, old, found)
 
     def cross(
         self,
