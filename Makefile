@@ -38,7 +38,7 @@ lint: setup ## ruff (format + check), mypy and the import contracts (pyproject.t
 	$(BIN)/ruff check .
 	@$(PY) deploy/local/typecheck_view.py .typecheck
 	$(BIN)/mypy .typecheck/tokenops
-	cd .typecheck && ../$(BIN)/lint-imports ../pyproject.toml --no-cache
+	cd .typecheck && $(abspath $(BIN))/lint-imports ../pyproject.toml --no-cache
 
 format: setup ## Format the code with ruff
 	$(BIN)/ruff format .
