@@ -64,6 +64,7 @@ def build_app(framework: str) -> Any:
     The frameworks' names are imported at module level: FastAPI and Litestar resolve
     the handlers' annotations there."""
     if framework == "starlette":
+
         async def hello(request: Request) -> Response:
             return PlainTextResponse("hello")
 
@@ -88,6 +89,7 @@ def build_app(framework: str) -> Any:
 
         return app
     if framework == "litestar":
+
         @get("/hello", media_type=MediaType.TEXT)
         async def lite_hello() -> str:
             return "hello"
@@ -185,6 +187,7 @@ class MsData(msgspec.Struct):
     input_tokens: int
     output_tokens: int
 
+
 class MsEvent(msgspec.Struct):
     specversion: str
     type: str
@@ -193,6 +196,7 @@ class MsEvent(msgspec.Struct):
     time: str
     data: MsData
 
+
 class PyData(BaseModel):
     schema_version: int
     tenant_id: str
@@ -200,6 +204,7 @@ class PyData(BaseModel):
     provider: str
     input_tokens: int
     output_tokens: int
+
 
 class PyEvent(BaseModel):
     specversion: str
