@@ -53,6 +53,7 @@ from tokenops.settings import KafkaSettings, load
 
 logger = logging.getLogger(__name__)
 _EARLIEST_MS = to_epoch_ms(MIN_EVENT_TIME)
+_SYNC_SLICE_S = 0.001  # one `sync` flush call; see sync()
 # `send` settles its rows into the tenants' buffers at least this often: often enough
 # that a settle is cheap next to the rows' validation, seldom enough to be amortized.
 ROWS_PER_SETTLE = 1024
@@ -266,7 +267,9 @@ class UsageProducer:
                 self._produce(batch)
             self._sender.retry_pending()
         while True:
-            left = self._producer.flush(max(0.0, deadline - time.monotonic()))
+            # Short flushes: the poll thread may serve the delivery report this flush
+            # waits for, and librdkafka's flush then sleeps out up to 10 ms per call.
+            left = self._producer.flush(min(_SYNC_SLICE_S, max(0.0, deadline - time.monotonic())))
             with self._lock:
                 self._sender.retry_pending()
                 pending = self._sender.pending_events
