@@ -42,7 +42,7 @@ from tokenops.stack.process import free_port
 from tokenops.stack.regions import RegionalStack
 from tokenops.topics import read_to_end
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 ALERT = "TokenopsReplicationLagHigh"
 QUOTA_TENANT = "tenant-001"  # the busiest of the Zipf-distributed tenants

@@ -8,18 +8,18 @@ replication factor 1 appended, since in a properties file the last value of a ke
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from confluent_kafka.admin import AdminClient
-
 from tokenops.paths import deploy_dir
-from tokenops.settings import StackSettings
+from tokenops.settings import KafkaSettings, StackSettings
 from tokenops.stack.errors import StackError
 from tokenops.stack.kafka import kafka_version, resolve_jars
 from tokenops.stack.process import ManagedProcess
+from tokenops.topics import read_to_end
 
 _LOG4J2 = """\
 status = error
@@ -33,6 +33,9 @@ rootLogger.appenderRef.file.ref = FILE
 logger.clients.name = org.apache.kafka.clients
 logger.clients.level = WARN
 """
+
+# One replication task per flow (tasks.max 1, the default): its status record's key.
+_SOURCE_TASK_STATUS = b"status-task-MirrorSourceConnector-0"
 
 _REPLICATION_FACTORS = (
     "replication.factor",
@@ -49,6 +52,11 @@ def offsets_topic(source: str) -> str:
     """Where dedicated-mode MirrorMaker commits the source offsets it replicated from
     `source`: a compacted topic in the target cluster."""
     return f"mm2-offsets.{source}.internal"
+
+
+def status_topic(source: str) -> str:
+    """Where MirrorMaker's workers of the `source` flow report connector and task states."""
+    return f"mm2-status.{source}.internal"
 
 
 def mirror_properties(
@@ -122,30 +130,44 @@ class MirrorMaker:
             f"-Dmm2.logs.dir={self.logs_dir}",
             "-cp", f"{jars}/*", "org.apache.kafka.connect.mirror.MirrorMaker", str(config),
         ]  # fmt: skip
+        since_ms = int(time.time() * 1000)
         pid = self.process.start(argv, cwd=self.home)
-        self.wait_ready()
+        self.wait_ready(since_ms)
         return pid
 
-    def wait_ready(self) -> None:
-        """Until the central cluster holds MirrorMaker's offsets topic of every source,
-        which its workers create once they joined; fail with its log when it exits."""
+    def wait_ready(self, since_ms: int) -> None:
+        """Until each source's replication task reports RUNNING, written after `since_ms`
+        (MirrorMaker's status topic in central; its internal topics exist well before
+        the task replicates). Fail with MirrorMaker's log when it exits or times out."""
         deadline = time.monotonic() + self.settings.start_timeout_s
-        admin = AdminClient({"bootstrap.servers": self.clusters[self.central], "log_level": 0})
-        wanted = {offsets_topic(alias) for alias in self.clusters if alias != self.central}
         while time.monotonic() < deadline:
             if self.process.exited_early():
                 raise StackError(f"MirrorMaker exited during start-up:\n{self.log_tail()}")
             try:
-                if wanted <= set(admin.list_topics(timeout=1.0).topics):
+                if all(self._replicating(alias, since_ms) for alias in self.sources):
                     return
-            except Exception:  # the central cluster not answering yet: not ready
+            except Exception:  # topics not created or led yet: not ready
                 pass
-            time.sleep(0.3)
+            time.sleep(0.5)
         raise StackError(
             f"MirrorMaker was not ready within {self.settings.start_timeout_s:.0f} s:\n"
             f"{self.log_tail()}",
             hint="raise TOKENOPS_STACK_START_TIMEOUT_S on a slow machine",
         )
+
+    @property
+    def sources(self) -> list[str]:
+        return [alias for alias in self.clusters if alias != self.central]
+
+    def _replicating(self, source: str, since_ms: int) -> bool:
+        central = KafkaSettings(bootstrap_servers=self.clusters[self.central])
+        latest = None
+        for message in read_to_end(central, status_topic(source), timeout_s=5):
+            if message.key() == _SOURCE_TASK_STATUS:
+                latest = message
+        if latest is None or latest.timestamp()[1] < since_ms:
+            return False
+        return bool(json.loads(latest.value() or b"{}").get("state") == "RUNNING")
 
     def log_tail(self, lines: int = 15) -> str:
         log = self.logs_dir / "mirrormaker.log"
