@@ -47,7 +47,7 @@ from tokenops.schemas.event import (
     SOURCE_PATTERN,
     to_epoch_ms,
 )
-from tokenops.schemas.validate import FIELDS
+from tokenops.schemas.rules import FIELDS
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 SECTION = "## Event decoding: pydantic-core whole-batch lead"

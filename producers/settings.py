@@ -8,9 +8,9 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from tokenops.schemas.codec import MAX_BATCH_EVENTS
 from tokenops.schemas.event import DEFAULT_MAX_FUTURE_SKEW_S
 from tokenops.schemas.signing import KEY_ID_PATTERN
+from tokenops.schemas.wire import MAX_BATCH_EVENTS
 from tokenops.settings import TokenopsSettings, _default_state_dir
 
 

@@ -26,7 +26,7 @@ from confluent_kafka import Producer
 from tests.e2e.worker_run import worker_env
 from tests.processes import TokenopsProcess
 from tokenops.schemas import build_event
-from tokenops.schemas.codec import encode_event, to_cloudevent
+from tokenops.schemas.wire import encode_event, to_cloudevent
 from tokenops.settings import KafkaSettings
 from tokenops.stack.process import free_port
 from tokenops.streams.deadletter import (

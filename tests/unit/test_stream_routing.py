@@ -10,10 +10,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from tokenops.placement import home_partition
-from tokenops.schemas.codec import encode_event
 from tokenops.schemas.columns import EventColumns
 from tokenops.schemas.decode import decode_columns
 from tokenops.schemas.event import FUTURE, UsageEvent
+from tokenops.schemas.wire import encode_event
 from tokenops.streams.deadletter import DLQ_FIELD
 from tokenops.streams.errors import PlacementError
 from tokenops.streams.metrics import WorkerMetrics
