@@ -198,53 +198,50 @@ def _checked(
     if not earliest_ms <= ms <= latest_ms:
         problem = time_error(ms, earliest_ms, latest_ms) or ""
         raise InvalidEventError(time_field(ms, latest_ms), time, problem)
-    ids = _SEEN.ids
-    if tenant_id.__class__ is not str or tenant_id not in ids:
-        _identifier("tenant_id", tenant_id)
-    for name, value in (
-        ("project_id", project_id),
-        ("agent_id", agent_id),
-        ("user_id", user_id),
-        ("api_key_id", api_key_id),
-        ("region", region),
-        ("node_id", node_id),
+    ids = _SEEN.ids  # holds None, which passes where the identifier is optional
+    if not (
+        (tenant_id.__class__ is str and tenant_id in ids)
+        and (project_id is None or (project_id.__class__ is str and project_id in ids))
+        and (agent_id is None or (agent_id.__class__ is str and agent_id in ids))
+        and (user_id is None or (user_id.__class__ is str and user_id in ids))
+        and (api_key_id is None or (api_key_id.__class__ is str and api_key_id in ids))
+        and (region is None or (region.__class__ is str and region in ids))
+        and (node_id is None or (node_id.__class__ is str and node_id in ids))
+        and (model.__class__ is str and model in ids)
+        and (provider.__class__ is str and provider in ids)
+        and (operation.__class__ is str and operation in ids)
     ):
-        if value is not None and (value.__class__ is not str or value not in ids):
-            _identifier(name, value)
-    if model.__class__ is not str or model not in ids:
-        _identifier("model", model)
-    if provider.__class__ is not str or provider not in ids:
-        _identifier("provider", provider)
-    if operation.__class__ is not str or operation not in ids:
-        _identifier("operation", operation)
-    for name, value in (
-        ("input_tokens", input_tokens),
-        ("output_tokens", output_tokens),
-        ("cache_read_input_tokens", cache_read_input_tokens),
-        ("cache_creation_input_tokens", cache_creation_input_tokens),
-    ):
-        if value.__class__ is not int or not 0 <= value <= MAX_TOKENS:
-            _count(name, value)
-    if cache_read_input_tokens + cache_creation_input_tokens > input_tokens:
-        raise InvalidEventError(
-            "cache_creation_input_tokens",
-            cache_creation_input_tokens,
-            "cache read + creation exceed input_tokens",
+        _identifiers(
+            ("tenant_id", tenant_id, True),
+            ("project_id", project_id, False),
+            ("agent_id", agent_id, False),
+            ("user_id", user_id, False),
+            ("api_key_id", api_key_id, False),
+            ("region", region, False),
+            ("node_id", node_id, False),
+            ("model", model, True),
+            ("provider", provider, True),
+            ("operation", operation, True),
         )
-    if (
-        reasoning_output_tokens.__class__ is not int
-        or not 0 <= reasoning_output_tokens <= MAX_TOKENS
+    reads, creations = cache_read_input_tokens, cache_creation_input_tokens
+    reasoning = reasoning_output_tokens
+    if not (
+        input_tokens.__class__ is int
+        and output_tokens.__class__ is int
+        and reads.__class__ is int
+        and creations.__class__ is int
+        and reasoning.__class__ is int
+        and reads >= 0
+        and creations >= 0
+        and reads + creations <= input_tokens <= MAX_TOKENS  # so input_tokens >= 0 too
+        and 0 <= reasoning <= output_tokens <= MAX_TOKENS
     ):
-        _count("reasoning_output_tokens", reasoning_output_tokens)
-    if reasoning_output_tokens > output_tokens:
-        raise InvalidEventError(
-            "reasoning_output_tokens", reasoning_output_tokens, "exceed output_tokens"
-        )
+        _counts(input_tokens, output_tokens, reads, creations, reasoning)
     if attributes is not NO_ATTRIBUTES:
         attributes = _attributes(attributes)
     return tenant_id, (
         id, source, ms, model, provider, operation, input_tokens, output_tokens,
-        cache_read_input_tokens, cache_creation_input_tokens, reasoning_output_tokens,
+        reads, creations, reasoning,
         project_id, agent_id, user_id, api_key_id, region, node_id,
     ), attributes  # fmt: skip
 
@@ -297,7 +294,36 @@ def _time_ms(value: Any) -> int:
     return ms
 
 
+def _identifiers(*named: tuple[str, Any, bool]) -> None:
+    """The identifier rule, in model order, for values not all seen yet: learns the
+    valid ones and raises for the first broken one."""
+    for name, value, required in named:
+        if value is not None or required:
+            _identifier(name, value)
+
+
+def _counts(inputs: Any, outputs: Any, reads: Any, creations: Any, reasoning: Any) -> None:
+    """Raises for the first broken token rule, in model order."""
+    for name, value in (
+        ("input_tokens", inputs),
+        ("output_tokens", outputs),
+        ("cache_read_input_tokens", reads),
+        ("cache_creation_input_tokens", creations),
+    ):
+        _count(name, value)
+    if reads + creations > inputs:
+        raise InvalidEventError(
+            "cache_creation_input_tokens", creations, "cache read + creation exceed input_tokens"
+        )
+    _count("reasoning_output_tokens", reasoning)
+    if reasoning > outputs:
+        raise InvalidEventError("reasoning_output_tokens", reasoning, "exceed output_tokens")
+
+
 def _count(name: str, value: Any) -> None:
+    """The token count rule: an integer from 0 to MAX_TOKENS."""
+    if value.__class__ is int and 0 <= value <= MAX_TOKENS:
+        return
     if value is MISSING:
         raise InvalidEventError(name, None, "is required")
     raise InvalidEventError(name, value, f"must be an integer from 0 to {MAX_TOKENS}")
