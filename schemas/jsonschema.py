@@ -95,7 +95,7 @@ def batch_schema() -> dict[str, Any]:
 
 
 def columns_schema() -> dict[str, Any]:
-    """Several events of one tenant as columns: one list per field (`column_batch.py`)."""
+    """Several events of one tenant as columns: one list per field (`wire.py`)."""
     model = UsageEvent.model_json_schema()
     fields = model["properties"]
     columns: dict[str, Any] = {}
