@@ -107,15 +107,16 @@ class Seen:
         for column in columns:
             for value in set(column).difference(self.ids):
                 if value.__class__ is str and IDENT(value) is not None:
-                    self._add(self.ids, value)
+                    self.remember(self.ids, value)
 
     def learn_sources(self, column: Iterable[Any]) -> None:
         """`learn_ids` for sources (SOURCE_PATTERN)."""
         for value in set(column).difference(self.sources):
             if value.__class__ is str and _SOURCE(value) is not None:
-                self._add(self.sources, value)
+                self.remember(self.sources, value)
 
-    def _add(self, known: set[Any], value: str) -> None:
+    def remember(self, known: set[Any], value: str) -> None:
+        """Add a value that matched its pattern to `known` (`ids` or `sources`)."""
         if len(known) >= self.limit:
             known.clear()
             if known is self.ids:
@@ -252,7 +253,7 @@ def _identifier(name: str, value: Any) -> None:
         if IDENT(value) is None:
             raise InvalidEventError(name, value, "does not match " + IDENTIFIER_PATTERN)
         if name != "id":  # ids are unique per event: remembering them only evicts
-            _SEEN._add(_SEEN.ids, value)
+            _SEEN.remember(_SEEN.ids, value)
         return
     if value is MISSING:
         raise InvalidEventError(name, None, "is required")
@@ -263,7 +264,7 @@ def _source(value: Any) -> None:
     if value.__class__ is str:
         if _SOURCE(value) is None:
             raise InvalidEventError("source", value, "does not match " + SOURCE_PATTERN)
-        _SEEN._add(_SEEN.sources, value)
+        _SEEN.remember(_SEEN.sources, value)
         return
     if value is MISSING:
         raise InvalidEventError("source", None, "is required")
