@@ -100,8 +100,8 @@ class BatchingSink(ABC, Generic[Batch, Positions]):
         self.stop = stop or threading.Event()
 
     def run(self) -> None:
-        self.start()
         try:
+            self.start()
             while not self.stop.is_set():
                 self.collect()
                 self.flush_pending()
