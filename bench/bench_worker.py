@@ -236,7 +236,7 @@ def run_worker(
         TOKENOPS_WORKER_APP_ID=app_id,
         TOKENOPS_WORKER_STATE_DIR=str(state),
         TOKENOPS_WORKER_HTTP_PORT=str(port),
-        TOKENOPS_WORKER_LOG_EVERY_S="5",
+        TOKENOPS_LOG_PROGRESS_EVERY_S="5",
         TOKENOPS_LOG_LEVEL=os.environ.get("TOKENOPS_LOG_LEVEL", "WARNING"),
     )
     for name in ("BATCH_MAX_RECORDS", "BATCH_WITHIN_S"):

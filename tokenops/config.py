@@ -53,7 +53,14 @@ def description(section: type[BaseSettings], field: str) -> str:
 
 
 def known_variables() -> set[str]:
-    return {name for section in settings_sections() for _, name in env_names(section)}
+    """Every variable a setting reads, old names of renamed ones included (they warn)."""
+    known = {name for section in settings_sections() for _, name in env_names(section)}
+    return known | {old for section in settings_sections() for old in _renamed(section)}
+
+
+def _renamed(section: type[BaseSettings]) -> dict[str, str]:
+    renamed: dict[str, str] = getattr(section, "renamed", {})
+    return renamed
 
 
 def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:

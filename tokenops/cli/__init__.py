@@ -1,4 +1,9 @@
-"""The `tokenops` command: one Typer app, one module per command group."""
+"""The `tokenops` command: one Typer app, one module per command group.
+
+Modules: `worker_cmd`, `sink_cmd` and `clickhouse_sink_cmd` (the long-running services),
+`api_cmd`, `stack_cmd`, `topics_cmd`, `quota_cmd`, `clickhouse_cmd` (billing reads),
+`simulate_cmd`, `demo_cmd`, `config_cmd`; `text` (plain text into rich output).
+"""
 
 from __future__ import annotations
 
