@@ -62,7 +62,7 @@ def store_fleets(store: ClickHouseStore) -> dict[str, Ledger]:
             value = encode_event(UsageEvent(**emission.fields))
             records.append((value, EVENT_HEADERS, 0, len(records)))
     columns, invalid = decode_chunk(records)
-    assert invalid == 0
+    assert not invalid
     batch = Batch()
     batch.events = columns
     writer = ClickHouseWriter(store.client)
