@@ -14,7 +14,6 @@ offset, which is what Faust seeks to right after (`Recovery._resume_streams`).
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import time
@@ -67,14 +66,10 @@ def create_app(
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         broker_commit_interval=2.0,
         stream_buffer_maxsize=max(4096, settings.batch_max_records * 2),
-        # at most 500 records a poll: a batch gathers polls until it holds
-        # batch_max_records records or 4 MiB of values (`BatchWiring`), so records of many
-        # events still make batches of bounded size
-        broker_max_poll_records=500,
+        broker_max_poll_records=max(500, settings.batch_max_records),
         consumer_max_fetch_size=16 * 1024 * 1024,
         stream_wait_empty=False,
     )
-    _tune_gc()
     metrics = WorkerMetrics(registry)
     worker = StreamWorker(settings, kafka, topics, metrics, decode, processors)
     topic = app.topic(
@@ -149,24 +144,6 @@ def create_app(
     timer(interval=settings.log_every_s)(report)
 
     return app, worker
-
-
-# Python's cyclic GC runs a young-generation pass every 700 allocations: a batch of
-# 5,000 single-event records allocates a few lists per event (decoded columns, records),
-# so it ran thousands of passes per batch, and full passes over Faust's and aiokafka's
-# long-lived objects. Measured on batches of 5,000 single-event records: the decode took
-# 11 instead of 25 us of CPU per event, the whole batch path 19 instead of 34 us.
-# The worker's batch objects hold no cycles that need prompt collection.
-GC_YOUNG_THRESHOLD = 50_000
-
-
-def _tune_gc() -> None:
-    """Fewer GC passes in the worker: a larger young generation, and the objects made
-    at start-up (modules, Faust, clients) moved out of every later collection."""
-    gc.collect()
-    gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 async def _or_die(step: Any) -> Any:

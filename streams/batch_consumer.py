@@ -10,9 +10,8 @@ works on whole batches and keeps its own offsets, so none of that is needed.
 `BatchConsumer` keeps everything else of Faust's aiokafka consumer (group membership,
 rebalances, flow control, seeking to committed offsets) and replaces only its fetch
 loop (`_drain_messages`): the usage topic's fetched records are gathered by partition
-into batches (`max_records` or `max_bytes` of values, or `within_s` after the first
-record, as the worker's `batch_max_records` and `batch_within_s`) and go straight to
-`handle`, which returns
+into batches (`max_records`, or `within_s` after the first record, as the worker's
+`batch_max_records` and `batch_within_s`) and go straight to `handle`, which returns
 once the batch is durable. Records fetched before a rebalance are dropped, as Faust
 does: it then seeks every assigned partition to its committed offset, the state's
 next input offset (`app.py`), so they are fetched again. Messages are never acked to
@@ -49,13 +48,8 @@ class BatchWiring:
     topic: str
     handle: BatchHandler
     positions: Positions
-    max_records: int = 5000  # a batch is handled once it holds this many records,
-    within_s: float = 0.2  # or this long after its first record arrived,
-    # or this many bytes of record values: small records (one event each) make large
-    # batches, which spread each batch's fixed cost (two acknowledged produce round
-    # trips, a changelog delta, the window book) over many events, while records of
-    # many events still make batches of bounded memory
-    max_bytes: int = 4 * 1024 * 1024
+    max_records: int = 500  # a batch is handled once it holds this many records,
+    within_s: float = 0.2  # or this long after its first record arrived
     commit_interval_s: float = 2.0
 
 
@@ -79,7 +73,7 @@ class BatchConsumer(aiokafka.Consumer):
         topic, handle = wiring.topic, wiring.handle
         consumer_stopped, fetcher_stopped = self._stopped.is_set, fetcher._stopped.is_set
         batch: dict[int, list[InputRecord]] = {}
-        size, held, due, batch_generation = 0, 0, 0.0, None
+        size, due, batch_generation = 0, 0.0, None
         last_commit = time.monotonic()
         try:
             while not (consumer_stopped() or fetcher_stopped()):
@@ -93,20 +87,18 @@ class BatchConsumer(aiokafka.Consumer):
                 if not self.flow_active or generation != batch_generation:
                     # A rebalance: what was fetched before it is dropped; Faust seeks the
                     # partitions to the committed offsets, which are their state offsets.
-                    batch, size, held = {}, 0, 0
+                    batch, size = {}, 0
                     if not self.flow_active:
                         if records is not None:
                             await self._seek_back()  # as Faust's getmany does
                         continue
                 if records:
-                    added, nbytes = self._add(batch, topic, records, active)
+                    added = self._add(batch, topic, records, active)
                     if added and not size:
                         due, batch_generation = time.monotonic() + wiring.within_s, generation
                     size += added
-                    held += nbytes
-                full = size >= wiring.max_records or held >= wiring.max_bytes
-                if size and (full or time.monotonic() >= due):
-                    ready, batch, size, held = batch, {}, 0, 0
+                if size and (size >= wiring.max_records or time.monotonic() >= due):
+                    ready, batch, size = batch, {}, 0
                     await handle(ready)
                 if time.monotonic() - last_commit >= wiring.commit_interval_s:
                     last_commit = time.monotonic()
@@ -128,10 +120,10 @@ class BatchConsumer(aiokafka.Consumer):
         topic: str,
         records: Any,
         active: set[Any] | None,
-    ) -> tuple[int, int]:
+    ) -> int:
         """Add the usage topic's records of the active partitions to `batch`, by
-        partition, in offset order; returns how many were added, and their values' bytes."""
-        added = nbytes = 0
+        partition, in offset order; returns how many were added."""
+        added = 0
         buffered = self._buffered_partitions
         for tp, items in records.items():
             if tp.topic != topic:
@@ -146,8 +138,7 @@ class BatchConsumer(aiokafka.Consumer):
                 for r in items
             ]
             added += len(items)
-            nbytes += sum(len(r.value or b"") for r in items)
-        return added, nbytes
+        return added
 
     async def _seek_back(self) -> None:
         try:

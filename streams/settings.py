@@ -35,9 +35,7 @@ class WorkerSettings(TokenopsSettings):
     idle_timeout_s: float = Field(default=60.0, gt=0)
     dedup_horizon_s: int = Field(default=86_400, ge=60)
     state_dir: Path = Field(default_factory=_default_worker_state_dir)
-    # a batch ends at this many records, at 4 MiB of record values, or batch_within_s
-    # after its first record (`batch_consumer.py`)
-    batch_max_records: int = Field(default=5000, ge=1, le=100_000)
+    batch_max_records: int = Field(default=500, ge=1, le=100_000)
     batch_within_s: float = Field(default=0.2, gt=0)
     changelog_topic: str | None = Field(
         default=None, description="Default: '<app_id>.state-changelog'."
