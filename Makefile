@@ -33,11 +33,12 @@ test: setup ## Run every test (unit, integration, e2e, deploy checks)
 test-unit: setup ## Run the unit tests only (no servers)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-lint: setup ## ruff (format + check) and mypy
+lint: setup ## ruff (format + check), mypy and the import contracts (pyproject.toml)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	@$(PY) deploy/local/typecheck_view.py .typecheck
 	$(BIN)/mypy .typecheck/tokenops
+	cd .typecheck && $(abspath $(BIN))/lint-imports ../pyproject.toml --no-cache
 
 format: setup ## Format the code with ruff
 	$(BIN)/ruff format .

@@ -1,6 +1,6 @@
 """UsageProducer: the SDK inference nodes embed to emit usage events without losing one.
 
-    producer = UsageProducer(KafkaSettings(), ProducerSettings(), registry=registry)
+    producer = UsageProducer.from_env(registry=registry)   # or UsageProducer(kafka, settings)
     producer.send(event)                 # a UsageEvent, or a mapping of its fields
     producer.send_many([fields, ...])    # validated column-wise, all or none accepted
     producer.send_columns([columns])     # decoded by decode_columns already (the HTTP API)
@@ -46,13 +46,14 @@ from tokenops.producers.settings import ProducerSettings
 from tokenops.producers.signing import record_signer
 from tokenops.producers.spool import Spool, SpooledRecord
 from tokenops.schemas import EventColumns, InvalidEventError, UsageEvent
-from tokenops.schemas.bulk import columns_many, event_row, fields_row, latest_ms
+from tokenops.schemas.columns import columns_many, event_row, fields_row, latest_ms
 from tokenops.schemas.event import MIN_EVENT_TIME, to_epoch_ms
-from tokenops.schemas.quick import Row, quick_row
-from tokenops.settings import KafkaSettings
+from tokenops.schemas.rules import Row, quick_row
+from tokenops.settings import KafkaSettings, load
 
 logger = logging.getLogger(__name__)
 _EARLIEST_MS = to_epoch_ms(MIN_EVENT_TIME)
+_SYNC_SLICE_S = 0.001  # one `sync` flush call; see sync()
 # `send` settles its rows into the tenants' buffers at least this often: often enough
 # that a settle is cheap next to the rows' validation, seldom enough to be amortized.
 ROWS_PER_SETTLE = 1024
@@ -65,11 +66,11 @@ class UsageProducer:
     def __init__(
         self,
         kafka: KafkaSettings,
-        settings: ProducerSettings | None = None,
+        settings: ProducerSettings,
         *,
         registry: CollectorRegistry | None = None,
     ) -> None:
-        self.settings = settings = settings or ProducerSettings()
+        self.settings = settings
         self.topic = settings.topic
         self._max_outstanding = settings.max_outstanding_events
         signer = record_signer(settings)  # before any client: a bad key fails cleanly
@@ -77,7 +78,7 @@ class UsageProducer:
             {**kafka.librdkafka(), **settings.librdkafka(), "logger": _librdkafka_logger}
         )
         self._lock = threading.Lock()
-        self._batches = TenantBatches(settings.batch_max_events, settings.batch_linger_ms / 1000)
+        self._batches = TenantBatches(settings.batch_max_events, settings.linger_ms / 1000)
         self._rows: list[tuple[str, Row]] = []  # `send`'s valid events, not yet in `_batches`
         self._room = min(ROWS_PER_SETTLE, self._max_outstanding)  # rows before `_make_room`
         # The latest event time `send`'s quick check accepts, renewed on every settle and
@@ -99,6 +100,12 @@ class UsageProducer:
         self._poller.daemon = True
         self._poller.start()
         atexit.register(_close_at_exit, weakref.ref(self))
+
+    @classmethod
+    def from_env(cls, *, registry: CollectorRegistry | None = None) -> UsageProducer:
+        """A producer configured from `TOKENOPS_KAFKA_*` and `TOKENOPS_PRODUCER_*`: the one
+        place the SDK reads the environment (every problem reported at once, by name)."""
+        return cls(load(KafkaSettings), load(ProducerSettings), registry=registry)
 
     # -- sending ----------------------------------------------------------------------
 
@@ -260,7 +267,9 @@ class UsageProducer:
                 self._produce(batch)
             self._sender.retry_pending()
         while True:
-            left = self._producer.flush(max(0.0, deadline - time.monotonic()))
+            # Short flushes: the poll thread may serve the delivery report this flush
+            # waits for, and librdkafka's flush then sleeps out up to 10 ms per call.
+            left = self._producer.flush(min(_SYNC_SLICE_S, max(0.0, deadline - time.monotonic())))
             with self._lock:
                 self._sender.retry_pending()
                 pending = self._sender.pending_events
@@ -399,7 +408,7 @@ class UsageProducer:
 
     def _poll_loop(self) -> None:
         """Serves delivery reports and lingering batches until close; never dies quietly."""
-        tick = max(0.001, min(0.05, self.settings.batch_linger_ms / 2000))
+        tick = max(0.001, min(0.05, self.settings.linger_ms / 2000))
         while not self._stop.is_set():
             try:
                 self._producer.poll(tick)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from tokenops.schemas.codec import MAX_BATCH_EVENTS
 from tokenops.schemas.event import DEFAULT_MAX_FUTURE_SKEW_S
 from tokenops.schemas.signing import KEY_ID_PATTERN
+from tokenops.schemas.wire import MAX_BATCH_EVENTS
 from tokenops.settings import TokenopsSettings, _default_state_dir
 
 
@@ -21,20 +21,24 @@ def _default_spool_dir() -> Path:
 class ProducerSettings(TokenopsSettings):
     """Settings of one `UsageProducer`.
 
-    `batch_max_events` events of one tenant share one Kafka record (the batch envelope);
-    1 sends every event as its own CloudEvents record. A partly filled batch waits at
-    most `batch_linger_ms`. Records librdkafka cannot deliver within `delivery_timeout_ms`
-    (the broker is unreachable) go to the spool in `spool_dir`, as does whatever is still
-    undelivered after `close_timeout_s` at close. `client_config` passes librdkafka
-    producer properties through under their own names and wins over the defaults here.
+    Up to `batch_max_events` events of one tenant share one Kafka record, a v2 columnar
+    batch (`schemas/wire.py`); a tenant's lone event, or every event when
+    `batch_max_events` is 1, goes as a plain CloudEvent. A partly filled batch waits at
+    most `linger_ms`, the SDK's one linger: librdkafka's own `linger.ms` (20 ms here) only
+    gathers ready records into requests, and `client_config` changes it under that name.
+    Records librdkafka cannot deliver within `delivery_timeout_ms` (the broker is
+    unreachable) go to the spool in `spool_dir`, as does whatever is still undelivered
+    after `close_timeout_s` at close. `client_config` passes librdkafka producer
+    properties through under their own names and wins over the defaults here.
     """
 
     model_config = SettingsConfigDict(env_prefix="TOKENOPS_PRODUCER_")
 
+    renamed: ClassVar[dict[str, str]] = {"TOKENOPS_PRODUCER_BATCH_LINGER_MS": "linger_ms"}
+
     topic: str = "tokenops.usage.v1"
     batch_max_events: int = Field(default=500, ge=1, le=MAX_BATCH_EVENTS)
-    batch_linger_ms: float = Field(default=50.0, ge=0)
-    linger_ms: int = Field(default=20, ge=0, le=900_000)
+    linger_ms: float = Field(default=50.0, ge=0, le=900_000)
     compression_type: Literal["lz4", "zstd", "none"] = "lz4"
     max_outstanding_events: int = Field(default=1_000_000, ge=1)
     backpressure_timeout_s: float = Field(default=10.0, ge=0)
@@ -64,7 +68,8 @@ class ProducerSettings(TokenopsSettings):
             "enable.idempotence": True,
             "acks": "all",
             "compression.type": self.compression_type,
-            "linger.ms": self.linger_ms,
+            # Batches are formed above (`linger_ms`); this only gathers ready records.
+            "linger.ms": 20,
             # murmur2 like the Java client and aiokafka, so Faust sees keys where it expects
             "partitioner": "murmur2_random",
             "message.timeout.ms": self.delivery_timeout_ms,

@@ -101,16 +101,6 @@ class QuotaDefinition(BaseModel):
     def is_cost(self) -> bool:
         return self.prices_per_million is not None
 
-    def usage_of(self, tokens: dict[str, int]) -> Decimal | int:
-        """What one event (or window) adds to this quota: tokens, or cost in `currency`."""
-        if self.prices_per_million is None:
-            return sum(tokens.get(t, 0) for t in self.token_types)
-        million = Decimal(1_000_000)
-        return sum(
-            (Decimal(tokens.get(t, 0)) * p / million for t, p in self.prices_per_million.items()),
-            Decimal(0),
-        )
-
     def period_bounds(self, time_ms: int) -> tuple[int, int]:
         """[start, end) in UTC epoch ms of the period holding `time_ms`, in `timezone`."""
         return period_bounds(self.period, time_ms, self.timezone)

@@ -9,9 +9,14 @@ Flow of one batch of one input partition (see docs/streams.md for the semantics)
     PartitionStore: the delta applied atomically to RocksDB (with the next input offset)
 
 Modules: `windows` (pure window/watermark/correction logic), `partition` (one batch),
-`state/` (`delta`, `store`, `changelog`: state change, local state, recovery and claims),
-`publisher`, `worker` (partitions, batches, idle ticks), `app` (Faust wiring),
-`metrics`, `deadletter` (the `tokenops.dlq.*` header names), `processors`.
+`routing` (where a record counts, and its clock), `state/` (`delta`, `store`,
+`changelog`: state change, local state, recovery and claims), `publisher`, `worker`
+(partitions, batches, idle ticks), `app` and `batch_consumer` (Faust wiring),
+`credentials` (Faust's broker credentials), `topics` (the changelog topic), `metrics`,
+`deadletter` (building a dead letter; the header names are `tokenops.deadletters`),
+`signing` and `keyring` (signed records), `processors` (the extension point),
+`quota_processor` and `quota_metrics` (the quota evaluator as a processor), `settings`,
+`errors`. It imports the contract, `tokenops.quotas` and tokenops core; never a sink.
 
 Extension point: a `PartitionProcessor` (processors.py) sees every accepted event of
 its partition in offset order and keeps its state inside the worker's exactly-once
@@ -27,7 +32,7 @@ state. Pass factories to `create_app(..., processors=[factory])`; per partition:
 again after a crash (same key), its state changes count exactly once.
 """
 
-from tokenops.streams.deadletter import DLQ_HEADERS
+from tokenops.deadletters import DLQ_HEADERS
 from tokenops.streams.processors import OutputRecord, PartitionProcessor, ProcessorFactory
 
 __all__ = ["DLQ_HEADERS", "OutputRecord", "PartitionProcessor", "ProcessorFactory"]

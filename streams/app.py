@@ -43,6 +43,8 @@ def create_app(
     registry: CollectorRegistry,
     decode: Decoder,
     processors: Sequence[ProcessorFactory] = (),
+    *,
+    progress_every_s: float,
 ) -> tuple[faust.App, StreamWorker]:
     datadir = settings.state_dir / "faust"
     datadir.mkdir(parents=True, exist_ok=True)  # Faust makes only its last level
@@ -141,7 +143,7 @@ def create_app(
 
     timer: Any = app.timer
     timer(interval=max(0.2, min(settings.idle_timeout_s / 4, 5.0)))(idle)
-    timer(interval=settings.log_every_s)(report)
+    timer(interval=progress_every_s)(report)
 
     return app, worker
 

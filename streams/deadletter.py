@@ -1,16 +1,8 @@
-"""Dead letters: an input record the worker cannot count, kept whole with the reason.
+"""Dead letters the worker writes: an input record it cannot count, kept whole with the reason.
 
 A dead letter goes to `TopicSettings().dead_letter` with the original record's key and
-value bytes and its original headers, plus these headers (values UTF-8 text):
-
-- `tokenops.dlq.reason`    why it was rejected (`InvalidEventError` message, or
-                           `too_late: ...` for events older than the dedup horizon)
-- `tokenops.dlq.field`     the offending field (`record`, `time`, `tenant_id`, ...)
-- `tokenops.dlq.topic`     the topic, partition and offset the record was read from
-- `tokenops.dlq.partition`
-- `tokenops.dlq.offset`
-- `tokenops.dlq.time_ms`   wall-clock time the worker dead-lettered it (epoch ms)
-- `tokenops.dlq.value_bytes` only when the value was left out (see below): its size
+value bytes and its original headers, plus the `tokenops.dlq.*` headers named in
+`tokenops/deadletters.py` (shared with the sinks, which read them).
 
 An input record may be as large as the usage topic allows (1 MiB by default); with the
 headers added here, its dead letter could pass the dead-letter topic's limit, and a
@@ -18,7 +10,7 @@ record the broker refuses would stop the worker at the same offset on every rest
 So a record whose value and headers together exceed `DEAD_LETTER_MAX_BYTES` is
 dead-lettered without its value (and without its original headers, if those alone are
 too large): the `tokenops.dlq.topic/partition/offset` headers say where to read it in
-the usage topic while its retention lasts.
+the usage topic while its retention lasts, and `tokenops.dlq.value_bytes` gives its size.
 
 A record is dead-lettered as a whole (a batch record with one bad event included), so
 re-publishing a fixed record cannot count its good events twice. Topic, partition and
@@ -30,14 +22,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-DLQ_REASON = "tokenops.dlq.reason"
-DLQ_FIELD = "tokenops.dlq.field"
-DLQ_TOPIC = "tokenops.dlq.topic"
-DLQ_PARTITION = "tokenops.dlq.partition"
-DLQ_OFFSET = "tokenops.dlq.offset"
-DLQ_TIME_MS = "tokenops.dlq.time_ms"
-DLQ_VALUE_BYTES = "tokenops.dlq.value_bytes"
-DLQ_HEADERS = (DLQ_REASON, DLQ_FIELD, DLQ_TOPIC, DLQ_PARTITION, DLQ_OFFSET, DLQ_TIME_MS)
+from tokenops.deadletters import (
+    DLQ_FIELD,
+    DLQ_OFFSET,
+    DLQ_PARTITION,
+    DLQ_REASON,
+    DLQ_TIME_MS,
+    DLQ_TOPIC,
+    DLQ_VALUE_BYTES,
+)
+
 # Half the broker's default max.message.bytes: room for the headers added here.
 DEAD_LETTER_MAX_BYTES = 512 * 1024
 

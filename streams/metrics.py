@@ -18,8 +18,8 @@ import threading
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from tokenops.deadletters import dead_letter_label
 from tokenops.listen import Reply, Request, SafeHTTPServer, metrics_route, parse_allowed_hosts
-from tokenops.streams.deadletter_label import dead_letter_label
 from tokenops.streams.partition import BatchCounts
 
 logger = logging.getLogger(__name__)

@@ -10,29 +10,29 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from tokenops.settings import TokenopsSettings, _default_state_dir
+from tokenops.settings import WatermarkSettings, _default_state_dir
 
 
 def _default_worker_state_dir() -> Path:
     return _default_state_dir() / "worker"
 
 
-class WorkerSettings(TokenopsSettings):
+class WorkerSettings(WatermarkSettings):
     """The stream worker (`tokenops worker`), read from `TOKENOPS_WORKER_*`.
 
     Windows are tumbling in event time: `window_s` long, closed when the partition's
     watermark (highest event time seen minus `allowed_lateness_s`) passes their end. A
     partition without records for `idle_timeout_s` of wall-clock time advances its
     watermark to `now - allowed_lateness_s`. Duplicates (same `source` + `id`) are
-    recognised, and late events corrected, for `dedup_horizon_s` of event time.
+    recognised, and late events corrected, for `dedup_horizon_s` of event time. The
+    watermark rules (`allowed_lateness_s`, `idle_timeout_s`) come from `WatermarkSettings`,
+    which the ClickHouse sink reads too.
     """
 
     model_config = SettingsConfigDict(env_prefix="TOKENOPS_WORKER_")
 
     app_id: str = Field(default="tokenops-worker", pattern=r"^[A-Za-z0-9._-]{1,100}$")
     window_s: int = Field(default=60, ge=1, le=86_400)
-    allowed_lateness_s: float = Field(default=30.0, ge=0)
-    idle_timeout_s: float = Field(default=60.0, gt=0)
     dedup_horizon_s: int = Field(default=86_400, ge=60)
     state_dir: Path = Field(default_factory=_default_worker_state_dir)
     batch_max_records: int = Field(default=500, ge=1, le=100_000)
@@ -59,7 +59,6 @@ class WorkerSettings(TokenopsSettings):
     http_allowed_hosts: str = Field(
         default="", description="Host names accepted besides localhost and IPs; * = any."
     )
-    log_every_s: float = Field(default=30.0, gt=0)
     # Signed records (docs/security.md): off, verify-if-present (a bad signature is
     # dead-lettered, none is fine), enforce (unsigned records are dead-lettered too).
     signature_mode: Literal["off", "verify-if-present", "enforce"] = "off"

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings
 from tokenops.api.settings import ApiSettings
 from tokenops.config_help import DESCRIPTIONS
 from tokenops.producers.settings import ProducerSettings
+from tokenops.replication.settings import ReplicationSettings
 from tokenops.settings import KafkaSettings, LogSettings, StackSettings, TopicSettings
 from tokenops.sinks.clickhouse.settings import ClickHouseSettings
 from tokenops.sinks.prometheus.settings import PrometheusSinkSettings
@@ -36,6 +37,7 @@ def settings_sections() -> list[type[BaseSettings]]:
         ProducerSettings,
         LogSettings,
         ApiSettings,
+        ReplicationSettings,
     ]
 
 
@@ -53,7 +55,14 @@ def description(section: type[BaseSettings], field: str) -> str:
 
 
 def known_variables() -> set[str]:
-    return {name for section in settings_sections() for _, name in env_names(section)}
+    """Every variable a setting reads, old names of renamed ones included (they warn)."""
+    known = {name for section in settings_sections() for _, name in env_names(section)}
+    return known | {old for section in settings_sections() for old in _renamed(section)}
+
+
+def _renamed(section: type[BaseSettings]) -> dict[str, str]:
+    renamed: dict[str, str] = getattr(section, "renamed", {})
+    return renamed
 
 
 def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:

@@ -72,13 +72,11 @@ DESCRIPTIONS: dict[str, str] = {
     "TOKENOPS_WORKER_SESSION_TIMEOUT_S": "Kafka group session timeout.",
     "TOKENOPS_WORKER_HEARTBEAT_INTERVAL_S": "Kafka group heartbeat interval.",
     "TOKENOPS_WORKER_HTTP_HOST": "Address of the worker's /metrics and /healthz (loopback unless set).",  # noqa: E501
-    "TOKENOPS_WORKER_LOG_EVERY_S": "How often the worker logs its progress.",
     "TOKENOPS_WORKER_SIGNATURE_MODE": "off, verify-if-present or enforce (docs/security.md).",
     # Producer
     "TOKENOPS_PRODUCER_TOPIC": "Topic the producer writes to.",
     "TOKENOPS_PRODUCER_BATCH_MAX_EVENTS": "Events of one tenant per Kafka record at most.",
-    "TOKENOPS_PRODUCER_BATCH_LINGER_MS": "Longest a partly filled batch waits.",
-    "TOKENOPS_PRODUCER_LINGER_MS": "librdkafka linger.ms.",
+    "TOKENOPS_PRODUCER_LINGER_MS": "Longest a partly filled tenant batch waits (was _BATCH_LINGER_MS).",  # noqa: E501
     "TOKENOPS_PRODUCER_COMPRESSION_TYPE": "lz4, zstd or none.",
     "TOKENOPS_PRODUCER_MAX_OUTSTANDING_EVENTS": "Unacknowledged events before send() blocks.",
     "TOKENOPS_PRODUCER_BACKPRESSURE_TIMEOUT_S": "How long send() blocks before it fails.",
@@ -93,5 +91,5 @@ DESCRIPTIONS: dict[str, str] = {
     # Logging
     "TOKENOPS_LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR.",
     "TOKENOPS_LOG_FORMAT": "text, or json for one JSON object per line.",
-    "TOKENOPS_LOG_PROGRESS_EVERY_S": "How often the sinks log a progress line.",
+    "TOKENOPS_LOG_PROGRESS_EVERY_S": "How often the worker and the sinks log a progress line.",
 }

@@ -13,10 +13,16 @@ import re
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from tokenops.errors import ConfigError
 from tokenops.secrets import mask_secrets
@@ -24,6 +30,7 @@ from tokenops.secrets import mask_secrets
 S = TypeVar("S", bound=BaseSettings)
 
 LIBRDKAFKA_LOGGER = logging.getLogger("tokenops.librdkafka")
+logger = logging.getLogger(__name__)
 
 
 def _default_state_dir() -> Path:
@@ -51,9 +58,45 @@ class TokenopsSettings(BaseSettings):
 
     model_config = SettingsConfigDict(frozen=True, hide_input_in_errors=True)
 
+    # Environment variables renamed since a release: old name -> field. The old name is
+    # still read, with a warning, while the new one is unset (`RenamedVariables`).
+    renamed: ClassVar[dict[str, str]] = {}
+
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
             yield name, mask_secrets(value, name or "")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Earlier sources win: a value passed in, then the current names, then old ones.
+        renamed = RenamedVariables(settings_cls)
+        return init_settings, env_settings, dotenv_settings, file_secret_settings, renamed
+
+
+class RenamedVariables(PydanticBaseSettingsSource):
+    """The values of a settings model's old variable names (`TokenopsSettings.renamed`),
+    each logged as deprecated with the name to use instead."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads the old names itself
+
+    def __call__(self) -> dict[str, Any]:
+        renamed: dict[str, str] = getattr(self.settings_cls, "renamed", {})
+        prefix = str(self.settings_cls.model_config.get("env_prefix", ""))
+        values: dict[str, Any] = {}
+        for old, field in renamed.items():
+            if old in os.environ:
+                new = f"{prefix}{field}".upper()
+                logger.warning("%s is deprecated and will be removed; set %s instead", old, new)
+                values[field] = os.environ[old]
+        return values
 
 
 class KafkaSettings(TokenopsSettings):
@@ -169,11 +212,25 @@ class StackSettings(TokenopsSettings):
         return f"TOKENOPS_STACK_{field.upper()}"
 
 
+class WatermarkSettings(TokenopsSettings):
+    """How a partition's watermark moves (`TOKENOPS_WORKER_*`): the highest event time seen
+    minus `allowed_lateness_s`, or `now - allowed_lateness_s` after `idle_timeout_s` of
+    wall-clock time without records. The worker closes windows by it; the ClickHouse sink
+    judges partitions idle and months closed by the same rules, so both read them here."""
+
+    model_config = SettingsConfigDict(env_prefix="TOKENOPS_WORKER_")
+
+    allowed_lateness_s: float = Field(default=30.0, ge=0)
+    idle_timeout_s: float = Field(default=60.0, gt=0)
+
+
 class LogSettings(TokenopsSettings):
     """How every tokenops process logs (`tokenops/logs.py`): level, line format, and how
     often long-running services (worker, sinks) log a progress line."""
 
     model_config = SettingsConfigDict(env_prefix="TOKENOPS_LOG_")
+
+    renamed: ClassVar[dict[str, str]] = {"TOKENOPS_WORKER_LOG_EVERY_S": "progress_every_s"}
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     format: Literal["text", "json"] = "text"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from tokenops.settings import KafkaSettings, TopicSettings, load
+from tokenops.settings import KafkaSettings, TopicSettings, WatermarkSettings, load
 from tokenops.sinks.clickhouse.endpoint import SinkEndpoint
 from tokenops.sinks.clickhouse.errors import ClickHouseError, StoreBusyError
 from tokenops.sinks.clickhouse.metrics import SinkMetrics
@@ -20,7 +20,6 @@ from tokenops.sinks.clickhouse.sink import BatchWriter, ClickHouseSink
 from tokenops.sinks.clickhouse.store import ClickHouseStore, open_store
 from tokenops.sinks.clickhouse.watermarks import WatermarkTracker
 from tokenops.sinks.clickhouse.writer import ClickHouseWriter, Closing
-from tokenops.streams.settings import WorkerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +91,7 @@ def run_sink(
             store.advertise(endpoint.url)
         # The worker's window rules: the sink judges partitions idle and months closed
         # as the worker closes windows.
-        rules = load(WorkerSettings)
+        rules = load(WatermarkSettings)
         closing = Closing(settings.zone_of, rules.allowed_lateness_s)
         writer: BatchWriter = LockedWriter(
             ClickHouseWriter(store.client, settings.insert_settings(), closing), lock

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tokenops.streams.deadletter import (
+from tokenops.deadletters import (
     DLQ_FIELD,
     DLQ_OFFSET,
     DLQ_PARTITION,

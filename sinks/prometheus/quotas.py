@@ -4,14 +4,17 @@ Usage comes from closed windows: summed once per period from the state's 15-minu
 buckets (minute quotas: from the last closed minute's windows), then kept current by
 adding each new window revision's change. A quota alert raises the ratio at once, before
 the window holding the crossing closes (about a window plus the allowed lateness later).
+Usage is kept in the quota's exact unit (`tokenops.quotas.usage`: tokens, or picos of a
+budget's currency) and becomes a float only in the exported ratio.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tokenops.quotas import usage as units
 from tokenops.quotas.book import QuotaBook
-from tokenops.schemas.aggregates import TOKEN_TYPES, WindowTotals
+from tokenops.schemas.aggregates import WindowTotals
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
 
 BUCKET_MS = 15 * 60_000
@@ -43,8 +46,9 @@ class QuotaGauges:
     book: QuotaBook = field(default_factory=QuotaBook)
     # (tenant, quota) -> the newest alert (highest period, then usage)
     alerts: dict[tuple[str, str], QuotaAlert] = field(default_factory=dict)
-    # (tenant, quota) -> (start, end, usage) of the period last scraped, kept up to date
-    cache: dict[tuple[str, str], tuple[int, int, float]] = field(default_factory=dict)
+    # (tenant, quota) -> (start, end, usage in the quota's unit) of the period last
+    # scraped, kept up to date
+    cache: dict[tuple[str, str], tuple[int, int, int]] = field(default_factory=dict)
 
     def on_quota(self, key: bytes | None, value: bytes | None) -> str:
         """Apply a quota-topic record; returns its tenant."""
@@ -68,7 +72,7 @@ class QuotaGauges:
             if cached is None or not cached[0] <= totals.window_start_ms < cached[1]:
                 continue
             if quota.model is None or quota.model == totals.model:
-                usage = float(quota.usage_of(dict(zip(TOKEN_TYPES, added, strict=True))))
+                usage = units.usage_of(quota, added)
                 self.cache[(quota.tenant_id, quota.name)] = (*cached[:2], cached[2] + usage)
 
     def samples(
@@ -85,14 +89,13 @@ class QuotaGauges:
             if quota.period == "minute":
                 start -= 60_000  # the last closed minute still counts for a rate
             if alert is not None and alert.period_start_ms >= start and alert.period_end_ms <= end:
-                usage = max(usage, float(alert.usage))
-            limit = float(quota.limit)
+                usage = max(usage, units.exact(quota, alert.usage))
             sample = QuotaSample(
                 quota.tenant_id,
                 quota.name,
                 quota.period,
-                usage / limit,
-                limit,
+                usage / units.exact(quota, quota.limit),  # int / int: one rounding, here
+                float(quota.limit),
                 end,
                 tuple(quota.thresholds_pct),
             )
@@ -101,7 +104,7 @@ class QuotaGauges:
 
     def _usage(
         self, quota: QuotaDefinition, now_ms: int, windows: Windows, buckets: Buckets
-    ) -> float:
+    ) -> int:
         """The quota's usage in its current period, summed once per period, then kept."""
         start, end = quota.period_bounds(now_ms)
         if quota.period == "minute":  # windows close after the minute: the newest closed one
@@ -109,18 +112,14 @@ class QuotaGauges:
         cached = self.cache.get((quota.tenant_id, quota.name))
         if cached is not None and cached[:2] == (start, end):
             return cached[2]
-        total = 0.0
+        total = 0
         if quota.period == "minute":
             for (model, window_start, _), window in windows.get(quota.tenant_id, {}).items():
                 if start <= window_start < end and quota.model in (None, model):
-                    total += _usage_of(quota, window.tokens)
+                    total += units.usage_of(quota, window.tokens)
         else:
             for (model, bucket), cell in buckets.get(quota.tenant_id, {}).items():
                 if start <= bucket < end and quota.model in (None, model):
-                    total += _usage_of(quota, cell)
+                    total += units.usage_of(quota, cell)
         self.cache[(quota.tenant_id, quota.name)] = (start, end, total)
         return total
-
-
-def _usage_of(quota: QuotaDefinition, tokens: tuple[int, ...] | list[int]) -> float:
-    return float(quota.usage_of(dict(zip(TOKEN_TYPES, tokens, strict=True))))

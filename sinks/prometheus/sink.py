@@ -27,6 +27,7 @@ from confluent_kafka import (
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import ValidationError
 
+from tokenops.deadletters import DLQ_FIELD, DLQ_OFFSET, DLQ_PARTITION, DLQ_TOPIC
 from tokenops.listen import SafeHTTPServer, metrics_route, parse_allowed_hosts
 from tokenops.schemas.aggregates import WindowTotals
 from tokenops.schemas.quota import QuotaAlert
@@ -35,7 +36,6 @@ from tokenops.sinks.prometheus.collector import StateCollector
 from tokenops.sinks.prometheus.lag import LagPoller
 from tokenops.sinks.prometheus.settings import PrometheusSinkSettings
 from tokenops.sinks.prometheus.state import ExporterState
-from tokenops.streams.deadletter import DLQ_FIELD, DLQ_OFFSET, DLQ_PARTITION, DLQ_TOPIC
 
 logger = logging.getLogger(__name__)
 _EVICT_EVERY_S = 600.0

@@ -24,12 +24,12 @@ from __future__ import annotations
 from collections import Counter, OrderedDict, defaultdict
 from dataclasses import dataclass, field
 
+from tokenops.deadletters import dead_letter_label
 from tokenops.quotas.book import QuotaBook
 from tokenops.schemas.aggregates import TOKEN_TYPES, WindowTotals
 from tokenops.schemas.quota import QuotaAlert
 from tokenops.sinks.prometheus.distinct import DistinctCount
 from tokenops.sinks.prometheus.quotas import BUCKET_MS, QuotaGauges, QuotaSample, Window
-from tokenops.streams.deadletter_label import dead_letter_label
 
 OTHER = "other"
 CANDIDATES_PER_LABEL = 4

@@ -14,6 +14,7 @@ from confluent_kafka import Producer
 
 from tests.api_server import ApiServer, full_env, start_api
 from tests.clickhouse_helpers import ms, window
+from tokenops.quotas.usage import usage_of
 from tokenops.schemas.quota import QuotaDefinition
 from tokenops.settings import KafkaSettings
 
@@ -83,7 +84,7 @@ def test_quota_check_from_the_topics(api: ApiServer, kafka_settings: KafkaSettin
         time.sleep(0.5)
     [daily] = check["quotas"]  # type: ignore[misc]
     usage = totals.input_tokens + totals.output_tokens + totals.reasoning_output_tokens
-    expected_usage = float(quota.usage_of(totals.tokens()))
+    expected_usage = float(usage_of(quota, list(totals.tokens().values())))
     assert daily["usage"] == expected_usage and daily["limit"] == 10_000, (daily, usage)
     assert daily["remaining"] == 10_000 - expected_usage
     assert daily["allowed"] is True and check["allowed"] is True

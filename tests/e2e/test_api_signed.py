@@ -17,8 +17,8 @@ from tests.api_server import start_api
 from tests.e2e.test_api_ingest import cloudevent
 from tests.e2e.worker_run import WorkerProcess, latest_totals, worker_env
 from tests.unit.test_signing import write_keyring
+from tokenops.deadletters import DLQ_FIELD
 from tokenops.settings import KafkaSettings
-from tokenops.streams.deadletter import DLQ_FIELD
 from tokenops.topics import read_to_end
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]

@@ -45,6 +45,7 @@ from tests.e2e.chaos_run import (
 )
 from tests.e2e.test_clickhouse_pipeline import cli, hand_invoices
 from tests.e2e.worker_run import WINDOW_S, latest_totals
+from tokenops.deadletters import DLQ_FIELD, DLQ_OFFSET, DLQ_PARTITION, DLQ_REASON
 from tokenops.demo.alerts import Alert, expected_alerts, fired
 from tokenops.demo.day import wait_for_one_day
 from tokenops.demo.observe import alerts_firing, pipeline_lag
@@ -60,7 +61,6 @@ from tokenops.simulate.simulator import SimulationConfig, Simulator
 from tokenops.stack import KafkaBroker
 from tokenops.stack.alerting import AlertmanagerServer
 from tokenops.stack.process import free_port
-from tokenops.streams.deadletter import DLQ_FIELD, DLQ_OFFSET, DLQ_PARTITION, DLQ_REASON
 from tokenops.topics import ensure_topics, pipeline_topics, read_to_end
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]

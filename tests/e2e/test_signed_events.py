@@ -23,11 +23,11 @@ from confluent_kafka import Producer
 
 from tests.e2e.worker_run import WorkerProcess, latest_totals, worker_env
 from tests.unit.test_signing import write_keyring
+from tokenops.deadletters import DLQ_FIELD, DLQ_REASON
 from tokenops.producers import ProducerSettings, UsageProducer
 from tokenops.schemas import BATCH_HEADERS, UsageEvent, encode_batch
 from tokenops.schemas.signing import SIGNATURE_HEADER, signature_header
 from tokenops.settings import KafkaSettings
-from tokenops.streams.deadletter import DLQ_FIELD, DLQ_REASON
 from tokenops.topics import read_to_end
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]

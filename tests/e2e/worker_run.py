@@ -16,12 +16,12 @@ from typing import Any
 from confluent_kafka import Producer
 
 from tests.processes import TokenopsProcess
+from tokenops.deadletters import DLQ_OFFSET, DLQ_PARTITION
 from tokenops.schemas.aggregates import WindowTotals
-from tokenops.schemas.codec import encode_batch, encode_event
 from tokenops.schemas.event import UsageEvent
+from tokenops.schemas.wire import encode_batch, encode_event
 from tokenops.settings import KafkaSettings
 from tokenops.stack.process import free_port
-from tokenops.streams.deadletter import DLQ_OFFSET, DLQ_PARTITION
 from tokenops.topics import read_to_end
 
 WINDOW_S = 2
@@ -142,7 +142,7 @@ def worker_env(
         TOKENOPS_WORKER_SESSION_TIMEOUT_S="6",
         TOKENOPS_WORKER_HEARTBEAT_INTERVAL_S="1",
         TOKENOPS_WORKER_BATCH_WITHIN_S="0.1",
-        TOKENOPS_WORKER_LOG_EVERY_S="2",
+        TOKENOPS_LOG_PROGRESS_EVERY_S="2",
         TOKENOPS_LOG_LEVEL="INFO",
     )
     return env

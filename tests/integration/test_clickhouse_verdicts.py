@@ -10,6 +10,7 @@ and `reconcile` flagged the tenant (finding 8 and the sink half of finding 4).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -17,8 +18,8 @@ from confluent_kafka import KafkaError, Message, Producer
 from tests.clickhouse_helpers import event, ms, window
 from tests.integration.test_clickhouse_sink import NOV, Harness, harness  # noqa: F401
 from tokenops.placement import home_partition
-from tokenops.schemas.codec import EVENT_HEADERS, encode_event
 from tokenops.schemas.signing import SIGNATURE_HEADER, signature_header
+from tokenops.schemas.wire import EVENT_HEADERS, encode_event
 from tokenops.sinks.clickhouse import ClickHouseSettings, open_store
 from tokenops.sinks.clickhouse.decoding import decode_chunk
 from tokenops.sinks.clickhouse.migrations import load_migrations, migrate
@@ -121,7 +122,9 @@ def test_the_verdicts_migration_keeps_stored_events_and_can_run_again(
         (before / f"{migration.version:04d}_{migration.name}.sql").write_text(migration.sql)
     with open_store(ClickHouseSettings(url=chdb_dsn, http_port=0), tmp_path) as store:
         migrate(store.client, 30, folder=before)
-        e = event("acme", "gpt-4o", T, 1)
+        # a day old: the table keeps raw events 30 days, so a fixed date would expire
+        recent = (int(time.time() * 1000) // 3_600_000 - 24) * 3_600_000
+        e = event("acme", "gpt-4o", recent, 1)
         columns, _ = decode_chunk([(encode_event(e), EVENT_HEADERS, 0, 7)])
         old_columns = [n for n in EVENT_COLUMNS if n != "key_id"]
         store.client.insert(

@@ -178,7 +178,7 @@ def test_worker_logs_faust_and_its_own_lines_as_json(
     }
     topics["quotas"] = new_topic("quotas", partitions=1)
     env = worker_env(kafka_settings, topics, f"json-{os.getpid()}", tmp_path)
-    env.update(TOKENOPS_LOG_FORMAT="json", TOKENOPS_WORKER_LOG_EVERY_S="1", HOME=str(tmp_path))
+    env.update(TOKENOPS_LOG_FORMAT="json", TOKENOPS_LOG_PROGRESS_EVERY_S="1", HOME=str(tmp_path))
     worker = WorkerProcess(env, tmp_path / "worker-state", tmp_path / "worker.log")
     try:
         worker.wait_ready()

@@ -207,7 +207,7 @@ from datetime import UTC, datetime
 from tokenops.producers import ProducerSettings, UsageProducer
 from tokenops.settings import KafkaSettings
 
-settings = ProducerSettings(topic=sys.argv[2], spool_dir=sys.argv[3], batch_linger_ms=600_000)
+settings = ProducerSettings(topic=sys.argv[2], spool_dir=sys.argv[3], linger_ms=600_000)
 producer = UsageProducer(KafkaSettings(bootstrap_servers=sys.argv[1]), settings)
 producer.install_sigterm_handler()
 for i in range(1000):

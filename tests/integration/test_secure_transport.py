@@ -73,7 +73,7 @@ def _worker_env(tmp: Path) -> dict[str, str]:
         "TOKENOPS_WORKER_SESSION_TIMEOUT_S": "6",
         "TOKENOPS_WORKER_HEARTBEAT_INTERVAL_S": "1",
         "TOKENOPS_WORKER_BATCH_WITHIN_S": "0.1",
-        "TOKENOPS_WORKER_LOG_EVERY_S": "2",
+        "TOKENOPS_LOG_PROGRESS_EVERY_S": "2",
     }
 
 
@@ -263,7 +263,7 @@ def test_secrets_appear_in_no_output_or_log(secure: SecureBroker, tmp_path: Path
     worker = TokenopsProcess(["worker"], debug, tmp_path / "worker.log")
     try:
         _wait_healthy(int(debug["TOKENOPS_WORKER_HTTP_PORT"]), worker)
-        time.sleep(4)  # a few report cycles (TOKENOPS_WORKER_LOG_EVERY_S=2)
+        time.sleep(4)  # a few report cycles (TOKENOPS_LOG_PROGRESS_EVERY_S=2)
     finally:
         worker.stop()
     logged = worker.output()

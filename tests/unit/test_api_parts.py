@@ -1,14 +1,17 @@
-"""The API's pure parts: the keys file, OTLP span mapping, binary mode."""
+"""The API's pure parts: the keys file, OTLP span mapping, binary mode, the Host check."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
+from tokenops.api.app import HostCheck
 from tokenops.api.keys import ApiKeyError, KeyStore, new_key, read_entries, revoke_key
 from tokenops.producers.http import IngestRejectedError, decode_body, spans_to_events
 
@@ -75,3 +78,35 @@ def test_binary_mode_keeps_the_body_bytes_for_the_decoder() -> None:
     with pytest.raises(IngestRejectedError) as rejected:
         decode_body(body, "application/json", headers)
     assert rejected.value.problems[0].field == "duplicate_key"
+
+
+def test_host_check_verdicts_are_cached_but_bounded_and_use_the_last_host() -> None:
+    """The Host check answers from a cache of verdicts; a client sending a new Host on
+    every request cannot grow it without bound, and a refused Host stays refused."""
+    served: list[bytes | None] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        served.append(dict(scope["headers"]).get(b"host"))
+
+    async def status_of(check: HostCheck, *hosts: bytes) -> int:
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "headers": [(b"host", h) for h in hosts]}
+        await check(scope, None, send)
+        return int(sent[0]["status"]) if sent else 200
+
+    async def main() -> None:
+        check = HostCheck(app, frozenset())
+        for i in range(1000):
+            assert await status_of(check, b"rebind%d.attacker.example" % i) == 421
+            assert await status_of(check, b"127.0.0.1:8480") == 200
+        assert len(check.verdicts) <= 256
+        # two Host headers: the last decides, as before the cache
+        assert await status_of(check, b"127.0.0.1", b"evil.example") == 421
+        assert await status_of(check, b"evil.example", b"localhost") == 200
+
+    asyncio.run(main())
+    assert len(served) == 1001

@@ -16,10 +16,9 @@ from prometheus_client import CollectorRegistry
 
 from tests.unit.test_prometheus_state import registry_for
 from tests.unit.test_stream_partition import T0, _record, _state
+from tokenops.deadletters import DLQ_FIELD, OTHER, dead_letter_label
 from tokenops.simulate.malformed import MALFORMED_KINDS, malformed_record
 from tokenops.sinks.prometheus.state import ExporterState
-from tokenops.streams.deadletter import DLQ_FIELD
-from tokenops.streams.deadletter_label import OTHER, dead_letter_label
 from tokenops.streams.metrics import WorkerMetrics
 
 FIELDS = {

@@ -4,14 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tokenops.streams.deadletter import (
-    DEAD_LETTER_MAX_BYTES,
-    DLQ_OFFSET,
-    DLQ_PARTITION,
-    DLQ_TOPIC,
-    DLQ_VALUE_BYTES,
-    dead_letter_record,
-)
+from tokenops.deadletters import DLQ_OFFSET, DLQ_PARTITION, DLQ_TOPIC, DLQ_VALUE_BYTES
+from tokenops.streams.deadletter import DEAD_LETTER_MAX_BYTES, dead_letter_record
 
 WHERE: dict[str, Any] = dict(
     reason="r", field="record", topic="usage", partition=3, offset=41, time_ms=1

@@ -1,1 +1,6 @@
-"""`tokenops api`: the HTTP door of tokenops (ingest, OTLP, quotas, usage) as one ASGI app."""
+"""`tokenops api`: the HTTP door of tokenops (ingest, OTLP, quotas, usage) as one ASGI app.
+
+Modules: `server` (the process), `app` (routes and the Host check), `ingest` (POST
+events and traces), `otlp_wire`, `queries` (usage and invoices), `quotas` (the
+entitlement check), `auth` and `keys` (API keys), `state`, `settings`, `errors`.
+"""

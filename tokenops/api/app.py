@@ -63,11 +63,25 @@ class HostCheck:
 
     def __init__(self, app: ASGIApp, allowed: frozenset[str]) -> None:
         self.app, self.allowed = app, allowed
+        # Verdicts by Host value: clients send the same few on every request, and
+        # parsing each as an IP address showed in profiles of the ingest routes.
+        self.verdicts: dict[bytes | None, bool] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            host = dict(scope["headers"]).get(b"host")
-            if not host_allowed(None if host is None else host.decode("latin-1"), self.allowed):
+            host = None
+            for name, value in scope["headers"]:
+                if name == b"host":
+                    host = value  # the last one, as a dict of the headers would keep
+            allowed = self.verdicts.get(host)
+            if allowed is None:
+                allowed = host_allowed(
+                    None if host is None else host.decode("latin-1"), self.allowed
+                )
+                if len(self.verdicts) >= 256:  # hostile clients vary it: stay small
+                    self.verdicts.clear()
+                self.verdicts[host] = allowed
+            if not allowed:
                 response = JSONResponse({"error": "this Host is not served"}, status_code=421)
                 await response(scope, receive, send)
                 return

@@ -6,6 +6,8 @@ unknown one is 401; a tenant key used for another tenant is 403.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from starlette.requests import Request
 
 from tokenops.api.errors import ApiError
@@ -14,10 +16,19 @@ from tokenops.api.keys import ApiKey, KeyStore
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="tokenops"'}
 
 
-def authenticate(request: Request, store: KeyStore) -> ApiKey:
-    header = request.headers.get("authorization", "")
+def headers_of(request: Request) -> dict[str, str]:
+    """The request's headers as one plain dict, names lower-case (ASGI sends them so),
+    built once: cheaper than the Starlette `Headers` lookups a hot route makes."""
+    return {
+        name.decode("latin-1"): value.decode("latin-1") for name, value in request.scope["headers"]
+    }
+
+
+def authenticate(headers: Mapping[str, str], store: KeyStore) -> ApiKey:
+    """The key of a request with these `headers` (`headers_of`, or `request.headers`)."""
+    header = headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    key = token.strip() if scheme.lower() == "bearer" else request.headers.get("x-api-key", "")
+    key = token.strip() if scheme.lower() == "bearer" else headers.get("x-api-key", "")
     if not key:
         raise ApiError(401, "an API key is required", headers=_CHALLENGE)
     found = store.lookup(key)

@@ -11,13 +11,13 @@ they are counted once).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from google.protobuf.message import DecodeError
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
-from tokenops.api.auth import authenticate, require_tenant
+from tokenops.api.auth import authenticate, headers_of, require_tenant
 from tokenops.api.errors import ApiError
 from tokenops.api.otlp_wire import parse_traces, traces_response
 from tokenops.api.state import ApiState
@@ -33,12 +33,12 @@ from tokenops.schemas import EventColumns
 logger = logging.getLogger(__name__)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, headers: Mapping[str, str], limit: int) -> bytes:
     """The request body, or 413 as soon as it is known to exceed `limit` bytes."""
-    declared = request.headers.get("content-length", "")
+    declared = headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"body exceeds {limit} bytes")
-    if request.headers.get("content-encoding", "identity").lower() != "identity":
+    if headers.get("content-encoding", "identity").lower() != "identity":
         raise ApiError(415, "content-encoding is not supported; send the body uncompressed")
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -68,9 +68,9 @@ async def send_durably(state: ApiState, parts: Sequence[EventColumns]) -> int:
 
 async def post_events(request: Request) -> Response:
     state: ApiState = request.app.state.api
-    key = authenticate(request, state.keys)
-    body = await read_body(request, state.settings.max_body_bytes)
-    headers = {name.lower(): value for name, value in request.headers.items()}
+    headers = headers_of(request)
+    key = authenticate(headers, state.keys)
+    body = await read_body(request, headers, state.settings.max_body_bytes)
     try:
         parts = decode_body(body, headers.get("content-type", ""), headers)
     except IngestRejectedError as rejected:
@@ -81,15 +81,17 @@ async def post_events(request: Request) -> Response:
     for part in parts:
         require_tenant(key, part.tenant_id)
     accepted = await send_durably(state, parts)
-    state.metrics.accepted.labels("cloudevents").inc(accepted)
-    return JSONResponse({"accepted": accepted, "durable": True})
+    state.metrics.accepted_cloudevents.inc(accepted)
+    body = b'{"accepted":%d,"durable":true}' % accepted
+    return Response(body, media_type="application/json")
 
 
 async def post_traces(request: Request) -> Response:
     state: ApiState = request.app.state.api
-    key = authenticate(request, state.keys)
-    body = await read_body(request, state.settings.max_body_bytes)
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    headers = headers_of(request)
+    key = authenticate(headers, state.keys)
+    body = await read_body(request, headers, state.settings.max_body_bytes)
+    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
     try:
         export = parse_traces(body, content_type)
     except (DecodeError, ValueError) as exc:
@@ -107,6 +109,6 @@ async def post_traces(request: Request) -> Response:
     state.metrics.rejected.inc(result.rejected_spans)
     if result.parts:
         await send_durably(state, result.parts)
-        state.metrics.accepted.labels("otlp").inc(result.events)
+        state.metrics.accepted_otlp.inc(result.events)
     message = "; ".join(result.errors[:20])
     return traces_response(content_type, result.rejected_spans, message)

@@ -52,7 +52,7 @@ def _reader(state: ApiState) -> Any:
 
 async def get_usage(request: Request) -> Response:
     state: ApiState = request.app.state.api
-    key = authenticate(request, state.keys)
+    key = authenticate(request.headers, state.keys)
     tenant = _param(request, "tenant")
     require_tenant(key, tenant)
     by = request.query_params.get("by", "model")
@@ -72,7 +72,7 @@ async def get_usage(request: Request) -> Response:
 
 async def get_invoice(request: Request) -> Response:
     state: ApiState = request.app.state.api
-    key = authenticate(request, state.keys)
+    key = authenticate(request.headers, state.keys)
     tenant = request.path_params["tenant"]
     require_tenant(key, tenant)
     month_text = _param(request, "month")

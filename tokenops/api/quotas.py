@@ -72,7 +72,7 @@ def _iso(ms: int) -> str:
 
 async def get_quota(request: Request) -> Response:
     state: ApiState = request.app.state.api
-    key = authenticate(request, state.keys)
+    key = authenticate(request.headers, state.keys)
     tenant = request.path_params["tenant"]
     require_tenant(key, tenant)
     view = state.quotas

@@ -24,6 +24,9 @@ class ApiMetrics:
             ["door"],
             registry=registry,
         )
+        # The doors' children, looked up once rather than on every request.
+        self.accepted_cloudevents = self.accepted.labels("cloudevents")
+        self.accepted_otlp = self.accepted.labels("otlp")
         self.rejected = Counter(
             "tokenops_api_events_rejected_total",
             "Events or spans refused as invalid (400, or OTLP partial success)",
