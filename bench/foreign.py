@@ -50,7 +50,9 @@ def foreign(kafka: KafkaSettings, work: Path, cfg: dict[str, Any]) -> dict[str, 
             rows.setdefault(label, []).append(got.rate)
         print(f"  {what}, {label}: {got.rate:,.0f} events/s", flush=True)
 
-    catchup(kafka, work, cfg, out, keep)
+    live_only = cfg.get("live_only", False)  # `--foreign-live`: this phase alone
+    if not live_only:
+        catchup(kafka, work, cfg, out, keep)
 
     live_events = cfg["live_events"]
     for _ in range(n):
@@ -65,6 +67,8 @@ def foreign(kafka: KafkaSettings, work: Path, cfg: dict[str, Any]) -> dict[str, 
         out["live"].setdefault(PIPELINE, []).append(rate)
         load.keep_offered(out["offered"], PIPELINE)
         print(f"  live, {PIPELINE}: {rate:,.0f} events/s", flush=True)
+    if live_only:
+        return out
 
     topics = new_topics(kafka)
     runs.fill(kafka, topics.usage, cfg["v2_events"], tenants)
