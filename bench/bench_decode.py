@@ -34,7 +34,7 @@ from tokenops.schemas import (
     decode_record,
     encode_columns,
 )
-from tokenops.schemas.codec import encode_batch_encoded, encode_fields
+from tokenops.schemas.wire import encode_batch_encoded, encode_fields
 from tokenops.simulate.simulator import SimulationConfig, Simulator
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"

@@ -5,12 +5,12 @@ batch records of `bench_decode` and measures on one core (CPU time, median of 5 
 candidates interleaved so load on the shared machine hits them alike):
 
 1. `orjson.loads` of each record: the parsing ceiling (baseline);
-2. `decode_record`: today's decoder (orjson, then `columnar.py`), one `UsageEvent` each;
+2. `decode_record`: today's decoder (orjson, then `rules.checked_columns`), one `UsageEvent` each;
 3. `TypeAdapter(Batch).validate_json`: the whole batch parsed and checked in Rust
    (TypedDicts, NotRequired, StringConstraints-style patterns, strict ranged ints), giving
    dicts, not events;
 4. the same, then the remaining rules (tenant, time window, the two cross-field token
-   rules) and the `UsageEvent`s built over columns, as `columnar.py` builds them: what
+   rules) and the `UsageEvent`s built over columns, as `rules.checked_columns` builds them: what
    `decode_record` would cost on this path.
 
 Before timing, (4) is checked to return the very events of (2) on every record.
@@ -47,7 +47,7 @@ from tokenops.schemas.event import (
     SOURCE_PATTERN,
     to_epoch_ms,
 )
-from tokenops.schemas.validate import FIELDS
+from tokenops.schemas.rules import FIELDS
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 SECTION = "## Event decoding: pydantic-core whole-batch lead"
@@ -213,7 +213,7 @@ def main(per_record: int = 500, count: int = 200, write: bool = False) -> None:
             f"`decode_record` returns, the path runs at {figures[3] / figures[1]:.2f}x. Most of "
             "the decoder's time is building the events (a 22-key `__dict__` each), which no "
             "validator removes; the patterns cost pydantic-core more than the set lookups of "
-            "`columnar.py`. `decode_record` therefore keeps its path; a dict- or "
+            "`rules.checked_columns`. `decode_record` therefore keeps its path; a dict- or "
             "column-returning API for the worker and sink hot paths is where a large gain is.",
             "",
         ]

@@ -38,8 +38,8 @@ from bench.pipeline_env import bench_kafka
 from tokenops.producers import ProducerSettings, UsageProducer
 from tokenops.producers.batcher import TenantBatches, batch_record, columns_record
 from tokenops.schemas import CONTENT_TYPE_HEADER, EVENT_HEADERS
-from tokenops.schemas.bulk import columns_many
-from tokenops.schemas.codec import encode_fields
+from tokenops.schemas.columns import columns_many
+from tokenops.schemas.wire import encode_fields
 from tokenops.settings import KafkaSettings
 from tokenops.simulate.simulator import SimulationConfig, Simulator
 from tokenops.topics import TopicSpec, ensure_topics

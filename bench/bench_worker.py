@@ -36,8 +36,8 @@ from confluent_kafka import Consumer, Producer
 
 from bench.pipeline_env import bench_kafka
 from tokenops.schemas import COLUMNS_HEADERS, EventColumns, decode_columns, encode_columns
-from tokenops.schemas.codec import BATCH_CONTENT_TYPE, CLOUDEVENTS_CONTENT_TYPE, to_cloudevent
 from tokenops.schemas.event import UsageEvent
+from tokenops.schemas.wire import BATCH_CONTENT_TYPE, CLOUDEVENTS_CONTENT_TYPE, to_cloudevent
 from tokenops.settings import KafkaSettings
 from tokenops.stack.process import free_port
 from tokenops.stack.services import tokenops_executable

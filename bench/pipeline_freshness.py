@@ -29,8 +29,8 @@ from bench.pipeline_env import Service, Topics, base_env
 from bench.pipeline_load import BatchLoad, cloudevent
 from tokenops.paths import deploy_dir
 from tokenops.quotas.topic import publish_quotas
-from tokenops.schemas.codec import EVENT_HEADERS
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
+from tokenops.schemas.wire import EVENT_HEADERS
 from tokenops.settings import KafkaSettings, StackSettings, TopicSettings
 from tokenops.sinks.prometheus.settings import PrometheusSinkSettings
 from tokenops.sinks.prometheus.sink import PrometheusSink

@@ -22,10 +22,17 @@ from typing import Any
 import orjson
 from confluent_kafka import Producer
 
-from tokenops.schemas.codec import BATCH_HEADERS, encode_batch_encoded, to_cloudevent
-from tokenops.schemas.column_batch import format_ms
 from tokenops.schemas.event import UsageEvent
-from tokenops.schemas.wire import BATCH_TYPE, COLUMNS_HEADERS, COLUMNS_VERSION, EVENT_HEADERS
+from tokenops.schemas.wire import (
+    BATCH_HEADERS,
+    BATCH_TYPE,
+    COLUMNS_HEADERS,
+    COLUMNS_VERSION,
+    EVENT_HEADERS,
+    encode_batch_encoded,
+    format_ms,
+    to_cloudevent,
+)
 from tokenops.settings import KafkaSettings
 from tokenops.simulate.ledger import Ledger
 

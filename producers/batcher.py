@@ -33,12 +33,16 @@ from tokenops.schemas import (
     EventColumns,
     encode_event,
 )
-from tokenops.schemas.bulk import ROW_FIELDS, row_columns_of
-from tokenops.schemas.codec import encode_batch_encoded
-from tokenops.schemas.column_batch import COLUMN_NAMES, encode_columns
+from tokenops.schemas.columns import ROW_FIELDS, row_columns_of
 from tokenops.schemas.event import SCHEMA_VERSION
-from tokenops.schemas.quick import NO_ATTRIBUTES, Row
-from tokenops.schemas.wire import BATCH_TYPE, COLUMNS_VERSION
+from tokenops.schemas.rules import NO_ATTRIBUTES, Row
+from tokenops.schemas.wire import (
+    BATCH_TYPE,
+    COLUMN_NAMES,
+    COLUMNS_VERSION,
+    encode_batch_encoded,
+    encode_columns,
+)
 
 # Below Kafka's default message.max.bytes (1,000,000) with room for key and headers.
 MAX_PRODUCED_BYTES = 900_000

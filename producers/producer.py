@@ -46,9 +46,9 @@ from tokenops.producers.settings import ProducerSettings
 from tokenops.producers.signing import record_signer
 from tokenops.producers.spool import Spool, SpooledRecord
 from tokenops.schemas import EventColumns, InvalidEventError, UsageEvent
-from tokenops.schemas.bulk import columns_many, event_row, fields_row, latest_ms
+from tokenops.schemas.columns import columns_many, event_row, fields_row, latest_ms
 from tokenops.schemas.event import MIN_EVENT_TIME, to_epoch_ms
-from tokenops.schemas.quick import Row, quick_row
+from tokenops.schemas.rules import Row, quick_row
 from tokenops.settings import KafkaSettings, load
 
 logger = logging.getLogger(__name__)

@@ -8,9 +8,9 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from tokenops.schemas.codec import MAX_BATCH_EVENTS
 from tokenops.schemas.event import DEFAULT_MAX_FUTURE_SKEW_S
 from tokenops.schemas.signing import KEY_ID_PATTERN
+from tokenops.schemas.wire import MAX_BATCH_EVENTS
 from tokenops.settings import TokenopsSettings, _default_state_dir
 
 
@@ -22,7 +22,7 @@ class ProducerSettings(TokenopsSettings):
     """Settings of one `UsageProducer`.
 
     Up to `batch_max_events` events of one tenant share one Kafka record, a v2 columnar
-    batch (`schemas/column_batch.py`); a tenant's lone event, or every event when
+    batch (`schemas/wire.py`); a tenant's lone event, or every event when
     `batch_max_events` is 1, goes as a plain CloudEvent. A partly filled batch waits at
     most `linger_ms`, the SDK's one linger: librdkafka's own `linger.ms` (20 ms here) only
     gathers ready records into requests, and `client_config` changes it under that name.

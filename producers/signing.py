@@ -17,8 +17,7 @@ from tokenops.producers.spool import SpooledRecord
 from tokenops.schemas.columns import EventColumns
 from tokenops.schemas.decode import decode_columns
 from tokenops.schemas.errors import InvalidEventError
-from tokenops.schemas.signing import SIGNATURE_HEADER, signature_header
-from tokenops.schemas.signing_scope import MIN_SECRET_BYTES
+from tokenops.schemas.signing import MIN_SECRET_BYTES, SIGNATURE_HEADER, signature_header
 from tokenops.schemas.wire import CONTENT_TYPE_HEADER
 from tokenops.secrets import shared_file_problem
 

@@ -1,34 +1,65 @@
-"""The events of one record as columns: what the worker and the sinks consume.
+"""The events of one record as columns (`EventColumns`), and how fields become columns.
 
 `EventColumns` holds the fields of a record's events (all of ONE tenant, as every usage
-record is) as parallel lists, with times as UTC epoch milliseconds. The hot paths of the
-stream worker and the ClickHouse sink read columns, never per-event objects: building a
-`UsageEvent` costs more than validating it. `events()` gives the `UsageEvent`s, equal
-to what `decode_record` returns for the same record.
+record is) as parallel lists, with times as UTC epoch milliseconds. The stream worker,
+the sinks and the SDK's batches work on columns, never on per-event objects: building a
+`UsageEvent` costs more than validating it. `events()` gives the `UsageEvent`s, for
+callers off the hot path (tests, readback, the SDK's lone-event record).
+
+Fields become columns through the rules of `rules.py`, and nothing else:
+- `fields_row` / `event_row`: one event, as a row for the SDK's per-tenant buffers;
+- `columns_many`: many events' fields, the common shape checked column by column
+  (`rules.checked_columns`), anything else event by event (`rules.check_fields`, which
+  names the broken field); the first invalid event raises with its `index`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, fields
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from itertools import repeat
-from operator import add, mul
-from typing import Any
+from operator import add, itemgetter, mul
+from typing import Any, cast
 
-from tokenops.schemas.event import EPOCH, ONE_MS, SCHEMA_VERSION, UsageEvent
-from tokenops.schemas.validate import FIELDS, OPTIONAL_IDS
-
-TOKEN_COLUMNS = (
-    "input_tokens",
-    "output_tokens",
-    "cache_read_input_tokens",
-    "cache_creation_input_tokens",
-    "reasoning_output_tokens",
+from tokenops.schemas.errors import InvalidEventError
+from tokenops.schemas.event import (
+    DEFAULT_MAX_FUTURE_SKEW_S,
+    EPOCH,
+    MIN_EVENT_TIME,
+    ONE_MS,
+    SCHEMA_VERSION,
+    UsageEvent,
+    time_bounds_ms,
+    to_epoch_ms,
 )
-_new = object.__new__
-_set = object.__setattr__
+from tokenops.schemas.rules import (
+    FIELDS,
+    OPTIONAL_IDS,
+    ROW_FIELDS,
+    TOKEN_COLUMNS,
+    Row,
+    check_fields,
+    checked_columns,
+)
+
+__all__ = [
+    "ROW_FIELDS",
+    "TOKEN_COLUMNS",
+    "EventColumns",
+    "build_event",
+    "columns_many",
+    "event_row",
+    "fields_row",
+    "latest_ms",
+    "row_columns_of",
+]
+
+_EARLIEST_MS = to_epoch_ms(MIN_EVENT_TIME)
+_FLAT = frozenset(FIELDS)
 _ALL_SET = set(FIELDS)
-_KEYS = (*FIELDS, "time_ms")
+_row = itemgetter(*ROW_FIELDS)
 
 
 @dataclass(slots=True)
@@ -100,15 +131,9 @@ class EventColumns:
             self.operation,
             *self.tokens(),
             attributes,
-            self.time_ms,
             strict=True,
         )
-        events = list(map(_new, repeat(UsageEvent, n)))
-        any(map(_set, events, repeat("__dict__", n), map(dict, map(zip, repeat(_KEYS, n), rows))))
-        any(map(_set, events, repeat("__pydantic_fields_set__", n), repeat(_ALL_SET, n)))
-        any(map(_set, events, repeat("__pydantic_extra__", n), repeat(None, n)))
-        any(map(_set, events, repeat("__pydantic_private__", n), repeat(None, n)))
-        return events
+        return [_model(dict(zip(FIELDS, row, strict=True))) for row in rows]
 
     @classmethod
     def from_events(cls, events: Sequence[UsageEvent]) -> EventColumns:
@@ -116,30 +141,170 @@ class EventColumns:
         if not events:
             raise ValueError("no events")
         tenant = events[0].tenant_id
-        dicts = [e.__dict__ for e in events]
-        if any(d["tenant_id"] != tenant for d in dicts):
+        if any(e.tenant_id != tenant for e in events):
             raise ValueError("events of several tenants")
-        attributes = [d["attributes"] for d in dicts]
-        return cls(
-            tenant_id=tenant,
-            time_ms=[e.time_ms for e in events],
-            attributes=[dict(a) for a in attributes] if any(attributes) else None,
-            **{name: [d[name] for d in dicts] for name in _LIST_COLUMNS if name != "time_ms"},
+        rows = [event_row(e) for e in events]
+        columns = map(list, zip(*(row for _, row, _ in rows), strict=True))
+        return row_columns_of(tenant, columns, _attributes_column([a for _, _, a in rows]))
+
+
+def _model(values: dict[str, Any]) -> UsageEvent:
+    """The model holding these already validated values, without validating them again
+    (pydantic's `model_construct`; `time_ms` is computed when first read)."""
+    return UsageEvent.model_construct(_ALL_SET, **values)
+
+
+def _attributes_column(attributes: list[dict[str, str]]) -> list[dict[str, str]] | None:
+    """The attributes column: None when no event has any, else a fresh dict each."""
+    return list(map(dict, attributes)) if any(attributes) else None
+
+
+def row_columns_of(
+    tenant: str, columns: Iterable[list[Any]], attributes: list[dict[str, str]] | None = None
+) -> EventColumns:
+    """The `EventColumns` of lists in `ROW_FIELDS` order."""
+    return EventColumns(
+        tenant_id=tenant, attributes=attributes, **dict(zip(ROW_FIELDS, columns, strict=True))
+    )
+
+
+def build_event(
+    fields: Mapping[str, Any], *, max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S
+) -> UsageEvent:
+    """`UsageEvent(**fields)` through the contract's rules (`rules.check_fields`): the
+    same events accepted, the broken field named."""
+    earliest, latest = time_bounds_ms({"max_future_skew_s": max_future_skew_s})
+    tenant, row, attributes = check_fields(fields, earliest, latest)
+    return row_columns_of(tenant, ([v] for v in row), _attributes_column([attributes])).events()[0]
+
+
+def latest_ms(max_future_skew_s: float) -> int:
+    """The latest event time accepted now, in epoch ms."""
+    return int(time.time() * 1000) + int(max_future_skew_s * 1000)
+
+
+def event_row(event: UsageEvent) -> tuple[str, Row, dict[str, str]]:
+    """(tenant, row, attributes) of an already validated event."""
+    event.time_ms  # noqa: B018 - fills the cached property, so the row can read it
+    d = event.__dict__
+    return d["tenant_id"], _row(d), d["attributes"]
+
+
+def fields_row(
+    fields: Mapping[str, Any], earliest_ms: int, latest_ms: int
+) -> tuple[str, Row, dict[str, str]]:
+    """(tenant, row, attributes) of the event `UsageEvent(**fields)` would be; or the
+    `InvalidEventError` naming the broken field (`rules.check_fields`)."""
+    return check_fields(fields, earliest_ms, latest_ms)
+
+
+def columns_many(
+    items: Sequence[Mapping[str, Any] | UsageEvent],
+    *,
+    max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S,
+) -> list[EventColumns]:
+    """The validated columns of these events (mappings of fields, or `UsageEvent`s), one
+    `EventColumns` per tenant (each in the order given), or the first invalid event's
+    error."""
+    latest = latest_ms(max_future_skew_s)
+    grouped = _grouped(items)
+    checked = None if grouped is None else _checked(grouped, latest)
+    if checked is not None:
+        return checked.by_tenant()
+    rows: dict[str, list[Row]] = {}
+    attributes: dict[str, list[dict[str, str]]] = {}
+    for index, fields in enumerate(items):
+        try:
+            if isinstance(fields, UsageEvent):
+                tenant, row, attrs = event_row(fields)
+            else:
+                tenant, row, attrs = check_fields(fields, _EARLIEST_MS, latest)
+        except InvalidEventError as exc:
+            raise exc.at(index) from None
+        rows.setdefault(tenant, []).append(row)
+        attributes.setdefault(tenant, []).append(attrs)
+    return [
+        row_columns_of(
+            tenant, map(list, zip(*group, strict=True)), _attributes_column(attributes[tenant])
         )
+        for tenant, group in rows.items()
+    ]
 
 
-_LIST_COLUMNS = tuple(
-    f.name for f in fields(EventColumns) if f.name not in ("tenant_id", "attributes")
-)
+@dataclass
+class _Checked:
+    """The columns of a list of valid events' fields, every rule checked."""
+
+    tenants: list[str]
+    rows: list[list[Any]]  # one list per ROW_FIELDS name
+
+    def by_tenant(self) -> list[EventColumns]:
+        """One `EventColumns` per tenant; the events must come grouped by tenant, the
+        tenants in sorted order (`_grouped`)."""
+        tenants, n = self.tenants, len(self.tenants)
+        first = tenants[0]
+        if tenants.count(first) == n:  # one tenant: the columns as they are
+            return [row_columns_of(first, self.rows)]
+        counts = Counter(tenants)
+        parts, start = [], 0
+        for tenant in sorted(counts):
+            end = start + counts[tenant]
+            parts.append(row_columns_of(tenant, [column[start:end] for column in self.rows]))
+            start = end
+        return parts
 
 
-def concat(parts: Sequence[EventColumns]) -> dict[str, list[Any]]:
-    """Several records' columns joined, with a `tenant_id` column (attributes left out):
-    what a consumer that processes many records at once iterates over."""
-    out: dict[str, list[Any]] = {name: [] for name in _LIST_COLUMNS}
-    out["tenant_id"] = []
-    for part in parts:
-        for name in _LIST_COLUMNS:
-            out[name] += getattr(part, name)
-        out["tenant_id"] += [part.tenant_id] * len(part.id)
-    return out
+def _grouped(items: Sequence[Any]) -> Sequence[Any] | None:
+    """The dicts `items` in order of their `tenant_id`, each tenant's in the order given
+    (a stable sort of the dicts themselves, so no column needs gathering afterwards);
+    None if they are not all dicts of string tenants."""
+    n = len(items)
+    if not n or set(map(type, items)) != {dict}:
+        return None
+    tenants = list(map(dict.get, items, repeat("tenant_id", n)))
+    if tenants.count(tenants[0]) == n:
+        return items
+    if set(map(type, tenants)) != {str}:
+        return None  # not comparable: the careful way names the field
+    tenant_of = cast(Callable[[int], str], tenants.__getitem__)
+    order = sorted(range(n), key=tenant_of)
+    grouped: tuple[Any, ...] = itemgetter(*order)(items)
+    return grouped
+
+
+def _checked(items: Sequence[Any], latest_ms: int) -> _Checked | None:
+    """The validated columns of the common shape of events, or None: go event by event."""
+    n = len(items)
+    column = _same_keys_reader(items, n)
+    if column is None:
+        if not all(map(_FLAT.issuperset, items)) or any(
+            map(dict.__contains__, items, repeat("attributes", n))
+        ):
+            return None
+
+        def column(name: str, default: Any = None) -> list[Any]:
+            return list(map(dict.get, items, repeat(name, n), repeat(default, n)))
+
+    checked = checked_columns(column, n, _EARLIEST_MS, [latest_ms], version_default=SCHEMA_VERSION)
+    return None if checked is None else _Checked(*checked)
+
+
+def _same_keys_reader(items: Sequence[Any], n: int) -> Callable[..., list[Any]] | None:
+    """`column(name, default)` for dicts that all have the first one's keys (a caller's
+    events usually share their shape): every value read with one `itemgetter` call per
+    event and the columns made by one transposition; None if the keys differ, or include
+    `attributes` or a key that is not a field."""
+    keys = tuple(items[0])
+    if len(keys) < 2 or not _FLAT.issuperset(keys) or "attributes" in keys:
+        return None
+    if set(map(len, items)) != {len(keys)}:
+        return None
+    if not all(map(frozenset(keys).issuperset, items)):  # and the same length: same keys
+        return None
+    values = dict(zip(keys, zip(*map(itemgetter(*keys), items), strict=True), strict=True))
+
+    def column(name: str, default: Any = None) -> list[Any]:
+        found = values.get(name)
+        return [default] * n if found is None else list(found)
+
+    return column

@@ -1,15 +1,17 @@
-"""Reading usage records: `decode_record` turns one Kafka record into its events, and
-`decode_columns` into their columns (the worker's and the sinks' hot path).
+"""Reading usage records: the one decoder, for every wire format of `wire.py`.
 
-Single CloudEvents, v1 batch envelopes (`codec.py`) and v2 columnar batches
-(`column_batch.py`) are told apart by the `content-type` header, or by the body when the
-header is missing. Both functions accept and reject exactly the same records. Any bad
-input raises `InvalidEventError` and nothing else; a JSON object with a key twice is bad
-input (`duplicate_key`: readers disagree on which value wins). A bad event rejects its
-whole record, which the stream worker dead-letters unchanged. Every format reaches
-`EventColumns` through one fast column check (`columnar.checked_columns`); only when it
-fails does the careful path (`validate.py`) run, which names the broken field.
-`decode_many` decodes a whole fetch, checking its single CloudEvents together.
+`decode_columns` turns one Kafka record into the `EventColumns` of its events (the
+worker's and the sinks' hot path), `decode_many` a whole fetch, and `decode_record`
+into `UsageEvent`s (the same records accepted, the same errors raised). Single
+CloudEvents, v1 batch envelopes and v2 columnar batches are told apart by the
+`content-type` header, or by the body when the header is missing.
+
+Every format reaches `EventColumns` through the one fast column check
+(`rules.checked_columns`); only when it fails does the careful path run, event by event
+(`rules.check_fields`), which names the broken field for the dead letter. Any bad input
+raises `InvalidEventError` and nothing else; a JSON object with a key twice is bad input
+(`duplicate_key`: readers disagree on which value wins). A bad event rejects its whole
+record, which the stream worker dead-letters unchanged.
 """
 
 from __future__ import annotations
@@ -18,41 +20,52 @@ import json
 import re
 import time
 from collections.abc import Sequence
+from itertools import repeat
+from operator import eq, itemgetter
 from typing import Any
 
 import orjson
 
-from tokenops.schemas.column_batch import decode_columns_body
-from tokenops.schemas.columnar import quick_cloudevents
-from tokenops.schemas.columns import EventColumns
+from tokenops.schemas.columns import EventColumns, row_columns_of
 from tokenops.schemas.errors import InvalidEventError
 from tokenops.schemas.event import (
     DEFAULT_MAX_FUTURE_SKEW_S,
     MAX_EVENT_BYTES,
     MIN_EVENT_TIME,
+    SCHEMA_VERSION,
     UsageEvent,
     to_epoch_ms,
 )
-from tokenops.schemas.validate import MISSING, validate_fields
+from tokenops.schemas.rules import (
+    DATA_FIELDS,
+    IDENTITY,
+    MISSING,
+    Row,
+    check_fields,
+    checked_columns,
+)
 from tokenops.schemas.wire import (
     BATCH_CONTENT_TYPE,
     BATCH_TYPE,
     BATCH_VERSION,
     CLOUDEVENTS_CONTENT_TYPE,
+    COLUMN_NAMES,
     COLUMNS_CONTENT_TYPE,
     COLUMNS_VERSION,
     CONTENT_TYPE_HEADER,
     EVENT_TYPE,
     MAX_BATCH_EVENTS,
     MAX_RECORD_BYTES,
+    REQUIRED_COLUMNS,
     SPECVERSION,
 )
 
 _OPTIONAL_ATTRIBUTES = frozenset({"datacontenttype", "dataschema", "subject"})
 _EXTENSION = re.compile(r"[a-z0-9]{1,20}").fullmatch
 _EARLIEST_MS = to_epoch_ms(MIN_EVENT_TIME)
-_IDENTITY = frozenset({"id", "source", "time"})
 _CORE = frozenset({"specversion", "type", "source", "id", "time", "data"})
+_ENVELOPE_V2 = frozenset({"type", "version", "tenant_id", "schema_version", "columns"})
+_DICT = frozenset({dict})
 
 
 def _content_type(headers: list[tuple[str, bytes]] | None) -> str | None:
@@ -117,7 +130,7 @@ def decode_many(
     """`decode_columns` of each record, or the error it raises, in order.
 
     The single CloudEvents among the records are checked together, one pass per column
-    over all of them (`columnar.quick_cloudevents`): a record of one event then costs
+    over all of them (`checked_cloudevents`): a record of one event then costs
     little more than parsing its JSON. If any of them fails that check, each takes
     `decode_columns`' own path, so every bad record gets its own error.
     """
@@ -136,7 +149,7 @@ def decode_many(
                 results[i] = _columns(kind, body, latest_ms)
         except InvalidEventError as exc:
             results[i] = exc
-    quick = quick_cloudevents(singles, _EARLIEST_MS, latests) if singles else None
+    quick = checked_cloudevents(singles, _EARLIEST_MS, latests) if singles else None
     if quick is not None:
         tenants, columns = quick
         one_each = [map(list, zip(column)) for column in columns]  # [value] each, in C
@@ -153,18 +166,30 @@ def decode_many(
 
 def _event(ce: Any, latest_ms: int) -> EventColumns:
     """The columns of one decoded single CloudEvent."""
-    quick = quick_cloudevents([ce], _EARLIEST_MS, [latest_ms])
+    quick = checked_cloudevents([ce], _EARLIEST_MS, [latest_ms])
     if quick is not None:
         tenants, columns = quick
         return EventColumns(tenants[0], *columns)
-    return EventColumns.from_events([from_cloudevent(ce, latest_ms)])
+    tenant, row, attributes = cloudevent_row(ce, latest_ms)
+    return _columns_of_rows(tenant, [row], [attributes])
 
 
 def _columns(kind: object, body: Any, latest_ms: int) -> EventColumns:
     """The columns of a decoded batch body (v1 envelope or v2 columns)."""
     if kind is _BATCH:
         return _batch(body, latest_ms)
-    return decode_columns_body(body, _EARLIEST_MS, latest_ms)
+    return _columns_body(body, latest_ms)
+
+
+def _columns_of_rows(
+    tenant: str, rows: list[Row], attributes: list[dict[str, str]]
+) -> EventColumns:
+    """The columns of rows that passed the careful path (`rules.check_fields`)."""
+    return row_columns_of(
+        tenant,
+        map(list, zip(*rows, strict=True)),
+        list(map(dict, attributes)) if any(attributes) else None,
+    )
 
 
 def check_key(key: bytes | None, tenant_id: str) -> None:
@@ -271,21 +296,22 @@ def _batch(body: dict[str, Any], latest_ms: int) -> EventColumns:
     if items.__class__ is not list or not 0 < len(items) <= MAX_BATCH_EVENTS:
         raise InvalidEventError("events", items, f"must be a list of 1..{MAX_BATCH_EVENTS}")
     tenant = body["tenant_id"]
-    quick = quick_cloudevents(items, _EARLIEST_MS, [latest_ms])
+    quick = checked_cloudevents(items, _EARLIEST_MS, [latest_ms])
     if quick is not None and tenant.__class__ is str and set(quick[0]) == {tenant}:
         return EventColumns(tenant, *quick[1])
-    events = []
+    rows, attributes = [], []
     for index, item in enumerate(items):
         try:
-            event = from_cloudevent(item, latest_ms)
+            event_tenant, row, attrs = cloudevent_row(item, latest_ms)
         except InvalidEventError as exc:
             raise exc.at(index) from None
-        if event.tenant_id != tenant:
+        if event_tenant != tenant:
             raise InvalidEventError(
-                "tenant_id", event.tenant_id, "differs from the batch's", index=index
+                "tenant_id", event_tenant, "differs from the batch's", index=index
             )
-        events.append(event)
-    return EventColumns.from_events(events)
+        rows.append(row)
+        attributes.append(attrs)
+    return _columns_of_rows(tenant, rows, attributes)
 
 
 def envelope_fields(ce: Any) -> tuple[dict[str, Any], Any, Any, Any]:
@@ -308,14 +334,115 @@ def envelope_fields(ce: Any) -> tuple[dict[str, Any], Any, Any, Any]:
         for key in ce:
             if key not in _OPTIONAL_ATTRIBUTES and key not in _CORE and not _EXTENSION(key):
                 raise InvalidEventError(key, ce[key], "is not a CloudEvents attribute")
-    for key in _IDENTITY:
+    for key in IDENTITY:
         if key in data:
             raise InvalidEventError(key, data[key], "belongs in the CloudEvent, not in data")
     return data, ce.get("id", MISSING), ce.get("source", MISSING), ce.get("time", MISSING)
 
 
-def from_cloudevent(ce: Any, latest_ms: int) -> UsageEvent:
-    """The event of one decoded CloudEvent, times up to `latest_ms`; or InvalidEventError
-    naming the broken field (the careful path, field by field)."""
+def cloudevent_row(ce: Any, latest_ms: int) -> tuple[str, Row, dict[str, str]]:
+    """(tenant, row, attributes) of one decoded CloudEvent, times up to `latest_ms`; or
+    InvalidEventError naming the broken field (the careful path, field by field)."""
     data, event_id, source, when = envelope_fields(ce)
-    return validate_fields(data, event_id, source, when, _EARLIEST_MS, latest_ms)
+    fields = dict(data)  # holds no identity key (`envelope_fields` checked)
+    for name, value in (("id", event_id), ("source", source), ("time", when)):
+        if value is not MISSING:
+            fields[name] = value
+    return check_fields(fields, _EARLIEST_MS, latest_ms)
+
+
+def from_cloudevent(ce: Any, latest_ms: int) -> UsageEvent:
+    """The `UsageEvent` of one decoded CloudEvent (`cloudevent_row`, as a model)."""
+    tenant, row, attributes = cloudevent_row(ce, latest_ms)
+    return _columns_of_rows(tenant, [row], [attributes]).events()[0]
+
+
+def checked_cloudevents(
+    items: list[Any], earliest_ms: int, latest_ms: list[int]
+) -> tuple[list[Any], list[Any]] | None:
+    """`checked_columns` of decoded CloudEvents, of any tenants, event i at most
+    `latest_ms[i]`: one record's events, or one event of each of many single-event
+    records, either way one pass per column. None: decode them one by one."""
+    n = len(items)
+    try:
+        if not all(map(eq, map(dict.keys, items), repeat(_CORE, n))):
+            return None
+        datas = list(map(itemgetter("data"), items))
+        if not (
+            set(map(itemgetter("specversion"), items)) == {SPECVERSION}
+            and set(map(itemgetter("type"), items)) == {EVENT_TYPE}
+            and set(map(type, datas)) == _DICT
+            and all(map(DATA_FIELDS.issuperset, datas))
+            and not any(map(dict.__contains__, datas, repeat("attributes", n)))
+        ):
+            return None
+    except (TypeError, KeyError):  # not dicts, unhashable values: the careful way decides
+        return None
+
+    def column(name: str, default: Any = None) -> list[Any]:
+        if name in IDENTITY:
+            return list(map(itemgetter(name), items))
+        return list(map(dict.get, datas, repeat(name, n), repeat(default, n)))
+
+    return checked_columns(column, n, earliest_ms, latest_ms, version_default=None)
+
+
+# -- v2 columnar batches --------------------------------------------------------------
+
+
+def _columns_body(body: dict[str, Any], latest_ms: int) -> EventColumns:
+    """The columns of a decoded v2 batch body, every rule checked; or InvalidEventError
+    naming the first broken field as `events[i].<field>`."""
+    if body.keys() != _ENVELOPE_V2 or body["type"] != BATCH_TYPE:
+        raise InvalidEventError("batch", sorted(body), f"a {BATCH_TYPE} v2 envelope is expected")
+    version = body["schema_version"]
+    if version.__class__ is not int or version != SCHEMA_VERSION:
+        raise InvalidEventError("schema_version", version, "unknown schema_version")
+    columns = body["columns"]
+    n = _shape(columns)
+    tenant = body["tenant_id"]
+    if "attributes" not in columns and tenant.__class__ is str:
+
+        def column(name: str, default: Any = None) -> list[Any]:
+            if name == "tenant_id":  # one per batch, in the envelope
+                return [tenant] * n
+            found = columns.get(name)
+            return [default] * n if found is None else found
+
+        checked = checked_columns(
+            column, n, _EARLIEST_MS, [latest_ms], version_default=SCHEMA_VERSION
+        )
+        if checked is not None:
+            return EventColumns(tenant, *checked[1])
+    rows, attributes = [], []
+    for i in range(n):
+        fields = {name: values[i] for name, values in columns.items()}
+        fields["tenant_id"] = tenant
+        try:
+            _, row, attrs = check_fields(fields, _EARLIEST_MS, latest_ms)
+        except InvalidEventError as exc:
+            raise exc.at(i) from None
+        rows.append(row)
+        attributes.append(attrs)
+    return _columns_of_rows(tenant, rows, attributes)
+
+
+def _shape(columns: Any) -> int:
+    """The number of events; every column a list of that length, names known."""
+    if columns.__class__ is not dict:
+        raise InvalidEventError("columns", columns, "must be an object of lists")
+    for name in REQUIRED_COLUMNS:
+        if name not in columns:
+            raise InvalidEventError(name, None, "is required (a column of the batch)")
+    for name, values in columns.items():
+        if name not in COLUMN_NAMES:
+            raise InvalidEventError(str(name), None, "is not a column of the batch")
+        if values.__class__ is not list:
+            raise InvalidEventError(name, values, "a column must be a list")
+    n = len(columns["id"])
+    if not 0 < n <= MAX_BATCH_EVENTS:
+        raise InvalidEventError("events", n, f"a batch holds 1..{MAX_BATCH_EVENTS} events")
+    for name, values in columns.items():
+        if len(values) != n:
+            raise InvalidEventError(name, len(values), f"column length differs from id's {n}")
+    return n

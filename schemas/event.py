@@ -2,11 +2,12 @@
 
 Fields follow OpenTelemetry's GenAI conventions (`gen_ai.request.model`,
 `gen_ai.usage.input_tokens`, ...) and CloudEvents 1.0 (`id`, `source`, `time`); the wire
-format lives in `codec.py`. Every rule is a field rule, so an invalid event is rejected
+format lives in `wire.py`. Every rule is a field rule, so an invalid event is rejected
 with the name of the one field that breaks it. This model is the public API and the
-source of the JSON Schema; no hot path builds it: `validate.py` applies the same rules
-without pydantic (the careful path) and `columnar.py` column by column (the fast one); a
-hypothesis test proves they agree with this model.
+source of the JSON Schema, and the patterns, limits and time rules below are the ones
+every reader uses; no hot path builds the model: `rules.py` applies the same rules
+without pydantic, per event (naming the field) and per column. Hypothesis tests hold
+the decoder to this model on valid and broken events.
 """
 
 from __future__ import annotations

@@ -12,18 +12,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tokenops.schemas.codec import (
+from tokenops.schemas.event import MAX_TOKENS, UsageEvent
+from tokenops.schemas.wire import (
     BATCH_CONTENT_TYPE,
     BATCH_TYPE,
     BATCH_VERSION,
     CLOUDEVENTS_CONTENT_TYPE,
+    COLUMNS_CONTENT_TYPE,
+    COLUMNS_VERSION,
     EVENT_TYPE,
     MAX_BATCH_EVENTS,
+    REQUIRED_COLUMNS,
     SPECVERSION,
 )
-from tokenops.schemas.column_batch import REQUIRED_COLUMNS
-from tokenops.schemas.event import MAX_TOKENS, UsageEvent
-from tokenops.schemas.wire import COLUMNS_CONTENT_TYPE, COLUMNS_VERSION
 
 SCHEMA_DIR = Path(__file__).resolve().parent
 EVENT_SCHEMA_FILE = "usage-event.v1.schema.json"
@@ -94,7 +95,7 @@ def batch_schema() -> dict[str, Any]:
 
 
 def columns_schema() -> dict[str, Any]:
-    """Several events of one tenant as columns: one list per field (`column_batch.py`)."""
+    """Several events of one tenant as columns: one list per field (`wire.py`)."""
     model = UsageEvent.model_json_schema()
     fields = model["properties"]
     columns: dict[str, Any] = {}

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings
 from tokenops.api.settings import ApiSettings
 from tokenops.config_help import DESCRIPTIONS
 from tokenops.producers.settings import ProducerSettings
+from tokenops.replication.settings import ReplicationSettings
 from tokenops.settings import KafkaSettings, LogSettings, StackSettings, TopicSettings
 from tokenops.sinks.clickhouse.settings import ClickHouseSettings
 from tokenops.sinks.prometheus.settings import PrometheusSinkSettings
@@ -36,6 +37,7 @@ def settings_sections() -> list[type[BaseSettings]]:
         ProducerSettings,
         LogSettings,
         ApiSettings,
+        ReplicationSettings,
     ]
 
 

@@ -28,7 +28,7 @@ a dashboard shows the same words as the header on the dead-letter topic.
 from __future__ import annotations
 
 from tokenops.schemas.event import FUTURE, UsageEvent
-from tokenops.schemas.signing_scope import SCOPE_FIELD
+from tokenops.schemas.signing import SCOPE_FIELD
 from tokenops.schemas.wire import CONTENT_TYPE_HEADER
 
 DLQ_REASON = "tokenops.dlq.reason"

@@ -24,8 +24,8 @@ from confluent_kafka import Producer
 from tests.e2e.worker_run import worker_env
 from tokenops.producers import ProducerSettings, UsageProducer
 from tokenops.producers.spool import read_entries
-from tokenops.schemas.codec import encode_event, encode_fields
 from tokenops.schemas.event import UsageEvent
+from tokenops.schemas.wire import encode_event, encode_fields
 from tokenops.settings import KafkaSettings, StackSettings, TopicSettings
 from tokenops.simulate.ledger import ExpectedTotals, Key, Ledger
 from tokenops.simulate.simulator import SimulationConfig, Simulator

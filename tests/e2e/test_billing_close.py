@@ -28,7 +28,7 @@ from confluent_kafka import Producer
 from tests.clickhouse_helpers import event
 from tests.e2e.test_clickhouse_pipeline import SinkProcess, cli, topics  # noqa: F401
 from tests.e2e.worker_run import WorkerProcess, latest_totals, worker_env
-from tokenops.schemas.codec import encode_event
+from tokenops.schemas.wire import encode_event
 from tokenops.settings import KafkaSettings
 from tokenops.sinks.clickhouse.time_zones import local_date, month_range
 from tokenops.stack.process import free_port

@@ -22,9 +22,9 @@ from confluent_kafka import Producer
 from tests.e2e.worker_run import WINDOW_S, WorkerProcess, dead_letters, wait_exact, worker_env
 from tokenops.deadletters import DLQ_FIELD
 from tokenops.quotas.topic import publish_quotas
-from tokenops.schemas.codec import encode_event
 from tokenops.schemas.event import FUTURE, UsageEvent
 from tokenops.schemas.quota import QuotaDefinition
+from tokenops.schemas.wire import encode_event
 from tokenops.settings import KafkaSettings, TopicSettings
 from tokenops.topics import read_to_end
 

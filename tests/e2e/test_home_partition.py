@@ -26,8 +26,8 @@ from tests.e2e.worker_run import (
     worker_env,
 )
 from tokenops.placement import home_partition
-from tokenops.schemas.codec import encode_event
 from tokenops.schemas.event import UsageEvent
+from tokenops.schemas.wire import encode_event
 from tokenops.settings import KafkaSettings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]

@@ -27,7 +27,7 @@ from tests.e2e.worker_run import worker_env
 from tests.processes import TokenopsProcess
 from tokenops.deadletters import DLQ_FIELD, DLQ_OFFSET, DLQ_PARTITION, DLQ_REASON, DLQ_VALUE_BYTES
 from tokenops.schemas import build_event
-from tokenops.schemas.codec import encode_event, to_cloudevent
+from tokenops.schemas.wire import encode_event, to_cloudevent
 from tokenops.settings import KafkaSettings
 from tokenops.stack.process import free_port
 from tokenops.streams.deadletter import DEAD_LETTER_MAX_BYTES

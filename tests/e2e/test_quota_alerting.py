@@ -30,9 +30,9 @@ from tests.e2e.worker_run import WorkerProcess, worker_env
 from tokenops.demo.day import wait_for_one_day
 from tokenops.paths import deploy_dir
 from tokenops.quotas.topic import publish_quotas
-from tokenops.schemas.codec import encode_event
 from tokenops.schemas.event import UsageEvent
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
+from tokenops.schemas.wire import encode_event
 from tokenops.settings import KafkaSettings, StackSettings, TopicSettings
 from tokenops.sinks.prometheus.settings import PrometheusSinkSettings
 from tokenops.sinks.prometheus.sink import PrometheusSink

@@ -18,8 +18,8 @@ from confluent_kafka import Producer
 from tests.processes import TokenopsProcess
 from tokenops.deadletters import DLQ_OFFSET, DLQ_PARTITION
 from tokenops.schemas.aggregates import WindowTotals
-from tokenops.schemas.codec import encode_batch, encode_event
 from tokenops.schemas.event import UsageEvent
+from tokenops.schemas.wire import encode_batch, encode_event
 from tokenops.settings import KafkaSettings
 from tokenops.stack.process import free_port
 from tokenops.topics import read_to_end

@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from tests.clickhouse_helpers import event, ms, window
 from tokenops.schemas import WindowTotals
-from tokenops.schemas.codec import EVENT_HEADERS, encode_event
+from tokenops.schemas.wire import EVENT_HEADERS, encode_event
 from tokenops.settings import KafkaSettings, TopicSettings
 from tokenops.sinks.clickhouse import ClickHouseSettings, ClickHouseStore, open_store
 from tokenops.sinks.clickhouse.metrics import SinkMetrics

@@ -18,8 +18,8 @@ from confluent_kafka import KafkaError, Message, Producer
 from tests.clickhouse_helpers import event, ms, window
 from tests.integration.test_clickhouse_sink import NOV, Harness, harness  # noqa: F401
 from tokenops.placement import home_partition
-from tokenops.schemas.codec import EVENT_HEADERS, encode_event
 from tokenops.schemas.signing import SIGNATURE_HEADER, signature_header
+from tokenops.schemas.wire import EVENT_HEADERS, encode_event
 from tokenops.sinks.clickhouse import ClickHouseSettings, open_store
 from tokenops.sinks.clickhouse.decoding import decode_chunk
 from tokenops.sinks.clickhouse.migrations import load_migrations, migrate

@@ -25,8 +25,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.clickhouse_helpers import ms, window
 from tokenops.errors import TokenopsError
 from tokenops.schemas import build_event
-from tokenops.schemas.codec import decode_record, encode_event
+from tokenops.schemas.decode import decode_record
 from tokenops.schemas.errors import InvalidEventError
+from tokenops.schemas.wire import encode_event
 from tokenops.sinks.clickhouse import ClickHouseSettings, ClickHouseStore, open_store
 from tokenops.sinks.clickhouse.billing import invoice, usage
 from tokenops.sinks.clickhouse.reconcile import reconcile

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import cast
 
 from tokenops.placement import home_partition
-from tokenops.schemas.codec import decode_record
+from tokenops.schemas.decode import decode_record
 from tokenops.schemas.errors import InvalidEventError
 from tokenops.schemas.event import UsageEvent
 from tokenops.schemas.signing import signature_key_id

@@ -17,6 +17,8 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from tokenops.paths import deploy_dir
+from tokenops.replication.exporter import LagExporter
+from tokenops.replication.settings import ReplicationSettings
 from tokenops.schemas.aggregates import WindowTotals
 from tokenops.schemas.quota import QuotaDefinition
 from tokenops.settings import KafkaSettings, TopicSettings
@@ -184,6 +186,10 @@ def exporter_metric_names() -> set[str]:
     SinkMetrics(clickhouse)
     QuotaMetrics(clickhouse, lambda: 0)  # the worker's quota counters
     names |= {s.name for family in clickhouse.collect() for s in family.samples}
+    replication = LagExporter(ReplicationSettings(), KafkaSettings(), "usage")
+    for gauge in (replication.records, replication.seconds, replication.up):
+        gauge.labels("west", "central").set(0)
+    names |= {s.name for family in replication.registry.collect() for s in family.samples}
     return names | {"up"}
 
 

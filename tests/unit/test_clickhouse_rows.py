@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from tests.clickhouse_helpers import event, ms, window
 from tokenops.placement import home_partition
-from tokenops.schemas.codec import EVENT_HEADERS, encode_batch, encode_event, encode_fields
 from tokenops.schemas.signing import signature_key_id
+from tokenops.schemas.wire import EVENT_HEADERS, encode_batch, encode_event, encode_fields
 from tokenops.sinks.clickhouse.decoding import EventDecoder, decode_chunk
 from tokenops.sinks.clickhouse.rows import EVENT_COLUMNS, Batch, Decoded, supersedes
 from tokenops.sinks.clickhouse.verdicts import dead_letter_row

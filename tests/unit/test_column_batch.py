@@ -28,11 +28,16 @@ from tokenops.schemas import (
     decode_record,
     encode_columns,
 )
-from tokenops.schemas.codec import encode_batch, encode_event, format_time, to_cloudevent
-from tokenops.schemas.column_batch import format_ms
 from tokenops.schemas.event import parse_time, to_epoch_ms
-from tokenops.schemas.validate import FIELDS
-from tokenops.schemas.wire import MAX_BATCH_EVENTS
+from tokenops.schemas.rules import FIELDS
+from tokenops.schemas.wire import (
+    MAX_BATCH_EVENTS,
+    encode_batch,
+    encode_event,
+    format_ms,
+    format_time,
+    to_cloudevent,
+)
 
 from .test_event_contract import NOW_MS, SKEW_S, junk, outcome, reference, valid_fields
 

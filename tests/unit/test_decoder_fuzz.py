@@ -11,9 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tokenops.schemas import build_event
-from tokenops.schemas.codec import decode_record, to_cloudevent
+from tokenops.schemas.decode import decode_record
 from tokenops.schemas.errors import InvalidEventError
 from tokenops.schemas.event import UsageEvent
+from tokenops.schemas.wire import to_cloudevent
 
 NOW_MS = int(datetime(2026, 11, 26, 12, tzinfo=UTC).timestamp() * 1000)
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

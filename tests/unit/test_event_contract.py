@@ -23,13 +23,7 @@ from tokenops.schemas import (
     encode_batch,
     encode_event,
 )
-from tokenops.schemas.codec import (
-    encode_batch_encoded,
-    encode_fields,
-    envelope_fields,
-    from_cloudevent,
-    to_cloudevent,
-)
+from tokenops.schemas.decode import envelope_fields, from_cloudevent
 from tokenops.schemas.event import (
     IDENTIFIER_PATTERN,
     MAX_TOKENS,
@@ -38,7 +32,8 @@ from tokenops.schemas.event import (
     to_epoch_ms,
 )
 from tokenops.schemas.jsonschema import SCHEMA_DIR, rendered
-from tokenops.schemas.validate import MISSING
+from tokenops.schemas.rules import MISSING
+from tokenops.schemas.wire import encode_batch_encoded, encode_fields, to_cloudevent
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 NOW_MS = to_epoch_ms(NOW)

@@ -15,9 +15,8 @@ import pytest
 
 from tests.unit.test_event_contract import event
 from tokenops.schemas import EventColumns, decode_columns, decode_record, encode_batch
-from tokenops.schemas.codec import encode_event
-from tokenops.schemas.column_batch import encode_columns
 from tokenops.schemas.errors import InvalidEventError
+from tokenops.schemas.wire import encode_columns, encode_event
 
 SINGLE = encode_event(event())
 V1 = encode_batch([event(), event(id="evt-2")])

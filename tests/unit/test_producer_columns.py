@@ -38,12 +38,11 @@ from tokenops.schemas import (
     decode_record,
     encode_columns,
 )
-from tokenops.schemas.bulk import columns_many, event_row, fields_row
-from tokenops.schemas.codec import encode_fields, format_time
-from tokenops.schemas.column_batch import format_ms, format_times
+from tokenops.schemas.columns import columns_many, event_row, fields_row
 from tokenops.schemas.event import EPOCH, MAX_ATTRIBUTES_BYTES, MAX_TOKENS, ONE_MS
-from tokenops.schemas.quick import quick_row
+from tokenops.schemas.rules import quick_row
 from tokenops.schemas.signing import SIGNATURE_HEADER, Keyring, SigningKey
+from tokenops.schemas.wire import encode_fields, format_ms, format_time, format_times
 from tokenops.settings import KafkaSettings
 
 EARLIEST_MS = 1_577_836_800_000  # 2020-01-01

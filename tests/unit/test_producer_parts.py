@@ -32,7 +32,7 @@ from tokenops.schemas import (
     UsageEvent,
     decode_record,
 )
-from tokenops.schemas.bulk import event_row
+from tokenops.schemas.columns import event_row
 from tokenops.settings import KafkaSettings
 from tokenops.simulate.ledger import ExpectedTotals, Ledger
 from tokenops.stack.process import free_port

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from tokenops.quotas.book import QuotaBook
-from tokenops.schemas.codec import encode_batch
 from tokenops.schemas.columns import EventColumns
 from tokenops.schemas.decode import decode_columns
 from tokenops.schemas.event import UsageEvent
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
+from tokenops.schemas.wire import encode_batch
 from tokenops.streams.partition import InputRecord, PartitionState
 from tokenops.streams.quota_processor import QuotaProcessor
 from tokenops.streams.state.store import PartitionStore

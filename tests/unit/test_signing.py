@@ -29,7 +29,6 @@ from tokenops.schemas import (
     encode_batch,
     encode_event,
 )
-from tokenops.schemas.codec import encode_fields
 from tokenops.schemas.signing import (
     SIGNATURE_HEADER,
     Keyring,
@@ -38,6 +37,7 @@ from tokenops.schemas.signing import (
     signature_header,
     signature_key_id,
 )
+from tokenops.schemas.wire import encode_fields
 from tokenops.sinks.clickhouse.decoding import decode_chunk
 from tokenops.sinks.clickhouse.rows import EVENT_COLUMNS
 from tokenops.streams.keyring import load_keyring

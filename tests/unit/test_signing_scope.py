@@ -16,8 +16,7 @@ from tests.unit.test_signing import NEW, OLD, event, signed, write_keyring
 from tokenops.errors import ConfigError
 from tokenops.schemas import decode_record
 from tokenops.schemas.errors import InvalidEventError
-from tokenops.schemas.signing import Keyring, SignatureCheck
-from tokenops.schemas.signing_scope import SCOPE_FIELD
+from tokenops.schemas.signing import SCOPE_FIELD, Keyring, SignatureCheck
 from tokenops.streams.keyring import load_keyring
 from tokenops.streams.settings import WorkerSettings
 

@@ -8,10 +8,10 @@ from typing import Any
 
 from tokenops.deadletters import DLQ_FIELD, DLQ_OFFSET, DLQ_REASON
 from tokenops.schemas.aggregates import WindowTotals
-from tokenops.schemas.codec import encode_batch, encode_event
 from tokenops.schemas.columns import EventColumns
 from tokenops.schemas.decode import decode_columns
 from tokenops.schemas.event import UsageEvent
+from tokenops.schemas.wire import encode_batch, encode_event
 from tokenops.streams.partition import InputRecord, PartitionState
 from tokenops.streams.signing import WorkerDecoder
 from tokenops.streams.state.delta import StateDelta

@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 
 import tokenops.streams.partition as partition_module
 from tokenops.deadletters import DLQ_REASON
-from tokenops.schemas.codec import decode_record, encode_batch, encode_event
 from tokenops.schemas.columns import EventColumns
-from tokenops.schemas.decode import decode_columns
+from tokenops.schemas.decode import decode_columns, decode_record
 from tokenops.schemas.errors import InvalidEventError
 from tokenops.schemas.event import UsageEvent
+from tokenops.schemas.wire import encode_batch, encode_event
 from tokenops.streams.partition import InputRecord, PartitionState, select
 from tokenops.streams.processors import OutputRecord
 from tokenops.streams.state.delta import StateDelta

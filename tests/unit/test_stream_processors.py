@@ -9,8 +9,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from tests.unit.test_stream_partition import T0, _event, _record, _state
-from tokenops.schemas.codec import encode_batch, encode_event
 from tokenops.schemas.columns import EventColumns
+from tokenops.schemas.wire import encode_batch, encode_event
 from tokenops.streams import OutputRecord
 from tokenops.streams.metrics import WorkerMetrics
 from tokenops.streams.state.delta import StateDelta

@@ -11,10 +11,10 @@ from prometheus_client import CollectorRegistry
 
 from tokenops.deadletters import DLQ_FIELD
 from tokenops.placement import home_partition
-from tokenops.schemas.codec import encode_event
 from tokenops.schemas.columns import EventColumns
 from tokenops.schemas.decode import decode_columns
 from tokenops.schemas.event import FUTURE, UsageEvent
+from tokenops.schemas.wire import encode_event
 from tokenops.streams.errors import PlacementError
 from tokenops.streams.metrics import WorkerMetrics
 from tokenops.streams.partition import InputRecord, PartitionState

@@ -6,8 +6,8 @@ import pytest
 
 from tests.unit.test_signing import OLD, event, signed
 from tokenops.schemas import EVENT_HEADERS, InvalidEventError, encode_batch
-from tokenops.schemas.codec import BATCH_HEADERS
 from tokenops.schemas.signing import Keyring, SignatureCheck, SigningKey
+from tokenops.schemas.wire import BATCH_HEADERS
 from tokenops.streams.signing import worker_decoder
 
 NOW_MS = 1_900_000_000_000  # after the events' time

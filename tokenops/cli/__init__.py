@@ -22,6 +22,7 @@ from tokenops.cli import (
     config_cmd,
     demo_cmd,
     quota_cmd,
+    replication_cmd,
     simulate_cmd,
     sink_cmd,
     stack_cmd,
@@ -61,6 +62,7 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(topics_cmd.app, name="topics")
 app.add_typer(quota_cmd.app, name="quota")
 app.add_typer(api_cmd.app, name="api")
+app.add_typer(replication_cmd.app, name="replication")
 app.command(name="demo")(demo_cmd.demo)
 app.add_typer(sink_cmd.app, name="sink")
 app.command(name="worker")(worker_cmd.worker)

@@ -20,7 +20,7 @@ from tokenops.producers import ProducerSettings, UsageProducer
 from tokenops.settings import KafkaSettings, TopicSettings, load
 from tokenops.simulate.ledger import Ledger
 from tokenops.simulate.readback import read_topic
-from tokenops.simulate.simulator import DEFAULT_MODELS, SimulationConfig, Simulator
+from tokenops.simulate.simulator import DEFAULT_MODELS, REGIONS, SimulationConfig, Simulator
 from tokenops.topics import TopicSpec, ensure_topics, pipeline_topics
 
 console = Console()
@@ -55,6 +55,9 @@ def simulate(
     ledger_path: str = typer.Option("tokenops-ledger.json", "--ledger", help="Ledger file."),
     topic: str = typer.Option("", help="Topic (default: TOKENOPS_TOPIC_USAGE)."),
     verify: bool = typer.Option(False, help="Read the topic back and compare with the ledger."),
+    region: str = typer.Option(
+        "", help="The fleet's region(s), comma-separated (default: a mix of four)."
+    ),
 ) -> None:
     """Send usage events like a fleet of inference nodes and write the ground-truth ledger.
 
@@ -86,6 +89,7 @@ def simulate(
         late_share=late,
         late_by_s=late_by,
         malformed_share=malformed,
+        regions=tuple(r.strip() for r in region.split(",") if r.strip()) or REGIONS,
     )
     stopping: list[int] = []
 

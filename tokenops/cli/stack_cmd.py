@@ -12,6 +12,7 @@ from tokenops.cli.text import plain
 from tokenops.settings import StackSettings, load
 from tokenops.sinks.clickhouse.settings import ClickHouseSettings
 from tokenops.stack import LocalStack
+from tokenops.stack.regions import parse_regions
 
 app = typer.Typer(help="Start, stop and inspect the local stack (Kafka, Prometheus, Alertmanager).")
 console = Console()
@@ -26,6 +27,12 @@ def up(
     force: bool = typer.Option(
         False, "--force", help="Delete a state directory holding another cluster's data."
     ),
+    regions: str = typer.Option(
+        "",
+        "--regions",
+        help="Several regions, central last (west,central): a Kafka cluster per other "
+        "region and MirrorMaker 2 replicating its usage topic into this stack's.",
+    ),
 ) -> None:
     """Start Kafka (KRaft), Prometheus and Alertmanager, and create the pipeline's topics.
 
@@ -33,13 +40,14 @@ def up(
     installs Prometheus and Alertmanager from Debian's packages if they are missing.
     """
     stack = _stack()
+    wanted = parse_regions(regions) if regions else None
     running = stack.running()
-    if len(running) == 3:
+    if len(running) == 3 and wanted is None:
         console.print(f"the local stack is already running ({', '.join(running)})")
         _print_status(stack)
         return
     with console.status("starting the local stack (the first start fetches Kafka's jars)"):
-        stack.up(force=force)
+        stack.up(force=force, regions=wanted)
     _print_status(stack)
 
 

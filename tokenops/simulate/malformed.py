@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from tokenops.schemas import build_event
-from tokenops.schemas.codec import to_cloudevent
+from tokenops.schemas.wire import to_cloudevent
 
 MALFORMED_KINDS = (
     "truncated-json",

@@ -60,6 +60,9 @@ class SimulationConfig:
     # Names of this run's tenants are `<tenant_prefix>001`...; a run-scoped prefix keeps
     # repeated runs on one stack apart (the demo uses one per run).
     tenant_prefix: str = "tenant-"
+    # The regions the fleet's nodes are in, round robin; one name for a regional fleet
+    # (`tokenops simulate --region west` on that region's cluster).
+    regions: tuple[str, ...] = REGIONS
 
     @property
     def total_records(self) -> int:
@@ -86,10 +89,11 @@ class Simulator:
         self._tenants = [f"{config.tenant_prefix}{k:03d}" for k in range(1, config.tenants + 1)]
         self._model_weights = list(itertools.accumulate(m[2] for m in config.models))
         self._projects = {t: [f"{t}-proj-{k}" for k in range(3)] for t in self._tenants}
+        regions = config.regions
         self._nodes = [
             (
-                f"//sim/{REGIONS[n % len(REGIONS)]}/node-{n:03d}",
-                REGIONS[n % len(REGIONS)],
+                f"//sim/{regions[n % len(regions)]}/node-{n:03d}",
+                regions[n % len(regions)],
                 f"node-{n:03d}",
             )
             for n in range(config.nodes)

@@ -50,10 +50,35 @@ def kafka_version(pom: Path | None = None) -> str:
     return match.group(1)
 
 
+def resolve_jars(pom: Path, jars_dir: Path, what: str) -> Path:
+    """`mvn dependency:copy-dependencies` of `pom` into `jars_dir`, once: a finished
+    directory holds a `.complete` marker, a half-resolved one is never used."""
+    marker = jars_dir / ".complete"
+    if marker.exists():
+        return jars_dir
+    java_major_version()
+    mvn = require_maven()
+    staging = jars_dir.with_name(f"libs.{uuid.uuid4().hex[:8]}.partial")
+    logger.info("fetching %s jars from Maven Central into %s", what, staging)
+    done = subprocess.run(
+        [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+         f"-DoutputDirectory={staging}"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise StackError(
+            f"mvn could not resolve {what}: {done.stdout[-800:]}",
+            hint="check that Maven Central is reachable (mvn -X shows the requests)",
+        )
+    (staging / ".complete").touch()
+    shutil.rmtree(jars_dir, ignore_errors=True)
+    staging.rename(jars_dir)
+    return jars_dir
+
+
 class KafkaBroker:
     """The local broker: `start()` formats storage if needed, launches it, waits until it serves."""
-
-    name = "kafka"
 
     def __init__(
         self,
@@ -61,56 +86,44 @@ class KafkaBroker:
         *,
         extra_properties: dict[str, str] | None = None,
         format_args: Sequence[str] = (),
+        name: str = "kafka",
+        ports: tuple[int, int] | None = None,
     ):
         """`extra_properties` override or add server.properties entries (listeners, TLS);
         `format_args` go to `StorageTool format` on first start, for example
-        `("--add-scram", "SCRAM-SHA-512=[name=alice,password=...]")` to create users."""
+        `("--add-scram", "SCRAM-SHA-512=[name=alice,password=...]")` to create users.
+        `name` and `ports` (broker, controller) set up another cluster beside the stack's
+        own, a region's (`stack/regions.py`): its data under `<state_dir>/<name>`."""
         self.settings = settings
+        self.name = name
+        self.port, self.controller_port = ports or (
+            settings.kafka_port,
+            settings.kafka_controller_port,
+        )
         self.version = kafka_version()
-        self.home = settings.state_dir / "kafka"
+        self.home = settings.state_dir / name
         self.data_dir = self.home / "data"
         self.logs_dir = self.home / "logs"
         self.jars_dir = settings.cache_dir / f"kafka-{self.version}" / "libs"
         self.extra_properties = extra_properties or {}
         self.format_args = tuple(format_args)
         self.process = ManagedProcess(
-            "kafka", settings.state_dir / "run" / "kafka.pid", self.logs_dir / "stdout.log"
+            name, settings.state_dir / "run" / f"{name}.pid", self.logs_dir / "stdout.log"
         )
 
     @property
     def bootstrap_servers(self) -> str:
-        return f"127.0.0.1:{self.settings.kafka_port}"
+        return f"127.0.0.1:{self.port}"
 
     # -- set-up ---------------------------------------------------------------------------
 
     def ensure_jars(self) -> Path:
         """Resolve the broker's classpath from Maven Central once; later calls are free."""
-        marker = self.jars_dir / ".complete"
-        if marker.exists():
-            return self.jars_dir
-        java_major_version()
-        mvn = require_maven()
-        staging = self.jars_dir.with_name(f"libs.{uuid.uuid4().hex[:8]}.partial")
-        logger.info("fetching Kafka %s jars from Maven Central into %s", self.version, staging)
         pom = deploy_dir() / "local" / "kafka" / "pom.xml"
-        done = subprocess.run(
-            [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-             f"-DoutputDirectory={staging}"],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if done.returncode != 0:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise StackError(
-                f"mvn could not resolve Kafka {self.version}: {done.stdout[-800:]}",
-                hint="check that Maven Central is reachable (mvn -X shows the requests)",
-            )
-        (staging / ".complete").touch()
-        shutil.rmtree(self.jars_dir, ignore_errors=True)
-        staging.rename(self.jars_dir)
-        return self.jars_dir
+        return resolve_jars(pom, self.jars_dir, f"Kafka {self.version}")
 
     def write_config(self) -> Path:
-        port, controller = self.settings.kafka_port, self.settings.kafka_controller_port
+        port, controller = self.port, self.controller_port
         properties = {
             "process.roles": "broker,controller",
             "node.id": "1",
@@ -193,10 +206,10 @@ class KafkaBroker:
     def start(self, *, force: bool = False) -> int:
         if (pid := self.running_pid()) is not None:
             return pid
-        require_free_port("Kafka", self.settings.kafka_port, self.settings.env_name("kafka_port"))
+        require_free_port("Kafka", self.port, self.settings.env_name("kafka_port"))
         require_free_port(
             "Kafka's controller",
-            self.settings.kafka_controller_port,
+            self.controller_port,
             self.settings.env_name("kafka_controller_port"),
         )
         self.ensure_jars()

@@ -12,6 +12,7 @@ from tokenops.sinks.clickhouse.settings import ClickHouseSettings
 from tokenops.stack.alerting import AlertmanagerServer, PrometheusServer
 from tokenops.stack.kafka import KafkaBroker
 from tokenops.stack.process import ManagedProcess
+from tokenops.stack.regions import RegionalStack
 from tokenops.topics import ensure_topics, pipeline_topics
 
 logger = logging.getLogger(__name__)
@@ -67,12 +68,17 @@ class LocalStack:
         daemons = (self.kafka, self.prometheus, self.alertmanager)
         return [d.name for d in daemons if d.running_pid() is not None]
 
-    def up(self, *, force: bool = False) -> None:
-        """Start what is not running yet (in dependency order) and create the topics.
+    def regional(self, regions: list[str]) -> RegionalStack:
+        """The clusters and MirrorMaker of `regions` (central last, this stack's Kafka)."""
+        return RegionalStack(self.settings, regions, self.kafka.bootstrap_servers, self.topics)
+
+    def up(self, *, force: bool = False, regions: list[str] | None = None) -> None:
+        """Start what is not running yet (in dependency order) and create the topics;
+        with `regions`, also each source region's cluster and MirrorMaker into this one.
 
         When a part fails, what this call started is stopped again (what was already
         running stays): a failed `up` leaves the machine as it found it."""
-        started: list[KafkaBroker | AlertmanagerServer | PrometheusServer] = []
+        started: list[KafkaBroker | AlertmanagerServer | PrometheusServer | RegionalStack] = []
         try:
             if self.kafka.running_pid() is None:
                 self.kafka.start(force=force)
@@ -82,6 +88,10 @@ class LocalStack:
                 if server.running_pid() is None:
                     server.start()
                     started.append(server)
+            if regions:
+                regional = self.regional(regions)
+                started.append(regional)
+                regional.up(force=force)
         except BaseException:
             for daemon in reversed(started):
                 logger.warning("stack up failed: stopping %s again", daemon.name)
@@ -103,7 +113,10 @@ class LocalStack:
         """
         stopped = []
         daemons = {"kafka", "prometheus", "alertmanager"}
-        for pid_file in sorted((self.settings.state_dir / "run").glob("*.pid")):
+        # MirrorMaker and its exporter before the regional clusters they read.
+        first = ("replication-lag", "mirrormaker")
+        pid_files = (self.settings.state_dir / "run").glob("*.pid")
+        for pid_file in sorted(pid_files, key=lambda f: (f.stem not in first, f.stem)):
             if pid_file.stem not in daemons:
                 service = ManagedProcess(pid_file.stem, pid_file, pid_file.with_suffix(".log"))
                 if service.stop():
@@ -128,6 +141,12 @@ class LocalStack:
             else _server_state(self.clickhouse.url)
         )
         rows.append(ComponentStatus("clickhouse", self.clickhouse_dsn, None, *store))
+        # Started by `up --regions`: regional clusters, MirrorMaker, the lag exporter.
+        for pid_file in sorted((self.settings.state_dir / "run").glob("*.pid")):
+            name = pid_file.stem
+            if name.startswith("kafka-") or name in ("mirrormaker", "replication-lag"):
+                pid = ManagedProcess(name, pid_file, pid_file).pid()
+                rows.append(_daemon_status(name, "", pid, ""))
         return rows
 
 

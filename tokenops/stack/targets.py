@@ -16,7 +16,12 @@ import socket
 from pathlib import Path
 
 # Prometheus job names; alert rules and dashboards select on `job=~"tokenops.*"`.
-PIPELINE_JOBS = ("tokenops-worker", "tokenops-prometheus-sink", "tokenops-clickhouse-sink")
+PIPELINE_JOBS = (
+    "tokenops-worker",
+    "tokenops-prometheus-sink",
+    "tokenops-clickhouse-sink",
+    "tokenops-replication-lag",
+)
 
 
 def targets_dir(state_dir: Path) -> Path:
