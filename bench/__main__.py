@@ -68,13 +68,20 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(PHASES), help="comma-separated phases")
     parser.add_argument("--render", type=Path, help="rewrite the docs from a results file")
     parser.add_argument("--no-docs", action="store_true", help="print only")
+    parser.add_argument(
+        "--foreign-live", action="store_true", help="foreign: only its live phase (print only)"
+    )
     args = parser.parse_args()
     if args.section:
         args.only = args.section
     if args.render:
         results = json.loads(args.render.read_text())
     else:
-        results = run(QUICK if args.quick else FULL, args.only.split(","), args.quick)
+        cfg = QUICK if args.quick else FULL
+        if args.foreign_live:
+            cfg = {**cfg, "foreign": {**cfg["foreign"], "live_only": True}}
+            args.no_docs = True  # a partial section is never written to the docs
+        results = run(cfg, args.only.split(","), args.quick)
     if args.no_docs:
         return
     if any(phase in results.get("seconds", {}) for phase in PIPELINE_PHASES):

@@ -50,7 +50,8 @@ def foreign(kafka: KafkaSettings, work: Path, cfg: dict[str, Any]) -> dict[str, 
             rows.setdefault(label, []).append(got.rate)
         print(f"  {what}, {label}: {got.rate:,.0f} events/s", flush=True)
 
-    for part_label, partitioner in PARTITIONERS.items():
+    live_only = cfg.get("live_only", False)  # `--foreign-live`: this phase alone
+    for part_label, partitioner in ({} if live_only else PARTITIONERS).items():
         rows: dict[str, list[float]] = out["catchup"].setdefault(part_label, {})
         what = f"catch-up, {part_label}"
         for _ in range(n):
@@ -92,6 +93,8 @@ def foreign(kafka: KafkaSettings, work: Path, cfg: dict[str, Any]) -> dict[str, 
         out["live"].setdefault(PIPELINE, []).append(rate)
         load.keep_offered(out["offered"], PIPELINE)
         print(f"  live, {PIPELINE}: {rate:,.0f} events/s", flush=True)
+    if live_only:
+        return out
 
     topics = new_topics(kafka)
     runs.fill(kafka, topics.usage, cfg["v2_events"], tenants)

@@ -25,6 +25,7 @@ from tokenops.placement import home_partition
 from tokenops.schemas.columns import EventColumns
 from tokenops.schemas.decode import decode_many
 from tokenops.schemas.signing import signature_key_id
+from tokenops.sinks.base import NOT_HOME, UNREADABLE, Skip
 from tokenops.sinks.clickhouse.rows import Decoded, RecordPart, raw_event_columns
 
 # (value, headers, partition, offset) of one usage record
@@ -39,13 +40,13 @@ STORE_AHEAD_S = 8 * 86_400
 
 
 def decode_chunk(records: Sequence[RawRecord], partitions: int | None = None) -> Decoded:
-    """Columns of every readable event, and the number of records not stored: unreadable
+    """Columns of every readable event, and a `Skip` per record not stored: unreadable
     ones and those more than `STORE_AHEAD_S` ahead (the worker dead-letters both) and,
     given the usage topic's `partitions`, those outside their tenant's home partition
     (the worker forwards them home)."""
     now_ms = int(time.time() * 1000)
     parts: list[RecordPart] = []
-    skipped = 0
+    skipped: list[Skip] = []
     pairs = [cast("list[tuple[str, bytes]] | None", r[1]) for r in records]
     decoded = decode_many(
         [(cast(bytes, r[0]), h, now_ms) for r, h in zip(records, pairs, strict=True)],
@@ -53,11 +54,12 @@ def decode_chunk(records: Sequence[RawRecord], partitions: int | None = None) ->
     )
     for (_, _, partition, offset), headers, columns in zip(records, pairs, decoded, strict=True):
         if columns.__class__ is not EventColumns:  # unreadable: the worker dead-letters it
-            skipped += 1
+            skipped.append(Skip(UNREADABLE, f"partition={partition} offset={offset}: {columns}"))
             continue
         assert isinstance(columns, EventColumns)
         if partitions is not None and partition != home_partition(columns.tenant_id, partitions):
-            skipped += 1
+            detail = f"partition={partition} offset={offset} tenant_id={columns.tenant_id!r}"
+            skipped.append(Skip(NOT_HOME, detail))
             continue
         parts.append((columns, partition, offset, signature_key_id(headers) or ""))
     return raw_event_columns(parts), skipped

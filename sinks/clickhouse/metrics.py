@@ -1,4 +1,5 @@
-"""Prometheus metrics of the ClickHouse sink; label values are bounded (table, topic role)."""
+"""Prometheus metrics of the ClickHouse sink; label values are bounded (table, topic
+role, `sinks/base.py` reason)."""
 
 from __future__ import annotations
 
@@ -23,9 +24,10 @@ class SinkMetrics:
         )
         self.invalid = Counter(
             "tokenops_clickhouse_sink_invalid_records_total",
-            "Records not stored: unreadable (the worker dead-letters them), or usage records "
-            "outside their tenant's home partition (the worker forwards them home).",
-            ["role"],
+            "Records not stored, by topic role and reason: unreadable (the worker "
+            "dead-letters them), or not_home_partition, usage records outside their tenant's "
+            "home partition (the worker forwards them home).",
+            ["role", "reason"],
             registry=registry,
         )
         self.batches = Counter(

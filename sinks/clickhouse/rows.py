@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 
 from tokenops.schemas import EventColumns, WindowTotals
+from tokenops.sinks.base import Skip
 
 WINDOW_COLUMNS = [
     "tenant_id",
@@ -135,7 +136,7 @@ def supersedes(new: WindowTotals, old: WindowTotals) -> bool:
     return (new.revision, new.event_count) > (old.revision, old.event_count)
 
 
-Decoded = tuple[list[list[object]], int]  # raw_events columns, records not stored
+Decoded = tuple[list[list[object]], list[Skip]]  # raw_events columns, records not stored
 
 
 @dataclass
@@ -162,10 +163,10 @@ class Batch:
         self.pending.append((decoded, records, expected_rows))
         self.pending_rows += expected_rows
 
-    def resolve_oldest(self) -> int:
-        """Wait for the oldest decoding chunk, keep its rows; returns its invalid records."""
+    def resolve_oldest(self) -> list[Skip]:
+        """Wait for the oldest decoding chunk, keep its rows; returns its records not kept."""
         decoded, records, expected_rows = self.pending.pop(0)
-        columns, invalid = decoded.result()
+        columns, skipped = decoded.result()
         if columns and not self.events[0]:
             self.events = columns  # the chunk's own lists: no copy of a whole batch
         elif columns:
@@ -173,14 +174,14 @@ class Batch:
                 mine.extend(theirs)
         self.pending_rows -= expected_rows
         self.decoded_records += records
-        return invalid
+        return skipped
 
-    def resolve_ready(self) -> int:
-        """Keep the rows of the chunks already decoded, in order; returns invalid records."""
-        invalid = 0
+    def resolve_ready(self) -> list[Skip]:
+        """Keep the rows of the chunks already decoded, in order; returns records not kept."""
+        skipped: list[Skip] = []
         while self.pending and self.pending[0][0].done():
-            invalid += self.resolve_oldest()
-        return invalid
+            skipped += self.resolve_oldest()
+        return skipped
 
     def __len__(self) -> int:
         """Rows so far, counting chunks still being decoded at their expected rows."""

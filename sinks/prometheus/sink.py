@@ -5,6 +5,11 @@ first), then the aggregates, quota-alerts and dead-letter topics from their begi
 with no consumer group: every start rebuilds the same counters and gauges from the
 compacted topics, so values are right again without new traffic. Offsets are never
 committed. A second thread polls the worker group's committed offsets for the lag gauge.
+
+The consuming thread is `sinks/base.py`'s loop: each `consume` is a batch, written into
+the exported state under the scrape lock, with nothing to commit. A record it cannot
+read is counted by topic role and reason
+(`tokenops_prometheus_sink_skipped_records_total`) and logged with a sample.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from tokenops.listen import SafeHTTPServer, metrics_route, parse_allowed_hosts
 from tokenops.schemas.aggregates import WindowTotals
 from tokenops.schemas.quota import QuotaAlert
 from tokenops.settings import KafkaSettings, TopicSettings
+from tokenops.sinks.base import UNREADABLE, BatchingSink, Skip, SkippedRecords
 from tokenops.sinks.prometheus.collector import StateCollector
 from tokenops.sinks.prometheus.lag import LagPoller
 from tokenops.sinks.prometheus.settings import PrometheusSinkSettings
@@ -70,6 +76,15 @@ class PrometheusSink:
             "Records the sink could not read or decode, and Kafka errors, by kind.",
             ["kind"],
             registry=self.registry,
+        )
+        self.skipped = SkippedRecords(
+            Counter(
+                "tokenops_prometheus_sink_skipped_records",
+                "Records the sink could not read, by topic role and reason.",
+                ["role", "reason"],
+                registry=self.registry,
+            ),
+            logger,
         )
         self.close_delay = Histogram(
             "tokenops_window_close_delay_seconds",
@@ -135,44 +150,10 @@ class PrometheusSink:
             logger.exception("prometheus sink stopped consuming; its values are frozen")
 
     def _consume_until_stopped(self) -> None:
-        consumer = self._consumer(
-            f"tokenops-prometheus-sink-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": True}
-        )
-        t = self.topics
-        try:
-            quota_parts = self._partitions(consumer, t.quotas)
-            consumer.assign(quota_parts)
-            pending = {(p.topic, p.partition) for p in quota_parts}
-            rest_assigned, evicted_at = False, time.monotonic()
-            while not self._stop.is_set():
-                if not pending and not rest_assigned:
-                    rest = [self._partitions(consumer, x) for x in (t.aggregates, t.quota_alerts)]
-                    rest.append(self._partitions(consumer, t.dead_letter))
-                    parts = [p for group in rest for p in group]
-                    consumer.incremental_assign(parts)
-                    pending, rest_assigned = {(p.topic, p.partition) for p in parts}, True
-                messages = consumer.consume(1000, timeout=0.5)
-                with self.lock:
-                    for message in messages:
-                        self._handle(message, pending)
-                    delays, self.state.close_delays_s = self.state.close_delays_s, []
-                for delay in delays:
-                    self.close_delay.observe(delay)
-                if rest_assigned and not pending and not self.ready.is_set():
-                    with self.lock:
-                        self.state.evict()
-                        self.state.finish_bootstrap()
-                    self.ready.set()
-                    evicted_at = time.monotonic()
-                    logger.info("prometheus sink caught up with its topics")
-                if self.ready.is_set() and time.monotonic() - evicted_at > _EVICT_EVERY_S:
-                    with self.lock:
-                        self.state.evict()
-                    evicted_at = time.monotonic()
-        finally:
-            consumer.close()
+        _TopicsReader(self).run()
 
-    def _handle(self, message: Message, pending: set[tuple[str, int]]) -> None:
+    def _handle(self, message: Message, pending: set[tuple[str, int]]) -> Skip | None:
+        """Apply one record to the state; a `Skip` for a record it cannot read."""
         error = message.error()
         if error is not None:
             if error.code() == KafkaError._PARTITION_EOF:
@@ -180,13 +161,13 @@ class PrometheusSink:
             else:
                 self.errors.labels("kafka").inc()
                 logger.warning("prometheus sink kafka error %s", error.str())
-            return
+            return None
         topic, value = message.topic(), message.value()
         try:
             if topic == self.topics.quotas:
                 self.state.on_quota(message.key(), value)
             elif value is None:
-                return
+                return None
             elif topic == self.topics.aggregates:
                 self.state.on_window(WindowTotals.from_bytes(value))
             elif topic == self.topics.quota_alerts:
@@ -197,7 +178,79 @@ class PrometheusSink:
                 self.state.on_dead_letter(headers.get(DLQ_FIELD), origin)
         except (ValidationError, ValueError) as exc:
             self.errors.labels("decode").inc()
-            logger.warning("prometheus sink skipped record topic=%s error=%s", topic, exc)
+            where = f"topic={topic} partition={message.partition()} offset={message.offset()}"
+            return Skip(UNREADABLE, f"{where}: {exc}")
+        return None
+
+    def role(self, topic: str | None) -> str:
+        """The topic's role, a bounded label value."""
+        t = self.topics
+        roles = {t.quotas: "quotas", t.aggregates: "aggregates", t.quota_alerts: "quota_alerts"}
+        return roles.get(topic or "", "dead_letter")
+
+
+class _TopicsReader(BatchingSink[list[Message], None]):
+    """The consuming thread's loop: the quota topic to its end first, then the others from
+    their beginning; each `consume` is a batch applied to the state. Nothing is committed:
+    every start rebuilds the state from the compacted topics."""
+
+    def __init__(self, sink: PrometheusSink) -> None:
+        super().__init__(sink._stop)
+        self.sink = sink
+        self.messages: list[Message] = []
+        self.consumer = sink._consumer(
+            f"tokenops-prometheus-sink-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": True}
+        )
+        self.pending: set[tuple[str, int]] = set()
+        self.rest_assigned, self.evicted_at = False, time.monotonic()
+
+    def start(self) -> None:
+        quota_parts = self.sink._partitions(self.consumer, self.sink.topics.quotas)
+        self.consumer.assign(quota_parts)
+        self.pending = {(p.topic, p.partition) for p in quota_parts}
+
+    def collect(self) -> None:
+        if not self.pending and not self.rest_assigned:
+            t, sink = self.sink.topics, self.sink
+            rest = [sink._partitions(self.consumer, x) for x in (t.aggregates, t.quota_alerts)]
+            rest.append(sink._partitions(self.consumer, t.dead_letter))
+            parts = [p for group in rest for p in group]
+            self.consumer.incremental_assign(parts)
+            self.pending, self.rest_assigned = {(p.topic, p.partition) for p in parts}, True
+        self.messages = self.consumer.consume(1000, timeout=0.5)
+
+    def take(self) -> tuple[list[Message], None]:
+        messages, self.messages = self.messages, []
+        return messages, None
+
+    def write(self, batch: list[Message]) -> bool:
+        sink, state = self.sink, self.sink.state
+        skips: dict[str, list[Skip]] = {}
+        with sink.lock:
+            for message in batch:
+                skip = sink._handle(message, self.pending)
+                if skip is not None:
+                    skips.setdefault(sink.role(message.topic()), []).append(skip)
+            delays, state.close_delays_s = state.close_delays_s, []
+        for role, skipped in skips.items():
+            sink.skipped.skipped(role, skipped)
+        for delay in delays:
+            sink.close_delay.observe(delay)
+        if self.rest_assigned and not self.pending and not sink.ready.is_set():
+            with sink.lock:
+                state.evict()
+                state.finish_bootstrap()
+            sink.ready.set()
+            self.evicted_at = time.monotonic()
+            logger.info("prometheus sink caught up with its topics")
+        if sink.ready.is_set() and time.monotonic() - self.evicted_at > _EVICT_EVERY_S:
+            with sink.lock:
+                state.evict()
+            self.evicted_at = time.monotonic()
+        return True
+
+    def close(self) -> None:
+        self.consumer.close()
 
 
 def _text_headers(message: Message) -> dict[str, str]:

@@ -7,6 +7,7 @@ front of the real writer; Kafka and ClickHouse are never mocked.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 import uuid
@@ -20,9 +21,11 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from tests.clickhouse_helpers import event, ms, window
+from tokenops.placement import home_partition
 from tokenops.schemas import WindowTotals
 from tokenops.schemas.wire import EVENT_HEADERS, encode_event
 from tokenops.settings import KafkaSettings, TopicSettings
+from tokenops.sinks.base import NOT_HOME, UNREADABLE
 from tokenops.sinks.clickhouse import ClickHouseSettings, ClickHouseStore, open_store
 from tokenops.sinks.clickhouse.metrics import SinkMetrics
 from tokenops.sinks.clickhouse.reconcile import reconcile
@@ -239,7 +242,8 @@ def test_storage_outage_blocks_commits_and_recovers_exactly(
     assert h.registry.get_sample_value("tokenops_clickhouse_sink_write_failures_total") >= 5
     assert (
         h.registry.get_sample_value(
-            "tokenops_clickhouse_sink_invalid_records_total", {"role": "usage"}
+            "tokenops_clickhouse_sink_invalid_records_total",
+            {"role": "usage", "reason": "unreadable"},
         )
         == 2
     )
@@ -248,6 +252,39 @@ def test_storage_outage_blocks_commits_and_recovers_exactly(
         _, differences = reconcile(h.store.client, *NOV)
     # raw events and windows are independent inputs here; the rollups must agree.
     assert [d for d in differences if d.check != "raw_events vs window_totals"] == []
+
+
+def test_each_record_not_stored_is_counted_and_logged_with_its_reason(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A hostile or misplaced record costs its own count under a bounded reason and a
+    sampled log line naming where it is; the good records around it are stored."""
+    h = harness
+    caplog.set_level(logging.WARNING, logger="tokenops.sinks")
+    producer = Producer(h.kafka.librdkafka())
+    good = event("t1", "gpt-4o", ms(2026, 11, 3, 10, 0), 1)
+    home = home_partition("t1", 2)
+    for partition, value in ((home, encode_event(good)), (1 - home, encode_event(good))):
+        producer.produce(h.topics.usage, value, b"t1", partition=partition, headers=EVENT_HEADERS)
+    for n in range(3):  # a flood of one reason: counted each, logged once per period
+        producer.produce(h.topics.usage, b"{not json %d" % n, b"t1", partition=home)
+    producer.produce(h.topics.aggregates, b'{"tenant_id": 7}', b"bad", partition=0)
+    assert producer.flush(30) == 0
+    h.start(h.writer())
+
+    def invalid(role: str, reason: str) -> float | None:
+        labels = {"role": role, "reason": reason}
+        return h.registry.get_sample_value("tokenops_clickhouse_sink_invalid_records_total", labels)
+
+    h.wait(lambda: h.committed() == h.ends())
+    assert invalid("usage", UNREADABLE) == 3
+    assert invalid("usage", NOT_HOME) == 1
+    assert invalid("aggregates", UNREADABLE) == 1
+    assert h.query("SELECT kafka_partition FROM raw_events") == [(home,)]
+    samples = [r.getMessage() for r in caplog.records if "skipped record" in r.getMessage()]
+    assert len(samples) == 3  # one per (role, reason) within the log period
+    assert any("reason=unreadable" in m and f"partition={home} offset=1:" in m for m in samples)
+    assert any("reason=not_home_partition" in m and "t1" in m for m in samples)
 
 
 def test_replay_after_a_crash_leaves_the_same_totals(harness: Harness) -> None:

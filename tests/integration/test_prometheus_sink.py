@@ -209,3 +209,20 @@ def test_the_cli_serves_metrics_and_stops_on_sigterm(
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(20) == 0, (tmp_path / "sink.log").read_text()
+
+
+def test_an_unreadable_record_is_counted_with_its_role_and_reason(
+    kafka_settings: KafkaSettings, topics: TopicSettings, started: Callable[[], PrometheusSink]
+) -> None:
+    producer = Producer(kafka_settings.librdkafka())
+    producer.produce(topics.aggregates, b'{"tenant_id": 7}', key=b"bad")
+    producer.produce(topics.quota_alerts, b"{junk", key=b"bad")
+    start = int(time.time() * 1000)
+    good = window("t1", start - start % 60_000, 100)
+    producer.produce(topics.aggregates, good.to_bytes(), key=good.key.encode())
+    assert producer.flush(30) == 0
+    samples = scrape(started())
+    skipped = "tokenops_prometheus_sink_skipped_records_total"
+    for role in ("aggregates", "quota_alerts"):
+        assert samples[(skipped, (("reason", "unreadable"), ("role", role)))] == 1
+    assert samples[("tokenops_prometheus_sink_errors_total", (("kind", "decode"),))] == 2

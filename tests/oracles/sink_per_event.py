@@ -17,6 +17,7 @@ from tokenops.schemas.decode import decode_record
 from tokenops.schemas.errors import InvalidEventError
 from tokenops.schemas.event import UsageEvent
 from tokenops.schemas.signing import signature_key_id
+from tokenops.sinks.base import NOT_HOME, UNREADABLE, Skip
 from tokenops.sinks.clickhouse.decoding import STORE_AHEAD_S, RawRecord
 from tokenops.sinks.clickhouse.rows import EVENT_COLUMNS, Decoded
 
@@ -49,19 +50,19 @@ def decode_chunk(records: Sequence[RawRecord], partitions: int | None = None) ->
     positions: list[int] = []
     offsets: list[int] = []
     key_ids: list[str] = []
-    invalid = 0
+    skipped: list[Skip] = []
     for value, headers, partition, offset in records:
         try:
             pairs = cast("list[tuple[str, bytes]] | None", headers)
             decoded = decode_record(value, pairs, max_future_skew_s=STORE_AHEAD_S)
-        except InvalidEventError:
-            invalid += 1
+        except InvalidEventError as exc:
+            skipped.append(Skip(UNREADABLE, str(exc)))
             continue
         if partitions is not None and partition != home_partition(decoded[0].tenant_id, partitions):
-            invalid += 1
+            skipped.append(Skip(NOT_HOME, decoded[0].tenant_id))
             continue
         events.extend(decoded)
         positions.extend([partition] * len(decoded))
         offsets.extend([offset] * len(decoded))
         key_ids.extend([signature_key_id(pairs) or ""] * len(decoded))
-    return event_columns(events, positions, offsets, key_ids), invalid
+    return event_columns(events, positions, offsets, key_ids), skipped

@@ -9,6 +9,7 @@ from tests.clickhouse_helpers import event, ms, window
 from tokenops.placement import home_partition
 from tokenops.schemas.signing import signature_key_id
 from tokenops.schemas.wire import EVENT_HEADERS, encode_batch, encode_event, encode_fields
+from tokenops.sinks.base import NOT_HOME, UNREADABLE, Skip
 from tokenops.sinks.clickhouse.decoding import EventDecoder, decode_chunk
 from tokenops.sinks.clickhouse.rows import EVENT_COLUMNS, Batch, Decoded, supersedes
 from tokenops.sinks.clickhouse.verdicts import dead_letter_row
@@ -38,8 +39,9 @@ def test_decoding_yields_columns_and_counts_invalid_records() -> None:
         (b"{not json", None, 1, 41),
         (encode_event(events[2]), EVENT_HEADERS, 2, 7),
     ]
-    columns, invalid = decode_chunk(records)
-    assert invalid == 1
+    columns, skipped = decode_chunk(records)
+    assert [skip.reason for skip in skipped] == [UNREADABLE]
+    assert "offset=41" in skipped[0].detail
     table = dict(zip(EVENT_COLUMNS, columns, strict=True))
     assert table["id"] == ["evt-0", "evt-1", "evt-2"]
     assert table["input_tokens"] == [1000, 1001, 1002]
@@ -70,9 +72,9 @@ def test_raw_events_store_what_the_worker_judges_and_only_in_the_home_partition(
         (ahead(timedelta(days=9)), EVENT_HEADERS, home, 4),
     ]
     columns, skipped = decode_chunk(records, partitions=4)
-    assert skipped == 2
+    assert [skip.reason for skip in skipped] == [NOT_HOME, UNREADABLE]
     assert dict(zip(EVENT_COLUMNS, columns, strict=True))["kafka_offset"] == [1, 2]
-    assert decode_chunk(records)[1] == 1  # no partition count: no placement rule
+    assert len(decode_chunk(records)[1]) == 1  # no partition count: no placement rule
 
 
 def test_chunks_in_flight_count_at_their_expected_rows_and_resolve_in_order() -> None:
@@ -81,9 +83,10 @@ def test_chunks_in_flight_count_at_their_expected_rows_and_resolve_in_order() ->
     batch.add_pending(late, records=2, expected_rows=200)
     batch.add_pending(EventDecoder(0).submit([], None), records=0, expected_rows=0)
     assert len(batch) == 200
-    assert batch.resolve_ready() == 0 and len(batch.pending) == 2  # the first is not done
-    late.set_result(([[n] for n in range(len(EVENT_COLUMNS))], 1))
-    assert batch.resolve_ready() == 1
+    assert batch.resolve_ready() == [] and len(batch.pending) == 2  # the first is not done
+    skip = Skip(UNREADABLE, "offset=3: not JSON")
+    late.set_result(([[n] for n in range(len(EVENT_COLUMNS))], [skip]))
+    assert batch.resolve_ready() == [skip]
     assert batch.pending == [] and batch.event_rows == 1 and len(batch) == 1
 
 

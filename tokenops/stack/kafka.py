@@ -26,20 +26,30 @@ from tokenops.stack.tools import java_major_version, require_maven
 
 logger = logging.getLogger(__name__)
 
-_LOG4J2 = """\
-status = error
-appender.file.type = File
-appender.file.name = FILE
-appender.file.fileName = ${sys:kafka.logs.dir}/server.log
-appender.file.layout.type = PatternLayout
-appender.file.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = INFO
-rootLogger.appenderRef.file.ref = FILE
-logger.controller.name = org.apache.kafka.controller
-logger.controller.level = WARN
-logger.raft.name = org.apache.kafka.raft
-logger.raft.level = WARN
-"""
+
+def log4j2_properties(log_file: str, quiet: tuple[str, ...]) -> str:
+    """A log4j2 configuration for a Kafka JVM (broker or MirrorMaker): INFO to `log_file`
+    (a log4j2 expression such as `${sys:kafka.logs.dir}/server.log`), WARN for the chatty
+    `quiet` loggers. A `.properties` file needs no Jackson YAML on the classpath."""
+    lines = [
+        "status = error",
+        "appender.file.type = File",
+        "appender.file.name = FILE",
+        f"appender.file.fileName = {log_file}",
+        "appender.file.layout.type = PatternLayout",
+        "appender.file.layout.pattern = [%d] %p %m (%c)%n",
+        "rootLogger.level = INFO",
+        "rootLogger.appenderRef.file.ref = FILE",
+    ]
+    for name in quiet:
+        short = name.rsplit(".", 1)[-1]
+        lines += [f"logger.{short}.name = {name}", f"logger.{short}.level = WARN"]
+    return "\n".join(lines) + "\n"
+
+
+_LOG4J2 = log4j2_properties(
+    "${sys:kafka.logs.dir}/server.log", ("org.apache.kafka.controller", "org.apache.kafka.raft")
+)
 
 
 def kafka_version(pom: Path | None = None) -> str:

@@ -17,22 +17,11 @@ from pathlib import Path
 from tokenops.paths import deploy_dir
 from tokenops.settings import KafkaSettings, StackSettings
 from tokenops.stack.errors import StackError
-from tokenops.stack.kafka import kafka_version, resolve_jars
+from tokenops.stack.kafka import kafka_version, log4j2_properties, resolve_jars
 from tokenops.stack.process import ManagedProcess
 from tokenops.topics import read_to_end
 
-_LOG4J2 = """\
-status = error
-appender.file.type = File
-appender.file.name = FILE
-appender.file.fileName = ${sys:mm2.logs.dir}/mirrormaker.log
-appender.file.layout.type = PatternLayout
-appender.file.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = INFO
-rootLogger.appenderRef.file.ref = FILE
-logger.clients.name = org.apache.kafka.clients
-logger.clients.level = WARN
-"""
+_LOG4J2 = log4j2_properties("${sys:mm2.logs.dir}/mirrormaker.log", ("org.apache.kafka.clients",))
 
 # One replication task per flow (tasks.max 1, the default): its status record's key.
 _SOURCE_TASK_STATUS = b"status-task-MirrorSourceConnector-0"
