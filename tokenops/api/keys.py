@@ -50,19 +50,10 @@ def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-VERIFIED_KEYS_KEPT = 1024
-
-
 class KeyStore:
     """The keys of one file, reloaded when its modification time or size changes; the
     file is looked at most every `check_every_s`, so a revoked key stops working within
-    that time without a stat call per request.
-
-    Keys already verified against their hash are remembered (at most
-    `VERIFIED_KEYS_KEPT`, only keys that matched, dropped on every reload): a client
-    sends the same key on every request, and hashing it each time showed in profiles of
-    the ingest route. Unknown keys are hashed every time, so a client trying keys
-    cannot grow the memory."""
+    that time without a stat call per request."""
 
     def __init__(self, path: Path, check_every_s: float = 1.0) -> None:
         self.path = path
@@ -70,32 +61,23 @@ class KeyStore:
         self._checked_at = -check_every_s
         self._stamp: tuple[int, int] | None = None
         self._by_hash: dict[str, ApiKey] = {}
-        self._verified: dict[str, ApiKey] = {}
 
     def lookup(self, key: str) -> ApiKey | None:
         now = time.monotonic()
         if now - self._checked_at >= self.check_every_s:
             self._checked_at = now
             self._reload()
-        found = self._verified.get(key)
-        if found is None:
-            found = self._by_hash.get(digest(key))
-            if found is not None:
-                if len(self._verified) >= VERIFIED_KEYS_KEPT:
-                    self._verified.clear()
-                self._verified[key] = found
-        return found
+        return self._by_hash.get(digest(key))
 
     def _reload(self) -> None:
         try:
             info = self.path.stat()
         except FileNotFoundError:
-            self._by_hash, self._verified, self._stamp = {}, {}, None
+            self._by_hash, self._stamp = {}, None
             return
         stamp = (info.st_mtime_ns, info.st_size)
         if stamp != self._stamp:
             self._by_hash = {e["sha256"]: _key(e) for e in read_entries(self.path)}
-            self._verified = {}  # a revoked or re-scoped key must be checked again
             self._stamp = stamp
 
 
