@@ -27,6 +27,7 @@ from pathlib import Path
 
 import orjson
 
+from bench import pipeline_report
 from tokenops.schemas import (
     BATCH_HEADERS,
     COLUMNS_HEADERS,
@@ -121,14 +122,9 @@ def main(per_record: int = 500, count: int = 200, write: bool = False) -> None:
 
 
 def write_section(section: str) -> None:
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
-    if start is None:
-        DOC.write_text(text.rstrip("\n") + "\n\n" + section)
-        return
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    DOC.write_text("".join(lines[:start]) + section + "\n" + "".join(lines[end:]))
+    """Replace (or add) this section of docs/benchmarks.md, leaving the others alone."""
+    body = section.strip().removeprefix(SECTION)
+    pipeline_report.write_section(body, DOC, SECTION)
 
 
 if __name__ == "__main__":

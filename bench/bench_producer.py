@@ -34,6 +34,7 @@ from typing import Any
 from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
+from bench import pipeline_report
 from bench.pipeline_env import bench_kafka
 from tokenops.producers import ProducerSettings, UsageProducer
 from tokenops.producers.batcher import TenantBatches, batch_record, columns_record
@@ -258,15 +259,9 @@ def render(
 
 
 def write_section(section: str) -> None:
-    """Replace (or append) this section of docs/benchmarks.md, leaving the others alone."""
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.strip() == "## Producer"), None)
-    if start is None:
-        DOC.write_text(text.rstrip("\n") + "\n\n" + section)
-        return
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    DOC.write_text("".join(lines[:start]) + section + "\n" + "".join(lines[end:]))
+    """Replace (or add) this section of docs/benchmarks.md, leaving the others alone."""
+    body = section.strip().removeprefix("## Producer")
+    pipeline_report.write_section(body, DOC, "## Producer")
 
 
 if __name__ == "__main__":

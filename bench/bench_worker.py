@@ -24,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -34,7 +33,7 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, Producer
 
-from bench.pipeline_env import bench_kafka
+from bench.pipeline_env import bench_kafka, metric
 from tokenops.schemas import COLUMNS_HEADERS, EventColumns, decode_columns, encode_columns
 from tokenops.schemas.event import UsageEvent
 from tokenops.schemas.wire import BATCH_CONTENT_TYPE, CLOUDEVENTS_CONTENT_TYPE, to_cloudevent
@@ -255,7 +254,7 @@ def run_worker(
         while counted < events:
             time.sleep(0.2)
             assert proc.poll() is None, "worker exited: " + log.read_text()[-3000:]
-            counted = _metric(port, 'tokenops_worker_events_total{outcome="counted"}')
+            counted = metric(port, 'tokenops_worker_events_total{outcome="counted"}')
             if counted and start is None:
                 start, cpu = time.perf_counter(), _cpu_s(proc.pid)
         elapsed = time.perf_counter() - (start or 0)
@@ -265,17 +264,6 @@ def run_worker(
     finally:
         proc.terminate()
         proc.wait(60)
-
-
-def _metric(port: int, sample: str) -> float:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-            for line in r.read().decode().splitlines():
-                if line.startswith(sample + " "):
-                    return float(line.split()[-1])
-    except OSError:
-        pass
-    return 0.0
 
 
 def profile_batch_path(kafka: KafkaSettings, topic: str, records: int, state: Path) -> None:

@@ -40,7 +40,7 @@ PIPELINE = "tokenops worker + ClickHouse sink, raw events on"
 def foreign(kafka: KafkaSettings, work: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"config": cfg, "catchup": {}, "live": {}, "offered": {},
                            "v2": {}, "ledger": "not checked", "rejected": []}  # fmt: skip
-    n, events, tenants = cfg["runs"], cfg["events"], cfg["tenants"]
+    n, tenants = cfg["runs"], cfg["tenants"]
 
     def keep(rows: dict[str, list[float]], label: str, got: Drained, what: str) -> None:
         if got.timed_out:  # reported, never averaged
@@ -51,7 +51,43 @@ def foreign(kafka: KafkaSettings, work: Path, cfg: dict[str, Any]) -> dict[str, 
         print(f"  {what}, {label}: {got.rate:,.0f} events/s", flush=True)
 
     live_only = cfg.get("live_only", False)  # `--foreign-live`: this phase alone
-    for part_label, partitioner in ({} if live_only else PARTITIONERS).items():
+    if not live_only:
+        catchup(kafka, work, cfg, out, keep)
+
+    live_events = cfg["live_events"]
+    for _ in range(n):
+        load = _LiveLoad(kafka, tenants)
+        keep(out["live"], RAW, _live_raw(kafka, load, live_events), "live")
+        load.keep_offered(out["offered"], RAW)
+        load = _LiveLoad(kafka, tenants)
+        keep(out["live"], STREAMS, _live_streams(kafka, work, load, live_events), "live")
+        load.keep_offered(out["offered"], STREAMS)
+        load = _LiveLoad(kafka, tenants)
+        rate = runs.pipeline_live(kafka, load.topics, work, load.timed_send, live_events)
+        out["live"].setdefault(PIPELINE, []).append(rate)
+        load.keep_offered(out["offered"], PIPELINE)
+        print(f"  live, {PIPELINE}: {rate:,.0f} events/s", flush=True)
+    if live_only:
+        return out
+
+    topics = new_topics(kafka)
+    runs.fill(kafka, topics.usage, cfg["v2_events"], tenants)
+    for _ in range(n):
+        keep(out["v2"], RAW, baselines.raw_consume(kafka, topics.usage, cfg["v2_events"]), "v2")
+        rate = runs.worker_catchup(kafka, topics, work, cfg["v2_events"]).rate
+        out["v2"].setdefault(WORKER, []).append(rate)
+        print(f"  v2, {WORKER}: {rate:,.0f} events/s", flush=True)
+    return out
+
+
+Keep = Callable[[dict[str, list[float]], str, Drained, str], None]
+
+
+def catchup(kafka: KafkaSettings, work: Path, cfg: dict[str, Any], out: dict[str, Any],
+            keep: Keep) -> None:  # fmt: skip
+    """The catch-up phase: (a), (b) and the worker on one topic per partitioner and run."""
+    n, events, tenants = cfg["runs"], cfg["events"], cfg["tenants"]
+    for part_label, partitioner in PARTITIONERS.items():
         rows: dict[str, list[float]] = out["catchup"].setdefault(part_label, {})
         what = f"catch-up, {part_label}"
         for _ in range(n):
@@ -79,31 +115,6 @@ def foreign(kafka: KafkaSettings, work: Path, cfg: dict[str, Any]) -> dict[str, 
             rate = runs.worker_catchup(kafka, topics, work, events).rate
             rows.setdefault(WORKER, []).append(rate)
             print(f"  {what}, {WORKER}: {rate:,.0f} events/s", flush=True)
-
-    live_events = cfg["live_events"]
-    for _ in range(n):
-        load = _LiveLoad(kafka, tenants)
-        keep(out["live"], RAW, _live_raw(kafka, load, live_events), "live")
-        load.keep_offered(out["offered"], RAW)
-        load = _LiveLoad(kafka, tenants)
-        keep(out["live"], STREAMS, _live_streams(kafka, work, load, live_events), "live")
-        load.keep_offered(out["offered"], STREAMS)
-        load = _LiveLoad(kafka, tenants)
-        rate = runs.pipeline_live(kafka, load.topics, work, load.timed_send, live_events)
-        out["live"].setdefault(PIPELINE, []).append(rate)
-        load.keep_offered(out["offered"], PIPELINE)
-        print(f"  live, {PIPELINE}: {rate:,.0f} events/s", flush=True)
-    if live_only:
-        return out
-
-    topics = new_topics(kafka)
-    runs.fill(kafka, topics.usage, cfg["v2_events"], tenants)
-    for _ in range(n):
-        keep(out["v2"], RAW, baselines.raw_consume(kafka, topics.usage, cfg["v2_events"]), "v2")
-        rate = runs.worker_catchup(kafka, topics, work, cfg["v2_events"]).rate
-        out["v2"].setdefault(WORKER, []).append(rate)
-        print(f"  v2, {WORKER}: {rate:,.0f} events/s", flush=True)
-    return out
 
 
 class _LiveLoad(BatchLoad):
@@ -157,3 +168,36 @@ def _live_raw(kafka: KafkaSettings, load: _LiveLoad, events: int) -> Drained:
 def _raw_process(kafka: KafkaSettings, topic: str, events: int, ready: Any, done: Any) -> None:
     signal: Callable[[], None] = lambda: ready.put(True)  # noqa: E731
     done.put(baselines.raw_consume(kafka, topic, events, ready=signal))
+
+
+def main() -> None:
+    """`python -m bench.foreign [--quick]`: only the catch-up phase, printed (a broker of
+    its own, or TOKENOPS_KAFKA_BOOTSTRAP_SERVERS); a quick check of a worker change."""
+    import argparse
+    import tempfile
+
+    from bench.pipeline_env import bench_kafka
+
+    parser = argparse.ArgumentParser(prog="python -m bench.foreign", description=main.__doc__)
+    parser.add_argument("--quick", action="store_true", help="one run, small volumes")
+    cfg = QUICK if parser.parse_args().quick else FULL
+    out: dict[str, Any] = {"catchup": {}, "ledger": "not checked", "rejected": []}
+
+    def keep(rows: dict[str, list[float]], label: str, got: Drained, what: str) -> None:
+        if not got.timed_out:
+            rows.setdefault(label, []).append(got.rate)
+        print(f"  {what}, {label}: {got.rate:,.0f} events/s", flush=True)
+
+    work = Path(tempfile.mkdtemp(prefix="tokenops-foreign-"))
+    with bench_kafka(work / "stack") as kafka:
+        catchup(kafka, work, cfg, out, keep)
+    for part_label, rows in out["catchup"].items():
+        worker = sum(rows.get(WORKER, [0])) / max(1, len(rows.get(WORKER, [])))
+        for base in (RAW, STREAMS):
+            if rows.get(base):
+                ratio = worker / (sum(rows[base]) / len(rows[base]))
+                print(f"{part_label}: worker / {base} = {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()

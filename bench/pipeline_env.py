@@ -161,15 +161,7 @@ class Service:
         return cls([TOKENOPS, "sink", "clickhouse"], env, port, work / f"{name}.log")
 
     def metric(self, sample: str) -> float:
-        """One sample of /metrics, e.g. 'name{label="x"}'; 0 when absent or not yet up."""
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
-                for line in r.read().decode().splitlines():
-                    if line.startswith(sample + " "):
-                        return float(line.split()[-1])
-        except OSError:
-            pass
-        return 0.0
+        return metric(self.port, sample)
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -246,3 +238,15 @@ def _cpu_model() -> str:
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
     return platform.processor() or "?"
+
+
+def metric(port: int, sample: str) -> float:
+    """One sample of a local /metrics, e.g. 'name{label="x"}'; 0 when absent or not yet up."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith(sample + " "):
+                    return float(line.split()[-1])
+    except OSError:
+        pass
+    return 0.0

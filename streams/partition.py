@@ -155,7 +155,13 @@ class PartitionState:
                     record.offset,
                 )
             self.next_offset = record.offset + 1
-            todo.append((record, event_clock(record.timestamp_ms, record.timestamp_type, now_ms)))
+            clock_ms = event_clock(record.timestamp_ms, record.timestamp_type, now_ms)
+            keyed = self.router.forward_keyed(record.key, record.value, record.headers, clock_ms)
+            if keyed is not None:  # away from its key's home: not decoded here (routing.py)
+                counts.forwarded += 1
+                outputs.append(keyed)
+                continue
+            todo.append((record, clock_ms))
         # one decode for the batch: its single-event records are checked together
         decoded = self.decode_many([(r.value, r.headers, clock) for r, clock in todo])
         for (record, clock_ms), columns in zip(todo, decoded, strict=True):

@@ -8,7 +8,11 @@ Three rules of one input partition, kept apart from the counting (`partition.py`
   not counted there: `RecordRouter.forward` turns it into an output to the usage topic's
   home partition, same value bytes and headers, key = tenant. Outputs are acknowledged
   before the batch's state is durable, so a crash may forward a record twice; the home
-  partition deduplicates its events (`source` + `id`) like any resend.
+  partition deduplicates its events (`source` + `id`) like any resend. A keyed record
+  away from its key's home is forwarded without being decoded (`forward_keyed`): a valid
+  record's key is its tenant, so it would go there anyway, and an invalid one is
+  dead-lettered at that home with its reason (the contract's key rule, `check_key`).
+  That spares the decode of most records sent with librdkafka's default partitioner.
 - **The event clock.** Producers set a record's Kafka timestamp (Kafka accepts up to an
   hour ahead by default, any time if the topic allows it), so it cannot bound event
   time. `event_clock` is the broker's LogAppendTime when the record has it, otherwise the
@@ -70,9 +74,40 @@ class RecordRouter:
         home = self.home(columns.tenant_id)
         if home == self.partition:
             return None
+        return self._to(home, columns.tenant_id.encode(), value, headers, clock_ms)
+
+    def forward_keyed(
+        self,
+        key: bytes | None,
+        value: bytes,
+        headers: Sequence[tuple[str, bytes | None]] | None,
+        clock_ms: int,
+    ) -> OutputRecord | None:
+        """The record to produce to its key's home partition, undecoded, when it has a
+        key whose home is not here; None when it must be decoded here (no key, a key
+        that is not UTF-8, or a key at home)."""
+        if not key:
+            return None
+        try:
+            tenant_id = key.decode()
+        except UnicodeDecodeError:  # not a tenant id: dead-lettered here with its reason
+            return None
+        home = self.home(tenant_id)
+        if home == self.partition:
+            return None
+        return self._to(home, key, value, headers, clock_ms)
+
+    def _to(
+        self,
+        home: int,
+        key: bytes,
+        value: bytes,
+        headers: Sequence[tuple[str, bytes | None]] | None,
+        clock_ms: int,
+    ) -> OutputRecord:
         return OutputRecord(
             self.topic,
-            columns.tenant_id.encode(),
+            key,
             value,
             [(k, v if v is not None else b"") for k, v in headers or ()] or None,
             partition=home,

@@ -33,8 +33,12 @@ class DurableSender:
     def __init__(self, producer: UsageProducer, timeout_s: float) -> None:
         self.producer = producer
         self.timeout_s = timeout_s
-        self._next: asyncio.Future[bool] | None = None
+        # The futures of the requests waiting for the next round. Each request has its
+        # own, so a cancelled request (a client gone) cancels only itself; one per
+        # request is cheaper than `asyncio.shield` around a shared round future.
+        self._waiting: list[asyncio.Future[bool]] = []
         self._flushing = False
+        self._rounds: asyncio.Task[None] | None = None  # held: the loop keeps tasks weakly
 
     async def send(self, parts: Sequence[EventColumns]) -> int:
         """Accept `parts` (all or none) and return once they are durable; raises
@@ -44,25 +48,30 @@ class DurableSender:
             raise NotDurableError(self.timeout_s)
         return accepted
 
-    async def _durable(self) -> bool:
-        if self._next is None:
-            self._next = asyncio.get_running_loop().create_future()
-        round_ = self._next
+    def _durable(self) -> asyncio.Future[bool]:
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        self._waiting.append(waiter)
         if not self._flushing:
             self._flushing = True
-            asyncio.get_running_loop().create_task(self._flush_rounds())
-        return await asyncio.shield(round_)
+            self._rounds = loop.create_task(self._flush_rounds())
+        return waiter
 
     async def _flush_rounds(self) -> None:
         """Runs rounds while requests wait; each round covers those that joined before it."""
+        loop = asyncio.get_running_loop()
         try:
-            while self._next is not None:
-                round_, self._next = self._next, None
+            while self._waiting:
+                round_, self._waiting = self._waiting, []
                 try:
-                    ok = await asyncio.to_thread(self.producer.sync, self.timeout_s)
+                    ok = await loop.run_in_executor(None, self.producer.sync, self.timeout_s)
                 except Exception as exc:  # closed producer, spool error: the waiters see it
-                    round_.set_exception(exc)
+                    for waiter in round_:
+                        if not waiter.done():
+                            waiter.set_exception(exc)
                 else:
-                    round_.set_result(ok)
+                    for waiter in round_:
+                        if not waiter.done():  # not cancelled with its request
+                            waiter.set_result(ok)
         finally:
             self._flushing = False

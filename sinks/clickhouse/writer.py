@@ -26,34 +26,30 @@ logger = logging.getLogger(__name__)
 _TOKENS = """sum(input_tokens), sum(output_tokens), sum(cache_read_input_tokens),
     sum(cache_creation_input_tokens), sum(reasoning_output_tokens), sum(event_count)"""
 
+
 # Each rollup bucket is recomputed from the level below, read FINAL, and inserted as an
 # absolute row whose version (`computed_at`) is the server time of the read: the last
 # recomputation saw every write that finished before it, so it wins.
-_REFRESH_HOURLY = f"""
-INSERT INTO usage_hourly
-SELECT tenant_id, model, toStartOfHour(window_start) AS hour, {_TOKENS}, count(), now64(9)
-FROM window_totals FINAL
+def _refresh(table: str, source: str, bucket: str, name: str, bucket_type: str, count: str) -> str:
+    """The INSERT that recomputes the `table` buckets named by {keys} from `source`."""
+    return f"""
+INSERT INTO {table}
+SELECT tenant_id, model, {bucket} AS {name}, {_TOKENS}, {count}, now64(9)
+FROM {source} FINAL
 WHERE tenant_id IN {{tenants:Array(String)}}
-  AND (tenant_id, model, toStartOfHour(window_start))
-      IN {{keys:Array(Tuple(String, String, DateTime('UTC')))}}
-GROUP BY tenant_id, model, hour
+  AND (tenant_id, model, {bucket}) IN {{keys:Array(Tuple(String, String, {bucket_type}))}}
+GROUP BY tenant_id, model, {name}
 """
-_REFRESH_DAILY = f"""
-INSERT INTO usage_daily
-SELECT tenant_id, model, toDate(hour) AS day, {_TOKENS}, sum(window_count), now64(9)
-FROM usage_hourly FINAL
-WHERE tenant_id IN {{tenants:Array(String)}}
-  AND (tenant_id, model, toDate(hour)) IN {{keys:Array(Tuple(String, String, Date))}}
-GROUP BY tenant_id, model, day
-"""
-_REFRESH_MONTHLY = f"""
-INSERT INTO usage_monthly
-SELECT tenant_id, model, toStartOfMonth(day) AS month, {_TOKENS}, sum(window_count), now64(9)
-FROM usage_daily FINAL
-WHERE tenant_id IN {{tenants:Array(String)}}
-  AND (tenant_id, model, toStartOfMonth(day)) IN {{keys:Array(Tuple(String, String, Date))}}
-GROUP BY tenant_id, model, month
-"""
+
+
+_REFRESH_HOURLY = _refresh(
+    "usage_hourly", "window_totals", "toStartOfHour(window_start)", "hour", "DateTime('UTC')",
+    "count()",
+)  # fmt: skip
+_REFRESH_DAILY = _refresh("usage_daily", "usage_hourly", "toDate(hour)", "day", "Date",
+                          "sum(window_count)")  # fmt: skip
+_REFRESH_MONTHLY = _refresh("usage_monthly", "usage_daily", "toStartOfMonth(day)", "month",
+                            "Date", "sum(window_count)")  # fmt: skip
 
 
 # How often the writer looks for months to close (a few queries over the rollups).

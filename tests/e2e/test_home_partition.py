@@ -134,7 +134,10 @@ def test_a_run_half_from_a_default_librdkafka_producer_equals_the_ledger(
         extra = {k: v for k, v in got.items() if k not in expected}
         assert not missing and not extra, (len(missing), list(missing.items())[:5], extra)
         assert worker.metric(FORWARDED) > 0  # the run did put tenants outside their home
-        assert dead_letters(kafka_settings, topics["dead_letter"]) == traffic.ledger.malformed
+        # each malformed record dead-lettered once; a keyed one away from its key's home
+        # is judged there, under the forwarded copy's offset (docs/streams.md)
+        dead = dead_letters(kafka_settings, topics["dead_letter"])
+        assert sorted(dead.values()) == sorted(traffic.ledger.malformed.values())
         assert latest_totals(kafka_settings, topics["aggregates"]) == expected
     finally:
         worker.stop()

@@ -1,9 +1,11 @@
-"""The API's pure parts: the keys file, OTLP span mapping, binary mode, the Host check."""
+"""The API's pure parts: the keys file, OTLP span mapping, binary mode, the Host check,
+the durability rounds' sharing."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,12 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from tokenops.api.app import HostCheck
 from tokenops.api.keys import ApiKeyError, KeyStore, new_key, read_entries, revoke_key
-from tokenops.producers.http import IngestRejectedError, decode_body, spans_to_events
+from tokenops.producers.http import (
+    DurableSender,
+    IngestRejectedError,
+    decode_body,
+    spans_to_events,
+)
 
 
 def test_keys_are_hashed_scoped_rotatable_and_refused_when_shared(tmp_path: Path) -> None:
@@ -110,3 +117,51 @@ def test_host_check_verdicts_are_cached_but_bounded_and_use_the_last_host() -> N
 
     asyncio.run(main())
     assert len(served) == 1001
+
+
+def test_a_revoked_key_stops_working_at_the_next_look_at_the_file(tmp_path: Path) -> None:
+    """Keys are looked up by their hash on every request (SHA-256 of a short string costs
+    well under a microsecond), so no plaintext key is kept between requests."""
+    path = tmp_path / "keys.json"
+    key_id, key = new_key(path, "acme")
+    store = KeyStore(path, check_every_s=0)
+    assert all(store.lookup(key) is not None for _ in range(3))
+    assert store.lookup("tok_guess_1") is None
+    assert revoke_key(path, key_id) and store.lookup(key) is None
+
+
+class _GatedProducer:
+    """Stands in for UsageProducer's two calls DurableSender makes: `sync` waits for the
+    test to open the gate, so the test decides when a durability round ends."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.rounds = 0
+        self.accepted = 0
+
+    def send_columns(self, parts: Any) -> int:
+        self.accepted += len(parts)
+        return len(parts)
+
+    def sync(self, timeout_s: float) -> bool:
+        self.rounds += 1
+        return self.gate.wait(timeout_s)
+
+
+def test_durable_sender_shares_rounds_and_a_cancelled_request_cancels_only_itself() -> None:
+    async def scenario() -> None:
+        producer = _GatedProducer()
+        sender = DurableSender(producer, timeout_s=5)  # type: ignore[arg-type]
+        first = [asyncio.create_task(sender.send([object()])) for _ in range(3)]
+        await asyncio.sleep(0.05)  # the first round is under way with these three
+        later = asyncio.create_task(sender.send([object()]))  # joins the next round
+        gone = asyncio.create_task(sender.send([object()]))
+        await asyncio.sleep(0.01)
+        first[0].cancel()  # a client gone while its round runs
+        gone.cancel()  # one gone while waiting for the next round
+        producer.gate.set()
+        assert await asyncio.gather(*first[1:], later) == [1, 1, 1]
+        assert first[0].cancelled() and gone.cancelled()
+        assert producer.rounds == 2  # one round for the first three, one for the rest
+
+    asyncio.run(scenario())

@@ -48,10 +48,10 @@ def _state(path: Path, partitions: int = PARTITIONS) -> PartitionState:
     return _on(PartitionStore(path, bucket_ms=3_600_000, window_ms=60_000), partitions)
 
 
-def _on(store: PartitionStore, partitions: int = PARTITIONS) -> PartitionState:
+def _on(store: PartitionStore, partitions: int = PARTITIONS, partition: int = 1) -> PartitionState:
     return PartitionState(
         topic="usage",
-        partition=1,
+        partition=partition,
         store=store,
         owner="me",
         window_s=60,
@@ -99,6 +99,28 @@ def test_a_misplaced_or_unkeyed_record_is_forwarded_home_not_counted(tmp_path: P
     sample = registry.get_sample_value
     assert sample("tokenops_worker_records_total", {"outcome": "forwarded"}) == 2
     assert sample("tokenops_worker_records_total", {"outcome": "counted"}) == 2
+
+
+def test_a_keyed_record_away_from_home_goes_there_undecoded_and_is_judged_there(
+    tmp_path: Path,
+) -> None:
+    """A keyed record's home is its key's: it is forwarded without a decode, and a broken
+    or mis-keyed one is dead-lettered at that home, alone, with its reason."""
+    away, home = AWAY[0], HOME[0]
+    broken = InputRecord(0, away.encode(), b'{"tenant_id": "acme"', None, T0)
+    miskeyed = _record(1, _event(1, T0, home), away.encode())  # key: another tenant
+    good = _record(2, _event(2, T0, away), away.encode())
+    outputs, _, counts = _state(tmp_path / "p1").process([broken, miskeyed, good], T0)
+    assert (counts.forwarded, counts.dead_lettered, counts.counted) == (3, 0, 0)
+    assert [(o.topic, o.partition, o.value) for o in outputs] == [
+        ("usage", 3, r.value) for r in (broken, miskeyed, good)
+    ]
+    at_home = _on(PartitionStore(tmp_path / "p3", bucket_ms=3_600_000, window_ms=60_000), 4, 3)
+    copies = [InputRecord(i, o.key, o.value, o.headers, T0) for i, o in enumerate(outputs)]
+    outputs, _, counts = at_home.process(copies, T0)
+    assert (counts.forwarded, counts.dead_lettered, counts.counted) == (0, 2, 1)
+    assert counts.dead_letter_fields == ["record", "key"]
+    assert [o.topic for o in outputs] == ["dlq", "dlq"]
 
 
 def test_a_record_without_a_readable_tenant_is_dead_lettered_where_it_landed(
