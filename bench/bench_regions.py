@@ -95,7 +95,7 @@ def render(result: dict[str, Any], machine: dict[str, str], when: str) -> str:
         f" CloudEvent per record, 1,000 tenants; {result['runs']} run(s), each with its own"
         f" topics, west cluster and MM2; {machine.get('cores')} cores, load"
         f" {machine.get('load')} before and {machine.get('load_after', '?')} after: other"
-        " helpers' tests and benchmarks shared the machine, so absolute rates move by"
+        " processes may share the machine, so absolute rates can move by"
         " tens of percent between runs; compare within a run).",
         "",
         "Central `tokenops worker` catch-up (a fresh worker reads the filled topic from the"
