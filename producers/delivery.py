@@ -21,7 +21,6 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from tokenops.producers.metrics import ProducerMetrics
 from tokenops.producers.signing import RecordSigner
 from tokenops.producers.spool import Spool, SpooledRecord, read_entries, release
-from tokenops.producers.ticket import DeliveryTicket
 from tokenops.schemas import CONTENT_TYPE_HEADER
 
 logger = logging.getLogger(__name__)
@@ -46,12 +45,9 @@ class RecordSender:
         self.metrics = metrics
         self._lock = lock
         # records the client's full queue refused for now, with the spool file they replay
-        self._pending: deque[
-            tuple[SpooledRecord, Path | None, Delivered | None, DeliveryTicket | None]
-        ] = deque()
+        self._pending: deque[tuple[SpooledRecord, Path | None, Delivered | None]] = deque()
         self.pending_events = 0
         self.in_flight = 0
-        self.ticketed = 0  # records someone awaits (a ticket): the poll thread flushes them
         self._replaying: dict[Path, int] = {}
 
     @property
@@ -59,25 +55,17 @@ class RecordSender:
         return self.pending_events + self.in_flight
 
     def submit(
-        self,
-        record: SpooledRecord,
-        replay_of: Path | None = None,
-        done: Delivered | None = None,
-        ticket: DeliveryTicket | None = None,
+        self, record: SpooledRecord, replay_of: Path | None = None, done: Delivered | None = None
     ) -> None:
-        """Produce, or queue behind earlier refused records to keep a tenant's order.
-        `ticket` is settled once the record is acknowledged, or spooled and fsynced."""
-        if ticket is not None:
-            ticket.attach()
-            self.ticketed += 1
-        if self._pending or not self._try(record, replay_of, done, ticket):
-            self._pending.append((record, replay_of, done, ticket))
+        """Produce, or queue behind earlier refused records to keep a tenant's order."""
+        if self._pending or not self._try(record, replay_of, done):
+            self._pending.append((record, replay_of, done))
             self.pending_events += record.events
 
     def retry_pending(self) -> None:
         while self._pending:
-            record, replay_of, done, ticket = self._pending[0]
-            if not self._try(record, replay_of, done, ticket):
+            record, replay_of, done = self._pending[0]
+            if not self._try(record, replay_of, done):
                 return
             self._pending.popleft()
             self.pending_events -= record.events
@@ -85,18 +73,10 @@ class RecordSender:
     def spool_pending(self) -> None:
         """At close: what the client never took goes to the spool."""
         purged = KafkaError(KafkaError._PURGE_QUEUE)
-        tickets = []
         while self._pending:
-            record, replay_of, _, ticket = self._pending.popleft()
+            record, replay_of, _ = self._pending.popleft()
             self._resolved(record, replay_of, purged)
-            if ticket is not None:
-                tickets.append(ticket)
-                self.ticketed -= 1
         self.pending_events = 0
-        if tickets:
-            self.spool.sync()
-            for ticket in tickets:
-                ticket.settle()
 
     def replay(self) -> None:
         """Produce what earlier producers spooled; each file goes once it is all resolved."""
@@ -110,30 +90,20 @@ class RecordSender:
             for record in records:
                 self.submit(record, replay_of=path)
 
-    def _try(
-        self,
-        record: SpooledRecord,
-        replay_of: Path | None,
-        done: Delivered | None,
-        ticket: DeliveryTicket | None,
-    ) -> bool:
+    def _try(self, record: SpooledRecord, replay_of: Path | None, done: Delivered | None) -> bool:
         try:
             self.client.produce(
                 self.topic,
                 record.value,
                 record.key,
                 headers=self._headers(record),
-                on_delivery=partial(self._on_delivery, record, replay_of, done, ticket),
+                on_delivery=partial(self._on_delivery, record, replay_of, done),
             )
         except BufferError:
             return False
         except KafkaException as exc:  # e.g. a fatal idempotence error: the client is done
             logger.error("produce failed error=%s; spooling the record", exc.args[0])
             self._resolved(record, replay_of, exc.args[0])
-            if ticket is not None:
-                self.spool.sync()
-                self.ticketed -= 1
-                ticket.settle()
             return True
         self.in_flight += record.events
         return True
@@ -151,7 +121,6 @@ class RecordSender:
         record: SpooledRecord,
         replay_of: Path | None,
         done: Delivered | None,
-        ticket: DeliveryTicket | None,
         error: KafkaError | None,
         message: Message,
     ) -> None:
@@ -159,12 +128,6 @@ class RecordSender:
         with self._lock:
             self.in_flight -= record.events
             self._resolved(record, replay_of, error)
-            if ticket is not None:
-                self.ticketed -= 1
-                if error is not None:
-                    self.spool.sync()  # a spooled record is durable only once fsynced
-        if ticket is not None:
-            ticket.settle()
         if done is not None and error is None:
             done(message.partition() or 0, message.offset() or 0)
 

@@ -4,7 +4,6 @@
     producer.send(event)                 # a UsageEvent, or a mapping of its fields
     producer.send_many([fields, ...])    # validated column-wise, all or none accepted
     producer.send_columns([columns])     # decoded by decode_columns already (the HTTP API)
-    producer.send_columns(parts, ticket) # ticket fires once THESE events are durable
     producer.sync(timeout_s)             # True once all accepted so far are durable
     await producer.asend({...})          # the same from asyncio, waiting without blocking
     producer.close()                     # flush; what the broker did not take is spooled
@@ -46,7 +45,6 @@ from tokenops.producers.metrics import ProducerMetrics
 from tokenops.producers.settings import ProducerSettings
 from tokenops.producers.signing import record_signer
 from tokenops.producers.spool import Spool, SpooledRecord
-from tokenops.producers.ticket import DeliveryTicket
 from tokenops.schemas import EventColumns, InvalidEventError, UsageEvent
 from tokenops.schemas.columns import columns_many, event_row, fields_row, latest_ms
 from tokenops.schemas.event import MIN_EVENT_TIME, to_epoch_ms
@@ -167,25 +165,14 @@ class UsageProducer:
         self._accept_many(pairs or [], parts)
         return n
 
-    def send_columns(
-        self, parts: Sequence[EventColumns], ticket: DeliveryTicket | None = None
-    ) -> int:
+    def send_columns(self, parts: Sequence[EventColumns]) -> int:
         """Accept events already validated into columns (by `decode_columns`): all parts
         or none. Raises `ProducerBackpressureError` (none accepted) when the queue stays
-        full for `backpressure_timeout_s`. Returns how many events were accepted.
-
-        With a `ticket`, the events leave now (no linger) and the ticket fires once every
-        record holding them is acknowledged (`acks=all`) or spooled and fsynced: a wait
-        for these events only, not for those other callers accepted before or after."""
-        self._accept_many([], parts, ticket)
+        full for `backpressure_timeout_s`. Returns how many events were accepted."""
+        self._accept_many([], parts)
         return sum(len(part) for part in parts)
 
-    def _accept_many(
-        self,
-        pairs: list[tuple[str, Row]],
-        parts: Sequence[EventColumns],
-        ticket: DeliveryTicket | None = None,
-    ) -> None:
+    def _accept_many(self, pairs: list[tuple[str, Row]], parts: Sequence[EventColumns]) -> None:
         """Checked rows and column parts into the tenants' batches, once there is room."""
         if self.outstanding() >= self._max_outstanding:
             self._wait_for_room()
@@ -196,12 +183,8 @@ class UsageProducer:
             done = self._batches.add_rows(pairs) if pairs else []
             for part in parts:
                 done += self._batches.extend(part)
-            if ticket is not None:  # the rest of these events must not wait for a linger
-                done += self._batches.drain()
             for full in done:
-                self._produce(full, ticket)
-        if ticket is not None:
-            ticket.settle()  # the attaching hold: every record holding the events is attached
+                self._produce(full)
 
     def _accept(self, tenant: str, row: Row, attributes: dict[str, str]) -> None:
         with self._lock:
@@ -413,7 +396,7 @@ class UsageProducer:
                     del self._rows[at]
                     raise ProducerClosedError()
 
-    def _produce(self, columns: EventColumns, ticket: DeliveryTicket | None = None) -> None:
+    def _produce(self, columns: EventColumns) -> None:
         """Hand one tenant's buffered events to librdkafka as one record (lock held)."""
         signer = self._sender.signer
         signature = None if signer is None else signer.sign(columns)  # before encoding
@@ -421,19 +404,14 @@ class UsageProducer:
         record = SpooledRecord(
             len(columns), columns.tenant_id.encode(), content_type, value, signature
         )
-        self._sender.submit(record, ticket=ticket)
+        self._sender.submit(record)
 
     def _poll_loop(self) -> None:
         """Serves delivery reports and lingering batches until close; never dies quietly."""
         tick = max(0.001, min(0.05, self.settings.linger_ms / 2000))
         while not self._stop.is_set():
             try:
-                if self._sender.ticketed:
-                    # someone awaits these records: a flush sends them without
-                    # librdkafka's linger.ms, serving the delivery reports as they come
-                    self._producer.flush(tick)
-                else:
-                    self._producer.poll(tick)
+                self._producer.poll(tick)
                 self._latest_ms = latest_ms(self.settings.max_future_skew_s)
                 with self._lock:
                     self._settle_rows()

@@ -3,17 +3,14 @@ columns go out through the batcher, and `sync` is True only once they are acknow
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 import pytest
 
 from tests.integration.test_producer import fields, producer_settings
 from tokenops.producers import ProducerBackpressureError, UsageProducer
-from tokenops.producers.ticket import DeliveryTicket
 from tokenops.schemas import EventColumns, UsageEvent, decode_record
 from tokenops.settings import KafkaSettings
 from tokenops.topics import read_to_end
@@ -39,36 +36,6 @@ def test_send_columns_then_sync_means_on_the_topic(
             for e in decode_record(m.value(), m.headers())
         ]
     assert sorted(stored) == sorted((t, f"evt-{i}") for t in ("acme", "globex") for i in range(50))
-
-
-def test_a_ticket_fires_once_its_own_events_are_on_the_topic(
-    kafka_settings: KafkaSettings, new_topic: Callable[..., str], tmp_path: Path
-) -> None:
-    """The HTTP API's wait: each request's ticket fires on its own records' acknowledgement
-    (no 60 s linger, no flush of everything outstanding), once per request."""
-    topic = new_topic()
-    fired: list[str] = []
-    durable = {t: threading.Event() for t in ("acme", "globex")}
-
-    def on_durable(tenant: str) -> None:
-        fired.append(tenant)
-        durable[tenant].set()
-
-    settings = producer_settings(topic, tmp_path / "spool", linger_ms=60_000)
-    with UsageProducer(kafka_settings, settings) as producer:
-        for tenant in durable:
-            part = EventColumns.from_events(
-                [UsageEvent(**fields(i, tenant=tenant)) for i in range(20)]
-            )
-            assert producer.send_columns([part], DeliveryTicket(partial(on_durable, tenant))) == 20
-        assert all(event.wait(10) for event in durable.values())
-        stored = [
-            (e.tenant_id, e.id)
-            for m in read_to_end(kafka_settings, topic)
-            for e in decode_record(m.value(), m.headers())
-        ]
-    assert sorted(fired) == ["acme", "globex"]
-    assert sorted(stored) == sorted((t, f"evt-{i}") for t in durable for i in range(20))
 
 
 def test_send_columns_is_all_or_none_at_the_queue_limit(

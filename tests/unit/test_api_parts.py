@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,6 @@ from tokenops.api.keys import ApiKeyError, KeyStore, new_key, read_entries, revo
 from tokenops.producers.http import (
     DurableSender,
     IngestRejectedError,
-    NotDurableError,
     decode_body,
     spans_to_events,
 )
@@ -130,37 +130,38 @@ def test_a_revoked_key_stops_working_at_the_next_look_at_the_file(tmp_path: Path
     assert revoke_key(path, key_id) and store.lookup(key) is None
 
 
-class _TicketProducer:
-    """Stands in for `UsageProducer.send_columns`: keeps each request's ticket, so the test
-    decides when (and in which thread) each request's records are acknowledged."""
+class _GatedProducer:
+    """Stands in for UsageProducer's two calls DurableSender makes: `sync` waits for the
+    test to open the gate, so the test decides when a durability round ends."""
 
     def __init__(self) -> None:
-        self.tickets: list[Any] = []
+        self.gate = threading.Event()
+        self.rounds = 0
+        self.accepted = 0
 
-    def send_columns(self, parts: Any, ticket: Any) -> int:
-        self.tickets.append(ticket)
+    def send_columns(self, parts: Any) -> int:
+        self.accepted += len(parts)
         return len(parts)
 
+    def sync(self, timeout_s: float) -> bool:
+        self.rounds += 1
+        return self.gate.wait(timeout_s)
 
-def test_durable_sender_answers_each_request_on_its_own_records() -> None:
+
+def test_durable_sender_shares_rounds_and_a_cancelled_request_cancels_only_itself() -> None:
     async def scenario() -> None:
-        producer = _TicketProducer()
-        sender = DurableSender(producer, timeout_s=0.5)  # type: ignore[arg-type]
-        early, late, gone, slow = (asyncio.create_task(sender.send([object()])) for _ in "1234")
+        producer = _GatedProducer()
+        sender = DurableSender(producer, timeout_s=5)  # type: ignore[arg-type]
+        first = [asyncio.create_task(sender.send([object()])) for _ in range(3)]
+        await asyncio.sleep(0.05)  # the first round is under way with these three
+        later = asyncio.create_task(sender.send([object()]))  # joins the next round
+        gone = asyncio.create_task(sender.send([object()]))
         await asyncio.sleep(0.01)
-        first, second, third, fourth = producer.tickets
-        # the later request is answered although the earlier one is still unacknowledged
-        for ticket in (first, second, third, fourth):
-            ticket.attach()  # one record each (send_columns' hold is released below)
-            ticket.settle()
-        await asyncio.to_thread(second.settle)  # as the producer's poll thread does
-        assert await late == 1 and not early.done()
-        gone.cancel()  # a client gone cancels only itself
-        await asyncio.to_thread(third.settle)  # its records still settle, harmlessly
-        await asyncio.to_thread(first.settle)
-        assert await early == 1 and gone.cancelled()
-        with pytest.raises(NotDurableError):  # never acknowledged within timeout_s
-            await slow
-        fourth.settle()  # acknowledged after the answer: ignored
+        first[0].cancel()  # a client gone while its round runs
+        gone.cancel()  # one gone while waiting for the next round
+        producer.gate.set()
+        assert await asyncio.gather(*first[1:], later) == [1, 1, 1]
+        assert first[0].cancelled() and gone.cancelled()
+        assert producer.rounds == 2  # one round for the first three, one for the rest
 
     asyncio.run(scenario())
