@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from tokenops.schemas.columns import EventColumns, row_columns_of
+from tokenops.schemas.columns import EventColumns, one_row_columns, row_columns_of
 from tokenops.schemas.errors import InvalidEventError
 from tokenops.schemas.event import (
     DEFAULT_MAX_FUTURE_SKEW_S,
@@ -165,13 +165,10 @@ def decode_many(
 
 
 def _event(ce: Any, latest_ms: int) -> EventColumns:
-    """The columns of one decoded single CloudEvent."""
-    quick = checked_cloudevents([ce], _EARLIEST_MS, [latest_ms])
-    if quick is not None:
-        tenants, columns = quick
-        return EventColumns(tenants[0], *columns)
-    tenant, row, attributes = cloudevent_row(ce, latest_ms)
-    return _columns_of_rows(tenant, [row], [attributes])
+    """The columns of one decoded single CloudEvent, by the per-event rules: for one
+    event they cost a fifth of the column check's fixed cost per call, accept exactly
+    what it accepts and, failing, name the field."""
+    return one_row_columns(*cloudevent_row(ce, latest_ms))
 
 
 def _columns(kind: object, body: Any, latest_ms: int) -> EventColumns:
