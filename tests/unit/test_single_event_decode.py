@@ -61,8 +61,11 @@ def test_a_single_event_decodes_as_the_same_event_in_a_batch() -> None:
         assert single.events()[0].time_ms == batch.time_ms[0]
 
 
-def test_a_bad_record_in_a_fetch_changes_no_other_verdict() -> None:
+@pytest.mark.parametrize("good", [0, 20])  # a few singles go one by one, many by columns
+def test_a_bad_record_in_a_fetch_changes_no_other_verdict(good: int) -> None:
+    fine = [orjson.dumps(cloudevent(f"fine-{i}")) for i in range(good)]
     values = [
+        *fine,
         orjson.dumps(cloudevent("good-1")),
         orjson.dumps(cloudevent("bad", input_tokens=-1)),
         orjson.dumps({**cloudevent("good-2"), "tracestate": "x"}),  # an extension attribute
@@ -79,10 +82,14 @@ def test_a_bad_record_in_a_fetch_changes_no_other_verdict() -> None:
             assert (result.field, str(result)) == (alone.field, str(alone))
         else:
             assert result == alone
-    bad = results[1]
+    bad = results[good + 1]
     assert isinstance(bad, InvalidEventError) and bad.field == "input_tokens"
-    assert [r.id for r in results if not isinstance(r, InvalidEventError)] == [
-        ["good-1"],
-        ["good-2"],
-        ["good-3"],
-    ]
+    kept = [r.id for r in results if not isinstance(r, InvalidEventError)]
+    assert kept[good:] == [["good-1"], ["good-2"], ["good-3"]]
+
+
+def test_many_good_singles_decode_as_each_alone() -> None:
+    values = [orjson.dumps(cloudevent(f"e{i}", user_id=f"u{i % 3}")) for i in range(30)]
+    for n in (1, 5, 30):  # below and above the per-event threshold
+        results = decode_many([(v, EVENT_HEADERS, NOW_MS) for v in values[:n]])
+        assert results == [decode_columns(v, EVENT_HEADERS, now_ms=NOW_MS) for v in values[:n]]
