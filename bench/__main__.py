@@ -11,7 +11,9 @@ nothing here fails on a threshold.
 Phases (`--only a,b`): comparison, ramp, tenants, partitions, profile, freshness, scrape
 (the Prometheus sink's scrape under tenant churn, bench/bench_prometheus_scrape.py; it
 needs no broker, and its table is printed and kept in the results file), foreign, api
-(bench/bench_api.py; its figures are printed and kept in the results file).
+(bench/bench_api.py; its figures are printed and kept in the results file), regions
+(bench/bench_regions.py: the central worker on MirrorMaker-replicated traffic; it rewrites
+the "Regions" section).
 `python -m bench foreign` runs only the foreign-producer section (a few minutes).
 `--render FILE` rewrites the docs from a saved results file without running anything.
 """
@@ -31,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import bench_api, bench_prometheus_scrape, foreign_markdown
+from bench import bench_api, bench_prometheus_scrape, bench_regions, foreign_markdown
 from bench import pipeline_baselines as baselines
 from bench import pipeline_runs as runs
 from bench.foreign import FULL as FOREIGN_FULL
@@ -45,17 +47,17 @@ from bench.pipeline_report import plot, write_section
 from tokenops.settings import KafkaSettings
 
 PIPELINE_PHASES = ("comparison", "ramp", "tenants", "partitions", "profile", "freshness")
-PHASES = (*PIPELINE_PHASES, "scrape", "foreign", "api")
+PHASES = (*PIPELINE_PHASES, "scrape", "foreign", "api", "regions")
 QUICK = dict(
     runs=1, events=200_000, rates=[5_000, 10_000, 25_000, 50_000, 100_000], step_s=8,
     tenants=[1_000, 10_000, 100_000], scale_events=100_000, windows=8, crossings=4,
-    foreign=FOREIGN_QUICK,
+    foreign=FOREIGN_QUICK, regions=bench_regions.QUICK,
 )  # fmt: skip
 FULL = dict(
     runs=3, events=600_000,
     rates=[5_000, 10_000, 20_000, 40_000, 70_000, 100_000, 120_000, 150_000],
     step_s=15, tenants=[1_000, 10_000, 100_000], scale_events=300_000, windows=20,
-    crossings=12, foreign=FOREIGN_FULL,
+    crossings=12, foreign=FOREIGN_FULL, regions=bench_regions.FULL,
 )  # fmt: skip
 
 
@@ -92,6 +94,10 @@ def main() -> None:
         body = foreign_markdown.render(results["foreign"], results["machine"], results["when"])
         write_section(body, heading=foreign_markdown.HEADING)
         print("wrote docs/benchmarks.md (Foreign producer)")
+    if "regions" in results:
+        body = bench_regions.render(results["regions"], results["machine"], results["when"])
+        write_section(body, heading=bench_regions.HEADING)
+        print("wrote docs/benchmarks.md (Regions)")
 
 
 def run(cfg: dict[str, Any], phases: list[str], quick: bool) -> dict[str, Any]:
@@ -187,10 +193,13 @@ def run(cfg: dict[str, Any], phases: list[str], quick: bool) -> dict[str, Any]:
             (tmp / "api").mkdir(exist_ok=True)
             results["api"] = bench_api.run(kafka, tmp / "api")
 
+        def regions() -> None:  # central ingest of MirrorMaker-replicated traffic
+            results["regions"] = bench_regions.measure(kafka, tmp / "regions", cfg["regions"])
+
         table: dict[str, Callable[[], None]] = {
             "comparison": comparison, "ramp": ramp, "tenants": tenants,
             "partitions": partitions, "profile": profile, "freshness": fresh,
-            "scrape": scrape, "foreign": foreign_producer, "api": api,
+            "scrape": scrape, "foreign": foreign_producer, "api": api, "regions": regions,
         }  # fmt: skip
         for phase in phases:
             print(f"== {phase} (load {os.getloadavg()[0]:.1f})", flush=True)

@@ -1,4 +1,5 @@
-"""Reads for BI and billing: usage by model/day/hour, and invoices, in the tenant's zone.
+"""Reads for BI and billing: usage by model/day/hour/month/region, and invoices, in the
+tenant's zone.
 
 Every function takes a clickhouse-connect client and returns plain data (Decimal amounts,
 never float), so the CLI, the sink's query endpoint and tests share one implementation.
@@ -7,7 +8,10 @@ Tenant values are always bound parameters.
 Ranges are UTC instants (a tenant's local day or month, from `time_zones`). A range on
 whole UTC hours is summed from the hourly rollups; any other range (a :30 or :45 zone's
 midnight, a `--from 10:15`) from the window totals, whose windows (60 s by default) are
-aligned to the epoch and so to every zone's midnight.
+aligned to the epoch and so to every zone's midnight. Usage by region is summed from the
+billing view of raw events, `raw_events_latest` (the totals and rollups are per tenant and
+model across regions): it needs raw events stored, and reaches back as far as their
+retention.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from tokenops.sinks.clickhouse.invoice_model import (
     invoice_from_json,
 )
 
-UsageBy = Literal["model", "day", "hour", "month"]
+UsageBy = Literal["model", "day", "hour", "month", "region"]
 CENT = Decimal("0.01")
 COUNTS = (*TOKEN_TYPES, "event_count")
 
@@ -42,8 +46,15 @@ _WINDOWS = f"""SELECT model, toDateTime(window_start, 'UTC') AS t, {", ".join(CO
     FROM window_totals_latest
     WHERE tenant_id = {{tenant:String}} AND window_start >= {{start:DateTime64(3, 'UTC')}}
       AND window_start < {{end:DateTime64(3, 'UTC')}}"""
+# Each event counted once (the view leaves out duplicates and dead letters), with the
+# same columns as the totals: usage by region adds up to the window totals.
+_RAW = f"""SELECT region, model, time AS t, {", ".join(TOKEN_TYPES)}, 1 AS event_count
+    FROM raw_events_latest
+    WHERE tenant_id = {{tenant:String}} AND time >= {{start:DateTime64(3, 'UTC')}}
+      AND time < {{end:DateTime64(3, 'UTC')}}"""
 _BUCKETS = {
     "model": None,
+    "region": "region",
     "hour": "toString(toStartOfHour(t, {tz:String}))",
     "day": "toString(toDate(t, {tz:String}))",
     "month": "toString(toStartOfMonth(t, {tz:String}))",
@@ -130,8 +141,9 @@ def usage(
     by: UsageBy,
     time_zone: str = "UTC",
 ) -> Usage:
-    """Token totals of `tenant` in [start, end), grouped by model or by local hour, day
-    or month of `time_zone`, with how final they are."""
+    """Token totals of `tenant` in [start, end), grouped by model, by local hour, day or
+    month of `time_zone`, or by region (the bucket; from the raw events), with how final
+    they are."""
     check_range(start, end)
     time_zones.zone(time_zone)
     check_tenant(client, tenant)
@@ -139,7 +151,8 @@ def usage(
     sums = ", ".join(f"sum({c}) AS {c}" for c in COUNTS)
     keys = "model" if bucket is None else "bucket, model"
     select = keys if bucket is None else f"{bucket} AS bucket, model"
-    sql = f"SELECT {select}, {sums} FROM ({_source(start, end)}) GROUP BY {keys} ORDER BY {keys}"
+    source = _RAW if by == "region" else _source(start, end)
+    sql = f"SELECT {select}, {sums} FROM ({source}) GROUP BY {keys} ORDER BY {keys}"
     params = {"tenant": tenant, "start": start, "end": end, "tz": time_zone}
     result = client.query(sql, parameters=params)
     rows = [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]

@@ -44,6 +44,7 @@ class By(StrEnum):
     day = "day"
     hour = "hour"
     month = "month"
+    region = "region"
 
 
 FORMAT = typer.Option(
@@ -51,7 +52,9 @@ FORMAT = typer.Option(
     "--format",
     help="table, csv, json, parquet (to a file or pipe), html (invoice only).",
 )
-BY = typer.Option(By.model, "--by", help="model, or local hour, day or month.")
+BY = typer.Option(
+    By.model, "--by", help="model, local hour, day or month, or region (from the raw events)."
+)
 
 
 def _reader() -> BillingReader:
@@ -82,7 +85,8 @@ def usage(
     by: By = BY,
     fmt: Format = FORMAT,
 ) -> None:
-    """Token totals of one tenant in [from, to), by model or local hour, day or month.
+    """Token totals of one tenant in [from, to), by model, local hour, day or month, or
+    region (summed from the stored raw events, so within their retention).
 
     Dates are local midnights in the tenant's billing time zone
     (TOKENOPS_CLICKHOUSE_TIME_ZONES, default UTC). The output says how final the totals
