@@ -53,6 +53,7 @@ __all__ = [
     "event_row",
     "fields_row",
     "latest_ms",
+    "one_row_columns",
     "row_columns_of",
 ]
 
@@ -166,6 +167,16 @@ def row_columns_of(
     return EventColumns(
         tenant_id=tenant, attributes=attributes, **dict(zip(ROW_FIELDS, columns, strict=True))
     )
+
+
+def one_row_columns(tenant: str, row: Row, attributes: dict[str, str]) -> EventColumns:
+    """The `EventColumns` of one event's row (`ROW_FIELDS` order): one positional call,
+    no keyword dict or transposition (a single-event record's whole result)."""
+    (i, s, t, m, p, o, it, ot, cr, cc, ro, pj, ag, us, ak, rg, nd) = row
+    return EventColumns(
+        tenant, [i], [s], [t], [m], [p], [o], [it], [ot], [cr], [cc], [ro],
+        [pj], [ag], [us], [ak], [rg], [nd], [dict(attributes)] if attributes else None,
+    )  # fmt: skip
 
 
 def build_event(

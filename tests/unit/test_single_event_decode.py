@@ -1,0 +1,95 @@
+"""Records of one CloudEvent: decoded by the per-event rules into a one-row EventColumns,
+equal to what the column check gives the same event, and a bad record in a fetch leaves
+its neighbours' columns and its own dead-letter reason as `decode_columns` gives them."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+import pytest
+
+from tokenops.schemas import EVENT_HEADERS, InvalidEventError
+from tokenops.schemas.columns import one_row_columns, row_columns_of
+from tokenops.schemas.decode import decode_columns, decode_many
+from tokenops.schemas.rules import check_fields
+from tokenops.schemas.wire import BATCH_HEADERS
+
+NOW_MS = int(time.time() * 1000)
+WHEN = time.strftime("%Y-%m-%dT%H:%M:%S.123Z", time.gmtime(NOW_MS / 1000 - 60))
+
+
+def cloudevent(event_id: str, **data: object) -> dict[str, object]:
+    return {
+        "specversion": "1.0",
+        "type": "ai.tokenops.usage",
+        "source": "//node/a",
+        "id": event_id,
+        "time": WHEN,
+        "data": {
+            "schema_version": 1,
+            "tenant_id": "acme",
+            "model": "gpt-x",
+            "provider": "acme-ai",
+            "input_tokens": 10,
+            "output_tokens": 5,
+            **data,
+        },
+    }
+
+
+@pytest.mark.parametrize("attributes", [{}, {"team": "search"}])
+def test_one_row_columns_equal_the_general_builder(attributes: dict[str, str]) -> None:
+    fields = {**cloudevent("e1")["data"], "id": "e1", "source": "//node/a", "time": WHEN}
+    if attributes:
+        fields["attributes"] = attributes
+    tenant, row, attrs = check_fields(fields, 0, NOW_MS + 300_000)
+    one = one_row_columns(tenant, row, attrs)
+    assert one == row_columns_of(tenant, ([v] for v in row), [dict(attrs)] if attrs else None)
+    if attrs:
+        attrs.clear()  # the columns hold their own copy
+    assert one.attributes == ([attributes] if attributes else None)
+
+
+def test_a_single_event_decodes_as_the_same_event_in_a_batch() -> None:
+    for ce in (cloudevent("e1"), cloudevent("e2", project_id="p1", reasoning_output_tokens=2)):
+        single = decode_columns(orjson.dumps(ce), EVENT_HEADERS, now_ms=NOW_MS)
+        envelope = {"type": "ai.tokenops.usage.batch", "version": 1, "tenant_id": "acme",
+                    "events": [ce]}  # fmt: skip
+        batch = decode_columns(orjson.dumps(envelope), BATCH_HEADERS, now_ms=NOW_MS)
+        assert single == batch
+        assert single.events()[0].time_ms == batch.time_ms[0]
+
+
+@pytest.mark.parametrize("good", [0, 20])  # a few singles go one by one, many by columns
+def test_a_bad_record_in_a_fetch_changes_no_other_verdict(good: int) -> None:
+    fine = [orjson.dumps(cloudevent(f"fine-{i}")) for i in range(good)]
+    values = [
+        *fine,
+        orjson.dumps(cloudevent("good-1")),
+        orjson.dumps(cloudevent("bad", input_tokens=-1)),
+        orjson.dumps({**cloudevent("good-2"), "tracestate": "x"}),  # an extension attribute
+        orjson.dumps(cloudevent("good-3", attributes={"team": "search"})),
+    ]
+    results = decode_many([(v, EVENT_HEADERS, NOW_MS) for v in values])
+    for value, result in zip(values, results, strict=True):
+        try:
+            alone: object = decode_columns(value, EVENT_HEADERS, now_ms=NOW_MS)
+        except InvalidEventError as exc:
+            alone = exc
+        if isinstance(alone, InvalidEventError):
+            assert isinstance(result, InvalidEventError)
+            assert (result.field, str(result)) == (alone.field, str(alone))
+        else:
+            assert result == alone
+    bad = results[good + 1]
+    assert isinstance(bad, InvalidEventError) and bad.field == "input_tokens"
+    kept = [r.id for r in results if not isinstance(r, InvalidEventError)]
+    assert kept[good:] == [["good-1"], ["good-2"], ["good-3"]]
+
+
+def test_many_good_singles_decode_as_each_alone() -> None:
+    values = [orjson.dumps(cloudevent(f"e{i}", user_id=f"u{i % 3}")) for i in range(30)]
+    for n in (1, 5, 30):  # below and above the per-event threshold
+        results = decode_many([(v, EVENT_HEADERS, NOW_MS) for v in values[:n]])
+        assert results == [decode_columns(v, EVENT_HEADERS, now_ms=NOW_MS) for v in values[:n]]
