@@ -19,11 +19,11 @@ from operator import attrgetter, mul
 from typing import Any, Protocol
 
 from tokenops.quotas.book import QuotaBook
+from tokenops.quotas.counter import shared_period_bounds
 from tokenops.schemas.columns import EventColumns
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
 
 PICOS = 10**12
-_SHARED: dict[tuple[str, str], tuple[int, int]] = {}  # (period, timezone) -> last bounds
 
 
 class QuotaPlan:
@@ -77,13 +77,7 @@ class QuotaPlan:
     def bounds_at(self, time_ms: int) -> tuple[int, int]:
         """[start, end) of the period holding `time_ms`; the last answer is reused."""
         if not self._start <= time_ms < self._end:
-            # Every quota with this period and timezone shares the boundaries: computing
-            # a local midnight is the costly part, so it is done once per period change.
-            zone = (self.quota.period, self.quota.timezone)
-            start, end = _SHARED.get(zone, (0, -1))
-            if not start <= time_ms < end:
-                start, end = _SHARED[zone] = self.quota.period_bounds(time_ms)
-            self._start, self._end = start, end
+            self._start, self._end = shared_period_bounds(self.quota, time_ms)
         return self._start, self._end
 
     def to_decimal(self, usage: int) -> Decimal:

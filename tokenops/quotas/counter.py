@@ -30,6 +30,17 @@ from tokenops.schemas.quota import QuotaDefinition
 _SHARED: dict[tuple[str, str], tuple[int, int]] = {}  # (period, timezone) -> last bounds
 
 
+def shared_period_bounds(quota: QuotaDefinition, time_ms: int) -> tuple[int, int]:
+    """[start, end) of `quota`'s period holding `time_ms`. Every quota with this period
+    and timezone shares the boundaries: computing a local midnight is the costly part,
+    so it is done once per period change, not once per quota."""
+    zone = (quota.period, quota.timezone)
+    start, end = _SHARED.get(zone, (0, -1))
+    if not start <= time_ms < end:
+        start, end = _SHARED[zone] = quota.period_bounds(time_ms)
+    return start, end
+
+
 class Crossing(NamedTuple):
     """A threshold crossed inside a record; sorted by (row, quota, threshold) = event order."""
 
@@ -228,13 +239,7 @@ class QuotaCounter:
     def bounds_at(self, time_ms: int) -> tuple[int, int]:
         """[start, end) of the period holding `time_ms`; the last answer is reused."""
         if not self._start <= time_ms < self._end:
-            # Every quota with this period and timezone shares the boundaries: computing
-            # a local midnight is the costly part, so it is done once per period change.
-            zone = (self.quota.period, self.quota.timezone)
-            start, end = _SHARED.get(zone, (0, -1))
-            if not start <= time_ms < end:
-                start, end = _SHARED[zone] = self.quota.period_bounds(time_ms)
-            self._start, self._end = start, end
+            self._start, self._end = shared_period_bounds(self.quota, time_ms)
         return self._start, self._end
 
     def _cell(self, start: int, end: int) -> tuple[str, Cell]:
