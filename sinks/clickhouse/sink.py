@@ -48,6 +48,13 @@ GC_YOUNG_THRESHOLD = 10_000
 Offsets = dict[tuple[str, int], int]
 
 
+def raise_young_gc_threshold() -> None:
+    """For the sink's own process (`tokenops sink clickhouse`): the collector setting is
+    process-wide, so a sink run inside another program leaves it to that program."""
+    if gc.get_threshold()[0] < GC_YOUNG_THRESHOLD:
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+
+
 class BatchWriter(Protocol):
     def write(self, batch: Batch) -> None:
         """Store the batch durably or raise; called again with the same batch on failure."""
@@ -111,8 +118,6 @@ class ClickHouseSink(BatchingSink[Batch, Offsets]):
             topics += [self.usage_topic, self.dead_letter_topic]
         self.consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         logger.info("clickhouse sink consuming topics=%s", ",".join(topics))
-        if gc.get_threshold()[0] < GC_YOUNG_THRESHOLD:
-            gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
     def close(self) -> None:
         self.consumer.close()

@@ -13,6 +13,7 @@ from tokenops.progress_log import ProgressLog
 from tokenops.settings import KafkaSettings, LogSettings, StackSettings, TopicSettings, load
 from tokenops.sinks.clickhouse import ClickHouseSettings
 from tokenops.sinks.clickhouse.service import run_sink
+from tokenops.sinks.clickhouse.sink import raise_young_gc_threshold
 from tokenops.stack.targets import advertise, withdraw
 
 
@@ -38,6 +39,7 @@ def sink() -> None:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    raise_young_gc_threshold()
     settings, state_dir = load(ClickHouseSettings), load(StackSettings).state_dir
     registry = CollectorRegistry()
     progress = ProgressLog(
