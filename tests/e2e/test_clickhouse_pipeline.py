@@ -25,7 +25,13 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.worker_run import WINDOW_S, WorkerProcess, latest_totals, worker_env
+from tests.e2e.worker_run import (
+    WINDOW_S,
+    WorkerProcess,
+    clickhouse_sink_env,
+    latest_totals,
+    worker_env,
+)
 from tests.processes import TOKENOPS, TokenopsProcess
 from tokenops.demo.observe import pipeline_lag
 from tokenops.producers.producer import UsageProducer
@@ -33,7 +39,6 @@ from tokenops.producers.settings import ProducerSettings
 from tokenops.settings import KafkaSettings
 from tokenops.simulate.ledger import ExpectedTotals, Key
 from tokenops.simulate.simulator import SimulationConfig, Simulator
-from tokenops.stack.process import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -118,16 +123,9 @@ def test_invoices_equal_the_ledger_after_worker_and_sink_crashes(
 ) -> None:
     env = worker_env(kafka_settings, topics, f"w-{uuid.uuid4().hex[:8]}", tmp_path)
     group = f"sink-{uuid.uuid4().hex[:8]}"
-    sink_env = {
-        **env,
-        "HOME": str(tmp_path),
-        "TOKENOPS_CLICKHOUSE_URL": f"chdb://{tmp_path / 'store'}",
-        "TOKENOPS_CLICKHOUSE_HTTP_PORT": str(free_port()),
-        "TOKENOPS_CLICKHOUSE_CONSUMER_GROUP": group,
-        "TOKENOPS_CLICKHOUSE_BATCH_MAX_MS": "300",
-        # A killed sink's partitions move after the session timeout (librdkafka: 45 s).
-        "TOKENOPS_KAFKA_CLIENT_CONFIG": '{"session.timeout.ms": "6000"}',
-    }
+    # A killed sink's partitions move after the session timeout (librdkafka: 45 s).
+    session = {"TOKENOPS_KAFKA_CLIENT_CONFIG": '{"session.timeout.ms": "6000"}'}
+    sink_env = clickhouse_sink_env(env, tmp_path, tmp_path / "store", group, **session)
     logs = [tmp_path / "worker.log", tmp_path / "sink.log"]
     worker = WorkerProcess(env, tmp_path / "state", logs[0])
     sink = SinkProcess(sink_env, logs[1])

@@ -18,12 +18,11 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_clickhouse_pipeline import SinkProcess, cli, topics  # noqa: F401
-from tests.e2e.worker_run import WorkerProcess, latest_totals, worker_env
+from tests.e2e.worker_run import WorkerProcess, clickhouse_sink_env, latest_totals, worker_env
 from tokenops.demo.observe import pipeline_lag
 from tokenops.producers import ProducerSettings, UsageProducer
 from tokenops.settings import KafkaSettings
 from tokenops.sinks.clickhouse import ClickHouseSettings, open_store
-from tokenops.stack.process import free_port
 from tokenops.topics import read_to_end
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
@@ -79,15 +78,8 @@ def test_dead_lettered_events_stay_out_of_raw_billing_and_reconcile_is_clean(
     env.update(TOKENOPS_WORKER_SIGNATURE_MODE="verify-if-present")
     group = f"sink-{uuid.uuid4().hex[:8]}"
     store = tmp_path / "store"
-    sink_env = {
-        **env,
-        "HOME": str(tmp_path),
-        "TOKENOPS_CLICKHOUSE_URL": f"chdb://{store}",
-        "TOKENOPS_CLICKHOUSE_HTTP_PORT": str(free_port()),
-        "TOKENOPS_CLICKHOUSE_CONSUMER_GROUP": group,
-        "TOKENOPS_CLICKHOUSE_BATCH_MAX_MS": "300",
-        "TOKENOPS_WORKER_SIGNING_KEYRING_FILE": str(tmp_path / "sink-keyring.yaml"),
-    }
+    keyring = {"TOKENOPS_WORKER_SIGNING_KEYRING_FILE": str(tmp_path / "sink-keyring.yaml")}
+    sink_env = clickhouse_sink_env(env, tmp_path, store, group, **keyring)
     env["TOKENOPS_WORKER_SIGNING_KEYRING_FILE"] = str(tmp_path / "worker-keyring.yaml")
     worker = WorkerProcess(env, tmp_path / "state", tmp_path / "worker.log")
     sink = SinkProcess(sink_env, tmp_path / "sink.log")

@@ -27,7 +27,13 @@ import yaml
 
 from tests.e2e.test_clickhouse_pipeline import SinkProcess, assert_invoice, hand_invoices
 from tests.e2e.test_quota_alerting import FastPrometheus
-from tests.e2e.worker_run import WINDOW_S, WorkerProcess, latest_totals, worker_env
+from tests.e2e.worker_run import (
+    WINDOW_S,
+    WorkerProcess,
+    clickhouse_sink_env,
+    latest_totals,
+    worker_env,
+)
 from tokenops.demo.observe import pipeline_lag
 from tokenops.paths import deploy_dir
 from tokenops.producers.producer import UsageProducer
@@ -186,14 +192,7 @@ def test_two_regions_count_exactly_once_through_mirrormaker_crashes(
     prometheus = LagRulePrometheus(settings)
     env = worker_env(kafka_settings, topics, f"w-{uuid.uuid4().hex[:8]}", tmp_path)
     group = f"sink-{uuid.uuid4().hex[:8]}"
-    sink_env = {
-        **env,
-        "HOME": str(tmp_path),
-        "TOKENOPS_CLICKHOUSE_URL": f"chdb://{tmp_path / 'store'}",
-        "TOKENOPS_CLICKHOUSE_HTTP_PORT": str(free_port()),
-        "TOKENOPS_CLICKHOUSE_CONSUMER_GROUP": group,
-        "TOKENOPS_CLICKHOUSE_BATCH_MAX_MS": "300",
-    }
+    sink_env = clickhouse_sink_env(env, tmp_path, tmp_path / "store", group)
     logs = {name: tmp_path / f"{name}.log" for name in ("worker", "sink")}
     fleets = {
         "west": [fleet("west", 1, 4), fleet("west", 3, 8)],

@@ -203,3 +203,19 @@ def wait_exact(
             break
         time.sleep(1.0)
     return got
+
+
+def clickhouse_sink_env(
+    worker: dict[str, str], tmp: Path, store: Path, group: str, **extra: str
+) -> dict[str, str]:
+    """A ClickHouse sink's environment beside a worker's: its chDB store, a free
+    endpoint port, its own consumer group and short batches; `extra` adds or overrides."""
+    return {
+        **worker,
+        "HOME": str(tmp),
+        "TOKENOPS_CLICKHOUSE_URL": f"chdb://{store}",
+        "TOKENOPS_CLICKHOUSE_HTTP_PORT": str(free_port()),
+        "TOKENOPS_CLICKHOUSE_CONSUMER_GROUP": group,
+        "TOKENOPS_CLICKHOUSE_BATCH_MAX_MS": "300",
+        **extra,
+    }
