@@ -26,7 +26,7 @@ from tokenops.streams.processors import OutputRecord, PartitionProcessor
 from tokenops.streams.routing import CREATE_TIME, PlacementCheck, RecordRouter, event_clock
 from tokenops.streams.state.delta import StateDelta
 from tokenops.streams.state.store import PartitionStore
-from tokenops.streams.windows import NO_TIME, Totals, WindowBook
+from tokenops.streams.windows import NO_TIME, Totals, WindowBook, WindowId
 
 logger = logging.getLogger(__name__)
 
@@ -291,16 +291,15 @@ class PartitionState:
         delta.max_event_ms = self.book.max_event_ms
         if self.book.watermark_ms > NO_TIME:
             delta.expire_before_ms = self.book.watermark_ms - self.horizon_ms
-        delta.open = [(t, m, s, v) for (t, m, s), v in result.open.items()]
+        delta.open = [(t, m, r, s, v) for (t, m, r, s), v in result.open.items()]
         delta.unopened = result.closed
-        delta.closed = [(t, m, s, v) for (t, m, s), v in result.emitted.items()]
-        for (tenant_id, model, start), totals in result.emitted.items():
-            outputs.append(self._totals_record(tenant_id, model, start, totals, now_ms))
+        delta.closed = [(t, m, r, s, v) for (t, m, r, s), v in result.emitted.items()]
+        for window, totals in result.emitted.items():
+            outputs.append(self._totals_record(window, totals, now_ms))
 
-    def _totals_record(
-        self, tenant_id: str, model: str, start: int, v: Totals, now_ms: int
-    ) -> OutputRecord:
-        key, value = window_totals_record(tenant_id, model, start, self.window_s, v, now_ms)
+    def _totals_record(self, window: WindowId, v: Totals, now_ms: int) -> OutputRecord:
+        tenant_id, model, region, start = window
+        key, value = window_totals_record(tenant_id, model, region, start, self.window_s, v, now_ms)
         return OutputRecord(self.aggregates_topic, key, value)
 
     def _dead_letter(

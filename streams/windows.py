@@ -6,8 +6,10 @@ counts one accepted event (`add_columns()` a whole record's), `finish()` advance
 watermark and closes windows. A batch decides lateness against the watermark it started
 with, so its result depends only on the state before it and its events.
 
-Totals are plain lists (`Totals`): five token counts (`TOKEN_TYPES` order), the event
-count, the first and last event time and the revision (0 while the window is open).
+A window is one tenant, model and region (`WindowId`; '' for events without a region) in
+one tumbling interval. Totals are plain lists (`Totals`): five token counts (`TOKEN_TYPES`
+order), the event count, the first and last event time and the revision (0 while the
+window is open).
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from typing import Any
 
 from tokenops.schemas.columns import EventColumns
 
-WindowId = tuple[str, str, int]  # tenant_id, model, window_start_ms
+WindowId = tuple[str, str, str, int]  # tenant_id, model, region, window_start_ms
+Group = tuple[str, str, str]  # tenant_id, model, region: a window within its start
 Totals = list[int]
 COUNT, FIRST, LAST, REVISION = 5, 6, 7, 8
 NO_TIME = -(2**62)
-# A record whose events fall into more (model, window) groups than this is counted event
+# A record whose events fall into more (model, region, window) groups than this is counted event
 # by event: each group costs a few passes over the whole record.
 MAX_COLUMN_GROUPS = 8
 
@@ -79,14 +82,14 @@ class WindowBook:
         window_ms: int,
         lateness_ms: int,
         *,
-        open_windows: dict[int, dict[tuple[str, str], Totals]] | None = None,
+        open_windows: dict[int, dict[Group, Totals]] | None = None,
         max_event_ms: int = NO_TIME,
         watermark_ms: int = NO_TIME,
     ) -> None:
         self.window_ms = window_ms
         self.lateness_ms = lateness_ms
         # by window start, so closing touches only the windows that end
-        self.open: dict[int, dict[tuple[str, str], Totals]] = open_windows or {}
+        self.open: dict[int, dict[Group, Totals]] = open_windows or {}
         self.max_event_ms = max_event_ms
         self.watermark_ms = watermark_ms
         self._batch: BatchResult | None = None
@@ -104,21 +107,26 @@ class WindowBook:
         self._lookup = closed_lookup
 
     def add(
-        self, tenant_id: str, model: str, time_ms: int, tokens: tuple[int, int, int, int, int]
+        self,
+        tenant_id: str,
+        model: str,
+        time_ms: int,
+        tokens: tuple[int, int, int, int, int],
+        region: str = "",
     ) -> None:
         batch = self._batch
         assert batch is not None, "add() outside begin()/finish()"
         start = time_ms - time_ms % self.window_ms
-        window = (tenant_id, model, start)
+        window = (tenant_id, model, region, start)
         if time_ms > self.max_event_ms:
             self.max_event_ms = time_ms
         if start + self.window_ms > self.watermark_ms:
             slot = self.open.get(start)
             if slot is None:
                 slot = self.open[start] = {}
-            totals = slot.get((tenant_id, model))
+            totals = slot.get((tenant_id, model, region))
             if totals is None:
-                totals = slot[(tenant_id, model)] = new_totals(time_ms)
+                totals = slot[(tenant_id, model, region)] = new_totals(time_ms)
             add_event(totals, tokens, time_ms)
             batch.open[window] = totals
             return
@@ -153,17 +161,17 @@ class WindowBook:
             start = t - t % size
             if start + size <= watermark:
                 self.max_event_ms = max(highest, self.max_event_ms)
-                self.add(d["tenant_id"], d["model"], t, _tokens(d))
+                self.add(d["tenant_id"], d["model"], t, _tokens(d), d["region"] or "")
                 continue
             if t > highest:
                 highest = t
             slot = open_windows.get(start)
             if slot is None:
                 slot = open_windows[start] = {}
-            tenant_id, model = d["tenant_id"], d["model"]
-            totals = slot.get((tenant_id, model))
+            group = (d["tenant_id"], d["model"], d["region"] or "")
+            totals = slot.get(group)
             if totals is None:
-                totals = slot[(tenant_id, model)] = [0, 0, 0, 0, 0, 0, t, t, 0]
+                totals = slot[group] = [0, 0, 0, 0, 0, 0, t, t, 0]
             totals[0] += d["input_tokens"]
             totals[1] += d["output_tokens"]
             totals[2] += d["cache_read_input_tokens"]
@@ -174,7 +182,7 @@ class WindowBook:
                 totals[6] = t
             elif t > totals[7]:
                 totals[7] = t
-            touched[(tenant_id, model, start)] = totals
+            touched[(*group, start)] = totals
         self.max_event_ms = max(highest, self.max_event_ms)
 
     def add_records(self, records: Sequence[EventColumns]) -> None:
@@ -192,14 +200,16 @@ class WindowBook:
             t = times[0]
             start = t - t % size
             if start + size <= self.watermark_ms:  # late: a correction
-                self._add_each(columns.tenant_id, columns.model, times, columns.tokens())
+                self._add_each(
+                    columns.tenant_id, columns.model, columns.region, times, columns.tokens()
+                )
                 continue
             if t > self.max_event_ms:
                 self.max_event_ms = t
             slot = open_windows.get(start)
             if slot is None:
                 slot = open_windows[start] = {}
-            group = (columns.tenant_id, columns.model[0])
+            group = (columns.tenant_id, columns.model[0], columns.region[0] or "")
             totals = slot.get(group)
             if totals is None:
                 totals = slot[group] = new_totals(t)
@@ -218,9 +228,10 @@ class WindowBook:
     def add_columns(self, columns: EventColumns) -> None:
         """`add()` for every event of one record (the worker's hot path).
 
-        A record holds one tenant, and usually one model and one window: its token
-        columns are then summed with `sum()`, a single C-level pass each, and no per-event
-        Python code runs. A few (model, window) groups are summed group by group; late
+        A record holds one tenant, and usually one model, one region and one window: its
+        token columns are then summed with `sum()`, a single C-level pass each, and no
+        per-event Python code runs. A few (model, region, window) groups are summed group
+        by group; late
         events (their window closed) and records of many groups take the per-event path.
         Same result as calling `add()` for each event in order, down to the order in which
         windows first appear in the book and the batch result.
@@ -230,37 +241,57 @@ class WindowBook:
         n = len(times)
         if not n:
             return
-        size, tenant_id, models = self.window_ms, columns.tenant_id, columns.model
+        size, tenant_id, models, regions = (
+            self.window_ms,
+            columns.tenant_id,
+            columns.model,
+            columns.region,
+        )
         lo, hi = min(times), max(times)
         start = lo - lo % size
-        if start == hi - hi % size and models.count(models[0]) == n:
+        if (
+            start == hi - hi % size
+            and models.count(models[0]) == n
+            and regions.count(regions[0]) == n
+        ):
             if start + size > self.watermark_ms:
-                self._add_sums(tenant_id, models[0], start, columns.tokens(), n, lo, hi)
+                region = regions[0] or ""
+                self._add_sums(tenant_id, models[0], region, start, columns.tokens(), n, lo, hi)
             else:
-                self._add_each(tenant_id, models, times, columns.tokens())
+                self._add_each(tenant_id, models, regions, times, columns.tokens())
             return
         starts = list(map(sub, times, map(mod, times, repeat(size, n))))
-        keys = list(zip(models, starts, strict=True))
-        groups = dict.fromkeys(keys)  # (model, start) in order of first appearance
+        keys = list(zip(models, regions, starts, strict=True))
+        groups = dict.fromkeys(keys)  # (model, region, start) in order of first appearance
         if len(groups) > MAX_COLUMN_GROUPS:
-            self._add_each(tenant_id, models, times, columns.tokens())
+            self._add_each(tenant_id, models, regions, times, columns.tokens())
             return
         tokens = columns.tokens()
-        for model, start in groups:
-            mask = list(map(eq, keys, repeat((model, start), n)))
+        for key in groups:
+            model, region, start = key
+            mask = list(map(eq, keys, repeat(key, n)))
             picked = list(compress(times, mask))
             group_tokens = [list(compress(column, mask)) for column in tokens]
             if start + size > self.watermark_ms:
                 self._add_sums(
-                    tenant_id, model, start, group_tokens, len(picked), min(picked), max(picked)
+                    tenant_id,
+                    model,
+                    region or "",
+                    start,
+                    group_tokens,
+                    len(picked),
+                    min(picked),
+                    max(picked),
                 )
             else:
-                self._add_each(tenant_id, repeat(model, len(picked)), picked, group_tokens)
+                k = len(picked)
+                self._add_each(tenant_id, repeat(model, k), repeat(region, k), picked, group_tokens)
 
     def _add_sums(
         self,
         tenant_id: str,
         model: str,
+        region: str,
         start: int,
         tokens: Sequence[list[int]],
         n: int,
@@ -276,9 +307,10 @@ class WindowBook:
         slot = self.open.get(start)
         if slot is None:
             slot = self.open[start] = {}
-        totals = slot.get((tenant_id, model))
+        group = (tenant_id, model, region)
+        totals = slot.get(group)
         if totals is None:
-            totals = slot[(tenant_id, model)] = new_totals(lo)
+            totals = slot[group] = new_totals(lo)
         totals[0] += sum(tokens[0])
         totals[1] += sum(tokens[1])
         totals[2] += sum(tokens[2])
@@ -289,19 +321,20 @@ class WindowBook:
             totals[FIRST] = lo
         if hi > totals[LAST]:
             totals[LAST] = hi
-        batch.open[(tenant_id, model, start)] = totals
+        batch.open[(tenant_id, model, region, start)] = totals
 
     def _add_each(
         self,
         tenant_id: str,
         models: Iterable[str],
+        regions: Iterable[str | None],
         times: Iterable[int],
         tokens: Sequence[Iterable[int]],
     ) -> None:
         """`add()` event by event: late events, and records of many groups."""
         add = self.add
-        for model, time_ms, *counts in zip(models, times, *tokens, strict=True):
-            add(tenant_id, model, time_ms, tuple(counts))
+        for model, region, time_ms, *counts in zip(models, regions, times, *tokens, strict=True):
+            add(tenant_id, model, time_ms, tuple(counts), region or "")
 
     def finish(self, *, watermark_floor_ms: int = NO_TIME) -> BatchResult:
         """End the batch: advance the watermark (never backwards) and close windows.
@@ -314,8 +347,8 @@ class WindowBook:
         self.watermark_ms = watermark
         window_ms = self.window_ms
         for start in sorted(s for s in self.open if s + window_ms <= watermark):
-            for (tenant_id, model), totals in self.open.pop(start).items():
-                window = (tenant_id, model, start)
+            for (tenant_id, model, region), totals in self.open.pop(start).items():
+                window = (tenant_id, model, region, start)
                 totals[REVISION] = 1
                 batch.open.pop(window, None)
                 batch.closed.append(window)
@@ -323,4 +356,4 @@ class WindowBook:
         return batch
 
     def open_windows(self) -> dict[WindowId, Totals]:
-        return {(t, m, s): v for s, slot in self.open.items() for (t, m), v in slot.items()}
+        return {(t, m, r, s): v for s, slot in self.open.items() for (t, m, r), v in slot.items()}

@@ -8,10 +8,12 @@ Tenant values are always bound parameters.
 Ranges are UTC instants (a tenant's local day or month, from `time_zones`). A range on
 whole UTC hours is summed from the hourly rollups; any other range (a :30 or :45 zone's
 midnight, a `--from 10:15`) from the window totals, whose windows (60 s by default) are
-aligned to the epoch and so to every zone's midnight. Usage by region is summed from the
-billing view of raw events, `raw_events_latest` (the totals and rollups are per tenant and
-model across regions): it needs raw events stored, and reaches back as far as their
-retention.
+aligned to the epoch and so to every zone's midnight.
+
+Region is part of a window's identity, and the rollups sum regions together: usage by
+region and invoices (one line per model, region, token type and unit price) are summed
+from the window totals, whatever the range. They need no raw events, and the invoice's
+total is the same sum the rollups would give.
 """
 
 from __future__ import annotations
@@ -42,16 +44,11 @@ COUNTS = (*TOKEN_TYPES, "event_count")
 _HOURLY = f"""SELECT model, hour AS t, {", ".join(COUNTS)} FROM hourly_usage
     WHERE tenant_id = {{tenant:String}} AND hour >= {{start:DateTime('UTC')}}
       AND hour < {{end:DateTime('UTC')}}"""
-_WINDOWS = f"""SELECT model, toDateTime(window_start, 'UTC') AS t, {", ".join(COUNTS)}
+_WINDOWS = f"""SELECT model, region, toDateTime(window_start, 'UTC') AS t,
+    {", ".join(COUNTS)}
     FROM window_totals_latest
     WHERE tenant_id = {{tenant:String}} AND window_start >= {{start:DateTime64(3, 'UTC')}}
       AND window_start < {{end:DateTime64(3, 'UTC')}}"""
-# Each event counted once (the view leaves out duplicates and dead letters), with the
-# same columns as the totals: usage by region adds up to the window totals.
-_RAW = f"""SELECT region, model, time AS t, {", ".join(TOKEN_TYPES)}, 1 AS event_count
-    FROM raw_events_latest
-    WHERE tenant_id = {{tenant:String}} AND time >= {{start:DateTime64(3, 'UTC')}}
-      AND time < {{end:DateTime64(3, 'UTC')}}"""
 _BUCKETS = {
     "model": None,
     "region": "region",
@@ -142,8 +139,8 @@ def usage(
     time_zone: str = "UTC",
 ) -> Usage:
     """Token totals of `tenant` in [start, end), grouped by model, by local hour, day or
-    month of `time_zone`, or by region (the bucket; from the raw events), with how final
-    they are."""
+    month of `time_zone`, or by region (the bucket; '' for events without one), with how
+    final they are."""
     check_range(start, end)
     time_zones.zone(time_zone)
     check_tenant(client, tenant)
@@ -151,7 +148,7 @@ def usage(
     sums = ", ".join(f"sum({c}) AS {c}" for c in COUNTS)
     keys = "model" if bucket is None else "bucket, model"
     select = keys if bucket is None else f"{bucket} AS bucket, model"
-    source = _RAW if by == "region" else _source(start, end)
+    source = _WINDOWS if by == "region" else _source(start, end)
     sql = f"SELECT {select}, {sums} FROM ({source}) GROUP BY {keys} ORDER BY {keys}"
     params = {"tenant": tenant, "start": start, "end": end, "tz": time_zone}
     result = client.query(sql, parameters=params)
@@ -160,14 +157,16 @@ def usage(
 
 
 def live_invoice(client: Client, tenant: str, month: date, time_zone: str = "UTC") -> Invoice:
-    """The invoice as the store's totals stand now (what closing the month freezes)."""
+    """The invoice as the store's totals stand now (what closing the month freezes): one
+    line per model, region, token type and unit price."""
     start, end = time_zones.month_range(month, time_zone)
     params = {"tenant": tenant, "start": start, "end": end}
     bill = Invoice(tenant, month.replace(day=1), time_zone)
-    for row in client.query(priced(_source(start, end)), parameters=params).result_rows:
-        model, token_type, currency, unit, is_priced, quantity, _, amount = row
-        if not is_priced:
-            bill.unpriced.append((model, token_type, int(quantity)))
+    unpriced: dict[tuple[str, str], int] = {}
+    for row in client.query(priced(_WINDOWS, "region"), parameters=params).result_rows:
+        region, model, token_type, currency, unit, is_priced, quantity, _, amount = row
+        if not is_priced:  # one entry per model and token type, all regions together
+            unpriced[(model, token_type)] = unpriced.get((model, token_type), 0) + int(quantity)
             continue
         exact = Decimal(amount)
         bill.lines.append(
@@ -179,13 +178,15 @@ def live_invoice(client: Client, tenant: str, month: date, time_zone: str = "UTC
                 currency,
                 exact.quantize(CENT, rounding=ROUND_HALF_UP),
                 exact,
+                region,
             )
         )
+    bill.unpriced = [(model, token_type, qty) for (model, token_type), qty in unpriced.items()]
     bill.adjustments = adjustments(client, tenant, bill.month)
     return bill
 
 
-_ADJUSTMENTS = f"""SELECT model, toDateTime(window_start, 'UTC') AS t, original_number,
+_ADJUSTMENTS = f"""SELECT model, region, toDateTime(window_start, 'UTC') AS t, original_number,
     toString(original_month) AS original, toString(window_start) AS window, window_size_s,
     {", ".join(COUNTS)}
     FROM invoice_adjustments FINAL
@@ -194,10 +195,12 @@ _ADJUSTMENTS = f"""SELECT model, toDateTime(window_start, 'UTC') AS t, original_
 
 def adjustments(client: Client, tenant: str, month: date) -> list[AdjustmentLine]:
     """The adjustment lines billed on `tenant`'s invoice of `month`."""
-    sql = priced(_ADJUSTMENTS, "original_number, original, window")
+    sql = priced(_ADJUSTMENTS, "original_number, original, window, region")
     out = []
     rows = client.query(sql, parameters={"tenant": tenant, "month": month}).result_rows
-    for number, original, window, model, token_type, currency, unit, _, qty, events, amount in rows:
+    for row in rows:
+        number, original, window, region, model, token_type, currency, unit, _, qty = row[:10]
+        events, amount = row[10:]
         exact = Decimal(amount or 0)
         out.append(
             AdjustmentLine(
@@ -212,6 +215,7 @@ def adjustments(client: Client, tenant: str, month: date) -> list[AdjustmentLine
                 currency or "",
                 exact.quantize(CENT, rounding=ROUND_HALF_UP),
                 exact,
+                region,
             )
         )
     return out

@@ -35,6 +35,7 @@ ADJUSTMENT_COLUMNS = [
     "original_number",
     "original_month",
     "model",
+    "region",
     "window_start",
     "window_size_s",
     "revision",
@@ -83,14 +84,14 @@ def adjustment_rows(client: Client, windows: Sequence[WindowTotals]) -> list[lis
             late.append((w, month))
     if not late:
         return []
-    keys = [(w.tenant_id, w.model, w.window_start_ms, w.window_size_s) for w, _ in late]
+    keys = [(w.tenant_id, w.model, w.region, w.window_start_ms, w.window_size_s) for w, _ in late]
     stored = {
-        tuple(row[:4]): row[4:]
+        tuple(row[:5]): row[5:]
         for row in client.query(
-            f"""SELECT tenant_id, model, toUnixTimestamp64Milli(window_start), window_size_s,
-                revision, {", ".join(COUNTS)} FROM window_totals FINAL
-            WHERE (tenant_id, model, toUnixTimestamp64Milli(window_start), window_size_s)
-                IN {{keys:Array(Tuple(String, String, Int64, UInt32))}}""",
+            f"""SELECT tenant_id, model, region, toUnixTimestamp64Milli(window_start),
+                window_size_s, revision, {", ".join(COUNTS)} FROM window_totals FINAL
+            WHERE (tenant_id, model, region, toUnixTimestamp64Milli(window_start), window_size_s)
+                IN {{keys:Array(Tuple(String, String, String, Int64, UInt32))}}""",
             parameters={"keys": keys},
         ).result_rows
     }
@@ -113,6 +114,7 @@ def adjustment_rows(client: Client, windows: Sequence[WindowTotals]) -> list[lis
                 months[month][0],
                 month,
                 w.model,
+                w.region,
                 w.window_start_ms,
                 w.window_size_s,
                 w.revision,

@@ -46,13 +46,14 @@ def render(bill: Invoice) -> str:
         + _cells(
             [
                 line.model,
+                line.region,
                 line.token_type,
                 f"{line.quantity:,}",
                 line.unit_price_per_million,
                 line.currency,
                 line.amount,
             ],
-            {2, 3, 5},
+            {3, 4, 6},
         )
         + "</tr>"
         for line in bill.lines
@@ -75,7 +76,7 @@ def render(bill: Invoice) -> str:
         for a in bill.adjustments
     )
     totals = "".join(
-        f'<tr class="total"><td colspan="5">Total {escape(currency)}</td>'
+        f'<tr class="total"><td colspan="6">Total {escape(currency)}</td>'
         f'<td class="n">{escape(str(total))}</td></tr>'
         for currency, total in bill.totals.items()
     )
@@ -98,7 +99,7 @@ def render(bill: Invoice) -> str:
 <div class="meta">Tenant <b>{escape(bill.tenant_id)}</b> · billing time zone
 {escape(bill.time_zone)}</div>
 <p>{stamp}</p>
-<table><tr><th>model</th><th>token type</th><th class="n">quantity</th>
+<table><tr><th>model</th><th>region</th><th>token type</th><th class="n">quantity</th>
 <th class="n">price / 1M</th><th>currency</th><th class="n">amount</th></tr>
 {lines}{totals}</table>
 {adjustment_table}

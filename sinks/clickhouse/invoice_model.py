@@ -15,6 +15,9 @@ from tokenops.sinks.clickhouse.finality import Finality
 
 @dataclass(frozen=True)
 class InvoiceLine:
+    """One model's usage of one token type at one unit price, in one region ('' for
+    events without a region)."""
+
     model: str
     token_type: str
     quantity: int
@@ -22,6 +25,7 @@ class InvoiceLine:
     currency: str
     amount: Decimal  # rounded half-up to the cent
     exact_amount: Decimal
+    region: str = ""
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class AdjustmentLine:
     currency: str
     amount: Decimal
     exact_amount: Decimal
+    region: str = ""
 
 
 @dataclass
@@ -70,7 +75,13 @@ class Invoice:
 
 
 def _text(line: object) -> dict[str, object]:
-    return {k: str(v) if isinstance(v, Decimal) else v for k, v in line.__dict__.items()}
+    """A line as JSON text. A line's `region` is left out when it is '': an invoice
+    without regions is the document it was before lines had a region (and its hash)."""
+    return {
+        k: str(v) if isinstance(v, Decimal) else v
+        for k, v in line.__dict__.items()
+        if k != "region" or v
+    }
 
 
 def invoice_document(bill: Invoice) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import orjson
 from tokenops.schemas import TOKEN_TYPES
 
 INVOICE_STRUCTURE = (
-    "kind String, model String, token_type String, quantity Int64, "
+    "kind String, model String, region String, token_type String, quantity Int64, "
     "unit_price_per_million Decimal(38, 9), currency String, amount Decimal(38, 2), "
     "original_invoice Nullable(String), window_start Nullable(String), "
     "event_count Nullable(Int64)"

@@ -13,6 +13,7 @@ from tokenops.sinks.base import Skip
 WINDOW_COLUMNS = [
     "tenant_id",
     "model",
+    "region",
     "window_start",
     "window_size_s",
     "input_tokens",
@@ -58,6 +59,7 @@ def window_row(w: WindowTotals) -> list[object]:
     return [
         w.tenant_id,
         w.model,
+        w.region,
         w.window_start_ms,
         w.window_size_s,
         w.input_tokens,

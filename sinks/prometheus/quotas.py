@@ -18,7 +18,7 @@ from tokenops.schemas.aggregates import WindowTotals
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
 
 BUCKET_MS = 15 * 60_000
-Windows = dict[str, dict[tuple[str, int, int], "Window"]]
+Windows = dict[str, dict[tuple[str, int, int, str], "Window"]]
 Buckets = dict[str, dict[tuple[str, int], list[int]]]
 
 
@@ -114,7 +114,7 @@ class QuotaGauges:
             return cached[2]
         total = 0
         if quota.period == "minute":
-            for (model, window_start, _), window in windows.get(quota.tenant_id, {}).items():
+            for (model, window_start, _, _), window in windows.get(quota.tenant_id, {}).items():
                 if start <= window_start < end and quota.model in (None, model):
                     total += units.usage_of(quota, window.tokens)
         else:

@@ -36,7 +36,8 @@ CANDIDATES_PER_LABEL = 4
 OTHER_WINDOWS_PER_LABEL = 100
 DEAD_LETTER_IDS = 100_000
 
-WindowId = tuple[str, int, int]  # model, window_start_ms, window_size_s
+# model, window_start_ms, window_size_s, region: two regions' windows are two windows
+WindowId = tuple[str, int, int, str]
 
 
 @dataclass
@@ -66,7 +67,7 @@ class ExporterState:
         default_factory=lambda: defaultdict(dict)
     )
     # (tenant, *window id) -> latest revision, for folded tenants; oldest first
-    _other_windows: OrderedDict[tuple[str, str, int, int], Window] = field(
+    _other_windows: OrderedDict[tuple[str, str, int, int, str], Window] = field(
         default_factory=OrderedDict
     )
     _other_forgotten_ms: int = -1  # the newest window start dropped from _other_windows
@@ -124,10 +125,10 @@ class ExporterState:
             self._remember_other((tenant, *window_id), window)
         self._buckets.pop(tenant, None)
 
-    def _remember_other(self, key: tuple[str, str, int, int], window: Window) -> None:
+    def _remember_other(self, key: tuple[str, str, int, int, str], window: Window) -> None:
         self._other_windows[key] = window
         while len(self._other_windows) > OTHER_WINDOWS_PER_LABEL * self.max_tenants:
-            (_, _, start, _), _ = self._other_windows.popitem(last=False)
+            (_, _, start, _, _), _ = self._other_windows.popitem(last=False)
             self._other_forgotten_ms = max(self._other_forgotten_ms, start)
 
     def model_label(self, model: str) -> str:
@@ -185,7 +186,7 @@ class ExporterState:
     def on_window(self, totals: WindowTotals) -> None:
         new = tuple(totals.tokens()[name] for name in TOKEN_TYPES)
         owner = self._owner(totals.tenant_id)
-        window_id = (totals.model, totals.window_start_ms, totals.window_size_s)
+        window_id = (totals.model, totals.window_start_ms, totals.window_size_s, totals.region)
         other_key = (totals.tenant_id, *window_id)
         old = self._windows[owner].get(window_id) if owner != OTHER else None
         if old is None and other_key in self._other_windows:

@@ -16,6 +16,10 @@ like a delta that was never written, and the batch is replayed from its input.
 
 A dedup key is `source NUL id` (exact, no hash: neither field may hold NUL or newline);
 the keys first seen in a batch travel grouped by event-time bucket, newline-joined.
+
+A window row is `[tenant, model, region, start, totals]` (`"v": 2`); a delta of the
+version before region (`"v": 1`, rows `[tenant, model, start, totals]`) reads as region
+'', so a worker upgraded over an existing changelog replays it.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ def part_bytes_below(max_message_bytes: int) -> int:
     return bound
 
 
-WindowRow = tuple[str, str, int, Totals]
+WindowRow = tuple[str, str, str, int, Totals]  # tenant_id, model, region, start, totals
 
 
 @dataclass
@@ -65,7 +69,7 @@ class StateDelta:
     def to_bytes(self) -> bytes:
         return orjson.dumps(
             {
-                "v": 1,
+                "v": 2,
                 "owner": self.owner,
                 "start": self.start_offset,
                 "next": self.next_offset,
@@ -90,12 +94,24 @@ class StateDelta:
             watermark_ms=d["wm"],
             max_event_ms=d["max"],
             expire_before_ms=d["expire"],
-            open=[(t, m, s, v) for t, m, s, v in d["open"]],
-            closed=[(t, m, s, v) for t, m, s, v in d["closed"]],
-            unopened=[(t, m, s) for t, m, s in d["unopened"]],
+            open=list(map(_window_row, d["open"])),
+            closed=list(map(_window_row, d["closed"])),
+            unopened=list(map(_window_id, d["unopened"])),
             dedup={bucket: keys for bucket, keys in d["dedup"]},
             processors=d["proc"],
         )
+
+
+def _window_row(row: list[Any]) -> WindowRow:
+    if len(row) == 4:  # a "v": 1 delta: no region
+        return row[0], row[1], "", row[2], row[3]
+    return row[0], row[1], row[2], row[3], row[4]
+
+
+def _window_id(window: list[Any]) -> WindowId:
+    if len(window) == 3:  # a "v": 1 delta: no region
+        return window[0], window[1], "", window[2]
+    return window[0], window[1], window[2], window[3]
 
 
 def claim_bytes(owner: str) -> bytes:

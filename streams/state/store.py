@@ -3,8 +3,8 @@
 Layout (raw bytes keys, big-endian times so ranges sort by time):
 - `m`                              -> JSON meta: next input offset, next changelog offset,
                                       owner, watermark, highest event time
-- `o` start tenant|model           -> open window totals
-- `c` start tenant|model           -> closed window totals (with revision)
+- `o` start tenant|model[|region]  -> open window totals
+- `c` start tenant|model[|region]  -> closed window totals (with revision)
 - `d` source NUL id                -> dedup bucket (event time // bucket_ms) of a seen event
 - `e` bucket changelog-offset      -> newline-joined dedup keys to delete with the bucket
 - `p` processor NUL key            -> a partition processor's JSON state
@@ -13,6 +13,9 @@ The store only ever receives whole `StateDelta`s in one RocksDB write batch, so 
 crash it holds exactly the state after some changelog record, and says which. The WAL is
 off: a crash may lose the newest writes, but never part of one, and the changelog tail
 after the store's position brings them back on recovery.
+
+A window of region '' keeps the key without the `|region` suffix, the key the version
+before region wrote: a store from that version holds exactly the region '' windows.
 """
 
 from __future__ import annotations
@@ -29,15 +32,21 @@ import orjson
 from rocksdict import BlockBasedOptions, Options, Rdict, WriteBatch, WriteOptions
 
 from tokenops.streams.state.delta import StateDelta
-from tokenops.streams.windows import NO_TIME, Totals, WindowId
+from tokenops.streams.windows import NO_TIME, Group, Totals, WindowId
 
 _META = b"m"
 _TOTALS = struct.Struct(">9q")
 _TIME = struct.Struct(">q")
 
 
-def _window_key(prefix: bytes, tenant_id: str, model: str, start: int) -> bytes:
-    return prefix + _TIME.pack(start) + f"{tenant_id}|{model}".encode()
+def _window_key(prefix: bytes, tenant_id: str, model: str, region: str, start: int) -> bytes:
+    group = f"{tenant_id}|{model}|{region}" if region else f"{tenant_id}|{model}"
+    return prefix + _TIME.pack(start) + group.encode()
+
+
+def _group(raw: bytes) -> Group:
+    tenant_id, model, *region = raw.decode().split("|", 2)
+    return tenant_id, model, region[0] if region else ""
 
 
 class PartitionStore:
@@ -70,15 +79,14 @@ class PartitionStore:
         self.db.flush()  # without a WAL, an unflushed memtable dies with the process
         self.db.close()
 
-    def open_windows(self) -> dict[int, dict[tuple[str, str], Totals]]:
-        windows: dict[int, dict[tuple[str, str], Totals]] = {}
+    def open_windows(self) -> dict[int, dict[Group, Totals]]:
+        windows: dict[int, dict[Group, Totals]] = {}
         for raw_key, value in self.db.items(from_key=b"o"):
             key = cast(bytes, raw_key)
             if not key.startswith(b"o"):
                 break
             start = _TIME.unpack_from(key, 1)[0]
-            tenant_id, model = key[9:].decode().split("|", 1)
-            windows.setdefault(start, {})[(tenant_id, model)] = list(_TOTALS.unpack(value))
+            windows.setdefault(start, {})[_group(key[9:])] = list(_TOTALS.unpack(value))
         return windows
 
     def closed_window(self, window: WindowId) -> Totals | None:
@@ -107,12 +115,12 @@ class PartitionStore:
     def apply(self, delta: StateDelta, changelog_next: int, owner: str) -> None:
         """Apply `delta` (read from or written at changelog offset `changelog_next - 1`)."""
         batch = WriteBatch(raw_mode=True)
-        for tenant_id, model, start, totals in delta.open:
-            batch.put(_window_key(b"o", tenant_id, model, start), _TOTALS.pack(*totals))
-        for tenant_id, model, start in delta.unopened:
-            batch.delete(_window_key(b"o", tenant_id, model, start))
-        for tenant_id, model, start, totals in delta.closed:
-            batch.put(_window_key(b"c", tenant_id, model, start), _TOTALS.pack(*totals))
+        for tenant_id, model, region, start, totals in delta.open:
+            batch.put(_window_key(b"o", tenant_id, model, region, start), _TOTALS.pack(*totals))
+        for window in delta.unopened:
+            batch.delete(_window_key(b"o", *window))
+        for tenant_id, model, region, start, totals in delta.closed:
+            batch.put(_window_key(b"c", tenant_id, model, region, start), _TOTALS.pack(*totals))
         for bucket, keys in delta.dedup.items():
             packed, joined = _TIME.pack(bucket), keys.encode()
             dedup_keys = joined.split(b"\n")

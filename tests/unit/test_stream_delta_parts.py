@@ -19,7 +19,9 @@ T0 = 1_750_000_020_000
 def _delta(keys: int, owner: str = "a" * 32, start: int = 7) -> StateDelta:
     dedup = {T0 // 3_600_000: "\n".join(f"//node/1\x00ev-{i:08d}" for i in range(keys))}
     totals = [keys, 0, 0, 0, 0, keys, T0, T0, 0]
-    return StateDelta(owner, start, start + 10, open=[("acme", "m1", T0, totals)], dedup=dedup)
+    return StateDelta(
+        owner, start, start + 10, open=[("acme", "m1", "west", T0, totals)], dedup=dedup
+    )
 
 
 def _reassemble(records: list[tuple[bytes, bytes]]) -> list[bytes]:

@@ -66,7 +66,7 @@ def test_duplicates_are_counted_once_within_and_across_batches(tmp_path: Path) -
     _, delta, counts = state.process([_record(1, encode_event(_event(2, T0 + 2)))], T0)
     state.commit(delta, 2)
     assert (counts.counted, counts.duplicates) == (0, 1)
-    assert state.book.open[T0][("acme", "m1")][5] == 2
+    assert state.book.open[T0][("acme", "m1", "")][5] == 2
 
 
 def test_malformed_record_is_dead_lettered_whole_with_reason_headers(tmp_path: Path) -> None:
@@ -115,7 +115,9 @@ def test_state_survives_a_restart_and_the_changelog_rebuilds_it(tmp_path: Path) 
     fresh = PartitionStore(tmp_path / "rebuilt", bucket_ms=3_600_000, window_ms=60_000)
     for i, raw in enumerate(deltas):
         fresh.apply(StateDelta.from_bytes(raw), i + 1, "me")
-    assert fresh.closed_window(("acme", "m1", T0)) == again.store.closed_window(("acme", "m1", T0))
+    assert fresh.closed_window(("acme", "m1", "", T0)) == again.store.closed_window(
+        ("acme", "m1", "", T0)
+    )
     assert fresh.open_windows() == again.store.open_windows()
     assert fresh.seen(["//node/1\x00e1", "//node/1\x00nope"]) == [True, False]
 

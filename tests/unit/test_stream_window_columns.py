@@ -15,7 +15,11 @@ from tokenops.streams.windows import MAX_COLUMN_GROUPS, WindowBook
 T0 = 1_800_000_000_000  # a window boundary for 60 s windows
 
 
-def _columns(tenant: str, rows: list[tuple[str, int, tuple[int, ...]]]) -> EventColumns:
+def _columns(
+    tenant: str,
+    rows: list[tuple[str, int, tuple[int, ...]]],
+    regions: list[str | None] | None = None,
+) -> EventColumns:
     n = len(rows)
     tokens = list(zip(*(r[2] for r in rows), strict=True))
     return EventColumns(
@@ -35,7 +39,7 @@ def _columns(tenant: str, rows: list[tuple[str, int, tuple[int, ...]]]) -> Event
         agent_id=[None] * n,
         user_id=[None] * n,
         api_key_id=[None] * n,
-        region=[None] * n,
+        region=regions or [None] * n,
         node_id=[None] * n,
     )
 
@@ -57,6 +61,7 @@ def _run(batches: list[list[EventColumns]], by_columns: bool) -> list[Any]:
                     record.model[i],
                     record.time_ms[i],
                     tuple(column[i] for column in record.tokens()),  # type: ignore[arg-type]
+                    record.region[i] or "",
                 )
         max_event = book.max_event_ms
         result = book.finish()
@@ -83,7 +88,10 @@ rows = st.lists(
     min_size=1,
     max_size=30,
 )
-records = st.lists(st.tuples(st.sampled_from(["a", "b"]), rows), min_size=1, max_size=5)
+regions = st.lists(st.sampled_from([None, "west", "east"]), min_size=30, max_size=30)
+records = st.lists(
+    st.tuples(st.sampled_from(["a", "b"]), rows, regions, st.booleans()), min_size=1, max_size=5
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -93,12 +101,14 @@ def test_add_columns_equals_add_per_event(batches: Any, one_window: bool) -> Non
     for b, batch in enumerate(batches):
         base = T0 + b * 50_000
         parts = []
-        for tenant, record in batch:
+        for tenant, record, region, mixed in batch:
             if one_window:  # the common case: one model, one window per record
                 record = [("m1", base + abs(t) % 60_000, tok) for _, t, tok in record]
             else:
                 record = [(m, base + t, tok) for m, t, tok in record]
-            parts.append(_columns(tenant, record))
+            # one region per record (or none), or regions mixed inside the record
+            region = region[: len(record)] if mixed else [region[0]] * len(record)
+            parts.append(_columns(tenant, record, region))
         built.append(parts)
     assert _run(built, by_columns=True) == _run(built, by_columns=False)
 

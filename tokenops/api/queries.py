@@ -24,7 +24,7 @@ from tokenops.api.state import ApiState
 from tokenops.errors import TokenopsError
 from tokenops.sinks.clickhouse.wire import invoice_to_json, parse_time, usage_to_json
 
-_BY = ("model", "day", "hour", "region")  # region: from the raw events (docs/bi.md)
+_BY = ("model", "day", "hour", "region")  # region: from the window totals (docs/bi.md)
 
 
 def _json(value: Any) -> Response:

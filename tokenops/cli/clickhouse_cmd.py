@@ -53,7 +53,7 @@ FORMAT = typer.Option(
     help="table, csv, json, parquet (to a file or pipe), html (invoice only).",
 )
 BY = typer.Option(
-    By.model, "--by", help="model, local hour, day or month, or region (from the raw events)."
+    By.model, "--by", help="model, local hour, day or month, or region (from the window totals)."
 )
 
 
@@ -86,7 +86,7 @@ def usage(
     fmt: Format = FORMAT,
 ) -> None:
     """Token totals of one tenant in [from, to), by model, local hour, day or month, or
-    region (summed from the stored raw events, so within their retention).
+    region (summed from the window totals; '' is events without a region).
 
     Dates are local midnights in the tenant's billing time zone
     (TOKENOPS_CLICKHOUSE_TIME_ZONES, default UTC). The output says how final the totals
@@ -184,6 +184,7 @@ def invoice_rows(bill: Invoice) -> list[dict[str, Any]]:
         {
             "kind": "line",
             "model": line.model,
+            "region": line.region,
             "token_type": line.token_type,
             "quantity": line.quantity,
             "unit_price_per_million": line.unit_price_per_million,
@@ -196,6 +197,7 @@ def invoice_rows(bill: Invoice) -> list[dict[str, Any]]:
         {
             "kind": "adjustment",
             "model": line.model,
+            "region": line.region,
             "token_type": line.token_type,
             "quantity": line.quantity,
             "unit_price_per_million": line.unit_price_per_million,
