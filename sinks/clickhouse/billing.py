@@ -33,9 +33,9 @@ from tokenops.sinks.clickhouse.finality import Finality
 from tokenops.sinks.clickhouse.invoice_model import (
     AdjustmentLine,
     Invoice,
-    InvoiceLine,
     invoice_from_json,
 )
+from tokenops.sinks.clickhouse.region_lines import PricedRow, region_lines
 
 UsageBy = Literal["model", "day", "hour", "month", "region"]
 CENT = Decimal("0.01")
@@ -163,24 +163,24 @@ def live_invoice(client: Client, tenant: str, month: date, time_zone: str = "UTC
     params = {"tenant": tenant, "start": start, "end": end}
     bill = Invoice(tenant, month.replace(day=1), time_zone)
     unpriced: dict[tuple[str, str], int] = {}
+    rows: list[PricedRow] = []
     for row in client.query(priced(_WINDOWS, "region"), parameters=params).result_rows:
         region, model, token_type, currency, unit, is_priced, quantity, _, amount = row
         if not is_priced:  # one entry per model and token type, all regions together
             unpriced[(model, token_type)] = unpriced.get((model, token_type), 0) + int(quantity)
             continue
-        exact = Decimal(amount)
-        bill.lines.append(
-            InvoiceLine(
+        rows.append(
+            (
+                region,
                 model,
                 token_type,
-                int(quantity),
-                _plain(Decimal(unit)),
                 currency,
-                exact.quantize(CENT, rounding=ROUND_HALF_UP),
-                exact,
-                region,
+                _plain(Decimal(unit)),
+                int(quantity),
+                Decimal(amount),
             )
         )
+    bill.lines = region_lines(rows)
     bill.unpriced = [(model, token_type, qty) for (model, token_type), qty in unpriced.items()]
     bill.adjustments = adjustments(client, tenant, bill.month)
     return bill

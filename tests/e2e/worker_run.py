@@ -172,15 +172,20 @@ class WorkerProcess(TokenopsProcess):
 
 
 def latest_totals(kafka: KafkaSettings, topic: str) -> dict[Key, list[int]]:
-    """Per key the record with the highest revision (ties: the highest event count)."""
-    best: dict[Key, WindowTotals] = {}
+    """Per window the record with the highest revision (ties: the highest event count),
+    summed over regions by (tenant, model, window start)."""
+    best: dict[str, WindowTotals] = {}
     for m in read_to_end(kafka, topic):
         w = WindowTotals.from_bytes(m.value())
-        k = (w.tenant_id, w.model, w.window_start_ms)
-        old = best.get(k)
+        old = best.get(w.key)
         if old is None or (w.revision, w.event_count) > (old.revision, old.event_count):
-            best[k] = w
-    return {k: [*w.tokens().values(), w.event_count] for k, w in best.items()}
+            best[w.key] = w
+    totals: dict[Key, list[int]] = {}
+    for w in best.values():
+        k = (w.tenant_id, w.model, w.window_start_ms)
+        new = [*w.tokens().values(), w.event_count]
+        totals[k] = [a + b for a, b in zip(totals.get(k, [0] * 6), new, strict=True)]
+    return totals
 
 
 def dead_letters(kafka: KafkaSettings, topic: str) -> dict[tuple[int, int], bytes]:

@@ -68,8 +68,8 @@ def test_an_invoice_as_html_csv_and_parquet(chdb_dsn: str, tmp_path: Path) -> No
 
     csv = run("csv")
     rows = csv.stdout.decode().splitlines()
-    assert rows[0].startswith("kind,model,token_type,quantity")
-    assert len(rows) == 6 and all(r.startswith("line,gpt-4o,") for r in rows[1:])
+    assert rows[0].startswith("kind,model,region,token_type,quantity")
+    assert len(rows) == 6 and all(r.startswith("line,gpt-4o,,") for r in rows[1:])  # no region
     assert f"total_USD={total}" in csv.stderr.decode()  # totals beside, never in, the rows
 
     parquet = tmp_path / "invoice.parquet"

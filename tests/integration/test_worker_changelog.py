@@ -31,7 +31,7 @@ def _open(path: Path) -> PartitionStore:
 
 def _delta(owner: str, start: int, nxt: int, count: int) -> bytes:
     totals = [count, 0, 0, 0, 0, count, T0, T0, 0]
-    return StateDelta(owner, start, nxt, open=[("acme", "m1", T0, totals)]).to_bytes()
+    return StateDelta(owner, start, nxt, open=[("acme", "m1", "", T0, totals)]).to_bytes()
 
 
 def test_a_stale_owner_cannot_change_the_state_after_a_new_claim(
@@ -53,7 +53,7 @@ def test_a_stale_owner_cannot_change_the_state_after_a_new_claim(
     store, owner = recovery.recover(0, _open, tmp_path / "fresh")
     assert store.meta["owner"] == owner not in ("a", "b")
     assert store.meta["next_offset"] == 15
-    assert store.open_windows()[T0][("acme", "m1")][5] == 15
+    assert store.open_windows()[T0][("acme", "m1", "")][5] == 15
     store.close()
 
     # a local store that ran ahead with a stale owner's delta is rebuilt from the log
@@ -65,7 +65,7 @@ def test_a_stale_owner_cannot_change_the_state_after_a_new_claim(
     publisher.publish([], [(topic, 0, DELTA_KEY, _delta(owner, 15, 16, 16))])
     store, _ = recovery.recover(0, _open, tmp_path / "stale")
     assert store.meta["next_offset"] == 16
-    assert store.open_windows()[T0][("acme", "m1")][5] == 16
+    assert store.open_windows()[T0][("acme", "m1", "")][5] == 16
     store.close()
     publisher.close()
 
@@ -100,6 +100,6 @@ def test_a_delta_larger_than_the_topic_limit_is_written_in_parts_and_replayed_ex
     store, _ = recovery.recover(0, _open, tmp_path / "fresh")
     assert store.meta["next_offset"] == 1001  # the torn delta does not count
     assert store.seen(["//node/1\x00ev-000000000", "//node/1\x00ev-000199999"]) == [True, True]
-    assert store.open_windows()[T0][("acme", "m1")][5] == 7
+    assert store.open_windows()[T0][("acme", "m1", "")][5] == 7
     store.close()
     publisher.close()
