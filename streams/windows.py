@@ -268,7 +268,7 @@ class WindowBook:
             return
         tokens = columns.tokens()
         for key in groups:
-            model, region, start = key
+            model, key_region, start = key
             mask = list(map(eq, keys, repeat(key, n)))
             picked = list(compress(times, mask))
             group_tokens = [list(compress(column, mask)) for column in tokens]
@@ -276,7 +276,7 @@ class WindowBook:
                 self._add_sums(
                     tenant_id,
                     model,
-                    region or "",
+                    key_region or "",
                     start,
                     group_tokens,
                     len(picked),
@@ -285,7 +285,9 @@ class WindowBook:
                 )
             else:
                 k = len(picked)
-                self._add_each(tenant_id, repeat(model, k), repeat(region, k), picked, group_tokens)
+                self._add_each(
+                    tenant_id, repeat(model, k), repeat(key_region, k), picked, group_tokens
+                )
 
     def _add_sums(
         self,

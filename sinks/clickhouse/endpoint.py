@@ -15,7 +15,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
-from typing import Any
+from typing import Any, get_args
 
 import orjson
 from clickhouse_connect.driver.client import Client
@@ -46,8 +46,8 @@ Query = Callable[[Mapping[str, str]], Callable[[Client], Any]]
 
 def _usage(q: Mapping[str, str]) -> Callable[[Client], Any]:
     by = q.get("by", "model")
-    if by not in ("model", "day", "hour", "month"):
-        raise TokenopsError(f"by={by!r}: must be model, day, hour or month")
+    if by not in get_args(billing.UsageBy):
+        raise TokenopsError(f"by={by!r}: must be one of {', '.join(get_args(billing.UsageBy))}")
     tenant, start, end = q["tenant"], parse_time(q["from"]), parse_time(q["to"])
     zone = q.get("time_zone", "UTC")
     return lambda client: usage_to_json(

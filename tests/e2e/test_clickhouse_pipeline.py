@@ -112,7 +112,10 @@ def hand_invoices(windows: dict[Key, ExpectedTotals]) -> dict[tuple[str, str], d
 
 
 def assert_invoice(bill: dict[str, Any], lines: dict[str, Decimal], tenant: str) -> None:
-    got = {f"{x['model']}/{x['token_type']}": Decimal(x["amount"]) for x in bill["lines"]}
+    """The invoice's lines, each model's regions added up, equal the hand-made `lines`."""
+    got: dict[str, Decimal] = defaultdict(Decimal)
+    for x in bill["lines"]:
+        got[f"{x['model']}/{x['token_type']}"] += Decimal(x["amount"])
     assert got == lines, tenant
     assert bill["unpriced"] == []
     assert Decimal(bill["totals"]["USD"]) == sum(lines.values(), Decimal("0.00"))
