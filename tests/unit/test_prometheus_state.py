@@ -57,6 +57,18 @@ def tokens(registry: CollectorRegistry, tenant: str) -> float | None:
     return registry.get_sample_value("tokenops_tokens_total", labels)
 
 
+def test_two_regions_windows_of_one_minute_both_count() -> None:
+    """Region is part of a window's identity: a second region's window is not a
+    correction of the first, and the counters sum the regions."""
+    state = ExporterState()
+    registry = registry_for(state)
+    start = NOW - 10 * MINUTE
+    for region, amount in (("west", 100), ("central", 30), ("west", 100)):
+        state.on_window(totals("a", start, amount).model_copy(update={"region": region}))
+    assert tokens(registry, "a") == 130
+    assert registry.get_sample_value("tokenops_window_corrections_total") == 0
+
+
 def test_revisions_replace_and_replays_do_not_add() -> None:
     state = ExporterState()
     registry = registry_for(state)
