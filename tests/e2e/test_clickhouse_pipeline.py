@@ -4,7 +4,8 @@ Real broker, real processes, real embedded ClickHouse. The fleet simulator sends
 duplicates, late events and malformed records; between its runs the worker and then the
 sink are killed with SIGKILL. Every tenant's invoice must equal a hand computation from
 the simulator's ledger and deploy/prices.yaml, and `tokenops reconcile` must be clean.
-The CLI runs while the sink holds the embedded store, so it reads through the sink.
+The CLI runs while the sink holds the embedded store, so it reads through the sink's
+listener, with the run token of the store's owner file.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from tokenops.producers.settings import ProducerSettings
 from tokenops.settings import KafkaSettings
 from tokenops.simulate.ledger import ExpectedTotals, Key
 from tokenops.simulate.simulator import SimulationConfig, Simulator
+from tokenops.sinks.clickhouse.store import read_owner
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -177,10 +179,13 @@ def test_invoices_equal_the_ledger_after_worker_and_sink_crashes(
         assert "Traceback" not in busy.stderr
 
         invoices = hand_invoices(expected)
-        for (tenant, month), lines in invoices.items():  # through the sink's endpoint
-            query = urllib.parse.urlencode({"tenant": tenant, "month": month})
-            url = f"http://127.0.0.1:{sink.port}/v1/invoice?{query}"
-            with urllib.request.urlopen(url, timeout=30) as response:
+        # Through the sink's listener, with the run token its owner file holds (0600).
+        token = read_owner(tmp_path / "store")["token"]
+        for (tenant, month), lines in invoices.items():
+            query = urllib.parse.urlencode({"month": month})
+            url = f"http://127.0.0.1:{sink.port}/v1/invoices/{tenant}?{query}"
+            request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(request, timeout=30) as response:
                 assert_invoice(json.loads(response.read()), lines, tenant)
         (tenant, month), lines = sorted(invoices.items())[0]  # and once through the CLI
         result = cli(sink_env, "invoice", "--tenant", tenant, "--month", month, "--format", "json")
