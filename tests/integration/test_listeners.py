@@ -97,9 +97,26 @@ def test_a_host_header_not_allowed_gets_421(
     assert get(port, "/metrics", f"localhost:{port}")[0] == 200
 
 
-def test_a_slow_loris_connection_is_closed_by_the_deadline(worker_http: SafeHTTPServer) -> None:
-    worker_http.timeout_s = 1.0  # the default is 10 s; the rule is the same
-    with socket.create_connection(("127.0.0.1", worker_http.port), timeout=5) as sock:
+@pytest.fixture
+def quick_sink_http(sink_store: ClickHouseStore) -> Iterator[SinkListener]:
+    """The sink's listener with a 1 s request deadline (the default is 10 s)."""
+    listener = SinkListener(sink_store, threading.Lock(), CollectorRegistry(), None, timeout_s=1)
+    listener.start()
+    yield listener
+    listener.stop()
+
+
+@pytest.mark.parametrize("which", ["worker", "clickhouse sink"])
+def test_a_slow_loris_connection_is_closed_by_the_deadline(
+    which: str, request: pytest.FixtureRequest
+) -> None:
+    if which == "worker":
+        worker_http: SafeHTTPServer = request.getfixturevalue("worker_http")
+        worker_http.timeout_s = 1.0  # the default is 10 s; the rule is the same
+        port = worker_http.port
+    else:
+        port = request.getfixturevalue("quick_sink_http").port
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n")
         started, closed = time.monotonic(), False
         while time.monotonic() - started < 4:
@@ -118,6 +135,20 @@ def test_a_slow_loris_connection_is_closed_by_the_deadline(worker_http: SafeHTTP
                 pass
         assert closed, "a request trickled in byte by byte must not hold its connection"
         assert time.monotonic() - started < 3
+
+
+def test_half_open_connections_do_not_block_the_sinks_probe(sink_http: SinkListener) -> None:
+    idle = [socket.create_connection(("127.0.0.1", sink_http.port)) for _ in range(300)]
+    try:
+        for sock in idle[::2]:
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: loc")  # half-sent
+        time.sleep(0.5)
+        started = time.monotonic()
+        assert get(sink_http.port, "/healthz")[0] == 200  # not a 503: the oldest were closed
+        assert time.monotonic() - started < 2
+    finally:
+        for sock in idle:
+            sock.close()
 
 
 def test_half_open_connections_neither_pin_threads_nor_block_a_request(

@@ -1,7 +1,8 @@
 """`SinkListener`: the ClickHouse sink's app on uvicorn, on a thread of the sink.
 
-The stack of `tokenops api` (uvicorn with uvloop and httptools, tokenops/api/server.py),
-on its own event loop in a daemon thread, so the sink's consume-and-write loop keeps
+The stack of `tokenops api` (uvicorn with uvloop and httptools, tokenops/api/server.py;
+with tokenops/listen.py's slow-client rules, slow_clients.py), on its own event loop in
+a daemon thread, so the sink's consume-and-write loop keeps
 the main thread. The socket is bound here, before the thread starts, so a taken port
 is the caller's error at once and port 0 gets its number before the address is
 advertised in the store's owner file.
@@ -20,7 +21,8 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 
 from tokenops.api.sink_app import create_sink_app
-from tokenops.listen import LOOPBACK
+from tokenops.api.slow_clients import guarded_protocol
+from tokenops.listen import LOOPBACK, MAX_CONNECTIONS, TIMEOUT_S
 from tokenops.sinks.clickhouse.errors import ClickHouseError
 from tokenops.sinks.clickhouse.store import ClickHouseStore
 
@@ -41,6 +43,8 @@ class SinkListener:
         lock: threading.Lock,
         registry: CollectorRegistry,
         api_keys_file: Path | None,
+        *,
+        timeout_s: float = TIMEOUT_S,
     ) -> None:
         settings = store.settings
         host, port = settings.http_host or LOOPBACK, settings.http_port
@@ -62,12 +66,14 @@ class SinkListener:
         config = uvicorn.Config(
             app,
             loop="uvloop",
-            http="httptools",
+            # httptools, with the stdlib listener's slow-client rules (slow_clients.py)
+            http=guarded_protocol(timeout_s, MAX_CONNECTIONS),
             log_config=None,
             access_log=False,
             server_header=False,
             proxy_headers=False,
-            limit_concurrency=128,
+            # 503 only when every slot is answering: idle ones are closed before that
+            limit_concurrency=2 * MAX_CONNECTIONS,
             timeout_keep_alive=15,
         )
         self.server = uvicorn.Server(config)
