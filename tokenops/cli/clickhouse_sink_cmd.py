@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -53,6 +54,9 @@ def sink() -> None:
     from tokenops.api.sink_listener import SinkListener
 
     keys_file = load(ApiSettings).keys_file  # its admin keys are taken besides the run token
+    # Everything imported so far lives as long as the process: out of the collector's
+    # sight, so the HTTP stack's modules do not lengthen the sink's full collections.
+    gc.freeze()
     try:
         run_sink(
             load(KafkaSettings), load(TopicSettings), settings, state_dir,
