@@ -95,7 +95,11 @@ def test_the_cli_reads_through_the_sink_that_holds_the_store(tmp_path: Path) -> 
             unknown = _run(env, "usage", "--tenant", "acme2", *month)
             assert unknown.returncode != 0 and "unknown tenant 'acme2'" in unknown.stderr
             assert "known tenants include acme" in unknown.stderr  # the hint crosses too
-            for answer in (done, bill, check, rows, unknown):
+            busy = _run(env, "clickhouse", "migrate")  # names the holder, not its token
+            assert busy.returncode != 0 and "is in use by pid" in busy.stderr
+            shown = _run(env, "config", "show")
+            assert shown.returncode == 0, shown.stderr
+            for answer in (done, bill, check, rows, unknown, busy, shown):
                 assert listener.token not in answer.stdout + answer.stderr
                 assert "Traceback" not in answer.stderr
         finally:
