@@ -271,9 +271,9 @@ def profile_batch_path(kafka: KafkaSettings, topic: str, records: int, state: Pa
     process, on the first `records` records of the topic's partition 0 (one partition's
     state sees only its own records, in order: mixing partitions would make events
     late), grouped by where the time goes."""
-    from tokenops.streams.partition import InputRecord, PartitionState
+    from tests.harness.partition import partition_state
+    from tokenops.streams.partition import InputRecord
     from tokenops.streams.signing import worker_decoder
-    from tokenops.streams.state.store import PartitionStore
 
     consumer = Consumer(
         {
@@ -291,18 +291,7 @@ def profile_batch_path(kafka: KafkaSettings, topic: str, records: int, state: Pa
                 ts = m.timestamp()[1]
                 batch.append(InputRecord(len(batch), m.key(), m.value(), m.headers(), ts))
     consumer.close()
-    store = PartitionStore(state / "profile", bucket_ms=3_600_000, window_ms=60_000)
-    partition = PartitionState(
-        topic=topic,
-        partition=0,
-        store=store,
-        owner="bench",
-        window_s=60,
-        lateness_ms=30_000,
-        horizon_ms=86_400_000,
-        outputs=("aggregates", "dead-letter"),
-        decode=worker_decoder(None),
-    )
+    partition = partition_state(state / "profile", decode=worker_decoder(None), owner="bench")
     profiler = cProfile.Profile()
     profiler.enable()
     for i in range(0, len(batch), 100):

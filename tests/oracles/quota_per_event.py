@@ -293,20 +293,13 @@ def _alert(
     time_ms: int,
     emitted_at: int,
 ) -> QuotaAlert:
-    return QuotaAlert(
-        tenant_id=quota.tenant_id,
-        quota=quota.name,
-        model=quota.model,
-        period=quota.period,
-        period_start_ms=start,
-        period_end_ms=end,
-        threshold_pct=pct,
-        usage=usage,
-        limit=quota.limit,
-        unit=(quota.currency or "tokens") if quota.is_cost else "tokens",
-        time_ms=time_ms,
-        emitted_at_ms=emitted_at,
-    )
+    """The crossing as the quota-alerts topic documents it: the quota's own fields, the
+    period, the threshold, and the unit (a cost budget's currency, else tokens)."""
+    unit = quota.currency if quota.is_cost and quota.currency else "tokens"
+    own = quota.model_dump(include={"tenant_id", "model", "period", "limit"})
+    crossing = {"period_start_ms": start, "period_end_ms": end, "threshold_pct": pct}
+    stamps = {"time_ms": time_ms, "emitted_at_ms": emitted_at}
+    return QuotaAlert(quota=quota.name, usage=usage, unit=unit, **own, **crossing, **stamps)
 
 
 _TOKENS = (

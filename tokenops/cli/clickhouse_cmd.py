@@ -196,34 +196,29 @@ def invoice(
 
 def invoice_rows(bill: Invoice) -> list[dict[str, Any]]:
     """One row per line, then one per adjustment line (`kind` tells them apart)."""
-    rows: list[dict[str, Any]] = [
-        {
-            "kind": "line",
+
+    def row(kind: str, line: Any, **more: Any) -> dict[str, Any]:
+        return {
+            "kind": kind,
             "model": line.model,
             "token_type": line.token_type,
             "quantity": line.quantity,
             "unit_price_per_million": line.unit_price_per_million,
             "currency": line.currency,
             "amount": line.amount,
+            **more,
         }
-        for line in bill.lines
-    ]
-    rows += [
-        {
-            "kind": "adjustment",
-            "model": line.model,
-            "token_type": line.token_type,
-            "quantity": line.quantity,
-            "unit_price_per_million": line.unit_price_per_million,
-            "currency": line.currency,
-            "amount": line.amount,
-            "original_invoice": line.original_invoice,
-            "window_start": line.window_start,
-            "event_count": line.event_count,
-        }
+
+    return [row("line", line) for line in bill.lines] + [
+        row(
+            "adjustment",
+            line,
+            original_invoice=line.original_invoice,
+            window_start=line.window_start,
+            event_count=line.event_count,
+        )
         for line in bill.adjustments
     ]
-    return rows
 
 
 def _today(zone: str) -> date:
