@@ -46,9 +46,8 @@ from typing import NamedTuple
 from confluent_kafka import Consumer, Producer
 
 from bench import sink_legacy
-from bench.bench_worker import _peak_rss_mb, fill
+from bench.bench_worker import _peak_rss_mb, fill, v2_records
 from bench.pipeline_env import bench_kafka
-from tokenops.schemas import COLUMNS_HEADERS, EventColumns, encode_columns
 from tokenops.settings import KafkaSettings
 from tokenops.sinks.clickhouse import ClickHouseSettings, open_store
 from tokenops.sinks.clickhouse.decoding import RawRecord, decode_chunk
@@ -82,43 +81,14 @@ def fill_columns(kafka: KafkaSettings, topic: str, events: int, per_record: int)
             "queue.buffering.max.kbytes": 512_000,
         }
     )
-    span_ms = 20 * 60_000  # event time advances over 20 minutes of the topic
-    tenants = 1000
-    n = 0
-    while n < events:
-        tenant = f"tenant-{(n // per_record) % tenants:06d}"
-        k = min(per_record, events - n)
-        numbers = range(n, n + k)
-        absent: list[str | None] = [None] * k
-        columns = EventColumns(
-            tenant_id=tenant,
-            id=[f"e{i}" for i in numbers],
-            source=["//node/bench"] * k,
-            time_ms=[now + i * span_ms // events for i in numbers],
-            model=["gpt-x"] * k,
-            provider=["acme-ai"] * k,
-            operation=["chat"] * k,
-            input_tokens=[i % 1000 for i in numbers],
-            output_tokens=[50] * k,
-            cache_read_input_tokens=[0] * k,
-            cache_creation_input_tokens=[0] * k,
-            reasoning_output_tokens=[0] * k,
-            project_id=absent,
-            agent_id=absent,
-            user_id=absent,
-            api_key_id=absent,
-            region=absent,
-            node_id=absent,
-        )
-        value = encode_columns(columns)
+    for tenant, value, headers in v2_records(events, per_record, 1000, now):
         while True:
             try:
-                producer.produce(topic, value, tenant.encode(), headers=COLUMNS_HEADERS)
+                producer.produce(topic, value, tenant.encode(), headers=headers)
                 break
             except BufferError:
                 producer.poll(0.1)
         producer.poll(0)
-        n += k
     producer.flush(120)
 
 

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.bench_worker import _v2_records
+from bench.bench_worker import v2_records
 from tests.harness.partition import partition_state, partition_store
 from tokenops.placement import home_partition
 from tokenops.schemas import COLUMNS_HEADERS
@@ -75,7 +75,7 @@ def run(parts: dict[int, list[InputRecord]], events: int, dedup: bool) -> float:
 def main(events: int = 1_000_000, per_record: int = 100, tenants: int = 1_000) -> None:
     start_ms = int(time.time() * 1000) - 3_600_000
     parts: dict[int, list[InputRecord]] = {p: [] for p in range(4)}
-    for tenant, value, _ in _v2_records(events, per_record, tenants, start_ms):
+    for tenant, value, _ in v2_records(events, per_record, tenants, start_ms):
         records = parts[home_partition(tenant, len(parts))]  # where the worker counts it
         key = tenant.encode()
         records.append(

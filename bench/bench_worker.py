@@ -64,7 +64,7 @@ def fill(
             "queue.buffering.max.kbytes": 512_000,
         }
     )
-    records = {"v2": _v2_records, "v1": _v1_records, "ce": _ce_records}[load]
+    records = {"v2": v2_records, "v1": _v1_records, "ce": _ce_records}[load]
     start_ms = int(time.time() * 1000) - 3_600_000
     for tenant, value, headers in records(events, per_record, tenants, start_ms):
         while True:
@@ -131,7 +131,7 @@ def _ce_records(
             yield tenant, orjson.dumps(ce), headers
 
 
-def _v2_records(
+def v2_records(
     events: int, per_record: int, tenants: int, start_ms: int
 ) -> Iterator[tuple[str, bytes, list[tuple[str, bytes]]]]:
     """The same events as `_v1_records`, as columnar (v2) batch records."""
