@@ -43,10 +43,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer
 
 from bench import sink_legacy
-from bench.bench_worker import _peak_rss_mb, fill, v2_records
+from bench.bench_worker import _peak_rss_mb, fill
 from bench.pipeline_env import bench_kafka
 from tokenops.settings import KafkaSettings
 from tokenops.sinks.clickhouse import ClickHouseSettings, open_store
@@ -66,30 +66,6 @@ class Rate(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.wall:>10,.0f} rows/s  {self.cpu:>10,.0f} rows/CPU-s"
-
-
-def fill_columns(kafka: KafkaSettings, topic: str, events: int, per_record: int) -> None:
-    """The events of `bench_worker.fill` (same ids, tenants, times and tokens), as v2
-    columnar records built straight from columns."""
-    now = int(time.time() * 1000) - 3_600_000
-    producer = Producer(
-        {
-            **kafka.librdkafka(),
-            "partitioner": "murmur2_random",
-            "linger.ms": 20,
-            "compression.type": "lz4",
-            "queue.buffering.max.kbytes": 512_000,
-        }
-    )
-    for tenant, value, headers in v2_records(events, per_record, 1000, now):
-        while True:
-            try:
-                producer.produce(topic, value, tenant.encode(), headers=headers)
-                break
-            except BufferError:
-                producer.poll(0.1)
-        producer.poll(0)
-    producer.flush(120)
 
 
 def decode_columns(
@@ -282,7 +258,7 @@ def main(events: int = 500_000, per_record: int = 100, record_format: str = "v2"
             ensure_topics(kafka, [TopicSpec(topic, 4, 1)])
             t = time.perf_counter()
             if record_format == "v2":
-                fill_columns(kafka, topic, events, per_record)
+                fill(kafka, topic, events, per_record, tenants=1000, load="v2")
             else:
                 fill(kafka, topic, events, per_record, tenants=1000)
             took = time.perf_counter() - t
