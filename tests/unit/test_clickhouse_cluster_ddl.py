@@ -10,7 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from tokenops.cli import app
 from tokenops.sinks.clickhouse.errors import MigrationError
 from tokenops.sinks.clickhouse.migrations import cluster_migrations, load_migrations
 
@@ -148,3 +150,13 @@ def test_every_checked_in_migration_has_a_cluster_form_with_the_files_checksum()
     assert [m.checksum for m in cluster] == [m.checksum for m in single]
     for migration in cluster:
         assert all(" ON CLUSTER tokenops" in s for s in migration.statements())
+
+
+def test_the_cli_prints_the_derived_cluster_ddl_for_review() -> None:
+    result = CliRunner().invoke(app, ["clickhouse", "ddl", "--variant", "cluster"])
+    assert result.exit_code == 0, result.output
+    assert "-- 0001_window_totals (cluster)\nCREATE TABLE IF NOT EXISTS window_totals_local" in (
+        result.output
+    )
+    statements = sum(len(m.statements()) for m in load_migrations(variant="cluster"))
+    assert result.output.count(" ON CLUSTER tokenops") == statements
