@@ -158,14 +158,9 @@ def add_up(ledgers: list[Ledger]) -> dict[Key, ExpectedTotals]:
 
 def usage_by_region(sink: SinkProcess, tenant: str) -> dict[str, ExpectedTotals]:
     """`tenant`'s totals per region, summed over models, as `usage --by region` reads them."""
-    query = urllib.parse.urlencode(
-        {"tenant": tenant, "by": "region", "from": "2000-01-01", "to": "2100-01-01"}
-    )
-    url = f"http://127.0.0.1:{sink.port}/v1/usage?{query}"
-    with urllib.request.urlopen(url, timeout=30) as response:
-        rows = json.loads(response.read())["rows"]
+    query = {"tenant": tenant, "by": "region", "from": "2000-01-01", "to": "2100-01-01"}
     got: dict[str, ExpectedTotals] = {}
-    for row in rows:
+    for row in sink.get("/v1/usage", query)["rows"]:
         old = got.get(row["bucket"], ExpectedTotals())
         new = (int(row[c]) for c in COUNTS)
         got[row["bucket"]] = ExpectedTotals(*(a + b for a, b in zip(old, new, strict=True)))
@@ -303,10 +298,7 @@ def test_two_regions_count_exactly_once_through_mirrormaker_crashes(
             assert time.monotonic() < deadline, logs["sink"].read_text()[-3000:]
             time.sleep(0.5)
         for (tenant, month), lines in hand_invoices(expected).items():
-            query = urllib.parse.urlencode({"tenant": tenant, "month": month})
-            url = f"http://127.0.0.1:{sink.port}/v1/invoice?{query}"
-            with urllib.request.urlopen(url, timeout=30) as response:
-                assert_invoice(json.loads(response.read()), lines, tenant)
+            assert_invoice(sink.get(f"/v1/invoices/{tenant}", {"month": month}), lines, tenant)
 
         # Every tenant's totals by region come from the window totals (`usage --by
         # region`, through the sink's endpoint) and equal that region's ledger.
