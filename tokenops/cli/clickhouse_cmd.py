@@ -201,6 +201,7 @@ def invoice_rows(bill: Invoice) -> list[dict[str, Any]]:
         return {
             "kind": kind,
             "model": line.model,
+            "region": line.region,
             "token_type": line.token_type,
             "quantity": line.quantity,
             "unit_price_per_million": line.unit_price_per_million,
