@@ -24,9 +24,10 @@ from typing import Any, Protocol, cast
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from pydantic import ValidationError
 
+from tokenops.placement import key_home
 from tokenops.schemas import WindowTotals
 from tokenops.settings import KafkaSettings, TopicSettings
-from tokenops.sinks.base import UNREADABLE, BatchingSink, Skip, SkippedRecords
+from tokenops.sinks.base import NOT_HOME, UNREADABLE, BatchingSink, Skip, SkippedRecords
 from tokenops.sinks.clickhouse.decoding import EventDecoder, RawRecord
 from tokenops.sinks.clickhouse.metrics import SinkMetrics
 from tokenops.sinks.clickhouse.rows import Batch
@@ -97,6 +98,9 @@ class ClickHouseSink(BatchingSink[Batch, Offsets]):
         # after each assignment (the worker refuses to run across a change of it).
         self._partitions: int | None = None
         self._chunk: list[RawRecord] = []
+        # usage records of the last consume call not decoded: away from their key's home
+        self._away: list[Skip] = []
+        self._usage_seen: set[int] = set()  # usage partitions of the last consume call
         # Rows per usage record, learned from decoded chunks. It starts at a typical
         # batch record's size so the first consume cannot take far more events than a
         # batch holds (starting at 1 made the first batch up to 10,000 records' events).
@@ -173,8 +177,13 @@ class ClickHouseSink(BatchingSink[Batch, Offsets]):
                 if count:
                     self._records[role].inc(count)
                     self._consumed[role] = 0
-            if self._chunk and self.watermarks is not None:
-                self.watermarks.saw({record[2] for record in self._chunk})
+            if self._usage_seen:
+                if self.watermarks is not None:
+                    self.watermarks.saw(self._usage_seen)
+                self._usage_seen = set()
+            if self._away:
+                self.skipped.skipped("usage", self._away)
+                self._away = []
             for at in range(0, len(self._chunk), DECODE_CHUNK_RECORDS):
                 chunk = self._chunk[at : at + DECODE_CHUNK_RECORDS]
                 expected = int(len(chunk) * self._rows_per_record)
@@ -224,6 +233,16 @@ class ClickHouseSink(BatchingSink[Batch, Offsets]):
                 batch.dead_letters.append(row)
             return position
         self._consumed["usage"] += 1
+        self._usage_seen.add(partition)
+        key = message.key()
+        home = key_home(key, self.usage_partitions())
+        if home is not None and home != partition:
+            # The worker forwards it home undecoded (`key_home`); that copy is stored. Not
+            # decoding it here spares most of the decoding of a stream that librdkafka's
+            # default partitioner spread (three records in four with 4 partitions).
+            detail = f"partition={partition} offset={offset} key={key!r} home={home}"
+            self._away.append(Skip(NOT_HOME, detail))
+            return position
         self._chunk.append((value, message.headers(), partition, offset))
         return position
 
