@@ -128,7 +128,7 @@ def raw_event_columns(parts: Sequence[RecordPart]) -> list[list[object]]:
     columns: list[list[object]] = []
     for name in EVENT_COLUMNS:
         if name == "attributes":
-            columns.append(attributes)  # type: ignore[arg-type]  # dicts, as the column holds
+            columns.append(attributes)
         elif name in by_record:
             columns.append(by_record[name])
         elif name in _OPTIONAL_IDS:  # absent identifiers are '' in ClickHouse

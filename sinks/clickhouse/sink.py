@@ -100,8 +100,10 @@ class ClickHouseSink(BatchingSink[Batch, Offsets]):
         # after each assignment (the worker refuses to run across a change of it).
         self._partitions: int | None = None
         self._chunk: list[RawRecord] = []
-        # usage records of the last consume call not decoded: away from their key's home
-        self._away: list[Skip] = []
+        # usage records of the last consume call not decoded (away from their key's home):
+        # how many, and the first one's position, key and home, for the log sample
+        self._away = 0
+        self._first_away: tuple[int, int, bytes | None, int] = (0, 0, None, 0)
         self._usage_seen: set[int] = set()  # usage partitions of the last consume call
         self._key_homes: dict[bytes, int | None] = {}  # `key_home`, per key seen
         # Rows per usage record, learned from decoded chunks. It starts at a typical
@@ -186,8 +188,9 @@ class ClickHouseSink(BatchingSink[Batch, Offsets]):
                     self.watermarks.saw(self._usage_seen)
                 self._usage_seen = set()
             if self._away:
-                self.skipped.skipped("usage", self._away)
-                self._away = []
+                detail = "partition={} offset={} key={!r} home={}".format(*self._first_away)
+                self.skipped.repeated("usage", Skip(NOT_HOME, detail), self._away)
+                self._away = 0
             for at in range(0, len(self._chunk), DECODE_CHUNK_RECORDS):
                 chunk = self._chunk[at : at + DECODE_CHUNK_RECORDS]
                 expected = int(len(chunk) * self._rows_per_record)
@@ -244,8 +247,9 @@ class ClickHouseSink(BatchingSink[Batch, Offsets]):
             # The worker forwards it home undecoded (`key_home`); that copy is stored. Not
             # decoding it here spares most of the decoding of a stream that librdkafka's
             # default partitioner spread (three records in four with 4 partitions).
-            detail = f"partition={partition} offset={offset} key={key!r} home={home}"
-            self._away.append(Skip(NOT_HOME, detail))
+            if not self._away:  # described only if logged: one sample per consume call
+                self._first_away = (partition, offset, key, home)
+            self._away += 1
             return position
         self._chunk.append((value, message.headers(), partition, offset))
         return position
