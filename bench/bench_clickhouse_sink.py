@@ -266,10 +266,7 @@ def main(events: int = 500_000, per_record: int = 100, record_format: str = "v2"
             topic = f"bench.usage.{uuid.uuid4().hex[:8]}"
             ensure_topics(kafka, [TopicSpec(topic, 4, 1)])
             t = time.perf_counter()
-            if record_format == "v2":
-                fill(kafka, topic, events, per_record, tenants=1000, load="v2")
-            else:
-                fill(kafka, topic, events, per_record, tenants=1000, load=record_format)
+            fill(kafka, topic, events, per_record, tenants=1000, load=record_format)
             took = time.perf_counter() - t
             print(f"load average at the start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
             print(
