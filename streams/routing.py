@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tokenops.placement import home_partition
-from tokenops.schemas.columns import EventColumns
+from tokenops.schemas.columns import EventColumns, MixedColumns
 from tokenops.streams.errors import PlacementError
 from tokenops.streams.processors import OutputRecord
 
@@ -134,7 +134,7 @@ class PlacementCheck:
         self.stored = stored
 
     def apply(
-        self, columns: Sequence[EventColumns], *, now_ms: int
+        self, columns: Sequence[EventColumns | MixedColumns], *, now_ms: int
     ) -> tuple[list[OutputRecord], dict[str, Any]]:
         if self.stored == self.partitions or not columns:
             return [], {}
