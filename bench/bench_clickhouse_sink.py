@@ -1,9 +1,10 @@
 """Rows/s written by one `tokenops sink clickhouse` into the embedded store, with baselines.
 
-`python -m bench.bench_clickhouse_sink [events] [events_per_record] [v2|v1]` starts a
+`python -m bench.bench_clickhouse_sink [events] [events_per_record] [v2|v1|ce]` starts a
 Kafka broker (or uses TOKENOPS_KAFKA_BOOTSTRAP_SERVERS), fills a 4-partition usage topic
 with batch records (v2 columnar records by default, v1 envelopes of CloudEvents with
-`v1`), then measures in the same run, on the same rows:
+`v1`; with `ce` one CloudEvent per record, what a gateway that is not the SDK sends,
+keyed and placed at home), then measures in the same run, on the same rows:
 
 1. bare `client.insert` of the same raw-event rows into a fresh embedded store, in chunks
    of the sink's batch size, column-oriented, already in memory: the storage ceiling;
@@ -15,6 +16,8 @@ with batch records (v2 columnar records by default, v1 envelopes of CloudEvents 
    the per-event decode swapped in ("before"), alternating `TOKENOPS_BENCH_REPEATS`
    times (default 1). `TOKENOPS_BENCH_DECODE_PROCESSES` (default `0`, e.g. `0,2`) lists
    the decoder-process counts of the current sink to run.
+   `TOKENOPS_BENCH_SINK_BEFORE=<tokenops executable>` runs that one (another checkout's,
+   say the code before a change) as "before" instead of the per-event decode.
 
 Rates are per second of wall-clock time and per second of CPU time (all threads and
 decoder processes); on a shared machine the CPU-time rates are the ones to compare.
@@ -53,6 +56,7 @@ from tokenops.sinks.clickhouse import ClickHouseSettings, open_store
 from tokenops.sinks.clickhouse.decoding import RawRecord, decode_chunk
 from tokenops.sinks.clickhouse.migrations import migrate
 from tokenops.sinks.clickhouse.rows import EVENT_COLUMNS, Decoded
+from tokenops.sinks.clickhouse.sink import DECODE_CHUNK_RECORDS, raise_young_gc_threshold
 from tokenops.stack.process import free_port
 from tokenops.topics import TopicSpec, ensure_topics
 
@@ -93,12 +97,13 @@ def decode_columns(
         if not messages:
             continue
         start = start or time.perf_counter()
-        chunk = [(m.value(), m.headers(), m.partition() or 0, m.offset() or 0) for m in messages]
+        records = [(m.value(), m.headers(), m.partition() or 0, m.offset() or 0) for m in messages]
         before = time.process_time()
-        decoded, _ = decode(chunk)
+        for at in range(0, len(records), DECODE_CHUNK_RECORDS):  # as the sink decodes them
+            decoded, _ = decode(records[at : at + DECODE_CHUNK_RECORDS])
+            for mine, theirs in zip(columns, decoded, strict=True):
+                mine.extend(theirs)
         cpu += time.process_time() - before
-        for mine, theirs in zip(columns, decoded, strict=True):
-            mine.extend(theirs)
     elapsed = time.perf_counter() - (start or time.perf_counter())
     consumer.close()
     return columns, Rate(events / elapsed, events / cpu)
@@ -144,7 +149,10 @@ def run_sink(
         if f"TOKENOPS_CLICKHOUSE_{name}" in os.environ:
             env[f"TOKENOPS_CLICKHOUSE_{name}"] = os.environ[f"TOKENOPS_CLICKHOUSE_{name}"]
     command = [TOKENOPS, "sink", "clickhouse"]
-    if legacy:
+    before = os.environ.get("TOKENOPS_BENCH_SINK_BEFORE")
+    if legacy and before:
+        command = [before, "sink", "clickhouse"]
+    elif legacy:
         command = [sys.executable, "-m", "bench.sink_legacy", "sink", "clickhouse"]
     profile = os.environ.get("TOKENOPS_BENCH_PROFILE")
     if profile and decode_processes == 0 and not legacy:
@@ -247,9 +255,10 @@ def _metric(port: int, name: str) -> float:
 
 
 def main(events: int = 500_000, per_record: int = 100, record_format: str = "v2") -> None:
-    if record_format not in ("v1", "v2"):
-        raise SystemExit(f"record format must be v1 or v2, not {record_format!r}")
+    if record_format not in ("v1", "v2", "ce"):
+        raise SystemExit(f"record format must be v1, v2 or ce, not {record_format!r}")
     repeats = int(os.environ.get("TOKENOPS_BENCH_REPEATS", "1"))
+    raise_young_gc_threshold()  # the sink process's collector setting, for its decode here
     processes = [int(p) for p in os.environ.get("TOKENOPS_BENCH_DECODE_PROCESSES", "0").split(",")]
     with tempfile.TemporaryDirectory(prefix="tokenops-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -257,10 +266,7 @@ def main(events: int = 500_000, per_record: int = 100, record_format: str = "v2"
             topic = f"bench.usage.{uuid.uuid4().hex[:8]}"
             ensure_topics(kafka, [TopicSpec(topic, 4, 1)])
             t = time.perf_counter()
-            if record_format == "v2":
-                fill(kafka, topic, events, per_record, tenants=1000, load="v2")
-            else:
-                fill(kafka, topic, events, per_record, tenants=1000)
+            fill(kafka, topic, events, per_record, tenants=1000, load=record_format)
             took = time.perf_counter() - t
             print(f"load average at the start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
             print(
@@ -279,7 +285,9 @@ def main(events: int = 500_000, per_record: int = 100, record_format: str = "v2"
             print(f"{label:<56}{decoded}")
             runs: dict[str, list[Rate]] = {}
             for _ in range(repeats):
-                variants = [("before (per-event decode), decode_processes=0", 0, True)]
+                before = os.environ.get("TOKENOPS_BENCH_SINK_BEFORE")
+                label = f"before ({before})" if before else "before (per-event decode)"
+                variants = [(f"{label}, decode_processes=0", 0, True)]
                 variants += [(f"decode_processes={p}", p, False) for p in processes]
                 for name, count, legacy in variants:
                     rate, rss = run_sink(kafka, topic, events, tmp, count, legacy)
@@ -304,6 +312,6 @@ def main(events: int = 500_000, per_record: int = 100, record_format: str = "v2"
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    fmt = args.pop() if args and args[-1] in ("v1", "v2") else "v2"
+    fmt = args.pop() if args and args[-1] in ("v1", "v2", "ce") else "v2"
     sizes = [int(a) for a in args] + [500_000, 100][len(args) :]
     main(sizes[0], sizes[1], record_format=fmt)

@@ -54,7 +54,7 @@ def fill(
     load: str = "v1",
 ) -> None:
     """`events` events of `tenants` tenants, `per_record` to a record, event time advancing
-    over 20 minutes from an hour ago; `load` is the record format (`v1` or `v2`)."""
+    over 20 minutes from an hour ago; `load` is the record format (`v1`, `v2` or `ce`)."""
     producer = Producer(
         {
             **kafka.librdkafka(),

@@ -178,6 +178,11 @@ class Service:
         if self.proc.poll() is not None:
             raise RuntimeError(f"{self.log.name} exited: {self.log.read_text()[-2000:]}")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the process so far (all its threads)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_mb(self) -> float:
         """Peak resident memory (VmHWM) of the process, MiB."""
         try:

@@ -19,7 +19,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import repeat
+from dataclasses import fields as dataclass_fields
+from itertools import compress, repeat
 from operator import add, itemgetter, mul
 from typing import Any, cast
 
@@ -48,6 +49,7 @@ __all__ = [
     "ROW_FIELDS",
     "TOKEN_COLUMNS",
     "EventColumns",
+    "MixedColumns",
     "build_event",
     "columns_many",
     "event_row",
@@ -55,6 +57,8 @@ __all__ = [
     "latest_ms",
     "one_row_columns",
     "row_columns_of",
+    "select",
+    "select_mixed",
 ]
 
 _EARLIEST_MS = to_epoch_ms(MIN_EVENT_TIME)
@@ -147,6 +151,66 @@ class EventColumns:
         rows = [event_row(e) for e in events]
         columns = map(list, zip(*(row for _, row, _ in rows), strict=True))
         return row_columns_of(tenant, columns, _attributes_column([a for _, _, a in rows]))
+
+
+# the columns of `EventColumns` with one value per event, but `attributes` (may be None)
+_LISTS = tuple(
+    f.name for f in dataclass_fields(EventColumns) if f.name not in ("tenant_id", "attributes")
+)
+
+
+@dataclass(slots=True)
+class MixedColumns:
+    """The events of many single-event records of any tenants, in record order: a fetch's
+    records as one chunk (`decode.decode_fetch`), so the worker's dedup, windows and
+    quotas take one call per fetch, not one per record.
+
+    `tenant[i]` is event i's tenant; `events` holds every other column (its `tenant_id`
+    is "", no tenant: never read it, nor call its `events()`). `records()` splits the
+    chunk into one `EventColumns` per record, for consumers that need one tenant each.
+    """
+
+    tenant: list[str]
+    events: EventColumns
+
+    def __len__(self) -> int:
+        return len(self.tenant)
+
+    def records(self) -> list[EventColumns]:
+        """One `EventColumns` per event (per record), in order."""
+        ev = self.events
+        one_each = [map(list, zip(getattr(ev, name))) for name in _LISTS]  # [value] each, in C
+        return list(map(EventColumns, self.tenant, *one_each))
+
+    def part(self, start: int, stop: int) -> MixedColumns:
+        """Events `start` to `stop` (excluded)."""
+        ev = self.events
+        cut: dict[str, Any] = {name: getattr(ev, name)[start:stop] for name in _LISTS}
+        attributes = None if ev.attributes is None else ev.attributes[start:stop]
+        return MixedColumns(self.tenant[start:stop], EventColumns("", attributes=attributes, **cut))
+
+    def record(self, i: int) -> EventColumns:
+        """The `EventColumns` of event i alone."""
+        ev = self.events
+        one: dict[str, Any] = {name: [getattr(ev, name)[i]] for name in _LISTS}
+        attributes = None if ev.attributes is None else [ev.attributes[i]]
+        return EventColumns(tenant_id=self.tenant[i], attributes=attributes, **one)
+
+
+def select(columns: EventColumns, mask: list[bool]) -> EventColumns:
+    """The events of `columns` where `mask` is true (attributes None if none is left)."""
+    picked: dict[str, Any] = {name: list(compress(getattr(columns, name), mask)) for name in _LISTS}
+    attributes = columns.attributes
+    if attributes is not None:
+        attributes = list(compress(attributes, mask))
+        if not any(attributes):
+            attributes = None
+    return EventColumns(tenant_id=columns.tenant_id, attributes=attributes, **picked)
+
+
+def select_mixed(chunk: MixedColumns, mask: list[bool]) -> MixedColumns:
+    """`select` of a chunk of many tenants."""
+    return MixedColumns(list(compress(chunk.tenant, mask)), select(chunk.events, mask))
 
 
 def _model(values: dict[str, Any]) -> UsageEvent:

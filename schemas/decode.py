@@ -1,7 +1,9 @@
 """Reading usage records: the one decoder, for every wire format of `wire.py`.
 
 `decode_columns` turns one Kafka record into the `EventColumns` of its events (the
-worker's and the sinks' hot path), `decode_many` a whole fetch, and `decode_record`
+worker's and the sinks' hot path), `decode_fetch` a whole fetch (its single CloudEvents
+as one chunk of many tenants, what the worker counts), `decode_many` a whole fetch
+record by record (what the sinks store), and `decode_record`
 into `UsageEvent`s (the same records accepted, the same errors raised). Single
 CloudEvents, v1 batch envelopes and v2 columnar batches are told apart by the
 `content-type` header, or by the body when the header is missing.
@@ -22,11 +24,16 @@ import time
 from collections.abc import Sequence
 from itertools import repeat
 from operator import eq, itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
-from tokenops.schemas.columns import EventColumns, one_row_columns, row_columns_of
+from tokenops.schemas.columns import (
+    EventColumns,
+    MixedColumns,
+    one_row_columns,
+    row_columns_of,
+)
 from tokenops.schemas.errors import InvalidEventError
 from tokenops.schemas.event import (
     DEFAULT_MAX_FUTURE_SKEW_S,
@@ -125,16 +132,28 @@ def decode_columns(
 RecordIn = tuple[bytes, Any, int]  # (value, headers, now_ms: the record's event clock)
 
 
-def decode_many(
-    records: Sequence[RecordIn], *, max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S
-) -> list[EventColumns | InvalidEventError]:
-    """`decode_columns` of each record, or the error it raises, in order.
+class Fetch(NamedTuple):
+    """A fetch's records decoded (`decode_fetch`): `results[i]` is record i's columns, its
+    InvalidEventError, or None when the record is one event of `mixed`, the chunk of the
+    fetch's single CloudEvents that passed the column check together; `rows[j]` is the
+    record of `mixed`'s event j."""
 
-    The single CloudEvents among the records are checked together, one pass per column
-    over all of them (`checked_cloudevents`): a record of one event then costs
-    little more than parsing its JSON. If any of them fails that check, or they are
-    fewer than `_FEW_EVENTS`, each takes `decode_columns`' own path (the per-event
-    rules), so every bad record gets its own error.
+    results: list[EventColumns | InvalidEventError | None]
+    mixed: MixedColumns | None
+    rows: list[int]
+
+
+def decode_fetch(
+    records: Sequence[RecordIn], *, max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S
+) -> Fetch:
+    """`decode_columns` of each record, or the error it raises, in order; the single
+    CloudEvents among them as one chunk of many tenants (`MixedColumns`).
+
+    The single CloudEvents are checked together, one pass per column over all of them
+    (`checked_cloudevents`): a record of one event then costs little more than parsing
+    its JSON, and no per-record object is built. If any of them fails that check, or
+    they are fewer than `_FEW_EVENTS`, each takes `decode_columns`' own path (the
+    per-event rules), so every bad record gets its own error.
     """
     results: list[EventColumns | InvalidEventError | None] = [None] * len(records)
     at: list[int] = []
@@ -158,15 +177,24 @@ def decode_many(
     )
     if quick is not None:
         tenants, columns = quick
-        one_each = [map(list, zip(column)) for column in columns]  # [value] each, in C
-        for i, part in zip(at, map(EventColumns, tenants, *one_each), strict=True):
+        return Fetch(results, MixedColumns(tenants, EventColumns("", *columns)), at)
+    for i, ce, latest_ms in zip(at, singles, latests, strict=True):
+        try:
+            results[i] = _event(ce, latest_ms)
+        except InvalidEventError as exc:
+            results[i] = exc
+    return Fetch(results, None, [])
+
+
+def decode_many(
+    records: Sequence[RecordIn], *, max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S
+) -> list[EventColumns | InvalidEventError]:
+    """`decode_columns` of each record, or the error it raises, in order (`decode_fetch`,
+    its chunk split into one `EventColumns` per record)."""
+    results, mixed, rows = decode_fetch(records, max_future_skew_s=max_future_skew_s)
+    if mixed is not None:
+        for i, part in zip(rows, mixed.records(), strict=True):
             results[i] = part
-    else:
-        for i, ce, latest_ms in zip(at, singles, latests, strict=True):
-            try:
-                results[i] = _event(ce, latest_ms)
-            except InvalidEventError as exc:
-                results[i] = exc
     return results  # type: ignore[return-value]  # every slot was filled above
 
 

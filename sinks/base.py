@@ -19,10 +19,12 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Generic, NamedTuple, TypeVar
 
-from prometheus_client import Counter
+from prometheus_client import Counter as CounterMetric
 
 # The reasons a sink skips a record: the `reason` label's whole value set.
 UNREADABLE = "unreadable"  # not a record of its topic's contract (the worker dead-letters it)
@@ -44,7 +46,7 @@ class SkippedRecords:
 
     def __init__(
         self,
-        counter: Counter,
+        counter: CounterMetric,
         logger: logging.Logger,
         log_every_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
@@ -62,27 +64,33 @@ class SkippedRecords:
         """Count `skips` (records of topic `role`) and log a sample of each reason."""
         if not skips:
             return
-        counts: dict[str, int] = {}
-        for skip in skips:
-            counts[skip.reason] = counts.get(skip.reason, 0) + 1
+        counts = Counter(map(itemgetter(0), skips))  # by reason, in C: floods are cheap
         for reason, n in counts.items():
-            self.counter.labels(role, reason).inc(n)
+            sample = skips[0] if len(counts) == 1 else next(s for s in skips if s[0] == reason)
+            self.repeated(role, sample, n, where)
+
+    def repeated(self, role: str, sample: Skip, count: int, where: str = "") -> None:
+        """Count `count` records of topic `role` skipped for `sample`'s reason, and log
+        `sample` if that reason's last log line is older than `log_every_s`. For a sink
+        that skips many records for one reason without describing each."""
+        self.counter.labels(role, sample.reason).inc(count)
+        key = (role, sample.reason)
         now = self.clock()
-        for skip in skips:
-            key = (role, skip.reason)
-            logged = self._logged_at.get(key)
-            if logged is not None and now - logged < self.log_every_s:
-                self._unlogged[key] = self._unlogged.get(key, 0) + 1
-                continue
-            self._logged_at[key] = now
-            self.logger.warning(
-                "skipped record role=%s reason=%s%s not_logged_since=%d: %s",
-                role,
-                skip.reason,
-                where,
-                self._unlogged.pop(key, 0),
-                " ".join(skip.detail[: 2 * _SAMPLE_CHARS].split())[:_SAMPLE_CHARS],  # one line
-            )
+        logged = self._logged_at.get(key)
+        if logged is not None and now - logged < self.log_every_s:
+            self._unlogged[key] = self._unlogged.get(key, 0) + count
+            return
+        self._logged_at[key] = now
+        self.logger.warning(
+            "skipped record role=%s reason=%s%s not_logged_since=%d: %s",
+            role,
+            sample.reason,
+            where,
+            self._unlogged.pop(key, 0),
+            " ".join(sample.detail[: 2 * _SAMPLE_CHARS].split())[:_SAMPLE_CHARS],  # one line
+        )
+        if count > 1:  # the others of this call, in the next line's count
+            self._unlogged[key] = count - 1
 
 
 Batch = TypeVar("Batch")

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
-from itertools import chain, compress, repeat
-from operator import add, or_
+from dataclasses import dataclass, field
+from itertools import chain, repeat
+from operator import add, eq, or_
 from typing import Any, NamedTuple
 
 from tokenops.schemas.aggregates import window_totals_record
-from tokenops.schemas.columns import EventColumns
-from tokenops.schemas.decode import check_key
+from tokenops.schemas.columns import EventColumns, MixedColumns, select, select_mixed
+from tokenops.schemas.decode import Fetch, check_key
 from tokenops.schemas.errors import InvalidEventError
 from tokenops.streams.deadletter import dead_letter_record
 from tokenops.streams.processors import OutputRecord, PartitionProcessor
@@ -35,19 +35,22 @@ logger = logging.getLogger(__name__)
 # future-skew rule is checked against it. Raises InvalidEventError for a record to
 # dead-letter.
 Decoder = Callable[[bytes, Any, int], EventColumns]
-# The same for many records at once: each record's columns or its InvalidEventError.
-ManyDecoder = Callable[[list[tuple[bytes, Any, int]]], list[EventColumns | InvalidEventError]]
+# The same for a whole fetch (`decode.decode_fetch`): each record's columns or its
+# InvalidEventError, its single events possibly as one chunk of many tenants.
+ManyDecoder = Callable[[list[tuple[bytes, Any, int]]], Fetch]
+# a batch's counted events, in offset order: records' columns, chunks of single events
+Parts = list[EventColumns | MixedColumns]
 
 
 def _one_by_one(decode: Decoder) -> ManyDecoder:
-    def many(items: list[tuple[bytes, Any, int]]) -> list[EventColumns | InvalidEventError]:
-        out: list[EventColumns | InvalidEventError] = []
+    def many(items: list[tuple[bytes, Any, int]]) -> Fetch:
+        out: list[EventColumns | InvalidEventError | None] = []
         for value, headers, clock_ms in items:
             try:
                 out.append(decode(value, headers, clock_ms))
             except InvalidEventError as exc:
                 out.append(exc)
-        return out
+        return Fetch(out, None, [])
 
     return many
 
@@ -84,7 +87,8 @@ CHUNK_EVENTS = 20_000
 class _Chunk:
     """Decoded records waiting to be counted, and what this batch saw so far."""
 
-    parts: list[EventColumns] = field(default_factory=list)  # one per record, in order
+    # in offset order: a record's columns, or a fetch's single events (`MixedColumns`)
+    parts: list[EventColumns | MixedColumns] = field(default_factory=list)
     size: int = 0  # events in `parts`
     seen: set[str] = field(default_factory=set)  # dedup keys first seen in this batch
     buckets: dict[int, list[str]] = field(default_factory=dict)  # bucket -> those keys
@@ -162,12 +166,21 @@ class PartitionState:
                 outputs.append(keyed)
                 continue
             todo.append((record, clock_ms))
-        # one decode for the batch: its single-event records are checked together
-        decoded = self.decode_many([(r.value, r.headers, clock) for r, clock in todo])
-        for (record, clock_ms), columns in zip(todo, decoded, strict=True):
+        # one decode for the batch: its single-event records are checked together, and
+        # stay one chunk of many tenants (`MixedColumns`) through dedup, windows, quotas
+        results, mixed, rows = self.decode_many([(r.value, r.headers, c) for r, c in todo])
+        if mixed is not None and any(r.__class__ is EventColumns for r in results):
+            # batches among the single events: counted record by record, in offset order
+            for i, part in zip(rows, mixed.records(), strict=True):
+                results[i] = part
+            mixed = None
+        for (record, clock_ms), columns in zip(todo, results, strict=True):
+            if columns is None:  # one event of `mixed`
+                continue
             try:
                 if columns.__class__ is not EventColumns:
                     raise columns  # type: ignore[misc]  # the record's InvalidEventError
+                assert isinstance(columns, EventColumns)
                 if not columns.id:
                     continue
                 check_key(record.key, columns.tenant_id)
@@ -187,11 +200,67 @@ class PartitionState:
             chunk.size += len(columns.id)
             if chunk.size >= CHUNK_EVENTS:
                 self._count(chunk, counts, delta, outputs, now_ms)
+        if mixed is not None:
+            mixed = self._placed([todo[i] for i in rows], mixed, cutoff, counts, outputs, now_ms)
+            done = 0
+            while done < len(mixed):  # in chunks of `CHUNK_EVENTS` events, as records are
+                end = min(len(mixed), done + CHUNK_EVENTS - chunk.size)
+                chunk.parts.append(
+                    mixed if (done, end) == (0, len(mixed)) else mixed.part(done, end)
+                )
+                chunk.size += end - done
+                done = end
+                if chunk.size >= CHUNK_EVENTS:
+                    self._count(chunk, counts, delta, outputs, now_ms)
         self._count(chunk, counts, delta, outputs, now_ms)
         delta.next_offset = self.next_offset
         delta.dedup = {b: "\n".join(keys) for b, keys in chunk.buckets.items()}
         self._finish(delta, outputs, counts, now_ms, NO_TIME)
         return outputs, delta, counts
+
+    def _placed(
+        self,
+        records: list[tuple[InputRecord, int]],
+        mixed: MixedColumns,
+        cutoff: int,
+        counts: BatchCounts,
+        outputs: list[OutputRecord],
+        now_ms: int,
+    ) -> MixedColumns:
+        """The events of `mixed` to count here: the rules `process` applies to a record
+        (key = tenant, home or forward, the dedup horizon) over the whole chunk at once,
+        column by column; only a record that breaks one is looked at alone, dead-lettered
+        or forwarded, in offset order, and left out of the chunk."""
+        tenants = mixed.tenant
+        keys = [record.key for record, _ in records]
+        keyed_home = list(map(eq, keys, map(str.encode, tenants)))  # `forward_keyed` kept it
+        times = mixed.events.time_ms
+        if all(keyed_home) and min(times) >= cutoff:
+            return mixed  # the common case: every record keyed by its tenant, at home
+        keep = [True] * len(tenants)
+        for j, at_home in enumerate(keyed_home):
+            if at_home and times[j] >= cutoff:
+                continue
+            record, clock_ms = records[j]
+            keep[j] = False
+            try:
+                if not at_home:
+                    check_key(record.key, tenants[j])  # raises unless there is no key
+                    columns = mixed.record(j)
+                    forward = self.router.forward(columns, record.value, record.headers, clock_ms)
+                    if forward is not None:  # counted in its home partition, never here
+                        counts.forwarded += 1
+                        outputs.append(forward)
+                        continue
+                if times[j] < cutoff:
+                    _too_late(mixed.record(j), cutoff)
+            except InvalidEventError as exc:
+                counts.dead_lettered += 1
+                counts.dead_letter_fields.append(exc.field)
+                outputs.append(self._dead_letter(record, exc, now_ms))
+                continue
+            keep[j] = True
+        return mixed if all(keep) else select_mixed(mixed, keep)
 
     def idle_tick(self, now_ms: int, floor_ms: int) -> tuple[list[OutputRecord], StateDelta] | None:
         """Advance the watermark to `floor_ms`; a delta only if some window closed."""
@@ -239,7 +308,7 @@ class PartitionState:
         else:
             fresh = self._dedup_parts(parts, keys, stored, chunk)
         self.book.add_records(fresh)
-        counted = sum(len(part.id) for part in fresh)
+        counted = sum(map(len, fresh))
         counts.events += size
         counts.counted += counted
         counts.duplicates += size - counted
@@ -249,30 +318,35 @@ class PartitionState:
             delta.processors.setdefault(processor.name, {}).update(changes)
 
     def _dedup_parts(
-        self, parts: list[EventColumns], keys: list[str], stored: list[bool], chunk: _Chunk
-    ) -> list[EventColumns]:
+        self, parts: Parts, keys: list[str], stored: list[bool], chunk: _Chunk
+    ) -> Parts:
         """Record by record, in offset order: the fresh events of each. A record of fresh
         events and a record sent again whole are set operations; a record with some
         duplicates goes event by event (`_dedup_each`), keeping first occurrences."""
         seen_now, buckets, bucket_ms = chunk.seen, chunk.buckets, self.store.bucket_ms
-        fresh: list[EventColumns] = []
+        fresh: Parts = []
         position = 0
         for part in parts:
-            n = len(part.id)
+            n = len(part)
             part_keys = keys[position : position + n]
             olds = stored[position : position + n]
             position += n
             new = set(part_keys)
             if len(new) == n and not any(olds) and new.isdisjoint(seen_now):
                 seen_now |= new  # every event of the record is fresh
-                _bucket_each(buckets, part_keys, part.time_ms, bucket_ms)
+                _bucket_each(buckets, part_keys, _columns(part).time_ms, bucket_ms)
                 fresh.append(part)
             elif all(map(or_, olds, map(seen_now.__contains__, part_keys))):
                 continue  # every event counted before: the record was sent again
             else:
-                mask = _dedup_each(part_keys, part.time_ms, olds, seen_now, buckets, bucket_ms)
+                times = _columns(part).time_ms
+                mask = _dedup_each(part_keys, times, olds, seen_now, buckets, bucket_ms)
                 if any(mask):
-                    fresh.append(select(part, mask))
+                    fresh.append(
+                        select_mixed(part, mask)
+                        if isinstance(part, MixedColumns)
+                        else select(part, mask)
+                    )
         return fresh
 
     def _finish(
@@ -352,15 +426,21 @@ def _dedup_each(
     return mask
 
 
-def _dedup_keys(parts: list[EventColumns]) -> list[str]:
+def _columns(part: EventColumns | MixedColumns) -> EventColumns:
+    """The columns but the tenant of a record or of a chunk of single events."""
+    return part.events if isinstance(part, MixedColumns) else part
+
+
+def _dedup_keys(parts: Parts) -> list[str]:
     """`source NUL id` of every event of these records, in order (`dedup_keys`)."""
-    sources = list(chain.from_iterable(part.source for part in parts))
-    ids = chain.from_iterable(part.id for part in parts)
+    columns = list(map(_columns, parts))
+    sources = list(chain.from_iterable(c.source for c in columns))
+    ids = chain.from_iterable(c.id for c in columns)
     return list(map(add, map(add, sources, repeat("\x00", len(sources))), ids))
 
 
-def _times(parts: list[EventColumns]) -> list[int]:
-    return list(chain.from_iterable(part.time_ms for part in parts))
+def _times(parts: Parts) -> list[int]:
+    return list(chain.from_iterable(_columns(part).time_ms for part in parts))
 
 
 def _bucket_each(
@@ -380,17 +460,3 @@ def _bucket_each(
         if bucket is None:
             bucket = buckets[b] = []
         bucket.append(key)
-
-
-_LISTS = tuple(f.name for f in fields(EventColumns) if f.name not in ("tenant_id", "attributes"))
-
-
-def select(columns: EventColumns, mask: list[bool]) -> EventColumns:
-    """The events of `columns` where `mask` is true (attributes None if none is left)."""
-    picked: dict[str, Any] = {name: list(compress(getattr(columns, name), mask)) for name in _LISTS}
-    attributes = columns.attributes
-    if attributes is not None:
-        attributes = list(compress(attributes, mask))
-        if not any(attributes):
-            attributes = None
-    return EventColumns(tenant_id=columns.tenant_id, attributes=attributes, **picked)

@@ -8,10 +8,12 @@ Per partition the worker calls, in this order:
 1. `factory(partition)` when the partition is assigned, then `load(state)` once with the
    recovered state (`{}` for a fresh partition): the mapping of key -> JSON value that
    all earlier deltas add up to.
-2. `apply(columns, now_ms=...)` once per batch, never for an idle tick. `columns` holds
-   one `EventColumns` per input record with accepted events, in offset order, holding
-   only those events. It returns `(outputs, delta)`: `outputs` are `OutputRecord`s to publish,
-   `delta` maps changed keys to their new JSON-safe value (None deletes the key).
+2. `apply(columns, now_ms=...)` once per batch, never for an idle tick. `columns` holds,
+   in offset order, one `EventColumns` per input record with accepted events, or one
+   `MixedColumns` for a run of single-event records of many tenants (a fetch's single
+   CloudEvents, `tenant[i]` per event), holding only those events. It returns
+   `(outputs, delta)`: `outputs` are `OutputRecord`s to publish, `delta` maps changed
+   keys to their new JSON-safe value (None deletes the key).
 
 Guarantees: the outputs are produced and acknowledged by Kafka BEFORE the delta becomes
 durable (changelog record, then local store) together with the batch's input offset.
@@ -28,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from tokenops.schemas.columns import EventColumns
+from tokenops.schemas.columns import EventColumns, MixedColumns
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +52,7 @@ class PartitionProcessor(Protocol):
     def load(self, state: Mapping[str, Any]) -> None: ...
 
     def apply(
-        self, columns: Sequence[EventColumns], *, now_ms: int
+        self, columns: Sequence[EventColumns | MixedColumns], *, now_ms: int
     ) -> tuple[list[OutputRecord], dict[str, Any]]: ...
 
 

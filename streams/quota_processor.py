@@ -25,7 +25,7 @@ from tokenops.quotas.book import QuotaBook
 from tokenops.quotas.evaluator import QuotaEvaluator
 from tokenops.quotas.replay import published_alert_keys
 from tokenops.quotas.topic import apply_next, quota_consumer
-from tokenops.schemas.columns import EventColumns
+from tokenops.schemas.columns import EventColumns, MixedColumns
 from tokenops.settings import KafkaSettings, TopicSettings
 from tokenops.streams.processors import OutputRecord, ProcessorFactory
 from tokenops.streams.quota_metrics import QuotaMetrics
@@ -66,7 +66,7 @@ class QuotaProcessor:
             self.already_published = self.published(since - _REPLAY_MARGIN_MS)
 
     def apply(
-        self, columns: Sequence[EventColumns], *, now_ms: int
+        self, columns: Sequence[EventColumns | MixedColumns], *, now_ms: int
     ) -> tuple[list[OutputRecord], dict[str, Any]]:
         """Count a batch (one `EventColumns` per record, offset order); its alert records."""
         late_before = self.evaluator.stats["late_ignored"]

@@ -29,8 +29,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tokenops.placement import home_partition
-from tokenops.schemas.columns import EventColumns
+from tokenops.placement import home_partition, key_home
+from tokenops.schemas.columns import EventColumns, MixedColumns
 from tokenops.streams.errors import PlacementError
 from tokenops.streams.processors import OutputRecord
 
@@ -86,14 +86,8 @@ class RecordRouter:
         """The record to produce to its key's home partition, undecoded, when it has a
         key whose home is not here; None when it must be decoded here (no key, a key
         that is not UTF-8, or a key at home)."""
-        if not key:
-            return None
-        try:
-            tenant_id = key.decode()
-        except UnicodeDecodeError:  # not a tenant id: dead-lettered here with its reason
-            return None
-        home = self.home(tenant_id)
-        if home == self.partition:
+        home = key_home(key, self.partitions)  # None: no tenant id in the key, judged here
+        if key is None or home is None or home == self.partition:
             return None
         return self._to(home, key, value, headers, clock_ms)
 
@@ -134,7 +128,7 @@ class PlacementCheck:
         self.stored = stored
 
     def apply(
-        self, columns: Sequence[EventColumns], *, now_ms: int
+        self, columns: Sequence[EventColumns | MixedColumns], *, now_ms: int
     ) -> tuple[list[OutputRecord], dict[str, Any]]:
         if self.stored == self.partitions or not columns:
             return [], {}

@@ -20,7 +20,7 @@ from itertools import compress, repeat
 from operator import eq, mod, sub
 from typing import Any
 
-from tokenops.schemas.columns import EventColumns
+from tokenops.schemas.columns import EventColumns, MixedColumns
 
 WindowId = tuple[str, str, str, int]  # tenant_id, model, region, window_start_ms
 Group = tuple[str, str, str]  # tenant_id, model, region: a window within its start
@@ -185,14 +185,18 @@ class WindowBook:
             touched[(*group, start)] = totals
         self.max_event_ms = max(highest, self.max_event_ms)
 
-    def add_records(self, records: Sequence[EventColumns]) -> None:
-        """`add_columns()` for each record, in order. A record of one event (what most
-        producers that are not the SDK send) is added inline: no per-record sums, no
-        grouping. Same result as calling `add()` for each event in order."""
+    def add_records(self, records: Sequence[EventColumns | MixedColumns]) -> None:
+        """`add_columns()` for each record, in order; `add_mixed()` for a chunk of single
+        events. A record of one event (what most producers that are not the SDK send) is
+        added inline: no per-record sums, no grouping. Same result as calling `add()` for
+        each event in order."""
         batch = self._batch
         assert batch is not None, "add_records() outside begin()/finish()"
         size, open_windows, touched = self.window_ms, self.open, batch.open
         for columns in records:
+            if isinstance(columns, MixedColumns):
+                self.add_mixed(columns)
+                continue
             times = columns.time_ms
             if len(times) != 1:
                 self.add_columns(columns)
@@ -224,6 +228,47 @@ class WindowBook:
             if t > totals[LAST]:
                 totals[LAST] = t
             touched[(*group, start)] = totals
+
+    def add_mixed(self, chunk: MixedColumns) -> None:
+        """`add()` for every event of a chunk of single events of many tenants, in order:
+        one pass over the columns, on-time events added inline (each is usually the only
+        event of its tenant, model and window in the chunk, so there is nothing to sum
+        first); late ones take `add()`."""
+        batch = self._batch
+        assert batch is not None, "add_mixed() outside begin()/finish()"
+        size, open_windows, touched = self.window_ms, self.open, batch.open
+        ev = chunk.events
+        highest = self.max_event_ms
+        for tenant_id, model, t, *tokens in zip(
+            chunk.tenant, ev.model, ev.time_ms, *ev.tokens(), strict=True
+        ):
+            start = t - t % size
+            if start + size <= self.watermark_ms:  # late: a correction
+                self.max_event_ms = max(highest, self.max_event_ms)
+                self.add(tenant_id, model, t, tuple(tokens))
+                highest = self.max_event_ms
+                continue
+            if t > highest:
+                highest = t
+            slot = open_windows.get(start)
+            if slot is None:
+                slot = open_windows[start] = {}
+            group = (tenant_id, model)
+            totals = slot.get(group)
+            if totals is None:
+                totals = slot[group] = [0, 0, 0, 0, 0, 0, t, t, 0]
+            totals[0] += tokens[0]
+            totals[1] += tokens[1]
+            totals[2] += tokens[2]
+            totals[3] += tokens[3]
+            totals[4] += tokens[4]
+            totals[COUNT] += 1
+            if t < totals[FIRST]:
+                totals[FIRST] = t
+            if t > totals[LAST]:
+                totals[LAST] = t
+            touched[(tenant_id, model, start)] = totals
+        self.max_event_ms = max(highest, self.max_event_ms)
 
     def add_columns(self, columns: EventColumns) -> None:
         """`add()` for every event of one record (the worker's hot path).

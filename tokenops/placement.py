@@ -21,3 +21,17 @@ def home_partition(tenant_id: str, partitions: int) -> int:
     if partitions < 1:
         raise ValueError(f"partitions must be at least 1, got {partitions}")
     return int((murmur2(tenant_id.encode()) & 0x7FFFFFFF) % partitions)
+
+
+def key_home(key: bytes | None, partitions: int) -> int | None:
+    """The home partition of a record's Kafka key read as a tenant id; None for no key,
+    an empty one or one that is not UTF-8. A valid record's key is its tenant, so a keyed
+    record away from its key's home is forwarded there undecoded (the worker,
+    `streams/routing.py`) and only its home copy is counted, stored or dead-lettered."""
+    if not key:
+        return None
+    try:
+        tenant_id = key.decode()
+    except UnicodeDecodeError:
+        return None
+    return home_partition(tenant_id, partitions)

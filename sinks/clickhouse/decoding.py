@@ -6,7 +6,8 @@ column by column, so building a `UsageEvent` per event would be most of its cost
 The sink does not judge records (`verdicts.py`): no signature, key or clock check here;
 the worker's dead letters say which stored records were not counted. It stores only a
 record in its tenant's home partition: one that landed elsewhere is forwarded there by
-the worker, and that copy, the one the worker counts, is stored instead.
+the worker, and that copy, the one the worker counts, is stored instead. A keyed record
+away from its key's home never reaches this decoder (`ClickHouseSink`, `key_home`).
 With `decode_processes > 0` chunks of records are decoded in that many spawned processes
 while the sink keeps consuming. The rows come back in submission order, as columns.
 Spawned, not forked: the sink process runs librdkafka and ClickHouse threads, which a

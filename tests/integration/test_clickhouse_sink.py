@@ -287,6 +287,38 @@ def test_each_record_not_stored_is_counted_and_logged_with_its_reason(
     assert any("reason=not_home_partition" in m and "t1" in m for m in samples)
 
 
+def test_a_record_away_from_its_keys_home_is_left_to_the_worker_undecoded(
+    harness: Harness,
+) -> None:
+    """The worker forwards a keyed record away from its key's home without reading it,
+    and only that home copy is counted or dead-lettered. The sink follows: such a record
+    is skipped as not at home whatever its body, never stored where it landed (a body
+    naming a tenant at home there, under another tenant's key, is the worker's dead
+    letter at the key's home, not a counted event here)."""
+    h = harness
+    home = home_partition("t1", 2)
+    other = next(t for t in (f"k{i}" for i in range(50)) if home_partition(t, 2) != home)
+    good = event("t1", "gpt-4o", ms(2026, 11, 3, 10, 0), 1)
+    producer = Producer(h.kafka.librdkafka())
+    for value, key, partition in (
+        (encode_event(good), b"t1", home),  # stored
+        (encode_event(event("t1", "gpt-4o", ms(2026, 11, 3, 10, 1), 2)), other.encode(), home),
+        (b"{not json", b"t1", 1 - home),  # unreadable, but forwarded: read at t1's home
+    ):
+        producer.produce(h.topics.usage, value, key, partition=partition, headers=EVENT_HEADERS)
+    assert producer.flush(30) == 0
+    h.start(h.writer())
+
+    def invalid(reason: str) -> float | None:
+        labels = {"role": "usage", "reason": reason}
+        return h.registry.get_sample_value("tokenops_clickhouse_sink_invalid_records_total", labels)
+
+    h.wait(lambda: h.committed() == h.ends())
+    assert invalid(NOT_HOME) == 2
+    assert invalid(UNREADABLE) is None
+    assert h.query("SELECT id, kafka_partition FROM raw_events") == [(good.id, home)]
+
+
 def test_replay_after_a_crash_leaves_the_same_totals(harness: Harness) -> None:
     h = harness
     windows = windows_batch(0, 100)

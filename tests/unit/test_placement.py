@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tokenops.placement import home_partition
+from tokenops.placement import home_partition, key_home
 
 
 @pytest.mark.parametrize(
@@ -30,3 +30,10 @@ def test_is_stable_and_in_range() -> None:
 def test_refuses_zero_partitions() -> None:
     with pytest.raises(ValueError, match="partitions"):
         home_partition("tenant-001", 0)
+
+
+def test_a_key_is_at_home_where_its_tenant_is_and_unusable_keys_have_no_home() -> None:
+    assert key_home(b"tenant-007", 4) == home_partition("tenant-007", 4)
+    assert key_home(None, 4) is None
+    assert key_home(b"", 4) is None
+    assert key_home(b"\xff\xfe", 4) is None  # not UTF-8: decoded where it landed

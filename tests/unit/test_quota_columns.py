@@ -9,7 +9,9 @@ record, model-scoped quotas, cost budgets, limit changes and reloads from saved 
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any
 
 from hypothesis import given, settings
@@ -19,6 +21,7 @@ from tests.oracles.quota_per_event import PerEventEvaluator, records
 from tests.unit.test_quota_evaluator import DAY0, HOUR, Event
 from tokenops.quotas.book import QuotaBook
 from tokenops.quotas.evaluator import QuotaEvaluator
+from tokenops.schemas.columns import EventColumns, MixedColumns
 from tokenops.schemas.quota import QuotaDefinition
 
 TENANTS = ("acme", "beta", "idle")  # "idle" has no quota
@@ -104,6 +107,20 @@ def _records(events: list[Event], cuts: set[int]) -> list[Any]:
     return out
 
 
+def _chunks(events: list[Event], cuts: set[int]) -> list[Any]:
+    """The events as single-event records, decoded the way the worker decodes a fetch of
+    them: chunks of many tenants (`MixedColumns`), cut at `cuts`."""
+    out: list[Any] = []
+    bounds = sorted({0, len(events), *cuts} & set(range(len(events) + 1)))
+    for begin, end in pairwise(bounds):
+        parts = [part for event in events[begin:end] for part in records([event])]
+        names = [f.name for f in fields(EventColumns) if f.name not in ("tenant_id", "attributes")]
+        columns = {name: [v for part in parts for v in getattr(part, name)] for name in names}
+        tenants = [part.tenant_id for part in parts]
+        out.append(MixedColumns(tenants, EventColumns(tenant_id="", **columns)))
+    return out
+
+
 def _apply(state: dict[str, Any], delta: dict[str, Any]) -> None:
     for key, value in json.loads(json.dumps(delta)).items():
         if value is None:
@@ -122,6 +139,7 @@ def test_columns_give_the_per_event_alerts_and_state(data: Any) -> None:
     old = PerEventEvaluator(book, late_horizon_ms=late_horizon, rate_late_horizon_ms=120_000)
     durable: dict[str, Any] = {}
     start = DAY0 + data.draw(st.integers(0, 48)) * HOUR - 30_000
+    chunked = data.draw(st.booleans())  # single-event records, as the worker chunks them
     for batch_no in range(data.draw(st.integers(1, 5))):
         start += data.draw(st.sampled_from([0, 45_000, 20 * 60_000, 10 * HOUR]))
         events = data.draw(st.lists(_event(start), max_size=40))
@@ -141,7 +159,8 @@ def test_columns_give_the_per_event_alerts_and_state(data: Any) -> None:
             )
             old.load(durable)
         now = 1_000 + batch_no
-        got_alerts, got_delta = new.apply(_records(events, cuts), now_ms=now)
+        packed = _chunks(events, cuts) if chunked else _records(events, cuts)
+        got_alerts, got_delta = new.apply(packed, now_ms=now)
         want_alerts, want_delta = old.apply(events, now_ms=now)
         assert got_alerts == want_alerts
         assert got_delta == want_delta

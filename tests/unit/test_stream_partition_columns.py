@@ -16,13 +16,14 @@ from hypothesis import strategies as st
 
 import tokenops.streams.partition as partition_module
 from tokenops.deadletters import DLQ_REASON
-from tokenops.schemas.columns import EventColumns
+from tokenops.schemas.columns import EventColumns, MixedColumns
 from tokenops.schemas.decode import decode_columns, decode_record
 from tokenops.schemas.errors import InvalidEventError
 from tokenops.schemas.event import UsageEvent
 from tokenops.schemas.wire import encode_batch, encode_event
 from tokenops.streams.partition import InputRecord, PartitionState, select
 from tokenops.streams.processors import OutputRecord
+from tokenops.streams.signing import WorkerDecoder
 from tokenops.streams.state.delta import StateDelta
 from tokenops.streams.state.store import PartitionStore
 
@@ -42,10 +43,15 @@ class Recorder:
         pass
 
     def apply(
-        self, columns: Sequence[EventColumns], *, now_ms: int
+        self, columns: Sequence[EventColumns | MixedColumns], *, now_ms: int
     ) -> tuple[list[OutputRecord], dict[str, Any]]:
-        self.calls.append([part.events() for part in columns])
+        self.calls.append([event for part in columns for event in _events(part)])
         return [], {"n": sum(len(part) for part in columns)}
+
+
+def _events(part: EventColumns | MixedColumns) -> list[UsageEvent]:
+    records = part.records() if isinstance(part, MixedColumns) else [part]
+    return [event for record in records for event in record.events()]
 
 
 class EventByEvent(PartitionState):
@@ -65,7 +71,7 @@ class EventByEvent(PartitionState):
         fresh: list[EventColumns] = []
         for part in parts:
             kept = []
-            for event in part.events():
+            for event in _events(part):
                 key = f"{event.source}\x00{event.id}"
                 counts.events += 1
                 if self.store.seen([key])[0] or key in chunk.seen:
@@ -99,7 +105,9 @@ def _decode(value: bytes, headers: Any, now_ms: int) -> EventColumns:
     return decode_columns(value, headers, now_ms=now_ms)
 
 
-def _state(cls: type[PartitionState], path: Path, recorder: Recorder) -> PartitionState:
+def _state(
+    cls: type[PartitionState], path: Path, recorder: Recorder, decode: Any = _decode
+) -> PartitionState:
     return cls(
         topic="usage",
         partition=0,
@@ -109,7 +117,7 @@ def _state(cls: type[PartitionState], path: Path, recorder: Recorder) -> Partiti
         lateness_ms=30_000,
         horizon_ms=300_000,
         outputs=("aggs", "dlq"),
-        decode=_decode,
+        decode=decode,
         processors=[recorder],
     )
 
@@ -151,14 +159,21 @@ record_rows = st.tuples(st.sampled_from(["acme", "beta"]), st.lists(event_rows, 
     st.lists(st.lists(record_rows, max_size=6), min_size=1, max_size=5),
     st.sampled_from([3, 20, 20_000]),
     st.booleans(),
+    st.booleans(),
 )
 def test_columnar_batches_equal_event_by_event(
-    batches: list[list[tuple[str, list[tuple[int, int, str, int]]]]], chunk: int, ordered: bool
+    batches: list[list[tuple[str, list[tuple[int, int, str, int]]]]],
+    chunk: int,
+    ordered: bool,
+    singles: bool,
 ) -> None:
+    """`singles`: each event its own record, decoded by the worker's decoder, so a batch
+    of a dozen or more is counted as one chunk of many tenants (`MixedColumns`)."""
     with TemporaryDirectory() as tmp, _chunk_events(chunk):
         fast, slow = Recorder(), Recorder()
+        decode = WorkerDecoder(None) if singles else _decode
         states = (
-            _state(PartitionState, Path(tmp) / "fast", fast),
+            _state(PartitionState, Path(tmp) / "fast", fast, decode),
             _state(EventByEvent, Path(tmp) / "slow", slow),
         )
         offset = 0
@@ -169,15 +184,22 @@ def test_columnar_batches_equal_event_by_event(
                     _event(f"e{i}", T0 + (b * 60_000 + t if ordered else t), tenant, m, k)
                     for i, t, m, k in rows
                 ]
-                value = encode_batch(events) if events else b"{}"
-                key = tenant.encode()
-                records.append(InputRecord(offset, key, value, None, T0 + 10_000_000))
-                offset += 1
+                if not events:
+                    values = [b"{}"]  # dead-lettered
+                elif singles:
+                    values = [encode_event(event) for event in events]
+                else:
+                    values = [encode_batch(events)]
+                for value in values:
+                    key = tenant.encode()
+                    records.append(InputRecord(offset, key, value, None, T0 + 10_000_000))
+                    offset += 1
             now_ms = T0 + 20_000_000
             results = []
             for state in states:
                 outputs, delta, counts = state.process(records, now_ms)
                 state.commit(delta, b + 1)
+                counts.dead_letter_fields.sort()  # a chunk's outputs follow the others'
                 results.append((outputs, delta.to_bytes(), counts))
             assert results[0] == results[1]
         assert fast.calls == slow.calls

@@ -20,6 +20,7 @@ from tokenops.streams.errors import PlacementError
 from tokenops.streams.metrics import WorkerMetrics
 from tokenops.streams.partition import InputRecord, PartitionState
 from tokenops.streams.routing import CREATE_TIME, LOG_APPEND_TIME, event_clock
+from tokenops.streams.signing import WorkerDecoder
 from tokenops.streams.state.store import PartitionStore
 
 T0 = 1_750_000_020_000  # a minute boundary in the past: the worker's wall clock here
@@ -157,3 +158,32 @@ def test_a_state_built_with_another_partition_count_is_refused(tmp_path: Path) -
     assert "has 6 partitions, its state was built with 4" in str(info.value)
     again = _state(tmp_path / "p1")  # the same count: fine
     assert again.next_offset == 1
+
+
+def test_a_chunk_of_single_events_is_placed_as_record_by_record(tmp_path: Path) -> None:
+    """A fetch of single events decoded as one chunk of many tenants (`WorkerDecoder`)
+    forwards, dead-letters and counts each record as the record-by-record decoder does:
+    keyed at home, unkeyed at home or away, keyed as another tenant, broken."""
+    records = []
+    for i in range(40):
+        tenant = (HOME + AWAY)[i % (len(HOME) + len(AWAY))]
+        key: bytes | None = tenant.encode() if i % 3 else None
+        if i == 7:
+            key = HOME[1].encode() if tenant != HOME[1] else HOME[0].encode()  # another tenant
+        records.append(_record(i, _event(i, T0 + i, tenant), key))
+    records[20] = InputRecord(20, None, b"{not json", None, T0)
+    fetch = WorkerDecoder(None).many([(r.value, r.headers, T0) for r in records[:20]])
+    assert fetch.mixed is not None and len(fetch.mixed) == len(fetch.rows) == 20
+    chunked = _on(PartitionStore(tmp_path / "a", bucket_ms=3_600_000, window_ms=60_000))
+    chunked.decode_many = WorkerDecoder(None).many
+    one_by_one = _state(tmp_path / "b")
+    results = [state.process(records, T0 + 1000) for state in (chunked, one_by_one)]
+    (outputs, delta, counts), (outputs_b, delta_b, counts_b) = results
+    # the chunk's own outputs follow those of the batch's other records
+    counts.dead_letter_fields.sort()
+    counts_b.dead_letter_fields.sort()
+    assert counts == counts_b and counts.dead_lettered == 2 and counts.forwarded > 0
+    assert counts.counted == 40 - counts.dead_lettered - counts.forwarded
+    key_of = lambda o: (o.topic, o.partition or 0, o.key or b"", o.value)  # noqa: E731
+    assert sorted(outputs, key=key_of) == sorted(outputs_b, key=key_of)
+    assert delta.to_bytes() == delta_b.to_bytes()

@@ -41,17 +41,17 @@ take the counter's exact slower path (`count_rows`).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from itertools import compress, count
 from operator import attrgetter, mul
-from typing import Any
+from typing import Any, NamedTuple
 
 from tokenops.quotas import usage as units
 from tokenops.quotas.book import QuotaBook
 from tokenops.quotas.cells import Cell, CellTable
 from tokenops.quotas.counter import Crossing, QuotaCounter
-from tokenops.schemas.columns import EventColumns
+from tokenops.schemas.columns import EventColumns, MixedColumns
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
 
 WATERMARK_KEY = "~watermark"
@@ -103,11 +103,12 @@ class QuotaEvaluator:
         return state
 
     def apply(
-        self, columns: Sequence[EventColumns], *, now_ms: int | None = None
+        self, columns: Sequence[EventColumns | MixedColumns], *, now_ms: int | None = None
     ) -> tuple[list[QuotaAlert], dict[str, dict[str, Any] | None]]:
         """Count the records' events and return (new crossings, state delta: key -> value or None).
 
-        `columns` holds one `EventColumns` per record, in offset order. The delta holds every
+        `columns` holds one `EventColumns` per record, or a chunk of single-event records
+        of many tenants (`MixedColumns`), in offset order. The delta holds every
         cell this batch changed or evicted (None = delete) and the watermark; applying it to
         the previous state gives `state()`.
         """
@@ -117,7 +118,12 @@ class QuotaEvaluator:
         events = 0
         quotas_of, compiled = self.book.by_tenant, self._compiled
         watermark = self.watermark_ms
-        for record in columns:
+        for record in _records(columns, quotas_of):
+            if isinstance(record, _Others):  # events of tenants without quotas
+                events += record.events
+                if record.top > watermark:
+                    watermark = record.top
+                continue
             times = record.time_ms
             n = len(times)
             events += n
@@ -198,6 +204,34 @@ class QuotaEvaluator:
     def _counter(self, quota: QuotaDefinition) -> QuotaCounter:
         horizon = self.rate_late_horizon_ms if quota.period == "minute" else self.late_horizon_ms
         return QuotaCounter(quota, horizon, self.table)
+
+
+class _Others(NamedTuple):
+    """Consecutive events of a chunk whose tenants have no quota: only the watermark moves."""
+
+    events: int
+    top: int  # their highest event time
+
+
+def _records(
+    columns: Sequence[EventColumns | MixedColumns], quotas_of: Mapping[str, Any]
+) -> Iterator[EventColumns | _Others]:
+    """The records in offset order; a chunk of single events as the records of tenants
+    with quotas (one `EventColumns` each) between runs of the others (`_Others`), so the
+    watermark before each record is what it was record by record."""
+    for part in columns:
+        if not isinstance(part, MixedColumns):
+            yield part
+            continue
+        tenants, times = part.tenant, part.events.time_ms
+        done = 0
+        for i in compress(count(), map(quotas_of.__contains__, tenants)):
+            if i > done:
+                yield _Others(i - done, max(times[done:i]))
+            yield part.record(i)
+            done = i + 1
+        if done < len(tenants):
+            yield _Others(len(tenants) - done, max(times[done:]))
 
 
 def _alert(
