@@ -239,13 +239,13 @@ class WindowBook:
         size, open_windows, touched = self.window_ms, self.open, batch.open
         ev = chunk.events
         highest = self.max_event_ms
-        for tenant_id, model, t, *tokens in zip(
-            chunk.tenant, ev.model, ev.time_ms, *ev.tokens(), strict=True
+        for tenant_id, model, region, t, *tokens in zip(
+            chunk.tenant, ev.model, ev.region, ev.time_ms, *ev.tokens(), strict=True
         ):
             start = t - t % size
             if start + size <= self.watermark_ms:  # late: a correction
                 self.max_event_ms = max(highest, self.max_event_ms)
-                self.add(tenant_id, model, t, tuple(tokens))
+                self.add(tenant_id, model, t, tuple(tokens), region or "")
                 highest = self.max_event_ms
                 continue
             if t > highest:
@@ -253,7 +253,7 @@ class WindowBook:
             slot = open_windows.get(start)
             if slot is None:
                 slot = open_windows[start] = {}
-            group = (tenant_id, model)
+            group = (tenant_id, model, region or "")
             totals = slot.get(group)
             if totals is None:
                 totals = slot[group] = [0, 0, 0, 0, 0, 0, t, t, 0]
@@ -267,7 +267,7 @@ class WindowBook:
                 totals[FIRST] = t
             if t > totals[LAST]:
                 totals[LAST] = t
-            touched[(tenant_id, model, start)] = totals
+            touched[(*group, start)] = totals
         self.max_event_ms = max(highest, self.max_event_ms)
 
     def add_columns(self, columns: EventColumns) -> None:

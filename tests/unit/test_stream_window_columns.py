@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tokenops.schemas.columns import EventColumns
+from tokenops.schemas.columns import EventColumns, MixedColumns
 from tokenops.streams.windows import MAX_COLUMN_GROUPS, WindowBook
 
 T0 = 1_800_000_000_000  # a window boundary for 60 s windows
@@ -118,3 +118,45 @@ def test_a_record_of_many_windows_is_counted_event_by_event() -> None:
     many = [("m1", T0 + 60_000 * i, row) for i in range(MAX_COLUMN_GROUPS + 3)]
     batches = [[_columns("a", many)], [_columns("a", many[:2] + many[-1:])]]
     assert _run(batches, by_columns=True) == _run(batches, by_columns=False)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["a", "b"]),
+                st.sampled_from(["m1", "m2"]),
+                st.sampled_from([None, "west", "east"]),
+                st.integers(-200_000, 100_000),
+                tokens,
+            ),
+            min_size=1,
+            max_size=30,
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_a_chunk_of_single_events_equals_add_per_event_regions_apart(batches: Any) -> None:
+    """`add_mixed` (single events of many tenants) keeps each region's window apart."""
+
+    def run(mixed: bool) -> list[Any]:
+        book, closed, seen = WindowBook(60_000, 30_000), {}, []
+        for b, batch in enumerate(batches):
+            rows = [(t, m, r, T0 + b * 50_000 + dt, tok) for t, m, r, dt, tok in batch]
+            book.begin(closed.get)
+            if mixed:
+                chunk = _columns(
+                    "", [(m, t, tok) for _, m, _, t, tok in rows], [r for _, _, r, _, _ in rows]
+                )
+                book.add_mixed(MixedColumns([t for t, *_ in rows], chunk))
+            else:
+                for tenant, model, region, t, tok in rows:
+                    book.add(tenant, model, t, tok, region or "")
+            result = book.finish()
+            closed.update({w: list(v) for w, v in result.emitted.items()})
+            seen.append((list(result.open.items()), list(result.emitted.items()), result.closed))
+        return seen
+
+    assert run(True) == run(False)
