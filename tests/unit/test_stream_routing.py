@@ -85,7 +85,7 @@ def test_a_misplaced_or_unkeyed_record_is_forwarded_home_not_counted(tmp_path: P
         (3, away.encode(), records[2].value),
     ]
     assert all(o.headers == [("h", b"v")] and o.timestamp_ms == T0 for o in forwarded)
-    assert state.book.open[T0] == {(home, "m1"): state.book.open[T0][(home, "m1")]}
+    assert state.book.open[T0] == {(home, "m1", ""): state.book.open[T0][(home, "m1", "")]}
     assert delta.next_offset == 4  # the forwarded records are done here
     registry = CollectorRegistry()
     WorkerMetrics(registry).record(counts)
