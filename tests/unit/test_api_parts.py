@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -85,6 +87,32 @@ def test_binary_mode_keeps_the_body_bytes_for_the_decoder() -> None:
     with pytest.raises(IngestRejectedError) as rejected:
         decode_body(body, "application/json", headers)
     assert rejected.value.problems[0].field == "duplicate_key"
+
+
+def test_batch_mode_refuses_a_key_twice_and_splits_tenants_in_one_pass() -> None:
+    """A batch is parsed once and checked by the decoder's rules: a key twice in one
+    event is refused (it was re-encoded without one of them and taken), and a batch of
+    two tenants comes back as one part per tenant, in the order they first appear."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+
+    def event(i: int, tenant: str) -> dict[str, Any]:
+        data = {"schema_version": 1, "tenant_id": tenant, "model": "m", "provider": "p",
+                "input_tokens": i, "output_tokens": 1}  # fmt: skip
+        return {"specversion": "1.0", "type": "ai.tokenops.usage", "source": "//n",
+                "id": f"e{i}", "time": now, "data": data}  # fmt: skip
+
+    body = orjson.dumps([event(1, "b"), event(2, "a"), event(3, "b")])
+    parts = decode_body(body, "application/cloudevents-batch+json", {})
+    assert [(p.tenant_id, p.id, p.input_tokens) for p in parts] == [
+        ("b", ["e1", "e3"], [1, 3]),
+        ("a", ["e2"], [2]),
+    ]
+    twice = body.replace(b'"model":', b'"model":"x","model":', 1)
+    with pytest.raises(IngestRejectedError) as rejected:
+        decode_body(twice, "application/cloudevents-batch+json", {})
+    assert [p.to_json() for p in rejected.value.problems] == [
+        {"index": None, "field": "duplicate_key", "reason": "appears twice in one JSON object"}
+    ]
 
 
 def test_host_check_verdicts_are_cached_but_bounded_and_use_the_last_host() -> None:
