@@ -17,12 +17,15 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from tokenops.api.app import HostCheck
 from tokenops.api.keys import ApiKeyError, KeyStore, new_key, read_entries, revoke_key
+from tokenops.producers import SpoolError
 from tokenops.producers.http import (
     DurableSender,
     IngestRejectedError,
+    NotDurableError,
     decode_body,
     spans_to_events,
 )
+from tokenops.producers.tickets import Ticket
 
 
 def test_keys_are_hashed_scoped_rotatable_and_refused_when_shared(tmp_path: Path) -> None:
@@ -158,38 +161,56 @@ def test_a_revoked_key_stops_working_at_the_next_look_at_the_file(tmp_path: Path
     assert revoke_key(path, key_id) and store.lookup(key) is None
 
 
-class _GatedProducer:
-    """Stands in for UsageProducer's two calls DurableSender makes: `sync` waits for the
-    test to open the gate, so the test decides when a durability round ends."""
+class _TicketedProducer:
+    """Stands in for UsageProducer's two calls DurableSender makes: `send_columns` keeps
+    each request's ticket, and the test resolves them (from another thread, as the
+    producer's poll thread does), so it decides when each request's records are durable."""
 
     def __init__(self) -> None:
-        self.gate = threading.Event()
-        self.rounds = 0
-        self.accepted = 0
+        self.tickets: list[Ticket] = []
+        self.releases = 0
 
-    def send_columns(self, parts: Any) -> int:
-        self.accepted += len(parts)
+    def send_columns(self, parts: Any, ticket: Ticket) -> int:
+        ticket.records += 1  # one record holds the request's events
+        self.tickets.append(ticket)
         return len(parts)
 
-    def sync(self, timeout_s: float) -> bool:
-        self.rounds += 1
-        return self.gate.wait(timeout_s)
+    def produce_buffered(self) -> None:
+        self.releases += 1
+
+    def resolve(self, at: int, error: BaseException | None = None) -> None:
+        thread = threading.Thread(target=self.tickets[at].resolved, args=(error,))
+        thread.start()
+        thread.join()
 
 
-def test_durable_sender_shares_rounds_and_a_cancelled_request_cancels_only_itself() -> None:
+def test_durable_sender_answers_each_request_when_its_own_records_are_durable() -> None:
+    """A request waits for its own records, not for a round of everything before it:
+    requests of one loop turn share one release of the buffers, a later one can be
+    answered first, a cancelled one cancels only itself, a lost record is its error,
+    and a record never confirmed is a NotDurableError at the timeout."""
+
     async def scenario() -> None:
-        producer = _GatedProducer()
-        sender = DurableSender(producer, timeout_s=5)  # type: ignore[arg-type]
+        producer = _TicketedProducer()
+        sender = DurableSender(producer, timeout_s=0.5)  # type: ignore[arg-type]
         first = [asyncio.create_task(sender.send([object()])) for _ in range(3)]
-        await asyncio.sleep(0.05)  # the first round is under way with these three
-        later = asyncio.create_task(sender.send([object()]))  # joins the next round
-        gone = asyncio.create_task(sender.send([object()]))
         await asyncio.sleep(0.01)
-        first[0].cancel()  # a client gone while its round runs
-        gone.cancel()  # one gone while waiting for the next round
-        producer.gate.set()
-        assert await asyncio.gather(*first[1:], later) == [1, 1, 1]
-        assert first[0].cancelled() and gone.cancelled()
-        assert producer.rounds == 2  # one round for the first three, one for the rest
+        assert producer.releases == 1  # one turn, one release for the three
+        later = asyncio.create_task(sender.send([object()]))
+        lost = asyncio.create_task(sender.send([object()]))
+        unconfirmed = asyncio.create_task(sender.send([object()]))
+        await asyncio.sleep(0.01)
+        producer.resolve(3)  # the later request's record is acknowledged first
+        assert await later == 1 and not any(task.done() for task in first)
+        first[0].cancel()  # a client gone while its record is in flight
+        for at in (0, 1, 2):
+            producer.resolve(at)
+        assert await asyncio.gather(*first[1:]) == [1, 1]
+        assert first[0].cancelled()
+        producer.resolve(4, SpoolError(Path("spool.log"), "disk full"))
+        with pytest.raises(SpoolError):
+            await lost
+        with pytest.raises(NotDurableError):
+            await unconfirmed
 
     asyncio.run(scenario())
