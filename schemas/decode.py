@@ -285,7 +285,7 @@ def _parse(
     raise InvalidEventError(CONTENT_TYPE_HEADER, content_type, "unknown content type")
 
 
-def _no_duplicate_keys(value: bytes, body: dict[str, Any]) -> None:
+def _no_duplicate_keys(value: bytes, body: Any) -> None:
     """InvalidEventError(`duplicate_key`) if any JSON object of `value` repeats a key.
 
     orjson keeps the last value of a repeated key silently, so its re-encoding of `body`

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from contextlib import suppress
-from functools import partial
 
 from tokenops.errors import TokenopsError
 from tokenops.producers.errors import ProducerClosedError
@@ -39,6 +38,9 @@ class NotDurableError(TokenopsError):
         )
 
 
+_TIMED_OUT = object()  # what a request's timer sets: NotDurableError, built if it fires
+
+
 class DurableSender:
     def __init__(self, producer: UsageProducer, timeout_s: float) -> None:
         self.producer = producer
@@ -52,19 +54,25 @@ class DurableSender:
         loop = asyncio.get_running_loop()
         # Each request has its own future, so a cancelled request (a client gone)
         # cancels only itself.
-        waiter: asyncio.Future[BaseException | None] = loop.create_future()
-        ticket = Ticket(partial(loop.call_soon_threadsafe, _settle, waiter))
+        waiter: asyncio.Future[object] = loop.create_future()
+
+        def on_durable(error: BaseException | None) -> None:  # in the producer's thread
+            loop.call_soon_threadsafe(_settle, waiter, error)
+
+        ticket = Ticket(on_durable)
         accepted = self.producer.send_columns(parts, ticket)
         if not self._release_scheduled:
             self._release_scheduled = True
             loop.call_soon(self._release)
-        timer = loop.call_later(self.timeout_s, _settle, waiter, NotDurableError(self.timeout_s))
+        timer = loop.call_later(self.timeout_s, _settle, waiter, _TIMED_OUT)
         try:
-            error = await waiter
+            outcome = await waiter
         finally:
             timer.cancel()
-        if error is not None:
-            raise error
+        if outcome is _TIMED_OUT:
+            raise NotDurableError(self.timeout_s)
+        if isinstance(outcome, BaseException):  # the ticket's: neither acked nor spooled
+            raise outcome
         return accepted
 
     def _release(self) -> None:
@@ -75,6 +83,6 @@ class DurableSender:
             self.producer.produce_buffered()
 
 
-def _settle(waiter: asyncio.Future[BaseException | None], error: BaseException | None) -> None:
+def _settle(waiter: asyncio.Future[object], outcome: object) -> None:
     if not waiter.done():  # not cancelled with its request, nor timed out
-        waiter.set_result(error)
+        waiter.set_result(outcome)
