@@ -43,12 +43,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer
 
 from bench import sink_legacy
 from bench.bench_worker import _peak_rss_mb, fill
 from bench.pipeline_env import bench_kafka
-from tokenops.schemas import COLUMNS_HEADERS, EventColumns, encode_columns
 from tokenops.settings import KafkaSettings
 from tokenops.sinks.clickhouse import ClickHouseSettings, open_store
 from tokenops.sinks.clickhouse.decoding import RawRecord, decode_chunk
@@ -67,59 +66,6 @@ class Rate(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.wall:>10,.0f} rows/s  {self.cpu:>10,.0f} rows/CPU-s"
-
-
-def fill_columns(kafka: KafkaSettings, topic: str, events: int, per_record: int) -> None:
-    """The events of `bench_worker.fill` (same ids, tenants, times and tokens), as v2
-    columnar records built straight from columns."""
-    now = int(time.time() * 1000) - 3_600_000
-    producer = Producer(
-        {
-            **kafka.librdkafka(),
-            "partitioner": "murmur2_random",
-            "linger.ms": 20,
-            "compression.type": "lz4",
-            "queue.buffering.max.kbytes": 512_000,
-        }
-    )
-    span_ms = 20 * 60_000  # event time advances over 20 minutes of the topic
-    tenants = 1000
-    n = 0
-    while n < events:
-        tenant = f"tenant-{(n // per_record) % tenants:06d}"
-        k = min(per_record, events - n)
-        numbers = range(n, n + k)
-        absent: list[str | None] = [None] * k
-        columns = EventColumns(
-            tenant_id=tenant,
-            id=[f"e{i}" for i in numbers],
-            source=["//node/bench"] * k,
-            time_ms=[now + i * span_ms // events for i in numbers],
-            model=["gpt-x"] * k,
-            provider=["acme-ai"] * k,
-            operation=["chat"] * k,
-            input_tokens=[i % 1000 for i in numbers],
-            output_tokens=[50] * k,
-            cache_read_input_tokens=[0] * k,
-            cache_creation_input_tokens=[0] * k,
-            reasoning_output_tokens=[0] * k,
-            project_id=absent,
-            agent_id=absent,
-            user_id=absent,
-            api_key_id=absent,
-            region=absent,
-            node_id=absent,
-        )
-        value = encode_columns(columns)
-        while True:
-            try:
-                producer.produce(topic, value, tenant.encode(), headers=COLUMNS_HEADERS)
-                break
-            except BufferError:
-                producer.poll(0.1)
-        producer.poll(0)
-        n += k
-    producer.flush(120)
 
 
 def decode_columns(
@@ -312,7 +258,7 @@ def main(events: int = 500_000, per_record: int = 100, record_format: str = "v2"
             ensure_topics(kafka, [TopicSpec(topic, 4, 1)])
             t = time.perf_counter()
             if record_format == "v2":
-                fill_columns(kafka, topic, events, per_record)
+                fill(kafka, topic, events, per_record, tenants=1000, load="v2")
             else:
                 fill(kafka, topic, events, per_record, tenants=1000)
             took = time.perf_counter() - t

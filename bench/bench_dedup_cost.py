@@ -21,10 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.bench_worker import _v2_records
+from bench.bench_worker import v2_records
+from tests.harness.partition import partition_state, partition_store
 from tokenops.placement import home_partition
 from tokenops.schemas import COLUMNS_HEADERS
-from tokenops.streams.partition import InputRecord, PartitionState
+from tokenops.streams.partition import InputRecord
 from tokenops.streams.signing import worker_decoder
 from tokenops.streams.state.store import PartitionStore
 
@@ -43,16 +44,11 @@ def run(parts: dict[int, list[InputRecord]], events: int, dedup: bool) -> float:
     store_class = PartitionStore if dedup else NoDedupStore
     with tempfile.TemporaryDirectory(prefix="tokenops-dedup-cost-") as tmp:
         states = {
-            p: PartitionState(
-                topic="usage",
-                partition=p,
-                store=store_class(Path(tmp) / str(p), bucket_ms=3_600_000, window_ms=60_000),
-                owner="bench",
-                window_s=60,
-                lateness_ms=30_000,
-                horizon_ms=86_400_000,
-                outputs=("aggregates", "dead-letter"),
+            p: partition_state(
+                partition_store(Path(tmp) / str(p), store_class),
                 decode=worker_decoder(None),
+                partition=p,
+                owner="bench",
                 partitions=len(parts),
             )
             for p in parts
@@ -79,7 +75,7 @@ def run(parts: dict[int, list[InputRecord]], events: int, dedup: bool) -> float:
 def main(events: int = 1_000_000, per_record: int = 100, tenants: int = 1_000) -> None:
     start_ms = int(time.time() * 1000) - 3_600_000
     parts: dict[int, list[InputRecord]] = {p: [] for p in range(4)}
-    for tenant, value, _ in _v2_records(events, per_record, tenants, start_ms):
+    for tenant, value, _ in v2_records(events, per_record, tenants, start_ms):
         records = parts[home_partition(tenant, len(parts))]  # where the worker counts it
         key = tenant.encode()
         records.append(

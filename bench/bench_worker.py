@@ -64,7 +64,7 @@ def fill(
             "queue.buffering.max.kbytes": 512_000,
         }
     )
-    records = {"v2": _v2_records, "v1": _v1_records, "ce": _ce_records}[load]
+    records = {"v2": v2_records, "v1": _v1_records, "ce": _ce_records}[load]
     start_ms = int(time.time() * 1000) - 3_600_000
     for tenant, value, headers in records(events, per_record, tenants, start_ms):
         while True:
@@ -131,7 +131,7 @@ def _ce_records(
             yield tenant, orjson.dumps(ce), headers
 
 
-def _v2_records(
+def v2_records(
     events: int, per_record: int, tenants: int, start_ms: int
 ) -> Iterator[tuple[str, bytes, list[tuple[str, bytes]]]]:
     """The same events as `_v1_records`, as columnar (v2) batch records."""
@@ -271,9 +271,9 @@ def profile_batch_path(kafka: KafkaSettings, topic: str, records: int, state: Pa
     process, on the first `records` records of the topic's partition 0 (one partition's
     state sees only its own records, in order: mixing partitions would make events
     late), grouped by where the time goes."""
-    from tokenops.streams.partition import InputRecord, PartitionState
+    from tests.harness.partition import partition_state
+    from tokenops.streams.partition import InputRecord
     from tokenops.streams.signing import worker_decoder
-    from tokenops.streams.state.store import PartitionStore
 
     consumer = Consumer(
         {
@@ -291,18 +291,7 @@ def profile_batch_path(kafka: KafkaSettings, topic: str, records: int, state: Pa
                 ts = m.timestamp()[1]
                 batch.append(InputRecord(len(batch), m.key(), m.value(), m.headers(), ts))
     consumer.close()
-    store = PartitionStore(state / "profile", bucket_ms=3_600_000, window_ms=60_000)
-    partition = PartitionState(
-        topic=topic,
-        partition=0,
-        store=store,
-        owner="bench",
-        window_s=60,
-        lateness_ms=30_000,
-        horizon_ms=86_400_000,
-        outputs=("aggregates", "dead-letter"),
-        decode=worker_decoder(None),
-    )
+    partition = partition_state(state / "profile", decode=worker_decoder(None), owner="bench")
     profiler = cProfile.Profile()
     profiler.enable()
     for i in range(0, len(batch), 100):

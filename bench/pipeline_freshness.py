@@ -17,69 +17,25 @@ import urllib.parse
 import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import orjson
-import yaml
 from confluent_kafka import Producer
 
 from bench.pipeline_env import Service, Topics, base_env
 from bench.pipeline_load import BatchLoad, cloudevent
-from tokenops.paths import deploy_dir
+from tests.harness.alerting import AlertWebhook, WebhookAlertmanager
 from tokenops.quotas.topic import publish_quotas
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
 from tokenops.schemas.wire import EVENT_HEADERS
 from tokenops.settings import KafkaSettings, StackSettings, TopicSettings
 from tokenops.sinks.prometheus.settings import PrometheusSinkSettings
 from tokenops.sinks.prometheus.sink import PrometheusSink
-from tokenops.stack.alerting import AlertmanagerServer, PrometheusServer
+from tokenops.stack.alerting import PrometheusServer
 from tokenops.stack.process import free_port
 from tokenops.topics import read_to_end
 
 WINDOW_S, LATENESS_S = 5, 2
-
-
-class Webhook:
-    """Alertmanager's receiver: the first arrival time of a firing alert per tenant."""
-
-    def __init__(self) -> None:
-        self.first: dict[str, float] = {}
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                for alert in body["alerts"]:
-                    tenant = alert["labels"].get("tenant")
-                    if alert["status"] == "firing" and tenant:
-                        outer.first.setdefault(tenant, time.time())
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/alerts"
-
-
-class BenchAlertmanager(AlertmanagerServer):
-    """The checked-in config, timings unchanged, every receiver pointed at the webhook."""
-
-    def __init__(self, settings: StackSettings, webhook: str) -> None:
-        super().__init__(settings)
-        self.webhook = webhook
-
-    def config_path(self) -> Path:
-        config = yaml.safe_load((deploy_dir() / "alertmanager" / "alertmanager.yml").read_text())
-        for receiver in config["receivers"]:
-            receiver["webhook_configs"] = [{"url": self.webhook}]
-        path = self.settings.state_dir / "alertmanager.yml"
-        path.write_text(yaml.safe_dump(config))
-        return path
 
 
 def _event(tenant: str, event_id: str, t_ms: int, tokens: int) -> bytes:
@@ -122,7 +78,7 @@ def freshness(
         idle_timeout_s="2",
     )
     sink = Service.sink(env, work, f"fresh-sink-{tag}", batch_max_ms="200")
-    webhook = Webhook()
+    webhook = AlertWebhook()
     prom_sink = PrometheusSink(
         kafka,
         topic_settings,
@@ -134,7 +90,7 @@ def freshness(
         alertmanager_port=free_port(),
     )
     stack.state_dir.mkdir()
-    alertmanager = BenchAlertmanager(stack, webhook.url)
+    alertmanager = WebhookAlertmanager(stack, webhook.url)  # the production timings
     prometheus: PrometheusServer | None = None
     stop = threading.Event()
     load = BatchLoad(kafka, topics.usage, tenants=200, per_record=20)
@@ -187,9 +143,10 @@ def freshness(
             crossed[tenant] = time.time()
             time.sleep(1.0)
         deadline = time.time() + 90
-        while len(webhook.first) < len(tenants) and time.time() < deadline:
+        while len(webhook.first_firing()) < len(tenants) and time.time() < deadline:
             time.sleep(0.2)
-        out["alertmanager"] = [webhook.first[t] - crossed[t] for t in tenants if t in webhook.first]
+        first = webhook.first_firing()
+        out["alertmanager"] = [first[t] - crossed[t] for t in tenants if t in first]
         for m in read_to_end(kafka, topics.quota_alerts):
             alert = QuotaAlert.from_bytes(m.value())
             if alert.tenant_id in crossed and alert.threshold_pct == 100:
@@ -204,5 +161,5 @@ def freshness(
             prometheus.stop()
         alertmanager.stop()
         prom_sink.stop()
-        webhook.server.shutdown()
+        webhook.close()
     return out

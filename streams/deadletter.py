@@ -22,43 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tokenops.deadletters import (
-    DLQ_FIELD,
-    DLQ_OFFSET,
-    DLQ_PARTITION,
-    DLQ_REASON,
-    DLQ_TIME_MS,
-    DLQ_TOPIC,
-    DLQ_VALUE_BYTES,
-)
+from tokenops.deadletters import DLQ_HEADERS, DLQ_VALUE_BYTES
 
 # Half the broker's default max.message.bytes: room for the headers added here.
 DEAD_LETTER_MAX_BYTES = 512 * 1024
 
 Headers = list[tuple[str, bytes]]
-
-
-def dead_letter_headers(
-    original: Sequence[tuple[str, bytes | None]] | None,
-    *,
-    reason: str,
-    field: str,
-    topic: str,
-    partition: int,
-    offset: int,
-    time_ms: int,
-) -> Headers:
-    """The original headers followed by the `tokenops.dlq.*` ones."""
-    headers: Headers = [(k, v if v is not None else b"") for k, v in original or ()]
-    headers += [
-        (DLQ_REASON, reason.encode()),
-        (DLQ_FIELD, field.encode()),
-        (DLQ_TOPIC, topic.encode()),
-        (DLQ_PARTITION, str(partition).encode()),
-        (DLQ_OFFSET, str(offset).encode()),
-        (DLQ_TIME_MS, str(time_ms).encode()),
-    ]
-    return headers
 
 
 def dead_letter_record(
@@ -80,15 +49,10 @@ def dead_letter_record(
     fits = size + header_bytes <= DEAD_LETTER_MAX_BYTES
     if not fits and header_bytes > DEAD_LETTER_MAX_BYTES:
         kept = []
-    headers = dead_letter_headers(
-        kept,
-        reason=reason,
-        field=field,
-        topic=topic,
-        partition=partition,
-        offset=offset,
-        time_ms=time_ms,
-    )
+    # the original headers, then the `tokenops.dlq.*` ones (DLQ_HEADERS order)
+    headers: Headers = [(k, v if v is not None else b"") for k, v in kept]
+    verdict = (reason, field, topic, str(partition), str(offset), str(time_ms))
+    headers += [(name, text.encode()) for name, text in zip(DLQ_HEADERS, verdict, strict=True)]
     if fits:
         return value, headers
     headers.append((DLQ_VALUE_BYTES, str(size).encode()))

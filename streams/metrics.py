@@ -28,42 +28,33 @@ logger = logging.getLogger(__name__)
 class WorkerMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        p = "tokenops_worker_"
-        self.records = Counter(
-            f"{p}records", "Input records by outcome.", ["outcome"], registry=registry
-        )
-        self.events = Counter(
-            f"{p}events", "Events of counted records by outcome.", ["outcome"], registry=registry
-        )
-        self.dead_letters = Counter(
-            f"{p}dead_letters",
+
+        def counter(name: str, doc: str, *labels: str) -> Counter:
+            return Counter(f"tokenops_worker_{name}", doc, labels, registry=registry)
+
+        def gauge(name: str, doc: str) -> Gauge:
+            return Gauge(f"tokenops_worker_{name}", doc, registry=registry)
+
+        self.records = counter("records", "Input records by outcome.", "outcome")
+        self.events = counter("events", "Events of counted records by outcome.", "outcome")
+        self.dead_letters = counter(
+            "dead_letters",
             "Dead-lettered records by offending field or rule (bounded: others are 'other').",
-            ["field"],
-            registry=registry,
+            "field",
         )
-        self.late_events = Counter(
-            f"{p}late_events", "Events whose window had closed.", registry=registry
+        self.late_events = counter("late_events", "Events whose window had closed.")
+        self.corrections = counter(
+            "corrections", "Corrected window totals emitted (revision > 1 or late first)."
         )
-        self.corrections = Counter(
-            f"{p}corrections",
-            "Corrected window totals emitted (revision > 1 or late first).",
-            registry=registry,
+        self.windows_closed = counter("windows_closed", "Windows closed (revision 1).")
+        self.gaps = counter(
+            "offset_gaps", "Input records that did not follow the previous record's offset."
         )
-        self.windows_closed = Counter(
-            f"{p}windows_closed", "Windows closed (revision 1).", registry=registry
-        )
-        self.gaps = Counter(
-            f"{p}offset_gaps",
-            "Input records that did not follow the previous record's offset.",
-            registry=registry,
-        )
-        self.batches = Counter(f"{p}batches", "Batches made durable.", registry=registry)
-        self.partitions = Gauge(f"{p}assigned_partitions", "Partitions owned.", registry=registry)
-        self.open_windows = Gauge(f"{p}open_windows", "Open windows in memory.", registry=registry)
-        self.watermark_lag = Gauge(
-            f"{p}watermark_lag_seconds",
-            "Wall clock minus the lowest partition watermark.",
-            registry=registry,
+        self.batches = counter("batches", "Batches made durable.")
+        self.partitions = gauge("assigned_partitions", "Partitions owned.")
+        self.open_windows = gauge("open_windows", "Open windows in memory.")
+        self.watermark_lag = gauge(
+            "watermark_lag_seconds", "Wall clock minus the lowest partition watermark."
         )
 
     def record(self, counts: BatchCounts) -> None:

@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from tokenops.quotas.book import QuotaBook
 from tokenops.quotas.evaluator import QuotaEvaluator
 from tokenops.quotas.replay import published_alert_keys
+from tokenops.quotas.topic import apply_next, quota_consumer
 from tokenops.schemas.columns import EventColumns
 from tokenops.settings import KafkaSettings, TopicSettings
 from tokenops.streams.processors import OutputRecord, ProcessorFactory
@@ -115,28 +115,18 @@ class QuotaWatcher:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        consumer = Consumer(
-            {
-                **self.kafka.librdkafka(),
-                "group.id": f"tokenops-quota-watcher-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-            }
-        )
+        consumer = quota_consumer(self.kafka, "watcher")
         consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
         try:
             while not self._stop.is_set():
-                message = consumer.poll(0.5)
-                if message is None:
+                problem = apply_next(consumer, self.book)
+                error = problem.error() if problem is not None else None
+                if error is None:
                     continue
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        self.loaded.set()
-                    elif error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
-                        logger.warning("quota topic %s: %s", self.topic, error.str())
-                    continue
-                self.book.apply_record(message.key(), message.value())
+                if error.code() == KafkaError._PARTITION_EOF:
+                    self.loaded.set()
+                elif error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    logger.warning("quota topic %s: %s", self.topic, error.str())
         finally:
             consumer.close()
 

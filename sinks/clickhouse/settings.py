@@ -29,7 +29,7 @@ class ClickHouseSettings(TokenopsSettings):
     database: str = "tokenops"
     schema_variant: Literal["single", "cluster"] = Field(
         default="single",
-        description="cluster: deploy/clickhouse/cluster/ DDL (Replicated + Distributed).",
+        description="cluster: the migrations rewritten as Replicated + Distributed DDL.",
     )
     username: str = "default"
     password: SecretStr | None = None

@@ -11,24 +11,20 @@ crossing.
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 from confluent_kafka import Producer
 
 from tests.e2e.worker_run import WorkerProcess, worker_env
+from tests.harness.alerting import AlertWebhook, WebhookAlertmanager
 from tokenops.demo.day import wait_for_one_day
-from tokenops.paths import deploy_dir
 from tokenops.quotas.topic import publish_quotas
 from tokenops.schemas.event import UsageEvent
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
@@ -36,7 +32,7 @@ from tokenops.schemas.wire import encode_event
 from tokenops.settings import KafkaSettings, StackSettings, TopicSettings
 from tokenops.sinks.prometheus.settings import PrometheusSinkSettings
 from tokenops.sinks.prometheus.sink import PrometheusSink
-from tokenops.stack.alerting import AlertmanagerServer, PrometheusServer
+from tokenops.stack.alerting import PrometheusServer
 from tokenops.stack.process import free_port
 from tokenops.topics import read_to_end
 
@@ -44,38 +40,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 TENANT, LIMIT = "acme-e2e", 10_000
 
 
-class Webhook:
-    """A tiny Alertmanager webhook receiver: remembers (arrival time, status, alertname)."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[float, str, dict[str, str]]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                for alert in body["alerts"]:
-                    outer.received.append((time.time(), alert["status"], alert["labels"]))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/alerts"
+class Webhook(AlertWebhook):
+    """The webhook, with this test's tenant by default and a wait for an alert."""
 
     def firing(self, alertname: str, tenant: str = TENANT, threshold: int = 0) -> list[float]:
-        """Arrivals of a firing alert; `threshold` (a threshold_pct) narrows to one crossing."""
-        return [
-            at
-            for at, status, labels in self.received
-            if status == "firing"
-            and labels["alertname"] == alertname
-            and labels.get("tenant") == tenant
-            and threshold in (0, int(labels.get("threshold_pct", 0)))
-        ]
+        return super().firing(alertname, tenant, threshold)
 
     def wait_for(
         self, alertname: str, timeout_s: float, tenant: str = TENANT, threshold: int = 0
@@ -88,27 +57,6 @@ class Webhook:
         raise AssertionError(
             f"{alertname} {threshold or ''} not received within {timeout_s} s: {self.received}"
         )
-
-
-class FastAlertmanager(AlertmanagerServer):
-    """The checked-in routes and inhibitions, a 1 s group wait, and every receiver posting
-    to the test's webhook (the Slack and PagerDuty examples need secrets and the internet).
-    """
-
-    def __init__(self, settings: StackSettings, webhook: str) -> None:
-        super().__init__(settings)
-        self.webhook = webhook
-
-    def config_path(self) -> Path:
-        config = yaml.safe_load((deploy_dir() / "alertmanager" / "alertmanager.yml").read_text())
-        config["route"].update(group_wait="1s", group_interval="2s")
-        config["receivers"] = [
-            {"name": receiver["name"], "webhook_configs": [{"url": self.webhook}]}
-            for receiver in config["receivers"]
-        ]
-        path = self.settings.state_dir / "alertmanager.yml"
-        path.write_text(yaml.safe_dump(config))
-        return path
 
 
 class FastPrometheus(PrometheusServer):
@@ -155,7 +103,10 @@ def stack(
         state_dir=tmp_path / "stack", prometheus_port=free_port(), alertmanager_port=free_port()
     )
     settings.state_dir.mkdir()
-    alertmanager = FastAlertmanager(settings, webhook.url)
+    # a 1 s group wait instead of the checked-in 5 s: the test waits less
+    alertmanager = WebhookAlertmanager(
+        settings, webhook.url, {"group_wait": "1s", "group_interval": "2s"}
+    )
     prometheus = FastPrometheus(settings, {"tokenops-prometheus-sink": f"127.0.0.1:{sink.port}"})
     try:
         alertmanager.start()
@@ -165,7 +116,7 @@ def stack(
         prometheus.stop()
         alertmanager.stop()
         sink.stop()
-        webhook.server.shutdown()
+        webhook.close()
 
 
 class Usage:

@@ -25,7 +25,7 @@ from tokenops.sinks.clickhouse.decoding import decode_chunk
 from tokenops.sinks.clickhouse.migrations import load_migrations, migrate
 from tokenops.sinks.clickhouse.reconcile import reconcile
 from tokenops.sinks.clickhouse.rows import EVENT_COLUMNS
-from tokenops.streams.deadletter import dead_letter_headers
+from tokenops.streams.deadletter import dead_letter_record
 
 OLD_KEY = ("node-a-2026-10", b"a-retired-secret-4f1d9c2b7e")
 T = ms(2026, 11, 3, 10, 0)
@@ -69,7 +69,8 @@ def test_raw_events_and_window_totals_agree_on_every_verdict(harness: Harness) -
         return _produce(h, usage, encode_event(e), b"acme", partition, headers)
 
     def dead_letter(position: tuple[int, int], reason: str, field: str) -> None:
-        headers = dead_letter_headers(
+        _, headers = dead_letter_record(
+            b"(the original record)",
             [],
             reason=reason,
             field=field,

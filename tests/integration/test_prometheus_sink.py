@@ -16,6 +16,7 @@ import pytest
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.harness.windows import window_totals
 from tests.processes import TOKENOPS
 from tokenops.schemas.aggregates import WindowTotals
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition, period_bounds
@@ -41,20 +42,14 @@ def topics(new_topic: Callable[..., str]) -> TopicSettings:
 
 
 def window(tenant: str, start: int, tokens: int, revision: int = 1) -> WindowTotals:
-    return WindowTotals(
-        tenant_id=tenant,
-        model="m1",
-        window_start_ms=start,
-        window_size_s=60,
+    return window_totals(
+        tenant,
+        "m1",
+        start,
         input_tokens=tokens,
         output_tokens=tokens // 2,
-        cache_read_input_tokens=0,
-        cache_creation_input_tokens=0,
-        reasoning_output_tokens=0,
-        event_count=revision,
-        first_event_time_ms=start,
-        last_event_time_ms=start + 1,
         revision=revision,
+        events=revision,
         emitted_at_ms=start + 90_000,
     )
 

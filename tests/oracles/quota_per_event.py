@@ -253,8 +253,10 @@ class PerEventEvaluator:
         for pct, bound in plan.bounds:
             if cell.usage >= bound and pct not in cell.crossed:
                 cell.crossed.append(pct)
-                usage = plan.to_decimal(cell.usage)
-                alerts.append(_alert(plan.quota, start, end, pct, usage, time_ms, emitted_at))
+                crossing = {"period_start_ms": start, "period_end_ms": end, "threshold_pct": pct}
+                usage = {"usage": plan.to_decimal(cell.usage)}
+                stamps = {"time_ms": time_ms, "emitted_at_ms": emitted_at}
+                alerts.append(_alert(plan.quota, **crossing, **usage, **stamps))
         return key
 
     def _expire(self, key: str, at_ms: int) -> None:
@@ -284,29 +286,13 @@ def _time_ms(event: UsageLike) -> int:
     return int(event.time.timestamp() * 1000)
 
 
-def _alert(
-    quota: QuotaDefinition,
-    start: int,
-    end: int,
-    pct: int,
-    usage: Decimal,
-    time_ms: int,
-    emitted_at: int,
-) -> QuotaAlert:
-    return QuotaAlert(
-        tenant_id=quota.tenant_id,
-        quota=quota.name,
-        model=quota.model,
-        period=quota.period,
-        period_start_ms=start,
-        period_end_ms=end,
-        threshold_pct=pct,
-        usage=usage,
-        limit=quota.limit,
-        unit=(quota.currency or "tokens") if quota.is_cost else "tokens",
-        time_ms=time_ms,
-        emitted_at_ms=emitted_at,
-    )
+def _alert(quota: QuotaDefinition, **crossing: Any) -> QuotaAlert:
+    """The crossing as the quota-alerts topic documents it: the quota's own fields, then
+    the crossing's (period, threshold, usage, times), in the quota's unit (a cost
+    budget's currency, else tokens)."""
+    unit = quota.currency if quota.is_cost and quota.currency else "tokens"
+    own = quota.model_dump(include={"tenant_id", "model", "period", "limit"})
+    return QuotaAlert(quota=quota.name, unit=unit, **own, **crossing)
 
 
 _TOKENS = (

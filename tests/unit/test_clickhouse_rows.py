@@ -13,7 +13,7 @@ from tokenops.sinks.base import NOT_HOME, UNREADABLE, Skip
 from tokenops.sinks.clickhouse.decoding import EventDecoder, decode_chunk
 from tokenops.sinks.clickhouse.rows import EVENT_COLUMNS, Batch, Decoded, supersedes
 from tokenops.sinks.clickhouse.verdicts import dead_letter_row
-from tokenops.streams.deadletter import dead_letter_headers
+from tokenops.streams.deadletter import dead_letter_record
 
 
 def test_a_batch_keeps_the_reader_rule_latest_revision_then_more_events() -> None:
@@ -91,7 +91,8 @@ def test_chunks_in_flight_count_at_their_expected_rows_and_resolve_in_order() ->
 
 
 def test_dead_letters_of_the_usage_topic_become_rows_and_others_are_ignored() -> None:
-    headers = dead_letter_headers(
+    _, headers = dead_letter_record(
+        b"{}",
         [("tokenops.signature", b"v1;kid=node-a-1;sig=x")],
         reason="too_late: older than the dedup horizon",
         field="time",

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from prometheus_client import CollectorRegistry
 
+from tests.harness.windows import window_totals
 from tokenops.schemas.aggregates import WindowTotals
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
 from tokenops.sinks.prometheus.collector import StateCollector
@@ -27,22 +28,7 @@ MINUTE = 60_000
 def totals(
     tenant: str, start: int, tokens: int, revision: int = 1, events: int = 1
 ) -> WindowTotals:
-    return WindowTotals(
-        tenant_id=tenant,
-        model="m1",
-        window_start_ms=start,
-        window_size_s=60,
-        input_tokens=tokens,
-        output_tokens=0,
-        cache_read_input_tokens=0,
-        cache_creation_input_tokens=0,
-        reasoning_output_tokens=0,
-        event_count=events,
-        first_event_time_ms=start,
-        last_event_time_ms=start + 1,
-        revision=revision,
-        emitted_at_ms=start + 95_000,
-    )
+    return window_totals(tenant, "m1", start, input_tokens=tokens, revision=revision, events=events)
 
 
 def registry_for(state: ExporterState) -> CollectorRegistry:

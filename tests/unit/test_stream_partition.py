@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tests.harness.partition import partition_state, partition_store
 from tokenops.deadletters import DLQ_FIELD, DLQ_OFFSET, DLQ_REASON
 from tokenops.schemas.aggregates import WindowTotals
 from tokenops.schemas.columns import EventColumns
@@ -15,7 +16,6 @@ from tokenops.schemas.wire import encode_batch, encode_event
 from tokenops.streams.partition import InputRecord, PartitionState
 from tokenops.streams.signing import WorkerDecoder
 from tokenops.streams.state.delta import StateDelta
-from tokenops.streams.state.store import PartitionStore
 
 T0 = 1_750_000_020_000  # a minute boundary in the past
 
@@ -38,19 +38,8 @@ def _decode(value: bytes, headers: Any, now_ms: int) -> EventColumns:
 
 
 def _state(path: Path, **kw: Any) -> PartitionState:
-    store = PartitionStore(path, bucket_ms=3_600_000, window_ms=60_000)
     kw.setdefault("decode", _decode)
-    return PartitionState(
-        topic="usage",
-        partition=0,
-        store=store,
-        owner="me",
-        window_s=60,
-        lateness_ms=30_000,
-        horizon_ms=86_400_000,
-        outputs=("aggs", "dlq"),
-        **kw,
-    )
+    return partition_state(path, outputs=("aggs", "dlq"), **kw)
 
 
 def _record(offset: int, value: bytes) -> InputRecord:
@@ -112,7 +101,7 @@ def test_state_survives_a_restart_and_the_changelog_rebuilds_it(tmp_path: Path) 
     assert (fixed.revision, fixed.event_count, fixed.input_tokens) == (2, 2, 20)
     assert counts.late_events == 1 and counts.corrections == 1
     # the same deltas rebuild the same state in a fresh store
-    fresh = PartitionStore(tmp_path / "rebuilt", bucket_ms=3_600_000, window_ms=60_000)
+    fresh = partition_store(tmp_path / "rebuilt")
     for i, raw in enumerate(deltas):
         fresh.apply(StateDelta.from_bytes(raw), i + 1, "me")
     assert fresh.closed_window(("acme", "m1", T0)) == again.store.closed_window(("acme", "m1", T0))

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from tests.harness.partition import partition_state, partition_store
 from tokenops.deadletters import DLQ_FIELD
 from tokenops.placement import home_partition
 from tokenops.schemas.columns import EventColumns
@@ -45,21 +46,12 @@ def _decode(value: bytes, headers: Any, now_ms: int) -> EventColumns:
 
 
 def _state(path: Path, partitions: int = PARTITIONS) -> PartitionState:
-    return _on(PartitionStore(path, bucket_ms=3_600_000, window_ms=60_000), partitions)
+    return _on(partition_store(path), partitions)
 
 
 def _on(store: PartitionStore, partitions: int = PARTITIONS, partition: int = 1) -> PartitionState:
-    return PartitionState(
-        topic="usage",
-        partition=partition,
-        store=store,
-        owner="me",
-        window_s=60,
-        lateness_ms=30_000,
-        horizon_ms=86_400_000,
-        outputs=("aggs", "dlq"),
-        decode=_decode,
-        partitions=partitions,
+    return partition_state(
+        store, decode=_decode, partition=partition, outputs=("aggs", "dlq"), partitions=partitions
     )
 
 
@@ -115,7 +107,7 @@ def test_a_keyed_record_away_from_home_goes_there_undecoded_and_is_judged_there(
     assert [(o.topic, o.partition, o.value) for o in outputs] == [
         ("usage", 3, r.value) for r in (broken, miskeyed, good)
     ]
-    at_home = _on(PartitionStore(tmp_path / "p3", bucket_ms=3_600_000, window_ms=60_000), 4, 3)
+    at_home = _on(partition_store(tmp_path / "p3"), 4, 3)
     copies = [InputRecord(i, o.key, o.value, o.headers, T0) for i, o in enumerate(outputs)]
     outputs, _, counts = at_home.process(copies, T0)
     assert (counts.forwarded, counts.dead_lettered, counts.counted) == (0, 2, 1)
@@ -157,7 +149,7 @@ def test_a_state_built_with_another_partition_count_is_refused(tmp_path: Path) -
     state.commit(delta, 1)
     assert state.store.processor_state("placement") == {"partitions": PARTITIONS}
     state.store.close()
-    store = PartitionStore(tmp_path / "p1", bucket_ms=3_600_000, window_ms=60_000)
+    store = partition_store(tmp_path / "p1")
     with pytest.raises(PlacementError) as info:
         _on(store, partitions=6)
     store.close()

@@ -22,6 +22,7 @@ from tokenops.settings import StackSettings, load
 from tokenops.sinks.clickhouse import ClickHouseSettings, invoice_html, open_store, time_zones
 from tokenops.sinks.clickhouse.errors import ClickHouseError, PriceError
 from tokenops.sinks.clickhouse.invoice_model import Invoice
+from tokenops.sinks.clickhouse.migrations import load_migrations
 from tokenops.sinks.clickhouse.parquet import INVOICE_STRUCTURE, to_parquet, usage_structure
 from tokenops.sinks.clickhouse.reader import BillingReader
 from tokenops.sinks.clickhouse.service import prepare_store
@@ -72,6 +73,21 @@ def migrate() -> None:
         console.print(
             f"{plain(store.description)}: schema up to date" + ("" if done else ", nothing to do")
         )
+
+
+@app.command()
+def ddl(
+    variant: str = typer.Option(
+        None, "--variant", help="single or cluster (default: TOKENOPS_CLICKHOUSE_SCHEMA_VARIANT)."
+    ),
+) -> None:
+    """Print the schema DDL `migrate` applies, migration by migration (for review; the
+    cluster DDL is derived from deploy/clickhouse/migrations, there are no cluster files)."""
+    chosen = variant or load(ClickHouseSettings).schema_variant
+    if chosen not in ("single", "cluster"):
+        raise ClickHouseError(f"--variant={chosen!r}", hint="use single or cluster")
+    for migration in load_migrations(variant=chosen):
+        sys.stdout.write(f"-- {migration.label} ({chosen})\n{migration.sql.strip()}\n\n")
 
 
 def usage(
@@ -180,34 +196,29 @@ def invoice(
 
 def invoice_rows(bill: Invoice) -> list[dict[str, Any]]:
     """One row per line, then one per adjustment line (`kind` tells them apart)."""
-    rows: list[dict[str, Any]] = [
-        {
-            "kind": "line",
+
+    def row(kind: str, line: Any, **more: Any) -> dict[str, Any]:
+        return {
+            "kind": kind,
             "model": line.model,
             "token_type": line.token_type,
             "quantity": line.quantity,
             "unit_price_per_million": line.unit_price_per_million,
             "currency": line.currency,
             "amount": line.amount,
+            **more,
         }
-        for line in bill.lines
-    ]
-    rows += [
-        {
-            "kind": "adjustment",
-            "model": line.model,
-            "token_type": line.token_type,
-            "quantity": line.quantity,
-            "unit_price_per_million": line.unit_price_per_million,
-            "currency": line.currency,
-            "amount": line.amount,
-            "original_invoice": line.original_invoice,
-            "window_start": line.window_start,
-            "event_count": line.event_count,
-        }
+
+    return [row("line", line) for line in bill.lines] + [
+        row(
+            "adjustment",
+            line,
+            original_invoice=line.original_invoice,
+            window_start=line.window_start,
+            event_count=line.event_count,
+        )
         for line in bill.adjustments
     ]
-    return rows
 
 
 def _today(zone: str) -> date:

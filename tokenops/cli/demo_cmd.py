@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import time
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -25,6 +26,7 @@ from tokenops.demo.day import delay_for_one_day
 from tokenops.demo.doors import DOORS, door_of
 from tokenops.demo.observe import Progress
 from tokenops.demo.results import BillingReport, read_billing
+from tokenops.demo.run import DEMO_TRAFFIC
 from tokenops.settings import StackSettings, load
 
 console = Console()
@@ -51,7 +53,8 @@ def demo(
     ClickHouse and the quota alerts from Alertmanager; and checks both against the
     simulator's ledger. Exits 1 if anything differs.
     """
-    config = DemoConfig(tenants=tenants, rate=rate, duration_s=duration, seed=seed)
+    traffic = replace(DEMO_TRAFFIC, tenants=tenants, rate=rate, duration_s=duration, seed=seed)
+    config = DemoConfig(traffic=traffic)
     run = DemoRun(config, load(StackSettings))
     stack_settings = run.stack.settings  # the demo's own, beside the user's stack
     starting = (

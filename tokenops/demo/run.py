@@ -6,7 +6,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,20 +35,26 @@ from tokenops.sinks.clickhouse.settings import ClickHouseSettings
 from tokenops.stack import LocalStack
 from tokenops.stack.services import PipelineService
 
+# The demo's traffic: a minute of 20,000 records/s from 50 tenants, with duplicates, late
+# records (beyond the lateness: they arrive after their window closed) and malformed ones.
+DEMO_TRAFFIC = SimulationConfig(
+    tenants=50,
+    rate=20_000.0,
+    duration_s=60.0,
+    seed=7,
+    duplicate_share=0.01,
+    late_share=0.002,
+    late_by_s=8.0,
+    malformed_share=0.0005,
+)
+
 
 @dataclass(frozen=True)
 class DemoConfig:
-    tenants: int = 50
-    rate: float = 20_000.0
-    duration_s: float = 60.0
-    seed: int = 7
+    traffic: SimulationConfig = DEMO_TRAFFIC  # the tenant prefix is set per run
     window_s: int = 10
     lateness_s: float = 5.0
     idle_s: float = 3.0
-    duplicate_share: float = 0.01
-    late_share: float = 0.002
-    late_by_s: float = 8.0  # beyond the lateness: these arrive after their window closed
-    malformed_share: float = 0.0005
     # Shares of the simulator's records also sent through the API, on their own tenants
     http_share: float = 0.02
     otlp_share: float = 0.005
@@ -84,17 +90,7 @@ class DemoRun:
         self.tenant_prefix = f"{self.run_id}-tenant-"
         self.services: list[PipelineService] = []
         self.api_key = ""
-        self.simulation = SimulationConfig(
-            tenants=config.tenants,
-            rate=config.rate,
-            duration_s=config.duration_s,
-            seed=config.seed,
-            duplicate_share=config.duplicate_share,
-            late_share=config.late_share,
-            late_by_s=config.late_by_s,
-            malformed_share=config.malformed_share,
-            tenant_prefix=self.tenant_prefix,
-        )
+        self.simulation = replace(config.traffic, tenant_prefix=self.tenant_prefix)
         self.quotas = demo_quotas(self.simulation)
 
     def start(self) -> None:
@@ -117,8 +113,8 @@ class DemoRun:
         """(before_s, after_s) around the start that must fall in one UTC day: the
         quotas are daily, so the run's events (late ones included) and the time to see
         their alerts must not straddle midnight, or the ledger's alerts would not hold."""
-        cfg = self.config
-        return cfg.late_by_s + 60, cfg.duration_s + cfg.catch_up_timeout_s + 120
+        traffic = self.simulation
+        return traffic.late_by_s + 60, traffic.duration_s + self.config.catch_up_timeout_s + 120
 
     def run(self, on_progress: Callable[[Progress], None]) -> DemoResult:
         simulation = self.simulation

@@ -17,6 +17,7 @@ from confluent_kafka import (
     Consumer,
     KafkaError,
     KafkaException,
+    Message,
     Producer,
     TopicPartition,
 )
@@ -46,14 +47,7 @@ def read_quota_book(
 ) -> QuotaBook:
     """Every quota in force: the quota topic read from the beginning to its end."""
     book = QuotaBook()
-    consumer = Consumer(
-        {
-            **kafka.librdkafka(),
-            "group.id": f"tokenops-quota-reader-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
+    consumer = quota_consumer(kafka, "reader")
     try:
         metadata = consumer.list_topics(topics.quotas, timeout=timeout_s).topics[topics.quotas]
         if metadata.error is not None:
@@ -71,20 +65,44 @@ def read_quota_book(
         while pending:
             if time.monotonic() > deadline:
                 raise QuotaError(f"timed out reading quota topic {topics.quotas}")
-            message = consumer.poll(0.5)
-            if message is None:
-                continue
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    pending.discard(message.partition() or 0)
-                continue
-            book.apply_record(message.key(), message.value())
+            problem = apply_next(consumer, book)
+            if problem is not None and _code(problem) == KafkaError._PARTITION_EOF:
+                pending.discard(problem.partition() or 0)
     except KafkaException as exc:
         raise QuotaError(f"cannot read quota topic {topics.quotas}: {exc.args[0].str()}") from exc
     finally:
         consumer.close()
     return book
+
+
+def quota_consumer(kafka: KafkaSettings, purpose: str) -> Consumer:
+    """A consumer of the quota topic under a group of its own (it commits nothing: every
+    reader starts from the beginning) that reports each partition's end."""
+    return Consumer(
+        {
+            **kafka.librdkafka(),
+            "group.id": f"tokenops-quota-{purpose}-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+
+
+def apply_next(consumer: Consumer, book: QuotaBook, timeout_s: float = 0.5) -> Message | None:
+    """Poll once and apply a quota record to `book`; returns the message if it carried an
+    error instead (a partition's end among them), else None."""
+    message = consumer.poll(timeout_s)
+    if message is None:
+        return None
+    if message.error() is not None:
+        return message
+    book.apply_record(message.key(), message.value())
+    return None
+
+
+def _code(message: Message) -> int:
+    error = message.error()
+    return error.code() if error is not None else 0
 
 
 def _produce(kafka: KafkaSettings, topic: str, records: list[tuple[str, bytes | None]]) -> int:

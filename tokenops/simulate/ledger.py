@@ -69,18 +69,7 @@ class Ledger:
     def count(self, event: UsageEvent) -> None:
         """Add one unique event (call once per source + id)."""
         d = event.__dict__
-        ms = event.time_ms
-        key = (d["tenant_id"], d["model"], ms - ms % BUCKET_MS)
-        sums = self._sums.get(key)
-        if sums is None:
-            sums = self._sums[key] = [0] * 6
-            self.buckets[key] = ExpectedTotals()
-        sums[0] += d["input_tokens"]
-        sums[1] += d["output_tokens"]
-        sums[2] += d["cache_read_input_tokens"]
-        sums[3] += d["cache_creation_input_tokens"]
-        sums[4] += d["reasoning_output_tokens"]
-        sums[5] += 1
+        self._add(d["tenant_id"], d["model"], event.time_ms, d)
 
     def __post_init__(self) -> None:
         self._sums.update((key, list(totals)) for key, totals in self.buckets.items())
@@ -88,17 +77,17 @@ class Ledger:
     def count_fields(self, fields: dict[str, Any]) -> None:
         """`count` for the fields of a valid event (an aware UTC `time` datetime)."""
         ms = (fields["time"] - EPOCH) // ONE_MS
-        key = (fields["tenant_id"], fields["model"], ms - ms % BUCKET_MS)
+        self._add(fields["tenant_id"], fields["model"], ms, fields)
+
+    def _add(self, tenant: str, model: str, ms: int, tokens: dict[str, Any]) -> None:
+        """One event's tokens (absent token types are 0) into its second's running sums."""
+        key = (tenant, model, ms - ms % BUCKET_MS)
         sums = self._sums.get(key)
         if sums is None:
             sums = self._sums[key] = [0] * 6
             self.buckets[key] = ExpectedTotals()
-        get = fields.get
-        sums[0] += fields["input_tokens"]
-        sums[1] += fields["output_tokens"]
-        sums[2] += get("cache_read_input_tokens", 0)
-        sums[3] += get("cache_creation_input_tokens", 0)
-        sums[4] += get("reasoning_output_tokens", 0)
+        for i, name in enumerate(TOKEN_TYPES):
+            sums[i] += tokens.get(name) or 0
         sums[5] += 1
 
     def _settle(self) -> None:

@@ -30,6 +30,8 @@ class _HttpDaemon:
     binary: str
     package: str
     port_field: str
+    storage_flag: str  # where it keeps its data
+    extra_flags: tuple[str, ...] = ()
 
     def __init__(self, settings: StackSettings) -> None:
         self.settings = settings
@@ -54,6 +56,17 @@ class _HttpDaemon:
         return self.process.pid()
 
     def argv(self, executable: str) -> list[str]:
+        """Both servers take the same config, data and address flags, and one more each."""
+        return [
+            executable,
+            f"--config.file={self.config_path()}",
+            f"--{self.storage_flag}={self.home / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            *self.extra_flags,
+        ]
+
+    def config_path(self) -> Path:
+        """The config file to start with (rendered when needed)."""
         raise NotImplementedError
 
     def start(self) -> int:
@@ -89,18 +102,11 @@ class AlertmanagerServer(_HttpDaemon):
     binary = "prometheus-alertmanager"
     package = "prometheus-alertmanager"
     port_field = "alertmanager_port"
+    storage_flag = "storage.path"
+    extra_flags = ("--cluster.listen-address=",)  # one local instance: no gossip port to collide
 
     def config_path(self) -> Path:
         return deploy_dir() / "alertmanager" / "alertmanager.yml"
-
-    def argv(self, executable: str) -> list[str]:
-        return [
-            executable,
-            f"--config.file={self.config_path()}",
-            f"--storage.path={self.home / 'data'}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
-            "--cluster.listen-address=",  # one local instance: no gossip port to collide
-        ]
 
 
 class PrometheusServer(_HttpDaemon):
@@ -108,6 +114,8 @@ class PrometheusServer(_HttpDaemon):
     binary = "prometheus"
     package = "prometheus"
     port_field = "prometheus_port"
+    storage_flag = "storage.tsdb.path"
+    extra_flags = ("--web.enable-lifecycle",)  # lets tests and `stack` reload rules in place
 
     def __init__(self, settings: StackSettings, scrape_targets: dict[str, str] | None = None):
         super().__init__(settings)
@@ -149,11 +157,5 @@ class PrometheusServer(_HttpDaemon):
         rendered.write_text(yaml.safe_dump(config, sort_keys=False))
         return rendered
 
-    def argv(self, executable: str) -> list[str]:
-        return [
-            executable,
-            f"--config.file={self.render_config()}",
-            f"--storage.tsdb.path={self.home / 'data'}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
-            "--web.enable-lifecycle",  # lets tests and `stack` reload rules without a restart
-        ]
+    def config_path(self) -> Path:
+        return self.render_config()
