@@ -205,9 +205,10 @@ class TenantBatches:
         self.clock = clock
         self.buffered = 0
         self._buffers: dict[str, TenantBuffer] = {}
-        # The tickets of taken records until they are produced, by id of their columns
-        # (alive until then): the returned records stay plain `EventColumns`.
-        self._tickets: dict[int, list[Ticket]] = {}
+        # The tickets of taken records until they are produced, by id of their columns,
+        # which the entry keeps alive (so the id names them alone): the returned records
+        # stay plain `EventColumns`.
+        self._tickets: dict[int, tuple[EventColumns, list[Ticket]]] = {}
 
     def add(self, tenant: str, row: Row, attributes: dict[str, str]) -> EventColumns | None:
         """Buffer one validated event (`event_row`, `fields_row`)."""
@@ -322,14 +323,15 @@ class TenantBatches:
 
     def tickets_of(self, columns: EventColumns) -> list[Ticket] | None:
         """The tickets a taken record carries (asked once, when it is produced)."""
-        return self._tickets.pop(id(columns), None) if self._tickets else None
+        entry = self._tickets.pop(id(columns), None) if self._tickets else None
+        return None if entry is None else entry[1]
 
     def _take(self, tenant: str) -> EventColumns:
         buffer = self._buffers.pop(tenant)
         self.buffered -= buffer.count
         columns = buffer.columns_of()
         if buffer.tickets is not None:
-            self._tickets[id(columns)] = buffer.tickets
+            self._tickets[id(columns)] = (columns, buffer.tickets)
         return columns
 
 
