@@ -10,7 +10,8 @@ So a caller waits for its own records only: not for a `sync` of everything accep
 so far (the events of requests that came later included), and not for a round to end
 before its own can start. The counts change under the producer's lock; `on_durable`
 runs in the thread that resolved the last record (the producer's poll thread,
-usually), so it must hand over to its own thread (`call_soon_threadsafe`).
+usually, or `close`), so it must hand over to its own thread (`call_soon_threadsafe`)
+and must not raise: it runs inside a delivery report, under the producer's lock.
 """
 
 from __future__ import annotations

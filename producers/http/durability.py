@@ -57,7 +57,10 @@ class DurableSender:
         waiter: asyncio.Future[object] = loop.create_future()
 
         def on_durable(error: BaseException | None) -> None:  # in the producer's thread
-            loop.call_soon_threadsafe(_settle, waiter, error)
+            # Must not raise (it runs inside a delivery report): a loop already closed
+            # (the server stopped; `close` delivers what is left) has nobody waiting.
+            with suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, waiter, error)
 
         ticket = Ticket(on_durable)
         accepted = self.producer.send_columns(parts, ticket)

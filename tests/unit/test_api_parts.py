@@ -179,9 +179,20 @@ class _TicketedProducer:
         self.releases += 1
 
     def resolve(self, at: int, error: BaseException | None = None) -> None:
-        thread = threading.Thread(target=self.tickets[at].resolved, args=(error,))
+        """Resolve ticket `at` in another thread; what it raised there is raised here."""
+        raised: list[BaseException] = []
+
+        def resolve() -> None:
+            try:
+                self.tickets[at].resolved(error)
+            except BaseException as exc:
+                raised.append(exc)
+
+        thread = threading.Thread(target=resolve)
         thread.start()
         thread.join()
+        if raised:
+            raise raised[0]
 
 
 def test_durable_sender_answers_each_request_when_its_own_records_are_durable() -> None:
@@ -214,3 +225,17 @@ def test_durable_sender_answers_each_request_when_its_own_records_are_durable() 
             await unconfirmed
 
     asyncio.run(scenario())
+
+
+def test_a_ticket_resolved_after_the_server_loop_closed_raises_nothing() -> None:
+    """At shutdown the producer's close delivers what is left; a request that timed out
+    before has no loop any more, and its ticket must not break the delivery report."""
+    producer = _TicketedProducer()
+
+    async def timed_out() -> None:
+        sender = DurableSender(producer, timeout_s=0.01)  # type: ignore[arg-type]
+        with pytest.raises(NotDurableError):
+            await sender.send([object()])
+
+    asyncio.run(timed_out())  # closes its loop
+    producer.resolve(0)  # in another thread, as close() would: no RuntimeError
