@@ -53,7 +53,6 @@ DESCRIPTIONS: dict[str, str] = {
     "TOKENOPS_CLICKHOUSE_RETRY_INITIAL_MS": "First backoff after a failed write.",
     "TOKENOPS_CLICKHOUSE_RETRY_MAX_MS": "Longest backoff between write attempts.",
     "TOKENOPS_CLICKHOUSE_HTTP_HOST": "Address of the sink's /metrics and query endpoint.",
-    "TOKENOPS_CLICKHOUSE_HTTP_QUERIES_ON_PUBLIC_BIND": "Serve the unauthenticated billing queries on a non-loopback address too.",  # noqa: E501
     "TOKENOPS_CLICKHOUSE_PRICES_FILE": "Price book loaded at start; default: deploy/prices.yaml.",
     # Prometheus sink
     "TOKENOPS_PROMETHEUS_SINK_HOST": "Address the exporter listens on.",

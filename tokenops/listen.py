@@ -1,4 +1,6 @@
-"""`SafeHTTPServer`: the one HTTP listener of tokenops (worker, Prometheus and ClickHouse sinks).
+"""`SafeHTTPServer`: the stdlib HTTP listener of the worker, the Prometheus sink and the
+replication exporter, and the Host rule every tokenops listener shares (`host_allowed`:
+`tokenops api` and the ClickHouse sink serve on uvicorn, tokenops/api/app.py).
 
 Every listener gets the same guarantees, whatever it serves:
 
@@ -72,16 +74,6 @@ def metrics_route(registry: CollectorRegistry) -> Route:
         return Reply(200, encode(registry), content_type)
 
     return metrics
-
-
-def is_loopback(host: str) -> bool:
-    """True for an address only this machine can reach (`localhost`, 127.0.0.0/8, ::1)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_allowed_hosts(text: str) -> frozenset[str]:

@@ -2,7 +2,7 @@
 holds the embedded store.
 
 chDB allows one process per store, so while `tokenops sink clickhouse` runs, BI queries
-are forwarded to it (its loopback endpoint, `/v1/sql`) and run there on the store it
+are forwarded to it (its listener's `/v1/sql`, with its run token) and run there on the store it
 holds; otherwise they run in the CLI's own process. Either way ClickHouse itself enforces
 read-only (`readonly=1`: no writes, no DDL, no settings changes) and a time limit.
 Values are bound parameters (`{tenant:String}`), never pasted into the SQL.

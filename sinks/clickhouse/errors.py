@@ -14,7 +14,9 @@ class ClickHouseError(TokenopsError):
 class StoreBusyError(ClickHouseError):
     """Another process holds the embedded store; chDB allows one process per store."""
 
-    def __init__(self, path: Path, owner: str, endpoint: str | None = None) -> None:
+    def __init__(
+        self, path: Path, owner: str, endpoint: str | None = None, token: str | None = None
+    ) -> None:
         where = f"; its query endpoint is {endpoint}" if endpoint else ""
         super().__init__(
             f"the embedded ClickHouse store {path} is in use by {owner}{where}",
@@ -25,6 +27,7 @@ class StoreBusyError(ClickHouseError):
         self.path = path
         self.owner = owner
         self.endpoint = endpoint
+        self.token = token  # the endpoint's credential: never part of the message
 
 
 class MigrationError(ClickHouseError):

@@ -1,8 +1,10 @@
 """Billing reads for the CLI: from the store directly, or through the running sink.
 
 chDB allows one process per embedded store. When `tokenops sink clickhouse` holds it,
-`open_store` raises StoreBusyError carrying the sink's endpoint, and the same query is
-asked over HTTP instead; results come back in the same shapes either way.
+`open_store` raises StoreBusyError carrying the sink's endpoint and its per-run token
+(from the store's owner file), and the same query is asked over HTTP instead, with the
+token as its bearer credential; results come back in the same shapes either way. In the
+sink itself, `HeldStoreReader` runs the same reads on the sink's open client.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import urllib.request
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
+from threading import Lock
 from typing import Any, TypeVar
 
 import orjson
 from clickhouse_connect.driver.client import Client
 
+from tokenops.errors import TokenopsError
 from tokenops.sinks.clickhouse import billing, reconcile, wire
 from tokenops.sinks.clickhouse.bi_sql import PARAM_PREFIX, run_sql
 from tokenops.sinks.clickhouse.errors import ClickHouseError, StoreBusyError
@@ -35,14 +39,9 @@ class BillingReader:
     def usage(
         self, tenant: str, start: datetime, end: datetime, by: billing.UsageBy
     ) -> billing.Usage:
+        # Over HTTP the sink's settings give the zone: the process that holds the store.
         zone = self.settings.zone_of(tenant)
-        params = {
-            "tenant": tenant,
-            "from": start.isoformat(),
-            "to": end.isoformat(),
-            "by": by,
-            "time_zone": zone,
-        }
+        params = {"tenant": tenant, "from": start.isoformat(), "to": end.isoformat(), "by": by}
         return self._read(
             lambda c: billing.usage(c, tenant, start, end, by, zone),
             "/v1/usage",
@@ -52,19 +51,18 @@ class BillingReader:
 
     def invoice(self, tenant: str, month: date) -> Invoice:
         zone = self.settings.zone_of(tenant)
-        params = {"tenant": tenant, "month": month.isoformat()[:7], "time_zone": zone}
         return self._read(
             lambda c: billing.invoice(c, tenant, month, zone),
-            "/v1/invoice",
-            params,
+            f"/v1/invoices/{urllib.parse.quote(tenant, safe='')}",
+            {"month": month.isoformat()[:7]},
             wire.invoice_from_json,
         )
 
     def reconcile(
         self, start: datetime, end: datetime
     ) -> tuple[list[str], list[reconcile.Difference]]:
-        raw = self.settings.raw_events
-        params = {"from": start.isoformat(), "to": end.isoformat(), "raw": "1" if raw else "0"}
+        raw = self.settings.raw_events  # over HTTP: the sink's, which writes them
+        params = {"from": start.isoformat(), "to": end.isoformat()}
 
         def remote(data: dict[str, Any]) -> tuple[list[str], list[reconcile.Difference]]:
             return list(data["checks"]), wire.differences_from_json(data["differences"])
@@ -99,7 +97,7 @@ class BillingReader:
         except StoreBusyError as busy:
             if not busy.endpoint:
                 raise
-            return remote(_get(busy.endpoint + path, params))
+            return remote(_get(busy.endpoint + path, params, busy.token))
         with store:
             try:
                 return local(store.client)
@@ -112,10 +110,32 @@ class BillingReader:
                 raise
 
 
-def _get(url: str, params: dict[str, str]) -> Any:
+class HeldStoreReader(BillingReader):
+    """The reads of the process that holds the store (the sink's listener): on its open
+    `client`, serialised by `lock` with the sink's writes on the same client."""
+
+    def __init__(self, settings: ClickHouseSettings, client: Client, lock: Lock) -> None:
+        super().__init__(settings, Path())
+        self.client, self.lock = client, lock
+
+    def _read(
+        self,
+        local: Callable[[Client], T],
+        path: str,
+        params: dict[str, str],
+        remote: Callable[[Any], T],
+    ) -> T:
+        with self.lock:
+            return local(self.client)
+
+
+def _get(url: str, params: dict[str, str], token: str | None) -> Any:
     full = f"{url}?{urllib.parse.urlencode(params)}"
+    # No token: an owner file from before tokens, or unreadable; the sink answers 401.
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with urllib.request.urlopen(full, timeout=60) as response:
+        request = urllib.request.Request(full, headers=headers)
+        with urllib.request.urlopen(request, timeout=60) as response:
             return orjson.loads(response.read())
     except urllib.error.HTTPError as exc:
         try:
@@ -125,7 +145,17 @@ def _get(url: str, params: dict[str, str]) -> Any:
         detail = body.get("error", exc.reason)
         if "error_id" in body:  # the cause is in the sink's log under this id
             detail = f"{detail} (error_id {body['error_id']} in the sink's log)"
-        raise ClickHouseError(f"the running sink refused the query: {detail}") from exc
+        if exc.code == 401:
+            raise ClickHouseError(
+                f"the running sink refused the query: {detail}",
+                hint="run this as the user that runs `tokenops sink clickhouse`: its token "
+                "is in the store's owner file, readable by that user only",
+            ) from exc
+        if exc.code == 400:  # the caller's mistake (unknown tenant): said as a local read would
+            raise TokenopsError(str(detail), hint=body.get("hint")) from exc
+        raise ClickHouseError(
+            f"the running sink refused the query: {detail}", hint=body.get("hint")
+        ) from exc
     except OSError as exc:
         raise ClickHouseError(
             f"the store is held by a sink whose endpoint {url} does not answer: {exc}",

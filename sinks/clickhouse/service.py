@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 
 from tokenops.settings import KafkaSettings, TopicSettings, WatermarkSettings, load
-from tokenops.sinks.clickhouse.endpoint import SinkEndpoint
 from tokenops.sinks.clickhouse.errors import ClickHouseError, StoreBusyError
 from tokenops.sinks.clickhouse.metrics import SinkMetrics
 from tokenops.sinks.clickhouse.migrations import migrate
@@ -22,6 +23,23 @@ from tokenops.sinks.clickhouse.watermarks import WatermarkTracker
 from tokenops.sinks.clickhouse.writer import ClickHouseWriter, Closing
 
 logger = logging.getLogger(__name__)
+
+
+class Listener(Protocol):
+    """The sink's HTTP listener: /metrics, /healthz and the billing reads. It is built
+    above the sinks' layer (tokenops/api/sink_listener.py, the app of `tokenops api`),
+    so the command that runs the sink passes its factory in."""
+
+    url: str
+    token: str
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+# (the open store, the lock its writes take, the sink's registry) -> the listener
+ListenerFactory = Callable[[ClickHouseStore, threading.Lock, CollectorRegistry], Listener]
 
 
 class LockedWriter:
@@ -69,26 +87,22 @@ def run_sink(
     *,
     stop: threading.Event | None = None,
     registry: CollectorRegistry | None = None,
+    listener: ListenerFactory | None = None,
 ) -> None:
-    """Open the store, migrate it, serve /metrics and queries, and sink until `stop`."""
+    """Open the store, migrate it, serve /metrics and queries (`listener`, when
+    `http_port` is set), and sink until `stop`."""
     registry = registry or CollectorRegistry()
     stop = stop or threading.Event()
     store = _open_when_reachable(settings, state_dir, stop)
-    endpoint: SinkEndpoint | None = None
+    endpoint: Listener | None = None
     try:
         for change in prepare_store(store, settings.prices_file):
             logger.info("store prepared: %s", change)
         lock = threading.Lock()
-        if settings.http_port:
-            endpoint = SinkEndpoint(
-                settings,
-                store.client,
-                lock,
-                registry,
-                queries=store.path is not None,
-            )
+        if settings.http_port and listener is not None:
+            endpoint = listener(store, lock, registry)
             endpoint.start()
-            store.advertise(endpoint.url)
+            store.advertise(endpoint.url, endpoint.token)
         # The worker's window rules: the sink judges partitions idle and months closed
         # as the worker closes windows.
         rules = load(WatermarkSettings)

@@ -48,14 +48,13 @@ class ClickHouseSettings(TokenopsSettings):
     consumer_group: str = "tokenops-clickhouse-sink"
     retry_initial_ms: int = Field(default=200, ge=1)
     retry_max_ms: int = Field(default=10_000, ge=1)
-    # /metrics, /healthz and billing queries (tokenops/listen.py): loopback unless set.
+    # /metrics, /healthz and billing queries (tokenops/api/sink_app.py): loopback unless
+    # set; the queries take the per-run token or an admin API key (docs/security.md).
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=9466, ge=0, le=65535, description="0 turns it off.")
     http_allowed_hosts: str = Field(
         default="", description="Host names accepted besides localhost and IPs; * = any."
     )
-    # The billing queries have no authentication yet: off on a non-loopback bind unless set.
-    http_queries_on_public_bind: bool = False
     prices_file: Path | None = None
     time_zones: dict[str, str] = Field(
         default_factory=dict,

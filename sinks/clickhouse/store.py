@@ -4,7 +4,8 @@ chDB runs ClickHouse inside the process and allows one process per store folder.
 tokenops process that opens an embedded store first takes an exclusive lock on
 `<store>.owner` and writes its pid, role and query endpoint there, so a second process
 gets one clear line naming the holder instead of chDB's `Error initializing
-EmbeddedServer` traceback.
+EmbeddedServer` traceback. The sink also writes its listener's per-run token there,
+which is why the file is owner-only (0600): whoever may read it may query the store.
 """
 
 from __future__ import annotations
@@ -44,10 +45,11 @@ class ClickHouseStore:
     def description(self) -> str:
         return f"embedded store {self.path}" if self.path else f"server {self.settings.url}"
 
-    def advertise(self, endpoint: str) -> None:
-        """Record this process's query endpoint in the owner file, for readers it blocks."""
+    def advertise(self, endpoint: str, token: str) -> None:
+        """Record this process's query endpoint and the token it takes in the owner file,
+        for the readers it blocks (the CLI, tokenops api) on this machine."""
         if self.path is not None and self.path in _held:
-            _write_owner(_held[self.path][0], endpoint)
+            _write_owner(_held[self.path][0], endpoint, token)
 
     def close(self) -> None:
         self.client.close()
@@ -150,23 +152,28 @@ def _acquire(path: Path) -> None:
         _held[path] = (handle, count + 1)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(_owner_file(path), "a+")  # noqa: SIM115 - held for the store's lifetime
+    # Owner-only: it will hold the sink's token. fchmod also tightens a file an older
+    # tokenops created with the umask's mode.
+    descriptor = os.open(_owner_file(path), os.O_RDWR | os.O_CREAT, 0o600)
+    os.fchmod(descriptor, 0o600)
+    handle = os.fdopen(descriptor, "a+")  # held for the store's lifetime
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
         owner = read_owner(path)
         who = f"pid {owner.get('pid', '?')} ({owner.get('command', 'unknown command')})"
-        raise StoreBusyError(path, who, owner.get("endpoint")) from None
-    _write_owner(handle, None)
+        raise StoreBusyError(path, who, owner.get("endpoint"), owner.get("token")) from None
+    _write_owner(handle, None, None)
     _held[path] = (handle, 1)
 
 
-def _write_owner(handle: IO[str], endpoint: str | None) -> None:
+def _write_owner(handle: IO[str], endpoint: str | None, token: str | None) -> None:
     command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:3]]) if sys.argv else "python"
+    owner = {"pid": os.getpid(), "command": command, "endpoint": endpoint, "token": token}
     handle.seek(0)
     handle.truncate()
-    handle.write(json.dumps({"pid": os.getpid(), "command": command, "endpoint": endpoint}))
+    handle.write(json.dumps(owner))
     handle.flush()
 
 

@@ -4,7 +4,8 @@ Real broker, real processes, real embedded ClickHouse. The fleet simulator sends
 duplicates, late events and malformed records; between its runs the worker and then the
 sink are killed with SIGKILL. Every tenant's invoice must equal a hand computation from
 the simulator's ledger and deploy/prices.yaml, and `tokenops reconcile` must be clean.
-The CLI runs while the sink holds the embedded store, so it reads through the sink.
+The CLI runs while the sink holds the embedded store, so it reads through the sink's
+listener, with the run token of the store's owner file.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from tokenops.producers.settings import ProducerSettings
 from tokenops.settings import KafkaSettings
 from tokenops.simulate.ledger import ExpectedTotals, Key
 from tokenops.simulate.simulator import SimulationConfig, Simulator
+from tokenops.sinks.clickhouse.store import read_owner
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -67,7 +69,17 @@ def topics(new_topic: Callable[..., str]) -> dict[str, str]:
 class SinkProcess(TokenopsProcess):
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.port = int(env["TOKENOPS_CLICKHOUSE_HTTP_PORT"])
+        self.store = Path(env["TOKENOPS_CLICKHOUSE_URL"].removeprefix("chdb://"))
         super().__init__(["sink", "clickhouse"], env, log)
+
+    def get(self, path: str, params: dict[str, str]) -> Any:
+        """GET a billing route of the sink's listener, with the run token the store's
+        owner file holds (0600), as the CLI sends it."""
+        token = read_owner(self.store)["token"]
+        url = f"http://127.0.0.1:{self.port}{path}?{urllib.parse.urlencode(params)}"
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
 
     def health(self) -> str:
         url = f"http://127.0.0.1:{self.port}/healthz"
@@ -177,11 +189,8 @@ def test_invoices_equal_the_ledger_after_worker_and_sink_crashes(
         assert "Traceback" not in busy.stderr
 
         invoices = hand_invoices(expected)
-        for (tenant, month), lines in invoices.items():  # through the sink's endpoint
-            query = urllib.parse.urlencode({"tenant": tenant, "month": month})
-            url = f"http://127.0.0.1:{sink.port}/v1/invoice?{query}"
-            with urllib.request.urlopen(url, timeout=30) as response:
-                assert_invoice(json.loads(response.read()), lines, tenant)
+        for (tenant, month), lines in invoices.items():  # through the sink's listener
+            assert_invoice(sink.get(f"/v1/invoices/{tenant}", {"month": month}), lines, tenant)
         (tenant, month), lines = sorted(invoices.items())[0]  # and once through the CLI
         result = cli(sink_env, "invoice", "--tenant", tenant, "--month", month, "--format", "json")
         assert result.returncode == 0, result.stderr

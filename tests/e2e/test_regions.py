@@ -156,9 +156,7 @@ def add_up(ledgers: list[Ledger]) -> dict[Key, ExpectedTotals]:
 
 
 def sql(sink: SinkProcess, query: str) -> list[list[Any]]:
-    url = f"http://127.0.0.1:{sink.port}/v1/sql?{urllib.parse.urlencode({'sql': query})}"
-    with urllib.request.urlopen(url, timeout=30) as response:
-        return list(json.loads(response.read())["rows"])
+    return list(sink.get("/v1/sql", {"sql": query})["rows"])
 
 
 def test_two_regions_count_exactly_once_through_mirrormaker_crashes(
@@ -292,10 +290,7 @@ def test_two_regions_count_exactly_once_through_mirrormaker_crashes(
             assert time.monotonic() < deadline, logs["sink"].read_text()[-3000:]
             time.sleep(0.5)
         for (tenant, month), lines in hand_invoices(expected).items():
-            query = urllib.parse.urlencode({"tenant": tenant, "month": month})
-            url = f"http://127.0.0.1:{sink.port}/v1/invoice?{query}"
-            with urllib.request.urlopen(url, timeout=30) as response:
-                assert_invoice(json.loads(response.read()), lines, tenant)
+            assert_invoice(sink.get(f"/v1/invoices/{tenant}", {"month": month}), lines, tenant)
 
         # Every region's totals, by region, from the raw events (deduplicated).
         by_region: dict[str, ExpectedTotals] = {}

@@ -11,7 +11,7 @@ import uuid
 from importlib import resources
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -22,7 +22,7 @@ from tokenops.api.errors import ApiError
 from tokenops.api.ingest import post_events, post_traces
 from tokenops.api.queries import get_invoice, get_usage
 from tokenops.api.quotas import get_quota
-from tokenops.api.state import ApiState
+from tokenops.api.state import ApiState, QueryState
 from tokenops.listen import host_allowed, parse_allowed_hosts
 
 logger = logging.getLogger(__name__)
@@ -34,12 +34,14 @@ def openapi_document() -> bytes:
 
 
 async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
+    return JSONResponse({"status": "ok"})  # alive while serving: a blocked sink is alive
 
 
 async def metrics(request: Request) -> Response:
-    state: ApiState = request.app.state.api
-    return Response(generate_latest(state.registry), media_type=CONTENT_TYPE_LATEST)
+    """The registry in the format the scraper asks for (Prometheus text or OpenMetrics)."""
+    state: QueryState = request.app.state.api
+    encode, content_type = choose_encoder(request.headers.get("accept", ""))
+    return Response(encode(state.registry), media_type=content_type)
 
 
 async def openapi(request: Request) -> Response:
@@ -102,10 +104,14 @@ ROUTES = [
 
 def create_app(state: ApiState, extra_routes: list[Any] | None = None) -> ASGIApp:
     """The app over `state`; `extra_routes` lets a benchmark add its baseline route."""
-    app = Starlette(
-        routes=[*ROUTES, *(extra_routes or [])],
-        exception_handlers={ApiError: api_error, Exception: unexpected},
-    )
-    app.state.api = state
+    app = starlette_app([*ROUTES, *(extra_routes or [])], state)
     app.state.openapi = openapi_document()
     return HostCheck(app, parse_allowed_hosts(state.settings.allowed_hosts))
+
+
+def starlette_app(routes: list[Any], state: QueryState) -> Starlette:
+    """`routes` over `state` with the answers every tokenops app gives: JSON errors, and
+    an opaque 500 for anything unexpected (the ClickHouse sink's app is one too)."""
+    app = Starlette(routes=routes, exception_handlers={ApiError: api_error, Exception: unexpected})
+    app.state.api = state
+    return app

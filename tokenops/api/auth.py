@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from starlette.requests import Request
 
 from tokenops.api.errors import ApiError
-from tokenops.api.keys import ApiKey, KeyStore
+from tokenops.api.keys import ApiKey, KeyLookup
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="tokenops"'}
 
@@ -24,7 +24,7 @@ def headers_of(request: Request) -> dict[str, str]:
     }
 
 
-def authenticate(headers: Mapping[str, str], store: KeyStore) -> ApiKey:
+def authenticate(headers: Mapping[str, str], store: KeyLookup) -> ApiKey:
     """The key of a request with these `headers` (`headers_of`, or `request.headers`)."""
     header = headers.get("authorization", "")
     scheme, _, token = header.partition(" ")

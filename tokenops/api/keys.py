@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -44,6 +44,13 @@ class ApiKey:
 
     def may_access(self, tenant: str) -> bool:
         return self.tenant is None or self.tenant == tenant
+
+
+class KeyLookup(Protocol):
+    """Where a route finds the scope of a presented key (`KeyStore`, or the ClickHouse
+    sink's run token beside it: tokenops/api/sink_keys.py)."""
+
+    def lookup(self, key: str) -> ApiKey | None: ...
 
 
 def digest(key: str) -> str:

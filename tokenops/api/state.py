@@ -1,4 +1,5 @@
-"""What every route of the API shares: settings, keys, the durable sender, metrics."""
+"""What the routes share: the query routes' keys, reader and registry (`QueryState`,
+also the ClickHouse sink's listener), and the whole API's (`ApiState`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter
 
-from tokenops.api.keys import KeyStore
+from tokenops.api.keys import KeyLookup
 from tokenops.api.settings import ApiSettings
 from tokenops.producers.http import DurableSender
 from tokenops.sinks.clickhouse.reader import BillingReader
@@ -45,12 +46,18 @@ class ApiMetrics:
         )
 
 
-@dataclass
-class ApiState:
-    settings: ApiSettings
-    keys: KeyStore
-    sender: DurableSender
+@dataclass(kw_only=True)
+class QueryState:
+    """What /v1/usage, /v1/invoices, /v1/reconcile, /v1/sql and /metrics read."""
+
+    keys: KeyLookup
     registry: CollectorRegistry
-    metrics: ApiMetrics
     reader: BillingReader | None = None
+
+
+@dataclass(kw_only=True)
+class ApiState(QueryState):
+    settings: ApiSettings
+    sender: DurableSender
+    metrics: ApiMetrics
     quotas: QuotaView | None = None

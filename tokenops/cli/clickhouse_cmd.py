@@ -292,7 +292,8 @@ def sql(
     """Run a read-only query on the billing store, even while the sink holds it.
 
     While `tokenops sink clickhouse` holds the embedded store the query runs in the sink
-    (over its loopback endpoint); ClickHouse refuses writes and DDL either way.
+    (over its listener, with the run token of the store's owner file); ClickHouse
+    refuses writes and DDL either way.
     """
     named = {}
     for item in param:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -23,9 +24,10 @@ def sink() -> None:
 
     Migrates the store and loads deploy/prices.yaml first. Offsets are committed only
     after each batch is durable; while ClickHouse is down the sink retries and blocks.
-    Serves /metrics and the read-only queries `tokenops usage|invoice|reconcile` use while
-    this process holds the embedded store (TOKENOPS_CLICKHOUSE_HTTP_PORT). Stops cleanly
-    on SIGINT/SIGTERM.
+    Serves /metrics, /healthz and the read-only queries `tokenops usage|invoice|reconcile|
+    sql` use while this process holds the embedded store (TOKENOPS_CLICKHOUSE_HTTP_PORT;
+    the queries take the per-run token of the store's owner file, or an admin API key).
+    Stops cleanly on SIGINT/SIGTERM.
     """
     # The sink logs every failed write itself, once, with the attempt and the backoff.
     for chatty in ("urllib3", "clickhouse_connect"):
@@ -47,10 +49,19 @@ def sink() -> None:
     ).start()
     port = settings.http_port
     target = advertise(state_dir, "tokenops-clickhouse-sink", port) if port else None
+    # Imported here: the HTTP stack loads only in the processes that serve it.
+    from tokenops.api.settings import ApiSettings
+    from tokenops.api.sink_listener import SinkListener
+
+    keys_file = load(ApiSettings).keys_file  # its admin keys are taken besides the run token
+    # Everything imported so far lives as long as the process: out of the collector's
+    # sight, so the HTTP stack's modules do not lengthen the sink's full collections.
+    gc.freeze()
     try:
         run_sink(
             load(KafkaSettings), load(TopicSettings), settings, state_dir,
             stop=stop, registry=registry,
+            listener=lambda store, lock, reg: SinkListener(store, lock, reg, keys_file),
         )  # fmt: skip
     finally:
         withdraw(target)
