@@ -3,7 +3,10 @@
 `python -m bench.bench_api [seconds] [connections]` (or `python -m bench --only api`)
 starts a Kafka broker (or uses TOKENOPS_KAFKA_BOOTSTRAP_SERVERS) and one API server
 process with an extra `GET /hello` route, then measures with a keep-alive HTTP/1.1
-client in this process (the two share the machine's cores):
+client in this process (the two share the machine's cores). The closed-loop figures
+run `rounds` times, alternated, and report medians; each also reports the CPU time per
+request of the server process (all its threads) and of this client, so a client or a
+machine at its limit shows:
 
 1. GET /hello requests/s: the server's ceiling;
 2. single-event POST /v1/events requests/s (each 200 is acknowledged by Kafka);
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -121,6 +125,30 @@ async def open_loop(port: int, request: bytes, rate: int, seconds: float) -> dic
     }
 
 
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of every thread of process `pid` so far (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            fields = Path(f"/proc/{pid}/task/{task}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def measured(pid: int, port: int, requests: list[bytes], connections: int, seconds: float
+             ) -> dict[str, float]:  # fmt: skip
+    """`closed_loop`, with the server's and this client's CPU microseconds per request."""
+    server, client = process_cpu_s(pid), time.process_time()
+    result = asyncio.run(closed_loop(port, requests, connections, seconds))
+    done = max(1.0, result["per_s"] * seconds)
+    result["server_cpu_us"] = (process_cpu_s(pid) - server) / done * 1e6
+    result["client_cpu_us"] = (time.process_time() - client) / done * 1e6
+    return result
+
+
 def start_server(kafka: KafkaSettings, tmp: Path) -> tuple[subprocess.Popen[bytes], int, str, str]:
     topics = new_topics(kafka)
     keys = tmp / "keys.json"
@@ -166,7 +194,7 @@ async def _probe(port: int, request: bytes) -> int:
 
 
 def run(
-    kafka: KafkaSettings, tmp: Path, seconds: float = 8, connections: int = 32
+    kafka: KafkaSettings, tmp: Path, seconds: float = 6, connections: int = 32, rounds: int = 3
 ) -> dict[str, Any]:
     process, port, key, _ = start_server(kafka, tmp)
     try:
@@ -193,11 +221,20 @@ def run(
         asyncio.run(closed_loop(port, single, connections, 3))  # warm-up, uncounted
         results: dict[str, Any] = {}
         figures = (("hello", hello), ("single", single), ("batch", batch), ("mixed", mixed))
-        for name, requests in figures:
-            results[name] = asyncio.run(closed_loop(port, requests, connections, seconds))
-            print(f"  {name}: {results[name]}", flush=True)
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name, _ in figures}
+        for round_ in range(rounds):  # alternated, so a noisy minute hits every figure
+            for name, requests in figures:
+                runs[name].append(measured(process.pid, port, requests, connections, seconds))
+                print(f"  round {round_ + 1} {name}: {runs[name][-1]}", flush=True)
+        for name, _ in figures:
+            results[name] = {
+                key: statistics.median(run[key] for run in runs[name]) for key in runs[name][0]
+            }
+            results[name]["rounds_per_s"] = [run["per_s"] for run in runs[name]]
         for name in ("batch", "mixed"):
             results[name]["events_per_s"] = results[name]["per_s"] * 100
+        results["single"]["of_hello"] = results["single"]["per_s"] / results["hello"]["per_s"]
+        results["load_average"] = os.getloadavg()
         results["hello_at_1000"] = asyncio.run(open_loop(port, hello[0], 1000, seconds))
         results["quota_at_1000"] = asyncio.run(open_loop(port, quota, 1000, seconds))
         print(f"  hello at 1000/s: {results['hello_at_1000']}", flush=True)
@@ -237,7 +274,7 @@ def main() -> None:
     if sys.argv[1:] == ["--serve"]:
         serve_with_hello()
         return
-    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 8
+    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 6
     connections = int(sys.argv[2]) if len(sys.argv) > 2 else 32
     tmp = Path(tempfile.mkdtemp(prefix="tokenops-api-bench-"))
     with bench_kafka(tmp / "stack") as kafka:

@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from tokenops.producers.tickets import Ticket
 from tokenops.schemas import (
     BATCH_CONTENT_TYPE,
     CLOUDEVENTS_CONTENT_TYPE,
@@ -100,7 +101,9 @@ class TenantBuffer:
     rows that `add` appended and that join the columns in one transposition (C's `zip`)
     when the columns are next needed; attributes apart, one per event once any has some."""
 
-    __slots__ = ("attributes", "bound", "columns", "count", "measured", "rows", "since", "tenant")
+    __slots__ = (
+        "attributes", "bound", "columns", "count", "measured", "rows", "since", "tenant", "tickets",
+    )  # fmt: skip
 
     def __init__(self, tenant: str, since: float) -> None:
         self.tenant = tenant
@@ -111,6 +114,18 @@ class TenantBuffer:
         self.count = 0
         self.measured = 0  # events before this are in `bound` measured, later at worst
         self.bound = ENVELOPE_BYTES
+        self.tickets: list[Ticket] | None = None  # callers waiting for these events
+
+    def hold(self, ticket: Ticket) -> None:
+        """`ticket` waits for this buffer's record too (once, however many events)."""
+        tickets = self.tickets
+        if tickets is None:
+            self.tickets = [ticket]
+        elif tickets[-1] is ticket:
+            return
+        else:
+            tickets.append(ticket)
+        ticket.records += 1
 
     def settled(self) -> list[list[Any]]:
         """The columns of every event so far (the rows moved into them)."""
@@ -190,6 +205,10 @@ class TenantBatches:
         self.clock = clock
         self.buffered = 0
         self._buffers: dict[str, TenantBuffer] = {}
+        # The tickets of taken records until they are produced, by id of their columns,
+        # which the entry keeps alive (so the id names them alone): the returned records
+        # stay plain `EventColumns`.
+        self._tickets: dict[int, tuple[EventColumns, list[Ticket]]] = {}
 
     def add(self, tenant: str, row: Row, attributes: dict[str, str]) -> EventColumns | None:
         """Buffer one validated event (`event_row`, `fields_row`)."""
@@ -254,8 +273,9 @@ class TenantBatches:
                     done.append(full)
         return done
 
-    def extend(self, part: EventColumns) -> list[EventColumns]:
-        """Buffer one tenant's validated columns (`columns_many`), in their order."""
+    def extend(self, part: EventColumns, ticket: Ticket | None = None) -> list[EventColumns]:
+        """Buffer one tenant's validated columns (`columns_many`), in their order;
+        `ticket` is held by every buffer that takes some of them."""
         done = []
         tenant, n, start = part.tenant_id, len(part), 0
         sizes = None if part.attributes is None else list(map(attributes_bytes, part.attributes))
@@ -267,6 +287,8 @@ class TenantBatches:
             charge = WORST_EVENT_BYTES * (end - start) + (sum(sizes[start:end]) if sizes else 0)
             if buffer.bound + charge <= MAX_PRODUCED_BYTES:  # the common case: no measuring
                 buffer.extend(part, start, end, charge, measured=False)
+                if ticket is not None:
+                    buffer.hold(ticket)
             else:  # measure what is buffered, then these events one by one: which fit
                 buffer.tighten()
                 bounds = event_bounds(row_columns(part), start, end)
@@ -278,6 +300,8 @@ class TenantBatches:
                     done.append(self._take(tenant))
                     continue
                 buffer.extend(part, start, start + fit, sum(bounds[:fit]), measured=True)
+                if ticket is not None:
+                    buffer.hold(ticket)
                 if start + fit < end:  # full by bytes
                     end = start + fit
                     self.buffered += fit
@@ -297,10 +321,18 @@ class TenantBatches:
     def drain(self) -> list[EventColumns]:
         return [self._take(tenant) for tenant in list(self._buffers)]
 
+    def tickets_of(self, columns: EventColumns) -> list[Ticket] | None:
+        """The tickets a taken record carries (asked once, when it is produced)."""
+        entry = self._tickets.pop(id(columns), None) if self._tickets else None
+        return None if entry is None else entry[1]
+
     def _take(self, tenant: str) -> EventColumns:
         buffer = self._buffers.pop(tenant)
         self.buffered -= buffer.count
-        return buffer.columns_of()
+        columns = buffer.columns_of()
+        if buffer.tickets is not None:
+            self._tickets[id(columns)] = (columns, buffer.tickets)
+        return columns
 
 
 def columns_record(columns: EventColumns) -> tuple[str, bytes]:

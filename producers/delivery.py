@@ -2,7 +2,8 @@
 
 `RecordSender` owns librdkafka's side of `UsageProducer`: it hands records to the
 client, keeps the ones the client's full queue refuses (in order, retried on every
-poll), counts delivery reports, writes failures to the spool, and replays the spool
+poll), counts delivery reports, writes failures to the spool, resolves the records'
+tickets (`tickets.py`: acknowledged, or spooled and fsynced), and replays the spool
 files older producers left. Every method runs under the producer's lock; delivery
 reports take that lock themselves, so librdkafka is polled without it.
 """
@@ -18,14 +19,18 @@ from pathlib import Path
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from tokenops.producers.errors import SpoolError
 from tokenops.producers.metrics import ProducerMetrics
 from tokenops.producers.signing import RecordSigner
 from tokenops.producers.spool import Spool, SpooledRecord, read_entries, release
+from tokenops.producers.tickets import Ticket, resolve_all
 from tokenops.schemas import CONTENT_TYPE_HEADER
 
 logger = logging.getLogger(__name__)
 
 Delivered = Callable[[int, int], None]
+# A record on its way: the spool file it replays, the callback of `send_raw`, its tickets.
+Submitted = tuple[SpooledRecord, Path | None, Delivered | None, list[Ticket] | None]
 
 
 class RecordSender:
@@ -45,7 +50,7 @@ class RecordSender:
         self.metrics = metrics
         self._lock = lock
         # records the client's full queue refused for now, with the spool file they replay
-        self._pending: deque[tuple[SpooledRecord, Path | None, Delivered | None]] = deque()
+        self._pending: deque[Submitted] = deque()
         self.pending_events = 0
         self.in_flight = 0
         self._replaying: dict[Path, int] = {}
@@ -55,17 +60,21 @@ class RecordSender:
         return self.pending_events + self.in_flight
 
     def submit(
-        self, record: SpooledRecord, replay_of: Path | None = None, done: Delivered | None = None
+        self,
+        record: SpooledRecord,
+        replay_of: Path | None = None,
+        done: Delivered | None = None,
+        tickets: list[Ticket] | None = None,
     ) -> None:
         """Produce, or queue behind earlier refused records to keep a tenant's order."""
-        if self._pending or not self._try(record, replay_of, done):
-            self._pending.append((record, replay_of, done))
+        if self._pending or not self._try(record, replay_of, done, tickets):
+            self._pending.append((record, replay_of, done, tickets))
             self.pending_events += record.events
 
     def retry_pending(self) -> None:
         while self._pending:
-            record, replay_of, done = self._pending[0]
-            if not self._try(record, replay_of, done):
+            record, replay_of, done, tickets = self._pending[0]
+            if not self._try(record, replay_of, done, tickets):
                 return
             self._pending.popleft()
             self.pending_events -= record.events
@@ -74,8 +83,8 @@ class RecordSender:
         """At close: what the client never took goes to the spool."""
         purged = KafkaError(KafkaError._PURGE_QUEUE)
         while self._pending:
-            record, replay_of, _ = self._pending.popleft()
-            self._resolved(record, replay_of, purged)
+            record, replay_of, _, tickets = self._pending.popleft()
+            self._resolved(record, replay_of, purged, tickets)
         self.pending_events = 0
 
     def replay(self) -> None:
@@ -90,20 +99,26 @@ class RecordSender:
             for record in records:
                 self.submit(record, replay_of=path)
 
-    def _try(self, record: SpooledRecord, replay_of: Path | None, done: Delivered | None) -> bool:
+    def _try(
+        self,
+        record: SpooledRecord,
+        replay_of: Path | None,
+        done: Delivered | None,
+        tickets: list[Ticket] | None,
+    ) -> bool:
         try:
             self.client.produce(
                 self.topic,
                 record.value,
                 record.key,
                 headers=self._headers(record),
-                on_delivery=partial(self._on_delivery, record, replay_of, done),
+                on_delivery=partial(self._on_delivery, record, replay_of, done, tickets),
             )
         except BufferError:
             return False
         except KafkaException as exc:  # e.g. a fatal idempotence error: the client is done
             logger.error("produce failed error=%s; spooling the record", exc.args[0])
-            self._resolved(record, replay_of, exc.args[0])
+            self._resolved(record, replay_of, exc.args[0], tickets)
             return True
         self.in_flight += record.events
         return True
@@ -121,20 +136,26 @@ class RecordSender:
         record: SpooledRecord,
         replay_of: Path | None,
         done: Delivered | None,
+        tickets: list[Ticket] | None,
         error: KafkaError | None,
         message: Message,
     ) -> None:
         """Runs in whichever thread polls: counts the outcome, spools a failure."""
         with self._lock:
             self.in_flight -= record.events
-            self._resolved(record, replay_of, error)
+            self._resolved(record, replay_of, error, tickets)
         if done is not None and error is None:
             done(message.partition() or 0, message.offset() or 0)
 
     def _resolved(
-        self, record: SpooledRecord, replay_of: Path | None, error: KafkaError | None
+        self,
+        record: SpooledRecord,
+        replay_of: Path | None,
+        error: KafkaError | None,
+        tickets: list[Ticket] | None = None,
     ) -> None:
-        """Acknowledged (error None) or spooled; a replayed file goes once all resolved."""
+        """Acknowledged (error None) or spooled; a replayed file goes once all resolved.
+        Tickets learn it once it is durable: a spooled record after its fsync."""
         if error is None:
             self.metrics.sent.inc(record.events)
             if replay_of is not None:
@@ -143,8 +164,16 @@ class RecordSender:
             name = error.name()
             self.metrics.failed.labels(name).inc(record.events)
             logger.warning("delivery failed error=%s events=%d; spooling", name, record.events)
-            self.spool.append(record)
+            try:
+                self.spool.append(record)
+                if tickets:  # their callers are told it is durable: on disk first
+                    self.spool.sync()
+            except SpoolError as exc:
+                resolve_all(tickets or (), exc)
+                raise
             self.metrics.spooled.inc(record.events)
+        if tickets:
+            resolve_all(tickets, None)
         if replay_of is not None:
             self._replaying[replay_of] -= 1
             if self._replaying[replay_of] == 0:

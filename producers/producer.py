@@ -4,6 +4,8 @@
     producer.send(event)                 # a UsageEvent, or a mapping of its fields
     producer.send_many([fields, ...])    # validated column-wise, all or none accepted
     producer.send_columns([columns])     # decoded by decode_columns already (the HTTP API)
+    producer.send_columns(parts, ticket) # ... and told when these are durable (tickets.py)
+    producer.produce_buffered()          # every tenant's buffer to the client now
     producer.sync(timeout_s)             # True once all accepted so far are durable
     await producer.asend({...})          # the same from asyncio, waiting without blocking
     producer.close()                     # flush; what the broker did not take is spooled
@@ -45,6 +47,7 @@ from tokenops.producers.metrics import ProducerMetrics
 from tokenops.producers.settings import ProducerSettings
 from tokenops.producers.signing import record_signer
 from tokenops.producers.spool import Spool, SpooledRecord
+from tokenops.producers.tickets import Ticket
 from tokenops.schemas import EventColumns, InvalidEventError, UsageEvent
 from tokenops.schemas.columns import columns_many, event_row, fields_row, latest_ms
 from tokenops.schemas.event import MIN_EVENT_TIME, to_epoch_ms
@@ -165,14 +168,23 @@ class UsageProducer:
         self._accept_many(pairs or [], parts)
         return n
 
-    def send_columns(self, parts: Sequence[EventColumns]) -> int:
+    def send_columns(self, parts: Sequence[EventColumns], ticket: Ticket | None = None) -> int:
         """Accept events already validated into columns (by `decode_columns`): all parts
         or none. Raises `ProducerBackpressureError` (none accepted) when the queue stays
-        full for `backpressure_timeout_s`. Returns how many events were accepted."""
-        self._accept_many([], parts)
+        full for `backpressure_timeout_s`. Returns how many events were accepted.
+
+        With a `ticket`, its `on_durable` runs once every record holding any of these
+        events is acknowledged (`acks=all`) or fsynced in the spool (`tickets.py`); the
+        records still wait for their batch like any others (`produce_buffered`)."""
+        self._accept_many([], parts, ticket)
         return sum(len(part) for part in parts)
 
-    def _accept_many(self, pairs: list[tuple[str, Row]], parts: Sequence[EventColumns]) -> None:
+    def _accept_many(
+        self,
+        pairs: list[tuple[str, Row]],
+        parts: Sequence[EventColumns],
+        ticket: Ticket | None = None,
+    ) -> None:
         """Checked rows and column parts into the tenants' batches, once there is room."""
         if self.outstanding() >= self._max_outstanding:
             self._wait_for_room()
@@ -182,7 +194,7 @@ class UsageProducer:
             self._settle_rows()
             done = self._batches.add_rows(pairs) if pairs else []
             for part in parts:
-                done += self._batches.extend(part)
+                done += self._batches.extend(part, ticket)
             for full in done:
                 self._produce(full)
 
@@ -259,13 +271,7 @@ class UsageProducer:
         meanwhile, so a server can tell each request whether its events are durable.
         """
         deadline = time.monotonic() + timeout_s
-        with self._lock:
-            if self._closed:
-                raise ProducerClosedError()
-            self._settle_rows()
-            for batch in self._batches.drain():
-                self._produce(batch)
-            self._sender.retry_pending()
+        self.produce_buffered()
         while True:
             # Short flushes: the poll thread may serve the delivery report this flush
             # waits for, and librdkafka's flush then sleeps out up to 10 ms per call.
@@ -279,6 +285,17 @@ class UsageProducer:
                 return False
         self._spool.sync()
         return True
+
+    def produce_buffered(self) -> None:
+        """Hand every tenant's buffered events to the client now, not at the linger's end:
+        a caller that waits for them (a `sync`, a ticket) does not wait for more."""
+        with self._lock:
+            if self._closed:
+                raise ProducerClosedError()
+            self._settle_rows()
+            for batch in self._batches.drain():
+                self._produce(batch)
+            self._sender.retry_pending()
 
     async def aflush(self, timeout_s: float | None = None) -> int:
         return await asyncio.to_thread(self.flush, timeout_s)
@@ -404,7 +421,7 @@ class UsageProducer:
         record = SpooledRecord(
             len(columns), columns.tenant_id.encode(), content_type, value, signature
         )
-        self._sender.submit(record)
+        self._sender.submit(record, tickets=self._batches.tickets_of(columns))
 
     def _poll_loop(self) -> None:
         """Serves delivery reports and lingering batches until close; never dies quietly."""

@@ -46,7 +46,7 @@ def _tokens(d: dict[str, Any]) -> tuple[int, int, int, int, int]:
     )
 
 
-def add_event(totals: Totals, tokens: tuple[int, int, int, int, int], time_ms: int) -> None:
+def add_event(totals: Totals, tokens: Sequence[int], time_ms: int) -> None:
     totals[0] += tokens[0]
     totals[1] += tokens[1]
     totals[2] += tokens[2]
@@ -257,16 +257,7 @@ class WindowBook:
             totals = slot.get(group)
             if totals is None:
                 totals = slot[group] = [0, 0, 0, 0, 0, 0, t, t, 0]
-            totals[0] += tokens[0]
-            totals[1] += tokens[1]
-            totals[2] += tokens[2]
-            totals[3] += tokens[3]
-            totals[4] += tokens[4]
-            totals[COUNT] += 1
-            if t < totals[FIRST]:
-                totals[FIRST] = t
-            if t > totals[LAST]:
-                totals[LAST] = t
+            add_event(totals, tokens, t)
             touched[(*group, start)] = totals
         self.max_event_ms = max(highest, self.max_event_ms)
 

@@ -2,10 +2,13 @@
 records, turned into validated columns by `decode_columns`, the worker's own decoder.
 
 A request is all or none: if any event is invalid, none is taken and every bad event
-is named by its index and field. A CloudEvents batch of one tenant that fits one Kafka
-record is decoded from the request's own bytes, wrapped in the v1 batch envelope, so
-every rule of the decoder (duplicate JSON keys included) applies unchanged; other
-batches are regrouped per tenant and re-encoded first.
+is named by its index and field. A CloudEvents batch is parsed once and its events are
+checked together by the decoder's column check (`decode_cloudevents_array`, the rules
+of a batch record, duplicate JSON keys included), then split per tenant. Only when that
+check fails (an invalid event, or attributes and extensions that need the careful path)
+is a batch of one tenant that fits one Kafka record decoded from the request's own
+bytes wrapped in the v1 batch envelope, and other batches regrouped per tenant and
+re-encoded, to name every bad event.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from tokenops.schemas import (
     InvalidEventError,
     decode_columns,
 )
+from tokenops.schemas.decode import decode_cloudevents_array
 
 CLOUDEVENTS_BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
 _BATCH_PREFIX = b'{"type":"ai.tokenops.usage.batch","version":1,"tenant_id":'
@@ -101,6 +105,12 @@ def decode_batch(body: bytes) -> list[EventColumns]:
     if items.__class__ is not list or not 0 < len(items) <= MAX_BATCH_EVENTS:
         reason = f"a batch is a JSON array of 1..{MAX_BATCH_EVENTS} CloudEvents"
         raise IngestRejectedError([EventProblem(None, "events", reason)])
+    try:  # the common case: parsed once, every event checked at once, split per tenant
+        quick = decode_cloudevents_array(body, items)
+    except InvalidEventError as exc:  # a key twice in one object
+        raise IngestRejectedError([_problem(exc)]) from None
+    if quick is not None:
+        return quick
     tenants = [_tenant(item) for item in items]
     if len(set(tenants)) == 1 and tenants[0] is not None and len(body) < MAX_RECORD_BYTES - 200:
         wrapped = _BATCH_PREFIX + orjson.dumps(tenants[0]) + b',"events":' + body + b"}"

@@ -1,21 +1,30 @@
-"""Answering a request only once its events are durable, with one flush for many requests.
+"""Answering a request only once its events are durable, waiting for its own records only.
 
-`DurableSender.send` hands a request's validated columns to the SDK's batcher
-(`UsageProducer.send_columns`), then joins the next durability round: one
-`UsageProducer.sync` in a worker thread covers every request that joined before it
-started (group commit), so concurrent requests share the broker's acknowledgement
-instead of each waiting for its own. A round that does not finish within `timeout_s`
-answers NotDurableError: the events stay queued (delivered or spooled later, never
-dropped), and a client that retries with the same `source` + `id` is counted once.
+`DurableSender.send` hands a request's validated columns to the SDK's batcher with a
+ticket (`UsageProducer.send_columns`, `producers/tickets.py`): the request is answered
+when every record holding its events is acknowledged by the broker (`acks=all`) or
+fsynced in the spool. Requests handled in the same turn of the event loop share their
+tenants' records: the first schedules one `produce_buffered` at the end of the turn
+(group commit), which hands the tenants' buffers to librdkafka at once; librdkafka
+gathers the records that arrive while its earlier requests are in flight into its next
+request (`linger.ms`, kept short by the server). So a request waits for the broker's
+round trip of its own records, not for a `sync` of everything accepted before it.
+
+A request not confirmed within `timeout_s` gets NotDurableError: its events stay
+queued (delivered or spooled later, never dropped), and a client that retries with the
+same `source` + `id` is counted once.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from contextlib import suppress
 
 from tokenops.errors import TokenopsError
+from tokenops.producers.errors import ProducerClosedError
 from tokenops.producers.producer import UsageProducer
+from tokenops.producers.tickets import Ticket
 from tokenops.schemas import EventColumns
 
 
@@ -29,49 +38,54 @@ class NotDurableError(TokenopsError):
         )
 
 
+_TIMED_OUT = object()  # what a request's timer sets: NotDurableError, built if it fires
+
+
 class DurableSender:
     def __init__(self, producer: UsageProducer, timeout_s: float) -> None:
         self.producer = producer
         self.timeout_s = timeout_s
-        # The futures of the requests waiting for the next round. Each request has its
-        # own, so a cancelled request (a client gone) cancels only itself; one per
-        # request is cheaper than `asyncio.shield` around a shared round future.
-        self._waiting: list[asyncio.Future[bool]] = []
-        self._flushing = False
-        self._rounds: asyncio.Task[None] | None = None  # held: the loop keeps tasks weakly
+        self._release_scheduled = False
 
     async def send(self, parts: Sequence[EventColumns]) -> int:
         """Accept `parts` (all or none) and return once they are durable; raises
-        ProducerBackpressureError (none accepted) or NotDurableError."""
-        accepted = self.producer.send_columns(parts)
-        if not await self._durable():
+        ProducerBackpressureError (none accepted), NotDurableError, or the ProducerError
+        that kept them from the broker and the spool."""
+        loop = asyncio.get_running_loop()
+        # Each request has its own future, so a cancelled request (a client gone)
+        # cancels only itself.
+        waiter: asyncio.Future[object] = loop.create_future()
+
+        def on_durable(error: BaseException | None) -> None:  # in the producer's thread
+            # Must not raise (it runs inside a delivery report): a loop already closed
+            # (the server stopped; `close` delivers what is left) has nobody waiting.
+            with suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, waiter, error)
+
+        ticket = Ticket(on_durable)
+        accepted = self.producer.send_columns(parts, ticket)
+        if not self._release_scheduled:
+            self._release_scheduled = True
+            loop.call_soon(self._release)
+        timer = loop.call_later(self.timeout_s, _settle, waiter, _TIMED_OUT)
+        try:
+            outcome = await waiter
+        finally:
+            timer.cancel()
+        if outcome is _TIMED_OUT:
             raise NotDurableError(self.timeout_s)
+        if isinstance(outcome, BaseException):  # the ticket's: neither acked nor spooled
+            raise outcome
         return accepted
 
-    def _durable(self) -> asyncio.Future[bool]:
-        loop = asyncio.get_running_loop()
-        waiter = loop.create_future()
-        self._waiting.append(waiter)
-        if not self._flushing:
-            self._flushing = True
-            self._rounds = loop.create_task(self._flush_rounds())
-        return waiter
+    def _release(self) -> None:
+        """End of the loop's turn: the buffers the turn's requests filled go to the client."""
+        self._release_scheduled = False
+        # A closed producer: close() produces or spools the buffers, tickets with them.
+        with suppress(ProducerClosedError):
+            self.producer.produce_buffered()
 
-    async def _flush_rounds(self) -> None:
-        """Runs rounds while requests wait; each round covers those that joined before it."""
-        loop = asyncio.get_running_loop()
-        try:
-            while self._waiting:
-                round_, self._waiting = self._waiting, []
-                try:
-                    ok = await loop.run_in_executor(None, self.producer.sync, self.timeout_s)
-                except Exception as exc:  # closed producer, spool error: the waiters see it
-                    for waiter in round_:
-                        if not waiter.done():
-                            waiter.set_exception(exc)
-                else:
-                    for waiter in round_:
-                        if not waiter.done():  # not cancelled with its request
-                            waiter.set_result(ok)
-        finally:
-            self._flushing = False
+
+def _settle(waiter: asyncio.Future[object], outcome: object) -> None:
+    if not waiter.done():  # not cancelled with its request, nor timed out
+        waiter.set_result(outcome)

@@ -118,13 +118,8 @@ class HeldStoreReader(BillingReader):
         super().__init__(settings, Path())
         self.client, self.lock = client, lock
 
-    def _read(
-        self,
-        local: Callable[[Client], T],
-        path: str,
-        params: dict[str, str],
-        remote: Callable[[Any], T],
-    ) -> T:
+    def _read(self, local: Callable[[Client], T], *_remote: Any) -> T:
+        """Always the local read: this process holds the store."""
         with self.lock:
             return local(self.client)
 

@@ -6,21 +6,26 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from tokenops.api.app import HostCheck
 from tokenops.api.keys import ApiKeyError, KeyStore, new_key, read_entries, revoke_key
+from tokenops.producers import SpoolError
 from tokenops.producers.http import (
     DurableSender,
     IngestRejectedError,
+    NotDurableError,
     decode_body,
     spans_to_events,
 )
+from tokenops.producers.tickets import Ticket
 
 
 def test_keys_are_hashed_scoped_rotatable_and_refused_when_shared(tmp_path: Path) -> None:
@@ -87,6 +92,32 @@ def test_binary_mode_keeps_the_body_bytes_for_the_decoder() -> None:
     assert rejected.value.problems[0].field == "duplicate_key"
 
 
+def test_batch_mode_refuses_a_key_twice_and_splits_tenants_in_one_pass() -> None:
+    """A batch is parsed once and checked by the decoder's rules: a key twice in one
+    event is refused (it was re-encoded without one of them and taken), and a batch of
+    two tenants comes back as one part per tenant, in the order they first appear."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+
+    def event(i: int, tenant: str) -> dict[str, Any]:
+        data = {"schema_version": 1, "tenant_id": tenant, "model": "m", "provider": "p",
+                "input_tokens": i, "output_tokens": 1}  # fmt: skip
+        return {"specversion": "1.0", "type": "ai.tokenops.usage", "source": "//n",
+                "id": f"e{i}", "time": now, "data": data}  # fmt: skip
+
+    body = orjson.dumps([event(1, "b"), event(2, "a"), event(3, "b")])
+    parts = decode_body(body, "application/cloudevents-batch+json", {})
+    assert [(p.tenant_id, p.id, p.input_tokens) for p in parts] == [
+        ("b", ["e1", "e3"], [1, 3]),
+        ("a", ["e2"], [2]),
+    ]
+    twice = body.replace(b'"model":', b'"model":"x","model":', 1)
+    with pytest.raises(IngestRejectedError) as rejected:
+        decode_body(twice, "application/cloudevents-batch+json", {})
+    assert [p.to_json() for p in rejected.value.problems] == [
+        {"index": None, "field": "duplicate_key", "reason": "appears twice in one JSON object"}
+    ]
+
+
 def test_host_check_verdicts_are_cached_but_bounded_and_use_the_last_host() -> None:
     """The Host check answers from a cache of verdicts; a client sending a new Host on
     every request cannot grow it without bound, and a refused Host stays refused."""
@@ -130,38 +161,81 @@ def test_a_revoked_key_stops_working_at_the_next_look_at_the_file(tmp_path: Path
     assert revoke_key(path, key_id) and store.lookup(key) is None
 
 
-class _GatedProducer:
-    """Stands in for UsageProducer's two calls DurableSender makes: `sync` waits for the
-    test to open the gate, so the test decides when a durability round ends."""
+class _TicketedProducer:
+    """Stands in for UsageProducer's two calls DurableSender makes: `send_columns` keeps
+    each request's ticket, and the test resolves them (from another thread, as the
+    producer's poll thread does), so it decides when each request's records are durable."""
 
     def __init__(self) -> None:
-        self.gate = threading.Event()
-        self.rounds = 0
-        self.accepted = 0
+        self.tickets: list[Ticket] = []
+        self.releases = 0
 
-    def send_columns(self, parts: Any) -> int:
-        self.accepted += len(parts)
+    def send_columns(self, parts: Any, ticket: Ticket) -> int:
+        ticket.records += 1  # one record holds the request's events
+        self.tickets.append(ticket)
         return len(parts)
 
-    def sync(self, timeout_s: float) -> bool:
-        self.rounds += 1
-        return self.gate.wait(timeout_s)
+    def produce_buffered(self) -> None:
+        self.releases += 1
+
+    def resolve(self, at: int, error: BaseException | None = None) -> None:
+        """Resolve ticket `at` in another thread; what it raised there is raised here."""
+        raised: list[BaseException] = []
+
+        def resolve() -> None:
+            try:
+                self.tickets[at].resolved(error)
+            except BaseException as exc:
+                raised.append(exc)
+
+        thread = threading.Thread(target=resolve)
+        thread.start()
+        thread.join()
+        if raised:
+            raise raised[0]
 
 
-def test_durable_sender_shares_rounds_and_a_cancelled_request_cancels_only_itself() -> None:
+def test_durable_sender_answers_each_request_when_its_own_records_are_durable() -> None:
+    """A request waits for its own records, not for a round of everything before it:
+    requests of one loop turn share one release of the buffers, a later one can be
+    answered first, a cancelled one cancels only itself, a lost record is its error,
+    and a record never confirmed is a NotDurableError at the timeout."""
+
     async def scenario() -> None:
-        producer = _GatedProducer()
-        sender = DurableSender(producer, timeout_s=5)  # type: ignore[arg-type]
+        producer = _TicketedProducer()
+        sender = DurableSender(producer, timeout_s=0.5)  # type: ignore[arg-type]
         first = [asyncio.create_task(sender.send([object()])) for _ in range(3)]
-        await asyncio.sleep(0.05)  # the first round is under way with these three
-        later = asyncio.create_task(sender.send([object()]))  # joins the next round
-        gone = asyncio.create_task(sender.send([object()]))
         await asyncio.sleep(0.01)
-        first[0].cancel()  # a client gone while its round runs
-        gone.cancel()  # one gone while waiting for the next round
-        producer.gate.set()
-        assert await asyncio.gather(*first[1:], later) == [1, 1, 1]
-        assert first[0].cancelled() and gone.cancelled()
-        assert producer.rounds == 2  # one round for the first three, one for the rest
+        assert producer.releases == 1  # one turn, one release for the three
+        later = asyncio.create_task(sender.send([object()]))
+        lost = asyncio.create_task(sender.send([object()]))
+        unconfirmed = asyncio.create_task(sender.send([object()]))
+        await asyncio.sleep(0.01)
+        producer.resolve(3)  # the later request's record is acknowledged first
+        assert await later == 1 and not any(task.done() for task in first)
+        first[0].cancel()  # a client gone while its record is in flight
+        for at in (0, 1, 2):
+            producer.resolve(at)
+        assert await asyncio.gather(*first[1:]) == [1, 1]
+        assert first[0].cancelled()
+        producer.resolve(4, SpoolError(Path("spool.log"), "disk full"))
+        with pytest.raises(SpoolError):
+            await lost
+        with pytest.raises(NotDurableError):
+            await unconfirmed
 
     asyncio.run(scenario())
+
+
+def test_a_ticket_resolved_after_the_server_loop_closed_raises_nothing() -> None:
+    """At shutdown the producer's close delivers what is left; a request that timed out
+    before has no loop any more, and its ticket must not break the delivery report."""
+    producer = _TicketedProducer()
+
+    async def timed_out() -> None:
+        sender = DurableSender(producer, timeout_s=0.01)  # type: ignore[arg-type]
+        with pytest.raises(NotDurableError):
+            await sender.send([object()])
+
+    asyncio.run(timed_out())  # closes its loop
+    producer.resolve(0)  # in another thread, as close() would: no RuntimeError

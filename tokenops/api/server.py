@@ -26,6 +26,10 @@ from tokenops.sinks.clickhouse.reader import BillingReader
 from tokenops.sinks.clickhouse.settings import ClickHouseSettings
 
 logger = logging.getLogger(__name__)
+# librdkafka's linger for the server's producer: a request waits for its own records,
+# so they should leave at once; what arrives while a request is in flight still goes
+# together in the next one (docs/benchmarks.md, HTTP API).
+CLIENT_LINGER_MS = "1"
 
 
 @dataclass(frozen=True)
@@ -56,8 +60,13 @@ def build_state(
 def serve(config: ServerSettings, extra_routes: list[Any] | None = None) -> None:
     """Run until SIGINT/SIGTERM; `extra_routes` lets a benchmark add its baseline route."""
     settings, registry = config.api, CollectorRegistry()
-    # The server answers a full queue with 503 at once rather than holding the request.
-    producer_settings = config.producer.model_copy(update={"backpressure_timeout_s": 0.0})
+    # The server answers a full queue with 503 at once rather than holding the request,
+    # and its requests wait for their records' acknowledgement (DurableSender): records
+    # leave librdkafka after at most `CLIENT_LINGER_MS`, unless client_config says.
+    client_config = {"linger.ms": CLIENT_LINGER_MS, **config.producer.client_config}
+    producer_settings = config.producer.model_copy(
+        update={"backpressure_timeout_s": 0.0, "client_config": client_config}
+    )
     producer = UsageProducer(config.kafka, producer_settings, registry=registry)
     quotas = QuotaView(config.kafka, config.topics) if settings.quotas else None
     try:
