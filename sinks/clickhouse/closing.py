@@ -132,22 +132,33 @@ def close_months(client: Client, zone_of: ZoneOf, lateness_s: float) -> list[str
     if moment is None:
         return []
     cutoff = moment - timedelta(seconds=lateness_s)
-    seen = client.query(
-        "SELECT tenant_id, groupUniqArray(toStartOfMonth(hour)) FROM hourly_usage"
+    # Per tenant and UTC month of usage, its first and last hour: the local months a
+    # tenant has usage in lie between the local months of those two moments. Months
+    # without usage are never candidates: each candidate costs a scan of the month's raw
+    # events and a live invoice, and with this running every CLOSE_EVERY_S inside the
+    # write path, an empty neighbour month of every tenant (which never freezes, as it
+    # has no lines) stalled the sink's writes at the start of each month.
+    spans = client.query(
+        "SELECT tenant_id, min(hour), max(hour) FROM hourly_usage"
         " WHERE hour < {cutoff:DateTime('UTC')}"
         f" AND hour >= {{cutoff:DateTime('UTC')}} - INTERVAL {LOOK_BACK_DAYS} DAY"
-        " GROUP BY tenant_id ORDER BY tenant_id",
+        " GROUP BY tenant_id, toStartOfMonth(hour) ORDER BY tenant_id",
         parameters={"cutoff": cutoff},
     ).result_rows
-    closed = _closed(client, [str(row[0]) for row in seen])
+    by_tenant: dict[str, list[tuple[datetime, datetime]]] = {}
+    for tenant, first, last in spans:
+        by_tenant.setdefault(str(tenant), []).append((_utc(first), _utc(last)))
+    closed = _closed(client, list(by_tenant))
     done = []
-    for tenant, utc_months in seen:
+    for tenant, hours in by_tenant.items():
         zone = zone_of(tenant)
         candidates = set()
-        for first in utc_months:  # a local month overlaps the UTC month it starts in or the next
-            candidates.add(first)
-            candidates.add(time_zones.next_month(first))
-            candidates.add((first - timedelta(days=1)).replace(day=1))
+        for first, last in hours:
+            month = _local_month(first, zone)
+            end_month = _local_month(last + timedelta(hours=1) - timedelta(milliseconds=1), zone)
+            while month <= end_month:
+                candidates.add(month)
+                month = time_zones.next_month(month)
         for month in sorted(candidates):
             start, end = time_zones.month_range(month, zone)
             if month in closed.get(tenant, {}) or end > cutoff:
@@ -159,6 +170,14 @@ def close_months(client: Client, zone_of: ZoneOf, lateness_s: float) -> list[str
                 closed.setdefault(tenant, {})[month] = (number, zone)
                 done.append(number)
     return done
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _local_month(moment: datetime, zone: str) -> date:
+    return time_zones.local_date(moment, zone).replace(day=1)
 
 
 def _caught_up(client: Client, tenant: str, start: datetime, end: datetime) -> bool:

@@ -1,8 +1,14 @@
-"""Reconciliation: raw events vs window totals vs hour, day and month rollups.
+"""Reconciliation: raw events vs window totals vs hour, day and month rollups, and
+closed invoices plus their adjustments vs the ledger.
 
-Each check aggregates two levels to the same (tenant, model, bucket) and lists every
-bucket where any token count or the event count differs. Ranges are widened to whole
-buckets, so a check never compares a partial bucket with a complete one.
+Each check aggregates two levels to the same (tenant, model, region, bucket) and lists
+every bucket where any token count or the event count differs. Region is part of a
+window's identity, so raw events vs window totals and the closed-invoice check compare
+per region ('' for events without one): a quantity counted under the wrong region is a
+difference even when the regions' sum is right. The rollups sum regions together, so
+the checks of window totals vs hours and of the rollups with each other compare with
+region ''. Ranges are widened to whole buckets, so a check never compares a partial
+bucket with a complete one.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ class Difference:
     column: str
     expected: int  # the lower level (the source)
     actual: int  # the higher level (derived from it)
+    region: str = ""  # '' for events without one, and in the checks of the rollups
 
 
 def _checks(window_size_s: int) -> list[tuple[str, str, str]]:
@@ -42,41 +49,48 @@ def _checks(window_size_s: int) -> list[tuple[str, str, str]]:
     return [
         (
             "raw_events vs window_totals",
-            f"""SELECT tenant_id, model, toString(toDateTime({window}, 'UTC')) AS bucket,
+            f"""SELECT tenant_id, model, region,
+                toString(toDateTime({window}, 'UTC')) AS bucket,
                 {_RAW_SUMS} FROM raw_events_latest
                 WHERE {_IN_RANGE.format(col="toStartOfHour(time)")}
-                GROUP BY tenant_id, model, bucket""",
-            f"""SELECT tenant_id, model, toString(toDateTime(window_start, 'UTC')) AS bucket,
+                GROUP BY tenant_id, model, region, bucket""",
+            f"""SELECT tenant_id, model, region,
+                toString(toDateTime(window_start, 'UTC')) AS bucket,
                 {_SUMS} FROM window_totals_latest
                 WHERE window_size_s = {window_size_s}
                   AND {_IN_RANGE.format(col="toStartOfHour(window_start)")}
-                GROUP BY tenant_id, model, bucket""",
+                GROUP BY tenant_id, model, region, bucket""",
         ),
         (
             "window_totals vs usage_hourly",
-            f"""SELECT tenant_id, model, toString(toStartOfHour(window_start)) AS bucket,
+            f"""SELECT tenant_id, model, '' AS region,
+                toString(toStartOfHour(window_start)) AS bucket,
                 {_SUMS} FROM window_totals_latest
                 WHERE {_IN_RANGE.format(col="toStartOfHour(window_start)")}
                 GROUP BY tenant_id, model, bucket""",
-            f"""SELECT tenant_id, model, toString(hour) AS bucket, {_SUMS} FROM hourly_usage
+            f"""SELECT tenant_id, model, '' AS region, toString(hour) AS bucket, {_SUMS}
+                FROM hourly_usage
                 WHERE {hours} GROUP BY tenant_id, model, bucket""",
         ),
         (
             "usage_hourly vs usage_daily",
-            f"""SELECT tenant_id, model, toString(toDate(hour)) AS bucket, {_SUMS}
+            f"""SELECT tenant_id, model, '' AS region, toString(toDate(hour)) AS bucket, {_SUMS}
                 FROM hourly_usage WHERE {_IN_RANGE.format(col="toStartOfDay(hour)")}
                 GROUP BY tenant_id, model, bucket""",
-            f"""SELECT tenant_id, model, toString(day) AS bucket, {_SUMS} FROM daily_usage
+            f"""SELECT tenant_id, model, '' AS region, toString(day) AS bucket, {_SUMS}
+                FROM daily_usage
                 WHERE {_IN_RANGE.format(col="toDateTime(day, 'UTC')")}
                 GROUP BY tenant_id, model, bucket""",
         ),
         (
             "usage_daily vs usage_monthly",
-            f"""SELECT tenant_id, model, toString(toStartOfMonth(day)) AS bucket, {_SUMS}
+            f"""SELECT tenant_id, model, '' AS region, toString(toStartOfMonth(day)) AS bucket,
+                {_SUMS}
                 FROM daily_usage
                 WHERE {_IN_RANGE.format(col="toDateTime(toStartOfMonth(day), 'UTC')")}
                 GROUP BY tenant_id, model, bucket""",
-            f"""SELECT tenant_id, model, toString(month) AS bucket, {_SUMS} FROM monthly_usage
+            f"""SELECT tenant_id, model, '' AS region, toString(month) AS bucket, {_SUMS}
+                FROM monthly_usage
                 WHERE {_IN_RANGE.format(col="toDateTime(month, 'UTC')")}
                 GROUP BY tenant_id, model, bucket""",
         ),
@@ -118,16 +132,19 @@ def _compare(
 ) -> list[Difference]:
     columns = ", ".join(f"l.{c}, u.{c}" for c in COUNTS)
     differs = " OR ".join(f"l.{c} != u.{c}" for c in COUNTS)
-    sql = f"""SELECT tenant_id, model, bucket, {columns}
-        FROM ({lower}) AS l FULL OUTER JOIN ({upper}) AS u USING (tenant_id, model, bucket)
-        WHERE {differs} ORDER BY tenant_id, model, bucket"""
+    keys = "tenant_id, model, region, bucket"
+    sql = f"""SELECT {keys}, {columns}
+        FROM ({lower}) AS l FULL OUTER JOIN ({upper}) AS u USING ({keys})
+        WHERE {differs} ORDER BY {keys}"""
     out = []
     for row in client.query(sql, parameters=params).result_rows:
-        tenant, model, bucket, *values = row
+        tenant, model, region, bucket, *values = row
         for i, column in enumerate(COUNTS):
             expected, actual = int(values[2 * i]), int(values[2 * i + 1])
             if expected != actual:
-                out.append(Difference(name, tenant, model, bucket, column, expected, actual))
+                out.append(
+                    Difference(name, tenant, model, bucket, column, expected, actual, region)
+                )
     return out
 
 
@@ -150,7 +167,8 @@ CLOSED_CHECK = "closed invoices + adjustments vs ledger"
 def closed_invoices(client: Client, start: datetime, end: datetime) -> list[Difference]:
     """Every invoice closed for a month in [start, end): its frozen lines plus every
     adjustment naming it equal the ledger's billable quantities for that local month
-    now, and its stored content hash is the hash of its stored document."""
+    now, per model, region and token type, and its stored content hash is the hash of
+    its stored document."""
     out: list[Difference] = []
     frozen = client.query(
         "SELECT tenant_id, month, time_zone, number, content_hash, document FROM invoices FINAL"
@@ -163,34 +181,32 @@ def closed_invoices(client: Client, start: datetime, end: datetime) -> list[Diff
         data = orjson.loads(document)
         if content_hash(data) != stored_hash:
             out.append(Difference(CLOSED_CHECK, tenant, "", bucket, "content_hash", 0, 1))
-        billed: dict[tuple[str, str], int] = {}
+        # (model, region, token type) -> quantity; a line without a region is region ''.
+        billed: dict[tuple[str, str, str], int] = {}
         for line in data["lines"]:
-            key = (line["model"], line["token_type"])
+            key = (line["model"], line.get("region", ""), line["token_type"])
             billed[key] = billed.get(key, 0) + int(line["quantity"])
         for row in client.query(
-            billing.priced(_ADJUSTED, "original_number"), parameters={"number": number}
+            billing.priced(_ADJUSTED, "original_number, region"), parameters={"number": number}
         ).result_rows:
-            key = (row[1], row[2])
-            billed[key] = billed.get(key, 0) + int(row[6])
-        ledger: dict[tuple[str, str], int] = {}
-        for line in billing.live_invoice(client, tenant, month, zone).lines:
-            key = (line.model, line.token_type)
-            ledger[key] = ledger.get(key, 0) + line.quantity
+            key = (row[2], row[1], row[3])
+            billed[key] = billed.get(key, 0) + int(row[7])
+        ledger: dict[tuple[str, str, str], int] = {}
+        for live in billing.live_invoice(client, tenant, month, zone).lines:
+            key = (live.model, live.region, live.token_type)
+            ledger[key] = ledger.get(key, 0) + live.quantity
         for key in sorted(set(billed) | set(ledger)):
-            if billed.get(key, 0) != ledger.get(key, 0):
+            model, region, token_type = key
+            expected, actual = ledger.get(key, 0), billed.get(key, 0)
+            if expected != actual:
                 out.append(
                     Difference(
-                        CLOSED_CHECK,
-                        tenant,
-                        key[0],
-                        bucket,
-                        key[1],
-                        ledger.get(key, 0),
-                        billed.get(key, 0),
+                        CLOSED_CHECK, tenant, model, bucket, token_type, expected, actual, region
                     )
                 )
     return out
 
 
-_ADJUSTED = f"""SELECT original_number, model, toDateTime(window_start, 'UTC') AS t, {_SUMS_ROW}
+_ADJUSTED = f"""SELECT original_number, model, region, toDateTime(window_start, 'UTC') AS t,
+    {_SUMS_ROW}
     FROM invoice_adjustments FINAL WHERE original_number = {{number:String}}"""

@@ -12,6 +12,7 @@ from tokenops.sinks.clickhouse.reconcile import Difference
 
 __all__ = [
     "differences_from_json",
+    "differences_to_json",
     "invoice_from_json",
     "invoice_to_json",
     "parse_time",
@@ -26,7 +27,28 @@ def parse_time(text: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def differences_to_json(differences: list[Difference]) -> list[dict[str, Any]]:
+    """Reconcile's differences as JSON objects. `region` (after `model`) is there only
+    when some difference has a region, and then on each ('' for none): differences of
+    data without regions read as they did before windows had a region."""
+    with_region = any(d.region for d in differences)
+    return [
+        {
+            "check": d.check,
+            "tenant_id": d.tenant_id,
+            "model": d.model,
+            **({"region": d.region} if with_region else {}),
+            "bucket": d.bucket,
+            "column": d.column,
+            "expected": d.expected,
+            "actual": d.actual,
+        }
+        for d in differences
+    ]
+
+
 def differences_from_json(items: list[dict[str, Any]]) -> list[Difference]:
+    """The inverse of `differences_to_json`; an item without `region` is region ''."""
     return [Difference(**item) for item in items]
 
 

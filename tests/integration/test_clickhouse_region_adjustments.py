@@ -22,7 +22,8 @@ from tokenops.schemas import WindowTotals
 from tokenops.sinks.clickhouse import ClickHouseSettings, ClickHouseStore, open_store
 from tokenops.sinks.clickhouse.billing import frozen_invoice, invoice
 from tokenops.sinks.clickhouse.closing import close_months
-from tokenops.sinks.clickhouse.reconcile import CLOSED_CHECK, reconcile
+from tokenops.sinks.clickhouse.invoice_model import Invoice
+from tokenops.sinks.clickhouse.reconcile import CLOSED_CHECK, Difference, reconcile
 from tokenops.sinks.clickhouse.service import prepare_store
 from tokenops.sinks.clickhouse.watermarks import WATERMARK_COLUMNS
 from tokenops.sinks.clickhouse.writer import ClickHouseWriter, Closing
@@ -64,9 +65,8 @@ def _raw_events(store: ClickHouseStore, region: str, count: int) -> None:
     )
 
 
-def test_a_correction_to_one_regions_window_adjusts_that_region_only(
-    store: ClickHouseStore,
-) -> None:
+def _close_november(store: ClickHouseStore) -> tuple[Invoice, ClickHouseWriter]:
+    """November closed with west's 3 events and central's 5: its frozen invoice."""
     client = store.client
     writer = ClickHouseWriter(client, closing=CLOSING)
     _raw_events(store, "west", 3)
@@ -82,6 +82,26 @@ def test_a_correction_to_one_regions_window_adjusts_that_region_only(
     closed = frozen_invoice(client, "acme", NOV)
     assert closed is not None and closed.number == number
     assert {line.region for line in closed.lines} == {"west", "central"}
+    return closed, writer
+
+
+def _reconcile_months(store: ClickHouseStore) -> tuple[list[str], list[Difference]]:
+    """November (closed) and December (its adjustments), without raw events: the
+    windows were written without the events a correction adds."""
+    return reconcile(
+        store.client,
+        datetime(2026, 11, 1, tzinfo=UTC),
+        datetime(2027, 1, 1, tzinfo=UTC),
+        raw_events=False,
+    )
+
+
+def test_a_correction_to_one_regions_window_adjusts_that_region_only(
+    store: ClickHouseStore,
+) -> None:
+    client = store.client
+    closed, writer = _close_november(store)
+    number = closed.number
 
     # Late events for west: revision 2 with 4 more events; central is replayed unchanged.
     writer.write_windows([_window("west", 7, revision=2), _window("central", 5)])
@@ -110,10 +130,72 @@ def test_a_correction_to_one_regions_window_adjusts_that_region_only(
     assert all(a.event_count == 4 for a in bill.adjustments)
     assert bill.totals == {"USD": sum(expected.values(), Decimal("0.00"))}
 
-    checks, differences = reconcile(
-        client,
-        datetime(2026, 11, 1, tzinfo=UTC),
-        datetime(2027, 1, 1, tzinfo=UTC),
-        raw_events=False,
-    )
+    checks, differences = _reconcile_months(store)
     assert CLOSED_CHECK in checks and differences == []
+
+
+def test_reconcile_names_both_regions_of_an_adjustment_charged_to_the_wrong_one(
+    store: ClickHouseStore,
+) -> None:
+    """West's correction stored as central's: the regions' sum still equals the ledger,
+    so only a per-region comparison sees it. Reconcile reports west short by the
+    correction and central over by it, on every billable token type."""
+    client = store.client
+    _, writer = _close_november(store)
+    writer.write_windows([_window("west", 7, revision=2)])
+    # West's adjustment rewritten under central: region is part of the sorting key, so
+    # it cannot be updated in place; copy the row, then delete west's.
+    stored = client.query("SELECT * FROM invoice_adjustments FINAL")
+    (row,) = stored.named_results()
+    client.insert(
+        "invoice_adjustments",
+        [[*(row | {"region": "central"}).values()]],
+        column_names=list(row),
+    )
+    client.command(
+        "ALTER TABLE invoice_adjustments DELETE WHERE region = 'west' SETTINGS mutations_sync = 2"
+    )
+    assert client.query("SELECT region FROM invoice_adjustments FINAL").result_rows == [
+        ("central",)
+    ]
+
+    _, differences = _reconcile_months(store)
+    assert {d.check for d in differences} == {CLOSED_CHECK}
+    billable = {
+        "input_tokens": PER_EVENT["input_tokens"]
+        - PER_EVENT["cache_read"]
+        - PER_EVENT["cache_creation"],
+        "output_tokens": PER_EVENT["output_tokens"] - PER_EVENT["reasoning"],
+        "cache_read_input_tokens": PER_EVENT["cache_read"],
+        "cache_creation_input_tokens": PER_EVENT["cache_creation"],
+        "reasoning_output_tokens": PER_EVENT["reasoning"],
+    }
+    # expected: the ledger (west 7 events, central 5); actual: invoice + adjustments.
+    assert {(d.region, d.column, d.expected, d.actual) for d in differences} == {
+        (region, token_type, per * ledger, per * billed)
+        for token_type, per in billable.items()
+        for region, ledger, billed in (("west", 7, 3), ("central", 5, 9))
+    }
+    assert all(
+        (d.tenant_id, d.model, d.bucket) == ("acme", "gpt-4o", "2026-11") for d in differences
+    )
+
+
+def test_reconcile_names_both_regions_of_events_counted_under_the_wrong_one(
+    store: ClickHouseStore,
+) -> None:
+    """West's 3 raw events totalled in central's window: the event counts of the two
+    levels agree over all regions, and differ per region."""
+    _raw_events(store, "west", 3)  # no token counts: the window below has none either
+    no_tokens = dict.fromkeys(PER_EVENT, 0)
+    totals = window("acme", "gpt-4o", START, events=3, **no_tokens)
+    ClickHouseWriter(store.client, closing=CLOSING).write_windows(
+        [totals.model_copy(update={"region": "central"})]
+    )
+    _, differences = reconcile(
+        store.client, datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
+    )
+    assert {(d.check, d.region, d.column, d.expected, d.actual) for d in differences} == {
+        ("raw_events vs window_totals", "west", "event_count", 3, 0),
+        ("raw_events vs window_totals", "central", "event_count", 0, 3),
+    }

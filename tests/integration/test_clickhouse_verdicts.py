@@ -138,6 +138,7 @@ def test_the_verdicts_migration_keeps_stored_events_and_can_run_again(
         assert migrate(store.client, 30) == [
             "migration 0005_verdicts",
             "migration 0006_finality",
+            "migration 0007_window_region",
             "raw_events retention: 30 days",
         ]
         (verdicts,) = [m for m in load_migrations() if m.name == "verdicts"]

@@ -29,7 +29,12 @@ from tokenops.errors import TokenopsError
 from tokenops.sinks.clickhouse.bi_sql import PARAM_PREFIX
 from tokenops.sinks.clickhouse.errors import ClickHouseError
 from tokenops.sinks.clickhouse.reader import BillingReader
-from tokenops.sinks.clickhouse.wire import invoice_to_json, parse_time, usage_to_json
+from tokenops.sinks.clickhouse.wire import (
+    differences_to_json,
+    invoice_to_json,
+    parse_time,
+    usage_to_json,
+)
 
 _BY = ("model", "day", "hour", "month", "region")  # region: from the window totals (docs/bi.md)
 
@@ -104,7 +109,7 @@ async def get_reconcile(request: Request) -> Response:
     start, end = _range(request)
     reader = _reader(state)
     checks, differences = await _read(lambda: reader.reconcile(start, end))
-    return _json({"checks": checks, "differences": [d.__dict__ for d in differences]})
+    return _json({"checks": checks, "differences": differences_to_json(differences)})
 
 
 async def get_sql(request: Request) -> Response:

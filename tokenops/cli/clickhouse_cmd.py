@@ -26,7 +26,12 @@ from tokenops.sinks.clickhouse.migrations import load_migrations
 from tokenops.sinks.clickhouse.parquet import INVOICE_STRUCTURE, to_parquet, usage_structure
 from tokenops.sinks.clickhouse.reader import BillingReader
 from tokenops.sinks.clickhouse.service import prepare_store
-from tokenops.sinks.clickhouse.wire import invoice_to_json, parse_time, usage_to_json
+from tokenops.sinks.clickhouse.wire import (
+    differences_to_json,
+    invoice_to_json,
+    parse_time,
+    usage_to_json,
+)
 
 app = typer.Typer(help="The billing store (ClickHouse or the embedded chDB store).")
 console = Console()
@@ -269,11 +274,12 @@ def reconcile(
     end: str = typer.Option(..., "--to", help="UTC date or time, exclusive."),
     fmt: Format = FORMAT,
 ) -> None:
-    """Compare raw events, window totals and hour/day/month rollups; exit 1 on a difference."""
+    """Compare raw events, window totals, hour/day/month rollups and closed invoices; exit 1
+    on a difference (with a region column when a difference has a region)."""
     if fmt in (Format.html, Format.parquet):
         raise ClickHouseError(f"--format {fmt.value} is not for reconcile", hint="use csv or json")
     checks, differences = _reader().reconcile(_time(start, "--from"), _time(end, "--to"))
-    rows = [d.__dict__ for d in differences]
+    rows = differences_to_json(differences)
     if rows or fmt is not Format.table:
         _emit(rows, "reconciliation differences", fmt)
     if fmt is Format.table:
