@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -254,7 +254,9 @@ def test_no_event_lost_or_double_counted_through_crashes_and_outages(
         invoice_mismatches = []
         for (tenant, month), lines in invoices.items():
             bills = [b for b in report.invoices[tenant] if b.month.isoformat()[:7] == month]
-            got = {f"{x.model}/{x.token_type}": x.amount for b in bills for x in b.lines}
+            got: dict[str, Decimal] = defaultdict(Decimal)  # each model's regions added up
+            for x in (x for b in bills for x in b.lines):
+                got[f"{x.model}/{x.token_type}"] += x.amount
             if got != lines:
                 invoice_mismatches.append((tenant, month, got, lines))
 
