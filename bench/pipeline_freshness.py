@@ -29,6 +29,7 @@ from tokenops.quotas.topic import publish_quotas
 from tokenops.schemas.quota import QuotaAlert, QuotaDefinition
 from tokenops.schemas.wire import EVENT_HEADERS
 from tokenops.settings import KafkaSettings, StackSettings, TopicSettings
+from tokenops.sinks.clickhouse.store import read_owner
 from tokenops.sinks.prometheus.settings import PrometheusSinkSettings
 from tokenops.sinks.prometheus.sink import PrometheusSink
 from tokenops.stack.alerting import PrometheusServer
@@ -42,15 +43,19 @@ def _event(tenant: str, event_id: str, t_ms: int, tokens: int) -> bytes:
     return orjson.dumps(cloudevent(tenant, "gpt-x", event_id, t_ms, tokens))
 
 
-def _in_clickhouse(sink: Service, tenant: str, t_ms: int) -> bool:
+def _in_clickhouse(sink: Service, store: Path, tenant: str, t_ms: int) -> bool:
+    """The tenant's window is queryable: the sink's /v1/usage has a row for it. The sink's
+    query routes take the run token its store's owner file holds, as the CLI sends it."""
     hour = datetime.fromtimestamp(t_ms // 3_600_000 * 3600, UTC)
     span = {"from": hour.isoformat(), "to": (hour + timedelta(hours=1)).isoformat()}
     query = urllib.parse.urlencode({"tenant": tenant, **span, "by": "model"})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{sink.port}/v1/usage?{query}",
+        headers={"Authorization": f"Bearer {read_owner(store).get('token', '')}"},
+    )
     try:
-        with urllib.request.urlopen(
-            f"http://127.0.0.1:{sink.port}/v1/usage?{query}", timeout=5
-        ) as r:
-            return bool(json.loads(r.read()))
+        with urllib.request.urlopen(request, timeout=5) as r:
+            return bool(json.loads(r.read())["rows"])
     except OSError:
         return False
 
@@ -78,6 +83,7 @@ def freshness(
         idle_timeout_s="2",
     )
     sink = Service.sink(env, work, f"fresh-sink-{tag}", batch_max_ms="200")
+    store = work / f"fresh-sink-{tag}-store"  # Service.sink's chdb:// path
     webhook = AlertWebhook()
     prom_sink = PrometheusSink(
         kafka,
@@ -126,7 +132,7 @@ def freshness(
             producer.flush(10)
             close = (start + WINDOW_S * 1000) / 1000 + LATENESS_S
             deadline = close + 60
-            while not _in_clickhouse(sink, tenant, now) and time.time() < deadline:
+            while not _in_clickhouse(sink, store, tenant, now) and time.time() < deadline:
                 time.sleep(0.05)
             if time.time() < deadline:
                 out["clickhouse"].append(time.time() - close)
