@@ -141,49 +141,11 @@ class WindowBook:
         add_event(corrected, tokens, time_ms)
 
     def add_events(self, events: Iterable[Any]) -> None:
-        """`add()` for many events (objects with the `UsageEvent` fields and `time_ms`).
-
-        The hot path of the worker: an on-time event is added inline; a late one takes
-        `add()`. Same result as calling `add()` for each event in order.
-        """
-        batch = self._batch
-        assert batch is not None, "add_events() outside begin()/finish()"
-        size, watermark, open_windows, touched = (
-            self.window_ms,
-            self.watermark_ms,
-            self.open,
-            batch.open,
+        """`add()` for many events (objects with the `UsageEvent` fields and `time_ms`),
+        in order, through the one per-event loop (`_add_rows`)."""
+        self._add_rows(
+            (e.tenant_id, e.model, e.region, e.time_ms, _tokens(e.__dict__)) for e in events
         )
-        highest = self.max_event_ms
-        for event in events:
-            d = event.__dict__
-            t = event.time_ms
-            start = t - t % size
-            if start + size <= watermark:
-                self.max_event_ms = max(highest, self.max_event_ms)
-                self.add(d["tenant_id"], d["model"], t, _tokens(d), d["region"] or "")
-                continue
-            if t > highest:
-                highest = t
-            slot = open_windows.get(start)
-            if slot is None:
-                slot = open_windows[start] = {}
-            group = (d["tenant_id"], d["model"], d["region"] or "")
-            totals = slot.get(group)
-            if totals is None:
-                totals = slot[group] = [0, 0, 0, 0, 0, 0, t, t, 0]
-            totals[0] += d["input_tokens"]
-            totals[1] += d["output_tokens"]
-            totals[2] += d["cache_read_input_tokens"]
-            totals[3] += d["cache_creation_input_tokens"]
-            totals[4] += d["reasoning_output_tokens"]
-            totals[5] += 1
-            if t < totals[6]:
-                totals[6] = t
-            elif t > totals[7]:
-                totals[7] = t
-            touched[(*group, start)] = totals
-        self.max_event_ms = max(highest, self.max_event_ms)
 
     def add_records(self, records: Sequence[EventColumns | MixedColumns]) -> None:
         """`add_columns()` for each record, in order; `add_mixed()` for a chunk of single
@@ -231,21 +193,26 @@ class WindowBook:
 
     def add_mixed(self, chunk: MixedColumns) -> None:
         """`add()` for every event of a chunk of single events of many tenants, in order:
-        one pass over the columns, on-time events added inline (each is usually the only
-        event of its tenant, model and window in the chunk, so there is nothing to sum
-        first); late ones take `add()`."""
-        batch = self._batch
-        assert batch is not None, "add_mixed() outside begin()/finish()"
-        size, open_windows, touched = self.window_ms, self.open, batch.open
+        one pass over the columns (each event is usually the only one of its tenant, model
+        and window in the chunk, so there is nothing to sum first)."""
         ev = chunk.events
+        tokens = zip(*ev.tokens(), strict=True)
+        self._add_rows(zip(chunk.tenant, ev.model, ev.region, ev.time_ms, tokens, strict=True))
+
+    def _add_rows(
+        self, rows: Iterable[tuple[str, str, str | None, int, tuple[int, int, int, int, int]]]
+    ) -> None:
+        """The per-event loop of `add_events` and `add_mixed`: an on-time event is added
+        inline to its open window; a late one takes `add()` (a correction)."""
+        batch = self._batch
+        assert batch is not None, "adding events outside begin()/finish()"
+        size, open_windows, touched = self.window_ms, self.open, batch.open
         highest = self.max_event_ms
-        for tenant_id, model, region, t, *tokens in zip(
-            chunk.tenant, ev.model, ev.region, ev.time_ms, *ev.tokens(), strict=True
-        ):
+        for tenant_id, model, region, t, tokens in rows:
             start = t - t % size
             if start + size <= self.watermark_ms:  # late: a correction
                 self.max_event_ms = max(highest, self.max_event_ms)
-                self.add(tenant_id, model, t, tuple(tokens), region or "")
+                self.add(tenant_id, model, t, tokens, region or "")
                 highest = self.max_event_ms
                 continue
             if t > highest:
@@ -267,8 +234,8 @@ class WindowBook:
         A record holds one tenant, and usually one model, one region and one window: its
         token columns are then summed with `sum()`, a single C-level pass each, and no
         per-event Python code runs. A few (model, region, window) groups are summed group
-        by group; late
-        events (their window closed) and records of many groups take the per-event path.
+        by group; late events (their window closed) and records of many groups take the
+        per-event path.
         Same result as calling `add()` for each event in order, down to the order in which
         windows first appear in the book and the batch result.
         """
