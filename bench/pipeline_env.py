@@ -126,6 +126,7 @@ class Service:
 
     def __init__(self, argv: list[str], env: dict[str, str], port: int, log: Path) -> None:
         self.port, self.log = port, log
+        self.store: Path | None = None  # a sink's embedded store (its owner file: the token)
         self.proc = subprocess.Popen(
             argv, env=env, cwd=log.parent, stdout=log.open("ab"), stderr=subprocess.STDOUT
         )
@@ -149,16 +150,18 @@ class Service:
 
     @classmethod
     def sink(cls, env: dict[str, str], work: Path, name: str, **extra: str) -> Service:
-        port = free_port()
+        port, store = free_port(), work / f"{name}-store"
         env = {
             **env,
             "HOME": str(work),
-            "TOKENOPS_CLICKHOUSE_URL": f"chdb://{work / (name + '-store')}",
+            "TOKENOPS_CLICKHOUSE_URL": f"chdb://{store}",
             "TOKENOPS_CLICKHOUSE_HTTP_PORT": str(port),
             "TOKENOPS_CLICKHOUSE_CONSUMER_GROUP": name,
         }
         env.update({f"TOKENOPS_CLICKHOUSE_{k.upper()}": v for k, v in extra.items()})
-        return cls([TOKENOPS, "sink", "clickhouse"], env, port, work / f"{name}.log")
+        service = cls([TOKENOPS, "sink", "clickhouse"], env, port, work / f"{name}.log")
+        service.store = store
+        return service
 
     def metric(self, sample: str) -> float:
         return metric(self.port, sample)

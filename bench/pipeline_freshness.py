@@ -83,7 +83,8 @@ def freshness(
         idle_timeout_s="2",
     )
     sink = Service.sink(env, work, f"fresh-sink-{tag}", batch_max_ms="200")
-    store = work / f"fresh-sink-{tag}-store"  # Service.sink's chdb:// path
+    assert sink.store is not None
+    store = sink.store
     webhook = AlertWebhook()
     prom_sink = PrometheusSink(
         kafka,
