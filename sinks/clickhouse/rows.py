@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
+from typing import Any
 
 from tokenops.schemas import EventColumns, WindowTotals
 from tokenops.schemas.columns import MixedColumns
@@ -138,7 +139,7 @@ def mixed_event_columns(
     many tenants (`decode.decode_fetch`), given each record's partition, offset and key
     id: the chunk's own lists, no step per record or per value."""
     events = chunk.events
-    values: dict[str, list[object]] = {
+    values: dict[str, list[Any]] = {
         name: getattr(events, "time_ms" if name == "time" else name) for name in _PER_EVENT
     }
     values.update(
@@ -149,7 +150,7 @@ def mixed_event_columns(
     return _in_order(values, attributes)
 
 
-def _in_order(values: dict[str, list[object]], attributes: list[object]) -> list[list[object]]:
+def _in_order(values: dict[str, list[Any]], attributes: list[Any]) -> list[list[object]]:
     """The columns in EVENT_COLUMNS order, absent identifiers as ''. Each a list of its
     own: `Batch` extends them in place, so two names must never share one list."""
     columns: list[list[object]] = []
