@@ -24,7 +24,10 @@ its sink on a fresh empty topic, sends `WARM_UP` events through it (so its parti
 assigned), then sends the events while it runs (from this process, as fast as it can,
 so it reads a few records per fetch and closes its batches at `batch_max_ms`, as it
 does behind a live worker) and times them from the first send until the last is stored.
-The storage and decode ceilings are skipped.
+The storage and decode ceilings are skipped. With `TOKENOPS_BENCH_FORWARDED=1` (and `ce`)
+the topic holds what the sink reads behind a live worker under librdkafka's default
+partitioner: three events in four land first away from their tenant's home partition
+(the sink skips them undecoded) and again at home, where the worker forwards them.
 
 Rates are per second of wall-clock time and per second of CPU time (all threads and
 decoder processes); on a shared machine the CPU-time rates are the ones to compare.
@@ -53,11 +56,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, Producer
 
 from bench import sink_legacy
-from bench.bench_worker import _peak_rss_mb, fill
+from bench.bench_worker import _ce_records, _peak_rss_mb, fill
 from bench.pipeline_env import bench_kafka
+from tokenops.placement import home_partition
 from tokenops.settings import KafkaSettings
 from tokenops.sinks.clickhouse import ClickHouseSettings, open_store
 from tokenops.sinks.clickhouse.decoding import RawRecord, decode_chunk
@@ -230,6 +234,33 @@ def _live(
     return Rate(events / elapsed, events / used), _peak_rss_mb(pid)
 
 
+def send_forwarded(kafka: KafkaSettings, topic: str, events: int, tenants: int) -> None:
+    """`events` single CloudEvents of `tenants` tenants on a 4-partition topic as a live
+    worker leaves them: three in four first away from home (keyed), then at home."""
+    producer = Producer(
+        {
+            **kafka.librdkafka(),
+            "linger.ms": 20,
+            "compression.type": "lz4",
+            "queue.buffering.max.kbytes": 512_000,
+        }
+    )
+    start_ms = int(time.time() * 1000) - 3_600_000
+    for n, (tenant, value, headers) in enumerate(_ce_records(events, 1, tenants, start_ms)):
+        home = home_partition(tenant, 4)
+        for partition in [home] if n % 4 == 0 else [(home + n) % 4, home]:
+            while True:
+                try:
+                    producer.produce(
+                        topic, value, tenant.encode(), partition=partition, headers=headers
+                    )
+                    break
+                except BufferError:
+                    producer.poll(0.1)
+        producer.poll(0)
+    producer.flush(120)
+
+
 def _wait_rows(proc: subprocess.Popen[bytes], port: int, sample: str, rows: int) -> None:
     while _metric(port, sample) < rows:  # as often as the foreign bench's live phase
         assert proc.poll() is None, "sink exited"
@@ -311,7 +342,10 @@ def main(events: int = 500_000, per_record: int = 100, record_format: str = "v2"
                 bare = _ceilings(kafka, topic, events, per_record, record_format, tmp)
 
             def send(topic: str, n: int) -> None:
-                fill(kafka, topic, n, per_record, tenants=1000, load=record_format)
+                if os.environ.get("TOKENOPS_BENCH_FORWARDED") and record_format == "ce":
+                    send_forwarded(kafka, topic, n, tenants=1000)
+                else:
+                    fill(kafka, topic, n, per_record, tenants=1000, load=record_format)
 
             runs: dict[str, list[Rate]] = {}
             for _ in range(repeats):
