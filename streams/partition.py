@@ -17,9 +17,9 @@ from itertools import chain, repeat
 from operator import add, eq, or_
 from typing import Any, NamedTuple
 
+from tokenops.deadletters import DLQ_BUNDLE
 from tokenops.schemas.aggregates import window_totals_record
 from tokenops.schemas.columns import EventColumns, MixedColumns, select, select_mixed
-from tokenops.deadletters import DLQ_BUNDLE
 from tokenops.schemas.decode import Fetch, bundle_elements, check_key, is_bundle
 from tokenops.schemas.errors import InvalidEventError
 from tokenops.streams.deadletter import dead_letter_record
@@ -79,6 +79,7 @@ class BatchCounts:
     skipped: int = 0  # below next_offset: already in the state (replay after a crash)
     dead_lettered: int = 0
     forwarded: int = 0  # sent to their tenant's home partition, counted there
+    bundles: int = 0  # records produced to carry the forwarded ones (`routing.py`)
     events: int = 0  # events in counted records
     counted: int = 0
     duplicates: int = 0
@@ -177,7 +178,9 @@ class PartitionState:
                 counts.forwarded += 1  # away from its key's home: not decoded here (routing.py)
                 continue
             todo.append((record, clock_ms))
-        outputs += self.router.take_forwarded()
+        forwarded = self.router.take_forwarded()
+        counts.bundles = sum(o.key is None for o in forwarded)  # a lone record keeps its key
+        outputs += forwarded
         # one decode for the batch: its single-event records are checked together, and
         # stay one chunk of many tenants (`MixedColumns`) through dedup, windows, quotas
         results, mixed, rows = self.decode_many([(r.value, r.headers, c) for r, c in todo])

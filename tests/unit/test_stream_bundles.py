@@ -147,7 +147,7 @@ def test_an_elements_clock_is_capped_by_the_bundles_own(tmp_path: Path) -> None:
     )
     state = _state(tmp_path / "p1", 1)
     record = InputRecord(0, None, value, headers, T0, LOG_APPEND_TIME)
-    outputs, delta, counts = state.process([record], T0 + 3_600_000)
+    _, delta, counts = state.process([record], T0 + 3_600_000)
     assert counts.dead_letter_fields == [FUTURE] and counts.counted == 1
     assert delta.max_event_ms == T0
 

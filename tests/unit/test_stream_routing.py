@@ -110,7 +110,10 @@ def test_a_keyed_record_away_from_home_goes_there_undecoded_and_is_judged_there(
     assert (counts.forwarded, counts.dead_lettered, counts.counted) == (3, 0, 0)
     alone, bundle = outputs  # a record with a header of its own goes alone
     assert (alone.topic, alone.partition, alone.key, alone.value) == (
-        "usage", 3, away.encode(), miskeyed.value
+        "usage",
+        3,
+        away.encode(),
+        miskeyed.value,
     )
     assert (bundle.topic, bundle.partition, bundle.key) == ("usage", 3, None)
     assert bundle.value == b"[" + broken.value + b"," + good.value + b"]"
