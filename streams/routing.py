@@ -48,10 +48,12 @@ CREATE_TIME = 0  # set by the producer
 LOG_APPEND_TIME = 1  # set by the broker when it appended the record
 
 # A bundle's bytes (values, keys, and about this much header per element) stay far below
-# the usage topic's default max.message.bytes (1 MiB); a larger record goes alone.
-BUNDLE_MAX_BYTES = 512 * 1024
+# the usage topic's default max.message.bytes (1 MiB), so a topic configured smaller
+# (down to 128 KiB) refuses no bundle; a record above `_ALONE_BYTES` (a valid single
+# event is at most 8 KiB) goes alone. About 300 single events fill a bundle.
+BUNDLE_MAX_BYTES = 128 * 1024
 _ELEMENT_OVERHEAD = 48
-_ALONE_BYTES = 64 * 1024
+_ALONE_BYTES = 16 * 1024
 _EVENT_TYPE = CLOUDEVENTS_CONTENT_TYPE.encode()
 
 
