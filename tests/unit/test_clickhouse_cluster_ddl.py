@@ -152,7 +152,7 @@ def test_a_statement_without_a_cluster_form_is_refused_by_name() -> None:
         derived(("totals", TOTALS), ("seed", "INSERT INTO totals VALUES ('a', 1);"))
 
 
-def test_every_checked_in_migration_has_a_cluster_form_with_the_files_checksum() -> None:
+def test_every_checked_in_migration_has_a_cluster_form_with_the_single_node_checksum() -> None:
     single = load_migrations()
     cluster = cluster_migrations(single)
     assert [m.checksum for m in cluster] == [m.checksum for m in single]
