@@ -95,11 +95,11 @@ def load_migrations(variant: str = "single") -> list[Migration]:
 def cluster_migrations(migrations: list[Migration]) -> list[Migration]:
     """`migrations` rewritten for the cluster `tokenops` (in order: each one's rewrite
     depends on the tables the earlier ones made)."""
-    schema = ClusterSchema()
+    cluster_schema = ClusterSchema()
     derived = []
     for migration in migrations:
         try:
-            statements = [out for s in migration.statements() for out in schema.derive(s)]
+            statements = [out for s in migration.statements() for out in cluster_schema.derive(s)]
         except MigrationError as exc:
             raise MigrationError(
                 f"migration {migration.label}: {exc.message}", hint=exc.hint
