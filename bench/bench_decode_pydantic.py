@@ -28,13 +28,13 @@ from collections.abc import Callable
 from datetime import datetime
 from itertools import repeat
 from operator import add, floordiv, itemgetter, le, sub
-from pathlib import Path
 from typing import Annotated, Any, Literal, NotRequired
 
 import orjson
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
+from bench import pipeline_report
 from bench.bench_decode import records
 from tokenops.schemas import BATCH_HEADERS, UsageEvent, decode_record
 from tokenops.schemas.event import (
@@ -49,7 +49,6 @@ from tokenops.schemas.event import (
 )
 from tokenops.schemas.rules import FIELDS
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 SECTION = "## Event decoding: pydantic-core whole-batch lead"
 _STRICT = ConfigDict(extra="forbid", strict=True)
 _Id = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
@@ -220,20 +219,7 @@ def main(per_record: int = 500, count: int = 200, write: bool = False) -> None:
     )
     print(section)
     if write:
-        text = DOC.read_text()
-        lines = text.splitlines(keepends=True)
-        start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
-        if start is None:
-            at = next(i for i, line in enumerate(lines) if line.strip() == "## Event decoding")
-            start = end = next(
-                (i for i in range(at + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-            )
-        else:
-            end = next(
-                (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
-                len(lines),
-            )
-        DOC.write_text("".join(lines[:start]) + section + "\n" + "".join(lines[end:]))
+        pipeline_report.write_section(section.removeprefix(SECTION), heading=SECTION)
 
 
 if __name__ == "__main__":

@@ -1,3 +1,7 @@
+"""0008: the records of a worker's bundle are stored, and dead-lettered, one by one:
+`kafka_element` in raw events, `element` in dead letters, and the views that join them."""
+
+SQL = """\
 -- A worker forwards the records that landed away from their tenant's home partition in
 -- bundles: one usage record holding several (docs/streams.md, "Home partition"). The sink
 -- stores each element's events at the bundle's position and the element's index in it
@@ -30,3 +34,4 @@ FROM raw_events AS r FINAL
 INNER JOIN (SELECT * FROM dead_letters FINAL) AS d
     ON r.kafka_partition = d.partition AND r.kafka_offset = d.offset
     AND r.kafka_element = d.element;
+"""
