@@ -170,7 +170,7 @@ class PartitionState:
                 )
             self.next_offset = record.offset + 1
             clock_ms = event_clock(record.timestamp_ms, record.timestamp_type, now_ms)
-            if record.key is None and is_bundle(None, record.headers):
+            if record.key is None and is_bundle(record.key, record.headers):
                 self._unbundle(record, clock_ms, todo, counts, outputs, now_ms)
                 continue
             at = (self.partition, record.offset)

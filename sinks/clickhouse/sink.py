@@ -254,7 +254,7 @@ class ClickHouseSink(BatchingSink[Batch, Offsets]):
             self._away += 1
             return position
         carried = message.headers()
-        if key is None and is_bundle(None, carried):
+        if key is None and is_bundle(key, carried):
             self._unbundle(value, carried, partition, offset)
             return position
         self._chunk.append((value, carried, partition, offset))
@@ -267,7 +267,8 @@ class ClickHouseSink(BatchingSink[Batch, Offsets]):
         try:
             elements = bundle_elements(value, headers)
         except InvalidEventError as exc:  # the worker dead-letters it whole
-            self.skipped.skipped("usage", [Skip(UNREADABLE, f"offset={offset}: {exc}")])
+            detail = f"partition={partition} offset={offset}: {exc}"
+            self.skipped.skipped("usage", [Skip(UNREADABLE, detail)])
             return
         for index, element in enumerate(elements):
             home = self._key_home(element.key)
