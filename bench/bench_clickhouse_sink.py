@@ -25,9 +25,10 @@ assigned), then sends the events while it runs (from this process, as fast as it
 so it reads a few records per fetch and closes its batches at `batch_max_ms`, as it
 does behind a live worker) and times them from the first send until the last is stored.
 The storage and decode ceilings are skipped. With `TOKENOPS_BENCH_FORWARDED=1` (and `ce`)
-the topic holds what the sink reads behind a live worker under librdkafka's default
-partitioner: three events in four land first away from their tenant's home partition
-(the sink skips them undecoded) and again at home, where the worker forwards them.
+the topic holds about what the sink reads behind a live worker under librdkafka's
+default partitioner: three events in four land first away from their tenant's home
+partition (the sink skips them undecoded) and again at home, where the worker forwards
+them (here each copy alone; the worker sends a batch's copies as one bundle record).
 
 Rates are per second of wall-clock time and per second of CPU time (all threads and
 decoder processes); on a shared machine the CPU-time rates are the ones to compare.

@@ -7,7 +7,8 @@ The sink does not judge records (`verdicts.py`): no signature, key or clock chec
 the worker's dead letters say which stored records were not counted. It stores only a
 record in its tenant's home partition: one that landed elsewhere is forwarded there by
 the worker, and that copy, the one the worker counts, is stored instead. A keyed record
-away from its key's home never reaches this decoder (`ClickHouseSink`, `key_home`).
+away from its key's home never reaches this decoder (`ClickHouseSink`, `key_home`); the
+records of a worker's bundle reach it one by one, each as it was written.
 With `decode_processes > 0` chunks of records are decoded in that many spawned processes
 while the sink keeps consuming. The rows come back in submission order, as columns.
 Spawned, not forked: the sink process runs librdkafka and ClickHouse threads, which a
@@ -37,8 +38,10 @@ from tokenops.sinks.clickhouse.rows import (
     raw_event_columns,
 )
 
-# (value, headers, partition, offset) of one usage record
-RawRecord = tuple[bytes | None, object, int, int]
+# (value, headers, partition, offset) of one usage record, and for a record read from a
+# bundle (`ClickHouseSink`, `decode.bundle_elements`) its index there: it is stored at
+# the bundle's partition and offset, as the worker names it in a dead letter
+RawRecord = tuple[bytes | None, object, int, int] | tuple[bytes | None, object, int, int, int]
 
 # How far ahead an event may be is the worker's verdict (dead letter `future`): it
 # accepts at most its allowed skew (300 s) ahead of its clock, and it reads a record at
@@ -76,7 +79,8 @@ def decode_chunk(records: Sequence[RawRecord], partitions: int | None = None) ->
     for i, result in others:
         if result is None:  # an event of `mixed`
             continue
-        partition, offset = records[i][2], records[i][3]
+        record = records[i]
+        partition, offset = record[2], record[3]
         if result.__class__ is not EventColumns:  # unreadable: the worker dead-letters it
             detail = f"partition={partition} offset={offset}: {result}"
             skipped.append((i, Skip(UNREADABLE, detail)))
@@ -86,7 +90,8 @@ def decode_chunk(records: Sequence[RawRecord], partitions: int | None = None) ->
             detail = f"partition={partition} offset={offset} tenant_id={result.tenant_id!r}"
             skipped.append((i, Skip(NOT_HOME, detail)))
             continue
-        parts.append((result, partition, offset, key_ids[i]))
+        element = record[4] if len(record) == 5 else 0
+        parts.append((result, partition, offset, key_ids[i], element))
     if mixed is None:
         columns = raw_event_columns(parts)
     else:
@@ -110,7 +115,9 @@ def _mixed_columns(
     partition = list(map(_PARTITION, mine))
     offset = list(map(_OFFSET, mine))
     ids = key_ids if len(rows) == len(records) else [key_ids[i] for i in rows]
-    columns = mixed_event_columns(mixed, partition, offset, ids)
+    alone = set(map(len, mine)) == {4}  # no record read from a bundle: every element 0
+    element = [0] * len(mine) if alone else [r[4] if len(r) == 5 else 0 for r in mine]
+    columns = mixed_event_columns(mixed, partition, offset, ids, element)
     if partitions is None:
         return columns
     keep = list(map(eq, map(_home, mixed.tenant, repeat(partitions)), partition))

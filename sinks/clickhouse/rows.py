@@ -53,6 +53,7 @@ EVENT_COLUMNS = [
     "key_id",
     "kafka_partition",
     "kafka_offset",
+    "kafka_element",
 ]
 
 
@@ -81,8 +82,9 @@ _OPTIONAL_IDS = frozenset({"project_id", "agent_id", "user_id", "api_key_id", "r
 _NO_ATTRIBUTES: dict[str, str] = {}  # shared by every row without attributes; never mutated
 
 
-# one decoded usage record: its events, partition, offset and signing key id ('' if none)
-RecordPart = tuple[EventColumns, int, int, str]
+# one decoded usage record: its events, partition, offset, signing key id ('' if none) and
+# index in the bundle it was read from (0 for a record read alone)
+RecordPart = tuple[EventColumns, int, int, str, int]
 
 # raw_events columns taken from each record's own lists, and the `EventColumns` field each
 # is read from; the other columns hold one value per record (`_PER_RECORD`) or attributes
@@ -91,7 +93,7 @@ _PER_EVENT = [
     and not name.startswith("kafka_")
 ]  # fmt: skip
 _EVENT_FIELDS = attrgetter(*("time_ms" if name == "time" else name for name in _PER_EVENT))
-_PER_RECORD = {"kafka_partition": 1, "kafka_offset": 2, "key_id": 3}  # index in RecordPart
+_PER_RECORD = {"kafka_partition": 1, "kafka_offset": 2, "key_id": 3, "kafka_element": 4}
 _FIRST = itemgetter(0)
 
 
@@ -133,17 +135,22 @@ def raw_event_columns(parts: Sequence[RecordPart]) -> list[list[object]]:
 
 
 def mixed_event_columns(
-    chunk: MixedColumns, partition: list[int], offset: list[int], key_id: list[str]
+    chunk: MixedColumns,
+    partition: list[int],
+    offset: list[int],
+    key_id: list[str],
+    element: list[int],
 ) -> list[list[object]]:
     """`raw_events` columns in EVENT_COLUMNS order of a chunk of single-event records of
-    many tenants (`decode.decode_fetch`), given each record's partition, offset and key
-    id: the chunk's own lists, no step per record or per value."""
+    many tenants (`decode.decode_fetch`), given each record's partition, offset, key id
+    and index in its bundle: the chunk's own lists, no step per record or per value."""
     events = chunk.events
     values: dict[str, list[Any]] = {
         name: getattr(events, "time_ms" if name == "time" else name) for name in _PER_EVENT
     }
     values.update(
-        tenant_id=chunk.tenant, kafka_partition=partition, kafka_offset=offset, key_id=key_id
+        tenant_id=chunk.tenant, kafka_partition=partition, kafka_offset=offset, key_id=key_id,
+        kafka_element=element,
     )  # fmt: skip
     n = len(chunk)
     attributes = [_NO_ATTRIBUTES] * n if events.attributes is None else events.attributes

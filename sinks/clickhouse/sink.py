@@ -26,6 +26,8 @@ from pydantic import ValidationError
 
 from tokenops.placement import key_home
 from tokenops.schemas import WindowTotals
+from tokenops.schemas.decode import bundle_elements, is_bundle
+from tokenops.schemas.errors import InvalidEventError
 from tokenops.settings import KafkaSettings, TopicSettings
 from tokenops.sinks.base import NOT_HOME, UNREADABLE, BatchingSink, Skip, SkippedRecords
 from tokenops.sinks.clickhouse.decoding import EventDecoder, RawRecord
@@ -208,9 +210,10 @@ class ClickHouseSink(BatchingSink[Batch, Offsets]):
 
     def _add_all(self, messages: list[Message]) -> None:
         """Add one consume call's records. Usage records take a loop of their own: with
-        single-event records and librdkafka's default partitioner the sink reads about
-        1.75 of them per stored event, so each step per record counts (`_add` per record
-        was a quarter of the consume loop's samples)."""
+        single-event records the sink reads at least one per stored event (and under
+        librdkafka's default partitioner three in four of them away from home), so each
+        step per record counts (`_add` per record was a quarter of the consume loop's
+        samples)."""
         usage_topic = self.usage_topic
         homes, append = self._key_homes, self._chunk.append
         last: dict[int, int] = {}  # usage partition -> its last offset in this call
@@ -238,7 +241,11 @@ class ClickHouseSink(BatchingSink[Batch, Offsets]):
                     self._first_away = (partition, offset, key, home)
                 self._away += 1
                 continue
-            append((message.value(), message.headers(), partition, offset))
+            headers = message.headers()
+            if key is None and is_bundle(key, headers):
+                self._unbundle(message.value(), headers, partition, offset)
+                continue
+            append((message.value(), headers, partition, offset))
         if last:
             assert usage_topic is not None
             for partition, offset in last.items():
@@ -278,6 +285,25 @@ class ClickHouseSink(BatchingSink[Batch, Offsets]):
             if row is not None:
                 batch.dead_letters.append(row)
         return position
+
+    def _unbundle(self, value: bytes | None, headers: Any, partition: int, offset: int) -> None:
+        """The records of a worker's bundle (`decode.bundle_elements`), each decoded as a
+        record of its own and stored under the bundle's position and its index there; one
+        whose key's home is elsewhere the worker forwards on, like any record away."""
+        try:
+            elements = bundle_elements(value, headers)
+        except InvalidEventError as exc:  # the worker dead-letters it whole
+            detail = f"partition={partition} offset={offset}: {exc}"
+            self.skipped.skipped("usage", [Skip(UNREADABLE, detail)])
+            return
+        for index, element in enumerate(elements):
+            home = self._key_home(element.key)
+            if home != partition:
+                if not self._away:
+                    self._first_away = (partition, offset, element.key, home or 0)
+                self._away += 1
+                continue
+            self._chunk.append((element.value, element.headers, partition, offset, index))
 
     def _key_home(self, key: bytes) -> int | None:
         """`key_home`, remembered per key until the next assignment: a dict look-up per

@@ -158,6 +158,13 @@ def test_a_chunk_of_single_events_gives_the_rows_of_the_per_event_path(
     expected = per_event_decode_chunk(records, partitions)
     got = decode_chunk(records, partitions)
     assert reasons(got) == reasons(expected)  # skips in record order, as the oracle's
+    # records read from a bundle (the oracle knows none) keep their index in it
+    table = dict(zip(EVENT_COLUMNS, got[0], strict=True))
+    bundled = decode_chunk([(*r, r[3] % 7) for r in records], partitions)
+    assert dict(zip(EVENT_COLUMNS, bundled[0], strict=True)) == {
+        **table,
+        "kafka_element": [o % 7 for o in cast("list[int]", table["kafka_offset"])],
+    }
     # a batch extends its first chunk's lists in place: no two columns may share a list
     batch = Batch()
     for _ in range(2):
