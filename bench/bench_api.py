@@ -149,7 +149,11 @@ def measured(pid: int, port: int, requests: list[bytes], connections: int, secon
     return result
 
 
-def start_server(kafka: KafkaSettings, tmp: Path) -> tuple[subprocess.Popen[bytes], int, str, str]:
+def start_server(
+    kafka: KafkaSettings, tmp: Path, python: str = sys.executable, tree: Path | None = None
+) -> tuple[subprocess.Popen[bytes], int, str, str]:
+    """The benchmark's server, run by `python` from the source `tree` (this one unless
+    given: bench_api_ab.py runs two trees side by side)."""
     topics = new_topics(kafka)
     keys = tmp / "keys.json"
     key = new_key(keys, None)[1]
@@ -170,7 +174,7 @@ def start_server(kafka: KafkaSettings, tmp: Path) -> tuple[subprocess.Popen[byte
         "TOKENOPS_LOG_LEVEL": "WARNING",
     }
     log = (tmp / "api.log").open("ab")
-    process = subprocess.Popen([sys.executable, "-m", "bench.bench_api", "--serve"], env=env,
+    process = subprocess.Popen([python, "-m", "bench.bench_api", "--serve"], env=env, cwd=tree,
                                stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     deadline = time.monotonic() + 60
     while True:
@@ -193,34 +197,39 @@ async def _probe(port: int, request: bytes) -> int:
         writer.close()
 
 
+def workloads(key: str) -> dict[str, list[bytes]]:
+    """The closed-loop figures' requests, by figure name, sent with `key`."""
+    single = [
+        _request("POST", "/v1/events", key, orjson.dumps(_event(i)), "application/cloudevents+json")
+        for i in range(20_000)
+    ]
+    batch = [  # one tenant per batch, as a gateway batching per tenant sends
+        _request("POST", "/v1/events", key,
+                 orjson.dumps([_event(b * 100 + i, f"t{b % 50}") for i in range(100)]),
+                 "application/cloudevents-batch+json")
+        for b in range(400)
+    ]  # fmt: skip
+    mixed = [  # 50 tenants in each batch: regrouped per tenant before decoding
+        _request("POST", "/v1/events", key,
+                 orjson.dumps([_event(b * 100 + i) for i in range(100)]),
+                 "application/cloudevents-batch+json")
+        for b in range(400, 800)
+    ]  # fmt: skip
+    return {"hello": [_request("GET", "/hello", key)], "single": single, "batch": batch,
+            "mixed": mixed}  # fmt: skip
+
+
 def run(
     kafka: KafkaSettings, tmp: Path, seconds: float = 6, connections: int = 32, rounds: int = 3
 ) -> dict[str, Any]:
     process, port, key, _ = start_server(kafka, tmp)
     try:
-        hello = [_request("GET", "/hello", key)]
-        single = [
-            _request(
-                "POST", "/v1/events", key, orjson.dumps(_event(i)), "application/cloudevents+json"
-            )
-            for i in range(20_000)
-        ]
-        batch = [  # one tenant per batch, as a gateway batching per tenant sends
-            _request("POST", "/v1/events", key,
-                     orjson.dumps([_event(b * 100 + i, f"t{b % 50}") for i in range(100)]),
-                     "application/cloudevents-batch+json")
-            for b in range(400)
-        ]  # fmt: skip
-        mixed = [  # 50 tenants in each batch: regrouped per tenant before decoding
-            _request("POST", "/v1/events", key,
-                     orjson.dumps([_event(b * 100 + i) for i in range(100)]),
-                     "application/cloudevents-batch+json")
-            for b in range(400, 800)
-        ]  # fmt: skip
+        loads = workloads(key)
+        hello, single = loads["hello"], loads["single"]
         quota = _request("GET", "/v1/quotas/t1", key)
         asyncio.run(closed_loop(port, single, connections, 3))  # warm-up, uncounted
         results: dict[str, Any] = {}
-        figures = (("hello", hello), ("single", single), ("batch", batch), ("mixed", mixed))
+        figures = tuple(loads.items())
         runs: dict[str, list[dict[str, float]]] = {name: [] for name, _ in figures}
         for round_ in range(rounds):  # alternated, so a noisy minute hits every figure
             for name, requests in figures:

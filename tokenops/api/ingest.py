@@ -19,6 +19,7 @@ from starlette.responses import Response
 
 from tokenops.api.auth import authenticate, headers_of, require_tenant
 from tokenops.api.errors import ApiError
+from tokenops.api.keys import ApiKey
 from tokenops.api.otlp_wire import parse_traces, traces_response
 from tokenops.api.state import ApiState
 from tokenops.producers import ProducerBackpressureError, ProducerError
@@ -35,11 +36,7 @@ logger = logging.getLogger(__name__)
 
 async def read_body(request: Request, headers: Mapping[str, str], limit: int) -> bytes:
     """The request body, or 413 as soon as it is known to exceed `limit` bytes."""
-    declared = headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, f"body exceeds {limit} bytes")
-    if headers.get("content-encoding", "identity").lower() != "identity":
-        raise ApiError(415, "content-encoding is not supported; send the body uncompressed")
+    check_body_headers(headers, limit)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -47,6 +44,15 @@ async def read_body(request: Request, headers: Mapping[str, str], limit: int) ->
             raise ApiError(413, f"body exceeds {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def check_body_headers(headers: Mapping[str, str], limit: int) -> None:
+    """413 for a declared length above `limit`, 415 for a compressed body: before reading."""
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"body exceeds {limit} bytes")
+    if headers.get("content-encoding", "identity").lower() != "identity":
+        raise ApiError(415, "content-encoding is not supported; send the body uncompressed")
 
 
 async def send_durably(state: ApiState, parts: Sequence[EventColumns]) -> int:
@@ -66,11 +72,11 @@ async def send_durably(state: ApiState, parts: Sequence[EventColumns]) -> int:
         raise ApiError(503, "ingest is unavailable; retry later", headers=retry) from None
 
 
-async def post_events(request: Request) -> Response:
-    state: ApiState = request.app.state.api
-    headers = headers_of(request)
-    key = authenticate(headers, state.keys)
-    body = await read_body(request, headers, state.settings.max_body_bytes)
+async def accept_events(
+    state: ApiState, key: ApiKey, headers: Mapping[str, str], body: bytes
+) -> int:
+    """POST /v1/events once the caller's `key` is known and the body read: decode, check
+    the tenants, wait until durable; the events accepted (ApiError otherwise)."""
     try:
         parts = decode_body(body, headers.get("content-type", ""), headers)
     except IngestRejectedError as rejected:
@@ -82,13 +88,12 @@ async def post_events(request: Request) -> Response:
         require_tenant(key, part.tenant_id)
     accepted = await send_durably(state, parts)
     state.metrics.accepted_cloudevents.inc(accepted)
-    body = b'{"accepted":%d,"durable":true}' % accepted
-    return Response(body, media_type="application/json")
+    return accepted
 
 
 async def post_traces(request: Request) -> Response:
     state: ApiState = request.app.state.api
-    headers = headers_of(request)
+    headers = headers_of(request.scope)
     key = authenticate(headers, state.keys)
     body = await read_body(request, headers, state.settings.max_body_bytes)
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
