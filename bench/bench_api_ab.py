@@ -4,7 +4,8 @@
 is a checkout with its own `.venv` (for example a `git worktree add --detach` of main);
 the other tree is this one. One broker, two servers (each `bench_api`'s, with its
 `GET /hello`), and `pairs` rounds that each measure every figure (comma-separated names
-of `bench_api.workloads`, all by default) on both servers, old first in odd rounds, new
+of `bench_api.workloads`, all by default; `single@2000` is that workload at a fixed
+2,000 requests/s, for the CPU per request) on both servers, old first in odd rounds, new
 first in even ones, so a noisy minute hits both. Each measurement reports the rate and
 the CPU time per request of the server and of this client; the single-event figure is
 also given as a share of the same server's hello in the same round.
@@ -20,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from bench.bench_api import measured, start_server, workloads
+from bench.bench_api import measured, paced, start_server, workloads
 from bench.pipeline_env import bench_kafka
 
 HERE = Path(__file__).resolve().parent.parent
@@ -42,23 +43,26 @@ def main() -> None:
             python = str(tree / ".venv" / "bin" / "python")
             servers[name] = start_server(kafka, tmp / name, python, tree)
         try:
-            loads = {name: workloads(server[2]) for name, server in servers.items()}
-            for name, (process, port, _, _) in servers.items():  # warm-up, uncounted
-                measured(process.pid, port, loads[name]["single"], connections, 2)
+            loads = {name: workloads(server.key) for name, server in servers.items()}
+            for name, server in servers.items():  # warm-up, uncounted
+                measured(server.pids, server.port, loads[name]["single"], connections, 2)
             for pair in range(pairs):
                 order = ("old", "new") if pair % 2 == 0 else ("new", "old")
                 for figure in chosen or list(loads["old"]):
+                    workload, _, rate = figure.partition("@")
                     for name in order:
-                        process, port, _, _ = servers[name]
-                        result = measured(
-                            process.pid, port, loads[name][figure], connections, seconds
-                        )
+                        server, requests = servers[name], loads[name][workload]
+                        if rate:  # CPU per request at a fixed rate
+                            result = paced(server.pids, server.port, requests, int(rate), seconds)
+                        else:
+                            result = measured(
+                                server.pids, server.port, requests, connections, seconds
+                            )
                         runs[name].setdefault(figure, []).append(result)
                         print(f"pair {pair + 1} {name} {figure}: {_brief(result)}", flush=True)
         finally:
-            for process, *_ in servers.values():
-                process.terminate()
-                process.wait(30)
+            for server in servers.values():
+                server.stop()
     print(orjson.dumps(summary(runs), option=orjson.OPT_INDENT_2).decode())
 
 

@@ -173,7 +173,7 @@ class _TicketedProducer:
         self.tickets: list[Ticket] = []
         self.releases = 0
 
-    def send_columns(self, parts: Any, ticket: Ticket) -> int:
+    def send_columns(self, parts: Any, ticket: Ticket, encoded: bytes | None = None) -> int:
         ticket.records += 1  # one record holds the request's events
         self.tickets.append(ticket)
         return len(parts)
@@ -307,7 +307,7 @@ def test_the_events_endpoint_answers_as_the_route_did_without_starlette(
         assert (await call("GET", []))[0] == 405
         assert len(producer.tickets) == 1  # only the first request reached the producer
 
-        def broken(parts: Any, ticket: Ticket) -> int:
+        def broken(parts: Any, ticket: Ticket, encoded: bytes | None) -> int:
             raise RuntimeError("internal detail password=hunter2")
 
         producer.send_columns = broken  # type: ignore[method-assign]

@@ -26,7 +26,7 @@ from tokenops.producers import ProducerBackpressureError, ProducerError
 from tokenops.producers.http import (
     IngestRejectedError,
     NotDurableError,
-    decode_body,
+    decode_request,
     spans_to_events,
 )
 from tokenops.schemas import EventColumns
@@ -55,10 +55,12 @@ def check_body_headers(headers: Mapping[str, str], limit: int) -> None:
         raise ApiError(415, "content-encoding is not supported; send the body uncompressed")
 
 
-async def send_durably(state: ApiState, parts: Sequence[EventColumns]) -> int:
+async def send_durably(
+    state: ApiState, parts: Sequence[EventColumns], encoded: bytes | None = None
+) -> int:
     retry = {"Retry-After": str(state.settings.retry_after_s)}
     try:
-        return await state.sender.send(parts)
+        return await state.sender.send(parts, encoded)
     except ProducerBackpressureError:
         state.metrics.unavailable.labels("queue_full").inc()
         raise ApiError(503, "the ingest queue is full; retry later", headers=retry) from None
@@ -78,7 +80,7 @@ async def accept_events(
     """POST /v1/events once the caller's `key` is known and the body read: decode, check
     the tenants, wait until durable; the events accepted (ApiError otherwise)."""
     try:
-        parts = decode_body(body, headers.get("content-type", ""), headers)
+        parts, encoded = decode_request(body, headers.get("content-type", ""), headers)
     except IngestRejectedError as rejected:
         state.metrics.rejected.inc(len(rejected.problems))
         problems = [p.to_json() for p in rejected.problems]
@@ -86,7 +88,7 @@ async def accept_events(
         raise ApiError(400, rejected.message, detail=detail) from None
     for part in parts:
         require_tenant(key, part.tenant_id)
-    accepted = await send_durably(state, parts)
+    accepted = await send_durably(state, parts, encoded)
     state.metrics.accepted_cloudevents.inc(accepted)
     return accepted
 
