@@ -23,7 +23,6 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from pathlib import Path
 
 import orjson
 
@@ -38,7 +37,6 @@ from tokenops.schemas import (
 from tokenops.schemas.wire import encode_batch_encoded, encode_fields
 from tokenops.simulate.simulator import SimulationConfig, Simulator
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 SECTION = "## Event decoding"
 
 
@@ -124,7 +122,7 @@ def main(per_record: int = 500, count: int = 200, write: bool = False) -> None:
 def write_section(section: str) -> None:
     """Replace (or add) this section of docs/benchmarks.md, leaving the others alone."""
     body = section.strip().removeprefix(SECTION)
-    pipeline_report.write_section(body, DOC, SECTION)
+    pipeline_report.write_section(body, heading=SECTION)
 
 
 if __name__ == "__main__":

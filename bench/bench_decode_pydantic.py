@@ -28,13 +28,13 @@ from collections.abc import Callable
 from datetime import datetime
 from itertools import repeat
 from operator import add, floordiv, itemgetter, le, sub
-from pathlib import Path
 from typing import Annotated, Any, Literal, NotRequired
 
 import orjson
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
+from bench import pipeline_report
 from bench.bench_decode import records
 from tokenops.schemas import BATCH_HEADERS, UsageEvent, decode_record
 from tokenops.schemas.event import (
@@ -49,7 +49,6 @@ from tokenops.schemas.event import (
 )
 from tokenops.schemas.rules import FIELDS
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 SECTION = "## Event decoding: pydantic-core whole-batch lead"
 _STRICT = ConfigDict(extra="forbid", strict=True)
 _Id = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
@@ -97,7 +96,6 @@ class Batch(TypedDict):
 
 validate_batch = TypeAdapter(Batch).validate_json
 _OPTIONAL = ("project_id", "agent_id", "user_id", "api_key_id", "region", "node_id")
-_KEYS = (*FIELDS, "time_ms")
 _ALL_SET = set(FIELDS)
 _new, _set = object.__new__, object.__setattr__
 
@@ -146,11 +144,10 @@ def pydantic_events(value: bytes, earliest_ms: int, latest_ms: int) -> list[Usag
         creations,
         reasonings,
         map(dict, repeat((), n)),
-        millis,
         strict=True,
     )
     events = list(map(_new, repeat(UsageEvent, n)))
-    any(map(_set, events, repeat("__dict__", n), map(dict, map(zip, repeat(_KEYS, n), rows))))
+    any(map(_set, events, repeat("__dict__", n), map(dict, map(zip, repeat(FIELDS, n), rows))))
     any(map(_set, events, repeat("__pydantic_fields_set__", n), repeat(_ALL_SET, n)))
     any(map(_set, events, repeat("__pydantic_extra__", n), repeat(None, n)))
     any(map(_set, events, repeat("__pydantic_private__", n), repeat(None, n)))
@@ -171,7 +168,7 @@ def main(per_record: int = 500, count: int = 200, write: bool = False) -> None:
     values = records(per_record, count)
     now_ms = int(time.time() * 1000)
     window = (to_epoch_ms(MIN_EVENT_TIME), now_ms + 10**12)
-    for value in values:  # same events, same order, same __dict__ (time_ms included)
+    for value in values:  # same events, same order, same __dict__
         expected = decode_record(value, BATCH_HEADERS, now_ms=now_ms, max_future_skew_s=1e9)
         got = pydantic_events(value, *window)
         assert got is not None and [e.__dict__ for e in got] == [e.__dict__ for e in expected]
@@ -220,20 +217,7 @@ def main(per_record: int = 500, count: int = 200, write: bool = False) -> None:
     )
     print(section)
     if write:
-        text = DOC.read_text()
-        lines = text.splitlines(keepends=True)
-        start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
-        if start is None:
-            at = next(i for i, line in enumerate(lines) if line.strip() == "## Event decoding")
-            start = end = next(
-                (i for i in range(at + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-            )
-        else:
-            end = next(
-                (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
-                len(lines),
-            )
-        DOC.write_text("".join(lines[:start]) + section + "\n" + "".join(lines[end:]))
+        pipeline_report.write_section(section.removeprefix(SECTION), heading=SECTION)
 
 
 if __name__ == "__main__":

@@ -45,8 +45,6 @@ from tokenops.settings import KafkaSettings
 from tokenops.simulate.simulator import SimulationConfig, Simulator
 from tokenops.topics import TopicSpec, ensure_topics
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-
 
 def workload(events: int, tenants: int) -> list[dict[str, Any]]:
     config = SimulationConfig(tenants=tenants, rate=1e9, duration_s=events / 1e9, seed=1)
@@ -261,7 +259,7 @@ def render(
 def write_section(section: str) -> None:
     """Replace (or add) this section of docs/benchmarks.md, leaving the others alone."""
     body = section.strip().removeprefix("## Producer")
-    pipeline_report.write_section(body, DOC, "## Producer")
+    pipeline_report.write_section(body, heading="## Producer")
 
 
 if __name__ == "__main__":

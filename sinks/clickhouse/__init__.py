@@ -5,9 +5,9 @@ Modules, the sink: `service` (the process), `sink` (the consume loop), `rows` an
 `decoding` (records to rows), `verdicts` (the worker's dead letters as rows), `writer`
 (the write boundary), `closing` (months and adjustments), `watermarks`, `metrics`
 (its HTTP listener is the API's app: tokenops/api/sink_app.py). The store: `store`
-(open it), `migrations`, `prices`, `time_zones`, `settings`, `errors`. The reads:
-`billing`, `reader`, `reconcile`, `finality`, `invoice_model`, `invoice_html`, `parquet`,
-`bi_sql`, `wire`.
+(open it), `migrations` (their SQL: `schema/`), `prices`, `time_zones`, `settings`,
+`errors`. The reads: `billing`, `reader`, `reconcile`, `finality`, `invoice_model`,
+`invoice_html`, `parquet`, `bi_sql`, `wire`.
 """
 
 from tokenops.sinks.clickhouse.errors import ClickHouseError, StoreBusyError

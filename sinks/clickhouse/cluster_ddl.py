@@ -1,6 +1,6 @@
 """The cluster DDL, derived from the single-node migrations: one schema, written once.
 
-`deploy/clickhouse/migrations/` is the only schema source. For a replicated, sharded
+The migrations of `schema/` are the only schema source. For a replicated, sharded
 cluster (`TOKENOPS_CLICKHOUSE_SCHEMA_VARIANT=cluster`) each statement is rewritten here:
 
 - every statement runs `ON CLUSTER tokenops`;
@@ -20,7 +20,7 @@ cluster (`TOKENOPS_CLICKHOUSE_SCHEMA_VARIANT=cluster`) each statement is rewritt
 - in views, `IN (SELECT ...)` and `JOIN` over sharded data become `GLOBAL`, so each shard
   sees all of it.
 
-Comments of the source are left out: the derived text is for ClickHouse, the source file
+Comments of the source are left out: the derived text is for ClickHouse, the source SQL
 is for people. `tokenops clickhouse ddl --variant cluster` prints it.
 """
 

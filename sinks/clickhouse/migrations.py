@@ -1,23 +1,24 @@
-"""Versioned, idempotent schema migrations from deploy/clickhouse/migrations/NNNN_name.sql.
+"""Versioned, idempotent schema migrations from the `schema` package (`mNNNN_name.py`).
 
-Applied versions are recorded in `schema_migrations` with a checksum of the file. Every
-statement is written to be re-runnable (IF NOT EXISTS), so a crash half-way through a
-migration is repaired by running `migrate` again. Editing an applied migration is an
-error: add a new one instead. The cluster variant applies the same files, rewritten by
-`cluster_ddl` (its checksum is still the file's).
+Applied versions are recorded in `schema_migrations` with a checksum of the migration's
+SQL. Every statement is written to be re-runnable (IF NOT EXISTS), so a crash half-way
+through a migration is repaired by running `migrate` again. Editing an applied migration
+is an error: add a new one instead. The cluster variant applies the same SQL, rewritten
+by `cluster_ddl` (its checksum is still the single-node SQL's).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import logging
+import pkgutil
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
 
-from tokenops.paths import deploy_dir
+from tokenops.sinks.clickhouse import schema
 from tokenops.sinks.clickhouse.cluster_ddl import (
     ON_CLUSTER,
     RETIRED_CLUSTER_CHECKSUMS,
@@ -27,7 +28,7 @@ from tokenops.sinks.clickhouse.errors import MigrationError
 
 logger = logging.getLogger(__name__)
 
-_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_MODULE = re.compile(r"^m(\d{4})_([a-z0-9_]+)$")
 _STATEMENT_END = re.compile(r";[ \t]*(?:\n|$)")
 _TTL = re.compile(r"TTL toDateTime\(time\) \+ toIntervalDay\((\d+)\)")
 
@@ -52,7 +53,7 @@ class Migration:
     version: int
     name: str
     sql: str
-    # the file a derived (cluster) migration was rewritten from: its checksum is the file's
+    # the SQL a derived (cluster) migration was rewritten from: its checksum is that SQL's
     source: str | None = None
 
     @property
@@ -73,20 +74,18 @@ def _is_code(line: str) -> bool:
     return bool(stripped) and not stripped.startswith("--")
 
 
-def migrations_dir() -> Path:
-    """deploy/clickhouse/migrations: the schema, for one server, chDB and (derived) a cluster."""
-    return deploy_dir() / "clickhouse" / "migrations"
-
-
-def load_migrations(folder: Path | None = None, variant: str = "single") -> list[Migration]:
-    """The migrations in `folder`, ordered by version, as `variant` applies them; a gap or
-    a duplicate is an error."""
+def load_migrations(variant: str = "single") -> list[Migration]:
+    """The migrations of the `schema` package, ordered by version, as `variant` applies
+    them; a gap or a duplicate is an error."""
     found = []
-    for path in sorted((folder or migrations_dir()).glob("*.sql")):
-        match = _FILE.match(path.name)
+    for module in sorted(m.name for m in pkgutil.iter_modules(schema.__path__)):
+        match = _MODULE.match(module)
         if match is None:
-            raise MigrationError(f"migration file {path} is not named NNNN_name.sql")
-        found.append(Migration(int(match[1]), match[2], path.read_text()))
+            raise MigrationError(f"migration module {module} is not named mNNNN_name")
+        sql = getattr(importlib.import_module(f"{schema.__name__}.{module}"), "SQL", None)
+        if not isinstance(sql, str):
+            raise MigrationError(f"migration module {module} has no SQL text")
+        found.append(Migration(int(match[1]), match[2], sql))
     for expected, migration in enumerate(found, start=1):
         if migration.version != expected:
             raise MigrationError(f"migration {migration.version:04d} is out of sequence")
@@ -96,11 +95,11 @@ def load_migrations(folder: Path | None = None, variant: str = "single") -> list
 def cluster_migrations(migrations: list[Migration]) -> list[Migration]:
     """`migrations` rewritten for the cluster `tokenops` (in order: each one's rewrite
     depends on the tables the earlier ones made)."""
-    schema = ClusterSchema()
+    cluster_schema = ClusterSchema()
     derived = []
     for migration in migrations:
         try:
-            statements = [out for s in migration.statements() for out in schema.derive(s)]
+            statements = [out for s in migration.statements() for out in cluster_schema.derive(s)]
         except MigrationError as exc:
             raise MigrationError(
                 f"migration {migration.label}: {exc.message}", hint=exc.hint
@@ -111,10 +110,16 @@ def cluster_migrations(migrations: list[Migration]) -> list[Migration]:
 
 
 def migrate(
-    client: Client, retention_days: int, variant: str = "single", folder: Path | None = None
+    client: Client,
+    retention_days: int,
+    variant: str = "single",
+    migrations: list[Migration] | None = None,
 ) -> list[str]:
-    """Apply every pending migration and the raw-event retention; returns what it did."""
+    """Apply every pending migration (of `migrations`, single-node form: default all) and
+    the raw-event retention; returns what it did."""
     cluster = variant == "cluster"
+    if migrations is None:
+        migrations = load_migrations()
     client.command(
         _LEDGER.format(
             on_cluster=ON_CLUSTER if cluster else "",
@@ -127,14 +132,14 @@ def migrate(
     }
     done = []
     retired = RETIRED_CLUSTER_CHECKSUMS if cluster else {}
-    for migration in load_migrations(folder, variant):
+    for migration in cluster_migrations(migrations) if cluster else migrations:
         label = migration.label
         if migration.version in applied:
             recorded = applied[migration.version]
             if recorded not in (migration.checksum, retired.get(migration.version)):
                 raise MigrationError(
                     f"migration {label} changed after it was applied",
-                    hint="never edit an applied migration; add a new NNNN_name.sql instead",
+                    hint="never edit an applied migration; add a new mNNNN_name.py instead",
                 )
             continue
         for statement in migration.statements():

@@ -7,23 +7,18 @@ derived statement with ClickHouse's own parser.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from typer.testing import CliRunner
 
 from tokenops.cli import app
 from tokenops.sinks.clickhouse.errors import MigrationError
-from tokenops.sinks.clickhouse.migrations import cluster_migrations, load_migrations
+from tokenops.sinks.clickhouse.migrations import Migration, cluster_migrations, load_migrations
 
 
-def derived(tmp_path: Path, *files: tuple[str, str]) -> list[list[str]]:
-    """The cluster statements, per migration, of `files` ((name, sql), numbered in order)."""
-    folder = tmp_path / f"m{len(list(tmp_path.iterdir()))}"  # one folder per call
-    folder.mkdir()
-    for version, (name, sql) in enumerate(files, start=1):
-        (folder / f"{version:04d}_{name}.sql").write_text(sql)
-    return [m.statements() for m in load_migrations(folder, variant="cluster")]
+def derived(*sources: tuple[str, str]) -> list[list[str]]:
+    """The cluster statements, per migration, of `sources` ((name, sql), numbered in order)."""
+    single = [Migration(v, name, sql) for v, (name, sql) in enumerate(sources, start=1)]
+    return [m.statements() for m in cluster_migrations(single)]
 
 
 TOTALS = """
@@ -41,10 +36,8 @@ SELECT * FROM totals FINAL;
 """
 
 
-def test_a_tenant_table_is_sharded_behind_a_distributed_table_of_its_name(
-    tmp_path: Path,
-) -> None:
-    ((local, distributed, view),) = derived(tmp_path, ("totals", TOTALS))
+def test_a_tenant_table_is_sharded_behind_a_distributed_table_of_its_name() -> None:
+    ((local, distributed, view),) = derived(("totals", TOTALS))
     assert local.startswith("CREATE TABLE IF NOT EXISTS totals_local ON CLUSTER tokenops\n(")
     assert (
         "ENGINE = ReplicatedReplacingMergeTree("
@@ -60,27 +53,25 @@ def test_a_tenant_table_is_sharded_behind_a_distributed_table_of_its_name(
     )
 
 
-def test_a_new_column_reaches_the_local_and_the_distributed_tables(tmp_path: Path) -> None:
+def test_a_new_column_reaches_the_local_and_the_distributed_tables() -> None:
     """A later migration (say a region column) needs no hand-written cluster copy."""
     added = "ALTER TABLE totals ADD COLUMN IF NOT EXISTS region LowCardinality(String) DEFAULT '';"
-    _, (local, distributed) = derived(tmp_path, ("totals", TOTALS), ("region", added))
+    _, (local, distributed) = derived(("totals", TOTALS), ("region", added))
     assert local.startswith("ALTER TABLE totals_local ON CLUSTER tokenops\n    ADD COLUMN")
     assert distributed.startswith("ALTER TABLE totals ON CLUSTER tokenops\n    ADD COLUMN")
     ttl = "ALTER TABLE totals MODIFY TTL toDateTime(0) + INTERVAL 1 DAY;"
-    _, (only_local,) = derived(tmp_path, ("totals", TOTALS), ("ttl", ttl))
+    _, (only_local,) = derived(("totals", TOTALS), ("ttl", ttl))
     assert only_local.startswith("ALTER TABLE totals_local ON CLUSTER tokenops")
 
 
-def test_a_column_appended_to_the_sorting_key_alters_the_distributed_table_columns_only(
-    tmp_path: Path,
-) -> None:
+def test_a_column_appended_to_the_sorting_key_alters_the_distributed_table_columns_only() -> None:
     """A sorting key may grow only by a column added in the same ALTER (0007): the local
     tables take both clauses, the Distributed table (no sorting key) the column."""
     appended = (
         "ALTER TABLE totals\n    ADD COLUMN IF NOT EXISTS region LowCardinality(String),\n"
         "    MODIFY ORDER BY (tenant_id, region);"
     )
-    _, (local, distributed) = derived(tmp_path, ("totals", TOTALS), ("region", appended))
+    _, (local, distributed) = derived(("totals", TOTALS), ("region", appended))
     assert local == (
         "ALTER TABLE totals_local ON CLUSTER tokenops\n"
         "    ADD COLUMN IF NOT EXISTS region LowCardinality(String),\n"
@@ -92,9 +83,7 @@ def test_a_column_appended_to_the_sorting_key_alters_the_distributed_table_colum
     )
 
 
-def test_a_small_table_is_replicated_everywhere_and_joins_with_it_stay_local(
-    tmp_path: Path,
-) -> None:
+def test_a_small_table_is_replicated_everywhere_and_joins_with_it_stay_local() -> None:
     prices = """
 CREATE TABLE IF NOT EXISTS rates
 (
@@ -109,13 +98,13 @@ SELECT t.tenant_id, t.tokens * r.rate AS amount
 FROM totals AS t
 LEFT JOIN rates AS r ON 1 = 1;
 """
-    _, (table, view) = derived(tmp_path, ("totals", TOTALS), ("rates", prices))
+    _, (table, view) = derived(("totals", TOTALS), ("rates", prices))
     assert table.startswith("CREATE TABLE IF NOT EXISTS rates ON CLUSTER tokenops\n(")
     assert "ReplicatedMergeTree('/clickhouse/tables/all/{database}/rates', '{replica}')" in table
     assert "GLOBAL" not in view
 
 
-def test_reads_of_sharded_data_inside_a_view_become_global(tmp_path: Path) -> None:
+def test_reads_of_sharded_data_inside_a_view_become_global() -> None:
     letters = """
 CREATE TABLE IF NOT EXISTS letters
 (
@@ -133,7 +122,7 @@ CREATE OR REPLACE VIEW joined AS
 SELECT * FROM totals AS t
 INNER JOIN (SELECT * FROM letters FINAL) AS l ON t.tokens = l.offset;
 """
-    _, (_, distributed, kept, joined) = derived(tmp_path, ("totals", TOTALS), ("l", letters))
+    _, (_, distributed, kept, joined) = derived(("totals", TOTALS), ("l", letters))
     assert distributed.endswith(
         "Distributed(tokenops, currentDatabase(), letters_local, partition)"
     )
@@ -141,9 +130,7 @@ INNER JOIN (SELECT * FROM letters FINAL) AS l ON t.tokens = l.offset;
     assert "GLOBAL INNER JOIN (SELECT * FROM letters FINAL)" in joined
 
 
-def test_a_rebuilt_table_gets_a_fresh_path_and_copies_from_the_local_tables(
-    tmp_path: Path,
-) -> None:
+def test_a_rebuilt_table_gets_a_fresh_path_and_copies_from_the_local_tables() -> None:
     rebuild = """
 CREATE OR REPLACE TABLE totals
 (
@@ -154,18 +141,18 @@ ENGINE = ReplacingMergeTree
 ORDER BY (tenant_id, tokens)
 AS SELECT * FROM totals;
 """
-    _, (local, distributed) = derived(tmp_path, ("totals", TOTALS), ("rebuild", rebuild))
+    _, (local, distributed) = derived(("totals", TOTALS), ("rebuild", rebuild))
     assert "'/clickhouse/tables/{shard}/{database}/totals/{uuid}', '{replica}')" in local
     assert local.endswith("AS SELECT * FROM totals_local")
     assert distributed.startswith("CREATE OR REPLACE TABLE totals ON CLUSTER tokenops AS")
 
 
-def test_a_statement_without_a_cluster_form_is_refused_by_name(tmp_path: Path) -> None:
+def test_a_statement_without_a_cluster_form_is_refused_by_name() -> None:
     with pytest.raises(MigrationError, match="migration 0002_seed: no cluster form"):
-        derived(tmp_path, ("totals", TOTALS), ("seed", "INSERT INTO totals VALUES ('a', 1);"))
+        derived(("totals", TOTALS), ("seed", "INSERT INTO totals VALUES ('a', 1);"))
 
 
-def test_every_checked_in_migration_has_a_cluster_form_with_the_files_checksum() -> None:
+def test_every_checked_in_migration_has_a_cluster_form_with_the_single_node_checksum() -> None:
     single = load_migrations()
     cluster = cluster_migrations(single)
     assert [m.checksum for m in cluster] == [m.checksum for m in single]

@@ -87,14 +87,18 @@ class HostCheck:
         await self.app(scope, receive, send)
 
 
-ROUTES = [
-    Route("/v1/traces", post_traces, methods=["POST"]),
+# The queries and probes the ClickHouse sink's app serves as well (api/sink_app.py).
+SHARED_ROUTES = [
     Route("/v1/usage", get_usage, methods=["GET"]),
     Route("/v1/invoices/{tenant}", get_invoice, methods=["GET"]),
-    Route("/v1/quotas/{tenant}", get_quota, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
+]
+ROUTES = [
+    Route("/v1/traces", post_traces, methods=["POST"]),
+    Route("/v1/quotas/{tenant}", get_quota, methods=["GET"]),
     Route("/openapi.json", openapi, methods=["GET"]),
+    *SHARED_ROUTES,
 ]
 
 

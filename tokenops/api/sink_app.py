@@ -21,9 +21,9 @@ from prometheus_client import CollectorRegistry
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from tokenops.api.app import HostCheck, healthz, metrics, starlette_app
+from tokenops.api.app import SHARED_ROUTES, HostCheck, starlette_app
 from tokenops.api.keys import ApiKey, KeyStore, read_entries
-from tokenops.api.queries import get_invoice, get_reconcile, get_sql, get_usage
+from tokenops.api.queries import get_reconcile, get_sql
 from tokenops.api.state import QueryState
 from tokenops.listen import parse_allowed_hosts
 from tokenops.sinks.clickhouse.reader import HeldStoreReader
@@ -32,12 +32,9 @@ from tokenops.sinks.clickhouse.store import ClickHouseStore
 RUN_TOKEN = ApiKey("sink-run-token", None)  # reads every tenant, as an admin key does
 
 SINK_ROUTES = [
-    Route("/v1/usage", get_usage, methods=["GET"]),
-    Route("/v1/invoices/{tenant}", get_invoice, methods=["GET"]),
     Route("/v1/reconcile", get_reconcile, methods=["GET"]),
     Route("/v1/sql", get_sql, methods=["GET"]),
-    Route("/healthz", healthz, methods=["GET"]),
-    Route("/metrics", metrics, methods=["GET"]),
+    *SHARED_ROUTES,
 ]
 
 

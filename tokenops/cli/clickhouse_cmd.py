@@ -87,7 +87,7 @@ def ddl(
     ),
 ) -> None:
     """Print the schema DDL `migrate` applies, migration by migration (for review; the
-    cluster DDL is derived from deploy/clickhouse/migrations, there are no cluster files)."""
+    cluster DDL is derived from the single-node migrations, there are no cluster copies)."""
     chosen = variant or load(ClickHouseSettings).schema_variant
     if chosen not in ("single", "cluster"):
         raise ClickHouseError(f"--variant={chosen!r}", hint="use single or cluster")

@@ -1,3 +1,16 @@
+"""0001: the worker's window totals and the view that reads their latest revision."""
+
+# A window's token counters and event count, as declared here; the rollups of 0003 hold
+# the same columns and take this text.
+COUNTERS = """\
+    input_tokens UInt64,
+    output_tokens UInt64,
+    cache_read_input_tokens UInt64,
+    cache_creation_input_tokens UInt64,
+    reasoning_output_tokens UInt64,
+    event_count UInt64,"""
+
+SQL = f"""\
 -- The worker's window totals: one row per (tenant, model, window) and revision.
 -- Rows hold ABSOLUTE totals; the latest revision wins (ties: more events), so replays and
 -- re-emissions are harmless. ReplacingMergeTree removes superseded rows only when parts
@@ -8,12 +21,7 @@ CREATE TABLE IF NOT EXISTS window_totals
     model LowCardinality(String),
     window_start DateTime64(3, 'UTC'),
     window_size_s UInt32,
-    input_tokens UInt64,
-    output_tokens UInt64,
-    cache_read_input_tokens UInt64,
-    cache_creation_input_tokens UInt64,
-    reasoning_output_tokens UInt64,
-    event_count UInt64,
+{COUNTERS}
     first_event_time DateTime64(3, 'UTC'),
     last_event_time DateTime64(3, 'UTC'),
     revision UInt32,
@@ -34,3 +42,4 @@ SELECT
     reasoning_output_tokens, event_count, first_event_time, last_event_time, revision,
     emitted_at
 FROM window_totals FINAL;
+"""

@@ -1,3 +1,7 @@
+"""0007: region joins the identity (and sorting key) of window totals and invoice
+adjustments."""
+
+SQL = """\
 -- Region is part of a window's identity (the worker keys windows by tenant, model,
 -- region and window; '' for events without a region). Two regions' windows of one
 -- tenant and model must never replace each other, so `region` joins the sorting key,
@@ -26,3 +30,4 @@ FROM window_totals FINAL;
 ALTER TABLE invoice_adjustments
     ADD COLUMN IF NOT EXISTS region LowCardinality(String) AFTER model,
     MODIFY ORDER BY (tenant_id, model, window_start, window_size_s, revision, new_event_count, region);
+"""

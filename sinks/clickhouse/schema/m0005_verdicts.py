@@ -1,3 +1,10 @@
+"""0005: the worker's verdicts: raw events keep every occurrence and the signing key id,
+and the dead letters are stored beside them, so the billing view counts what the worker
+counted."""
+
+from tokenops.sinks.clickhouse.schema.m0002_raw_events import EVENT_COLUMNS
+
+SQL = f"""\
 -- The worker is the one judge of what is counted; raw events follow its verdicts.
 -- `raw_events` gains the signing key id and keeps every occurrence of an event (the
 -- Kafka position joins the sort key), so the billing view can keep the FIRST occurrence,
@@ -10,25 +17,7 @@ ALTER TABLE raw_events ADD COLUMN IF NOT EXISTS key_id String DEFAULT '' AFTER a
 -- in one atomic replace, which is safe to run again after a crash.
 CREATE OR REPLACE TABLE raw_events
 (
-    source String,
-    id String,
-    time DateTime64(3, 'UTC'),
-    tenant_id String,
-    project_id String DEFAULT '',
-    agent_id String DEFAULT '',
-    user_id String DEFAULT '',
-    api_key_id String DEFAULT '',
-    region LowCardinality(String) DEFAULT '',
-    node_id String DEFAULT '',
-    model LowCardinality(String),
-    provider LowCardinality(String),
-    operation LowCardinality(String),
-    input_tokens UInt64,
-    output_tokens UInt64,
-    cache_read_input_tokens UInt64,
-    cache_creation_input_tokens UInt64,
-    reasoning_output_tokens UInt64,
-    attributes Map(String, String),
+{EVENT_COLUMNS}
     key_id String DEFAULT '',
     kafka_partition UInt32,
     kafka_offset UInt64,
@@ -73,3 +62,4 @@ SELECT r.* EXCEPT (inserted_at), d.reason AS reason, d.field AS field,
 FROM raw_events AS r FINAL
 INNER JOIN (SELECT * FROM dead_letters FINAL) AS d
     ON r.kafka_partition = d.partition AND r.kafka_offset = d.offset;
+"""

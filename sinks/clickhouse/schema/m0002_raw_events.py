@@ -1,9 +1,8 @@
--- Every accepted usage event, for audit and reconciliation. Duplicates (same source and
--- id) collapse at merge time; read through `raw_events_latest` (FINAL) or count distinct.
--- The retention TTL is applied by `tokenops clickhouse migrate` from
--- TOKENOPS_CLICKHOUSE_RAW_EVENTS_RETENTION_DAYS.
-CREATE TABLE IF NOT EXISTS raw_events
-(
+"""0002: every accepted usage event, for audit and reconciliation."""
+
+# An event's own columns, as declared here; 0005 rebuilds `raw_events` with them (and
+# the signing key id after them) and takes this text.
+EVENT_COLUMNS = """\
     source String,
     id String,
     time DateTime64(3, 'UTC'),
@@ -22,7 +21,16 @@ CREATE TABLE IF NOT EXISTS raw_events
     cache_read_input_tokens UInt64,
     cache_creation_input_tokens UInt64,
     reasoning_output_tokens UInt64,
-    attributes Map(String, String),
+    attributes Map(String, String),"""
+
+SQL = f"""\
+-- Every accepted usage event, for audit and reconciliation. Duplicates (same source and
+-- id) collapse at merge time; read through `raw_events_latest` (FINAL) or count distinct.
+-- The retention TTL is applied by `tokenops clickhouse migrate` from
+-- TOKENOPS_CLICKHOUSE_RAW_EVENTS_RETENTION_DAYS.
+CREATE TABLE IF NOT EXISTS raw_events
+(
+{EVENT_COLUMNS}
     kafka_partition UInt32,
     kafka_offset UInt64,
     inserted_at DateTime64(3, 'UTC') DEFAULT now64(3)
@@ -34,3 +42,4 @@ ORDER BY (tenant_id, toStartOfHour(time), source, id);
 
 CREATE VIEW IF NOT EXISTS raw_events_latest AS
 SELECT * EXCEPT (kafka_partition, kafka_offset, inserted_at) FROM raw_events FINAL;
+"""

@@ -1,3 +1,7 @@
+"""0004: the effective-dated price sets, the billable quantities per token type and the
+invoice lines."""
+
+SQL = """\
 -- Effective-dated prices per model and token type, per million tokens, loaded from
 -- deploy/prices.yaml. Each load that changes anything inserts a complete new price set
 -- (`price_set`, the load time); `current_prices` is the latest set, older sets stay for
@@ -59,3 +63,4 @@ ASOF LEFT JOIN current_prices AS p
     ON b.model = p.model AND b.token_type = p.token_type AND b.hour >= p.effective_from
 WHERE b.quantity > 0
 GROUP BY tenant_id, month, model, token_type, currency, unit_price_per_million, priced;
+"""

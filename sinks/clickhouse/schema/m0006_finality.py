@@ -1,3 +1,7 @@
+"""0006: the finality of billing: partition watermarks, frozen invoices and the adjustments
+late corrections to a closed month became."""
+
+SQL = """\
 -- Finality of billing (docs/bi.md "Final figures"): the partition watermarks the sink
 -- saw, the invoices it froze when their month closed, and the adjustments that late
 -- corrections to a closed month became.
@@ -55,3 +59,4 @@ CREATE TABLE IF NOT EXISTS invoice_adjustments
 )
 ENGINE = ReplacingMergeTree
 ORDER BY (tenant_id, model, window_start, window_size_s, revision, new_event_count);
+"""
