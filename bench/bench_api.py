@@ -12,7 +12,9 @@ machine at its limit shows:
 2. single-event POST /v1/events requests/s (each 200 is acknowledged by Kafka);
 3. 100-event batch POSTs, in events/s: one tenant per batch, and 50 tenants mixed;
 4. GET /v1/quotas/{tenant} at a fixed 1,000 requests/s: p50/p99 latency, measured from
-   each request's scheduled time (so a stall counts for every request it delays).
+   each request's scheduled time (so a stall counts for every request it delays);
+5. 1 to 3 again (mixed batches aside) on two server processes sharing the port
+   (`TOKENOPS_API_REUSE_PORT`), named `..._2p`, alternated with the others.
 """
 
 from __future__ import annotations

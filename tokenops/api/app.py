@@ -48,7 +48,7 @@ async def openapi(request: Request) -> Response:
 
 async def api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+    return Response(exc.json(), exc.status, exc.headers, media_type="application/json")
 
 
 async def unexpected(request: Request, exc: Exception) -> Response:

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tokenops.api.auth import authenticate, headers_of
 from tokenops.api.errors import ApiError, opaque_500
-from tokenops.api.ingest import accept_events, check_body_headers
+from tokenops.api.ingest import accept_events, read_body
 from tokenops.api.state import ApiState
 
 _JSON = (b"content-type", b"application/json")
@@ -46,32 +46,6 @@ class EventsEndpoint:
         ]
         await send({"type": "http.response.start", "status": status, "headers": response_headers})
         await send({"type": "http.response.body", "body": answer})
-
-
-async def read_body(receive: Receive, limit: int, headers: dict[str, str]) -> bytes | None:
-    """The body from ASGI messages (None if the client disconnected first); 413 as soon
-    as it is known to exceed `limit` bytes, 415 when compressed."""
-    check_body_headers(headers, limit)
-    message = await receive()
-    if message["type"] != "http.request":
-        return None
-    body: bytes = message.get("body", b"")
-    if len(body) > limit:
-        raise ApiError(413, f"body exceeds {limit} bytes")
-    if not message.get("more_body", False):  # the usual case: one message
-        return body
-    chunks, size = [body], len(body)
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return None
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"body exceeds {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 class HotRoutes:

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from google.protobuf.message import DecodeError
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive
 
 from tokenops.api.auth import authenticate, headers_of, require_tenant
 from tokenops.api.errors import ApiError
@@ -34,16 +35,30 @@ from tokenops.schemas import EventColumns
 logger = logging.getLogger(__name__)
 
 
-async def read_body(request: Request, headers: Mapping[str, str], limit: int) -> bytes:
-    """The request body, or 413 as soon as it is known to exceed `limit` bytes."""
+async def read_body(receive: Receive, limit: int, headers: Mapping[str, str]) -> bytes | None:
+    """The body from ASGI messages (None if the client disconnected first); 413 as soon
+    as it is known to exceed `limit` bytes, 415 when compressed."""
     check_body_headers(headers, limit)
-    chunks, size = [], 0
-    async for chunk in request.stream():
+    message = await receive()
+    if message["type"] != "http.request":
+        return None
+    body: bytes = message.get("body", b"")
+    if len(body) > limit:
+        raise ApiError(413, f"body exceeds {limit} bytes")
+    if not message.get("more_body", False):  # the usual case: one message
+        return body
+    chunks, size = [body], len(body)
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise ApiError(413, f"body exceeds {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def check_body_headers(headers: Mapping[str, str], limit: int) -> None:
@@ -97,7 +112,9 @@ async def post_traces(request: Request) -> Response:
     state: ApiState = request.app.state.api
     headers = headers_of(request.scope)
     key = authenticate(headers, state.keys)
-    body = await read_body(request, headers, state.settings.max_body_bytes)
+    body = await read_body(request.receive, state.settings.max_body_bytes, headers)
+    if body is None:  # the client left: nobody to answer, nothing taken
+        raise ApiError(400, "the request's body did not arrive")
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
     try:
         export = parse_traces(body, content_type)
