@@ -55,11 +55,15 @@ from tokenops.schemas.wire import (
     BATCH_CONTENT_TYPE,
     BATCH_TYPE,
     BATCH_VERSION,
+    BUNDLE_COLUMNS,
+    BUNDLE_CONTENT_TYPE,
+    BUNDLE_HEADER,
     CLOUDEVENTS_CONTENT_TYPE,
     COLUMN_NAMES,
     COLUMNS_CONTENT_TYPE,
     COLUMNS_VERSION,
     CONTENT_TYPE_HEADER,
+    EVENT_HEADERS,
     EVENT_TYPE,
     MAX_BATCH_EVENTS,
     MAX_RECORD_BYTES,
@@ -233,6 +237,81 @@ def decode_many(
         for i, part in zip(rows, mixed.records(), strict=True):
             results[i] = part
     return results  # type: ignore[return-value]  # every slot was filled above
+
+
+class BundleElement(NamedTuple):
+    """One record of a bundle (`wire.encode_bundle`), as it was written: key, value and
+    headers, where it was written, and its event clock there."""
+
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]] | None
+    partition: int
+    offset: int
+    clock_ms: int
+
+
+_BUNDLE_TYPE = BUNDLE_CONTENT_TYPE.encode()
+_BUNDLE_KEYS = frozenset(BUNDLE_COLUMNS)
+_INT = frozenset({int})
+
+
+def is_bundle(key: bytes | None, headers: Any) -> bool:
+    """A bundle is unkeyed and says so in its content-type; anything keyed is judged as
+    a record of its own (a bundle's content type is no record's: a dead letter)."""
+    if key is not None or not headers:
+        return False
+    for name, value in headers:
+        if name == CONTENT_TYPE_HEADER:
+            return bool(value == _BUNDLE_TYPE)
+    return False
+
+
+def bundle_elements(value: bytes | None, headers: Any) -> list[BundleElement]:
+    """The records of a bundle, split by the sizes of its `tokenops.bundle` header, never
+    decoded here; InvalidEventError (field `bundle`) when the header and the value do
+    not fit together, so a malformed bundle is dead-lettered whole. Each element is then
+    judged as a record of its own: the header only says where it was written."""
+    meta = next((v for k, v in headers or () if k == BUNDLE_HEADER), None)
+    try:
+        columns = orjson.loads(meta) if meta is not None else None
+    except orjson.JSONDecodeError:
+        columns = None
+    if columns.__class__ is not dict or columns.keys() != _BUNDLE_KEYS:
+        raise InvalidEventError("bundle", meta, f"needs a {BUNDLE_HEADER} header of columns")
+    lists = list(map(columns.__getitem__, BUNDLE_COLUMNS))
+    keys, partitions, offsets, clocks, sizes, typed = lists
+    n = len(keys) if keys.__class__ is list else 0
+    if not (
+        0 < n <= MAX_BATCH_EVENTS
+        and all(c.__class__ is list and len(c) == n for c in lists)
+        and set(map(type, keys)) == {str}
+        and all(keys)
+        and set(map(type, numbers := [*partitions, *offsets, *clocks, *sizes, *typed])) == _INT
+        and min(numbers) >= 0
+        and set(typed) <= {0, 1}
+        and value.__class__ is bytes
+    ):
+        raise InvalidEventError("bundle", meta, "malformed bundle header")
+    assert value is not None
+    if value[:1] != b"[" or value[-1:] != b"]" or sum(sizes) + n + 1 != len(value):
+        raise InvalidEventError("bundle", len(value), "value does not fit the bundle's sizes")
+    elements: list[BundleElement] = []
+    at = 1
+    for key, size, flag, partition, offset, clock_ms in zip(
+        keys, sizes, typed, partitions, offsets, clocks, strict=True
+    ):
+        if at > 1 and value[at - 1] != 44:  # the comma between two elements
+            raise InvalidEventError("bundle", at, "value does not fit the bundle's sizes")
+        end = at + size
+        element = value[at:end]
+        elements.append(
+            BundleElement(
+                key.encode(), element, EVENT_HEADERS if flag else None, partition, offset, clock_ms
+            )
+        )
+        at = end + 1
+    return elements
 
 
 def _event(ce: Any, latest_ms: int) -> EventColumns:

@@ -27,6 +27,20 @@ ordered in one partition) and told apart by the `content-type` header:
   Columns are 2.6x smaller than v1 on the wire and parse about 3x faster.
 
 Decoding all three is `decode.py`'s.
+
+One more form is the worker's own, never a producer's: a **bundle**
+(`application/cloudevents-batch+json`, `encode_bundle`), the records a worker forwards
+to one home partition (`streams/routing.py`) as ONE record, unkeyed. Its value is the
+elements' original value bytes joined as a JSON array (a CloudEvents batch when each
+element is a structured CloudEvent); its `tokenops.bundle` header holds, per element,
+its original key, partition, offset, event clock, byte size and whether it carried the
+CloudEvents content-type header, as columns::
+
+    {"key": ["acme", "beta"], "partition": [0, 2], "offset": [17, 4],
+     "clock_ms": [1764790000000, 1764790000012], "size": [412, 398], "typed": [1, 1]}
+
+The sizes, not a JSON parse, split the value (`decode.bundle_elements`), so each element
+reaches the worker at home as the bytes it was written with, judged as if alone.
 """
 
 from __future__ import annotations
@@ -57,6 +71,9 @@ COLUMNS_CONTENT_TYPE = "application/vnd.tokenops.usage-batch.v2+json"
 EVENT_HEADERS: list[tuple[str, bytes]] = [(CONTENT_TYPE_HEADER, CLOUDEVENTS_CONTENT_TYPE.encode())]
 BATCH_HEADERS: list[tuple[str, bytes]] = [(CONTENT_TYPE_HEADER, BATCH_CONTENT_TYPE.encode())]
 COLUMNS_HEADERS: list[tuple[str, bytes]] = [(CONTENT_TYPE_HEADER, COLUMNS_CONTENT_TYPE.encode())]
+BUNDLE_CONTENT_TYPE = "application/cloudevents-batch+json"
+BUNDLE_HEADER = "tokenops.bundle"
+BUNDLE_COLUMNS = ("key", "partition", "offset", "clock_ms", "size", "typed")
 SPECVERSION = "1.0"
 EVENT_TYPE = "ai.tokenops.usage"
 BATCH_TYPE = "ai.tokenops.usage.batch"
@@ -125,6 +142,31 @@ def encode_fields(
     """
     event = build_event(fields, max_future_skew_s=max_future_skew_s)
     return event.tenant_id, encode_event(event)
+
+
+def encode_bundle(
+    keys: list[str],
+    values: list[bytes],
+    typed: list[int],
+    positions: tuple[list[int], list[int]],
+    clocks_ms: list[int],
+) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """(value, headers) of a bundle of records (see above): `keys` their Kafka keys,
+    `values` their value bytes, `typed[i]` 1 if record i carried exactly the CloudEvents
+    content-type header (0: no header), `positions` their (partitions, offsets),
+    `clocks_ms` their event clocks. No element is decoded."""
+    meta = dict(
+        zip(
+            BUNDLE_COLUMNS,
+            (keys, *positions, clocks_ms, list(map(len, values)), typed),
+            strict=True,
+        )
+    )
+    headers = [(CONTENT_TYPE_HEADER, _BUNDLE_TYPE), (BUNDLE_HEADER, orjson.dumps(meta))]
+    return b"".join((b"[", b",".join(values), b"]")), headers
+
+
+_BUNDLE_TYPE = BUNDLE_CONTENT_TYPE.encode()
 
 
 def format_time(moment: datetime) -> str:

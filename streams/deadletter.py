@@ -14,8 +14,9 @@ the usage topic while its retention lasts, and `tokenops.dlq.value_bytes` gives 
 
 A record is dead-lettered as a whole (a batch record with one bad event included), so
 re-publishing a fixed record cannot count its good events twice. Topic, partition and
-offset identify a dead letter: a replay after a crash may publish it again, and readers
-deduplicate on those three headers.
+offset identify a dead letter (with `tokenops.dlq.bundle` for a record read in a bundle,
+whose partition and offset are where it was written, as the bundle says): a replay
+after a crash may publish it again, and readers deduplicate on those headers.
 """
 
 from __future__ import annotations

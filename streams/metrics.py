@@ -9,6 +9,9 @@ counted, forwarded to its tenant's home partition (and counted there) or dead-le
 
 and every event of a counted record is either counted or a duplicate,
 `events_total{outcome="counted"} + events_total{outcome="duplicate"}`.
+A record forwarded in a bundle (`routing.py`) counts as a record where it was written
+and again where its bundle is read: the bundle itself is no input record of its own, and
+`forward_bundles_total` counts how many records carried the forwarded ones.
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ class WorkerMetrics:
             "offset_gaps", "Input records that did not follow the previous record's offset."
         )
         self.batches = counter("batches", "Batches made durable.")
+        self.forward_bundles = counter(
+            "forward_bundles", "Bundles produced to home partitions, each of forwarded records."
+        )
         self.partitions = gauge("assigned_partitions", "Partitions owned.")
         self.open_windows = gauge("open_windows", "Open windows in memory.")
         self.watermark_lag = gauge(
@@ -70,6 +76,7 @@ class WorkerMetrics:
         self.corrections.inc(counts.corrections)
         self.windows_closed.inc(counts.windows_closed)
         self.gaps.inc(counts.gaps)
+        self.forward_bundles.inc(counts.bundles)
 
     def summary(self) -> str:
         def v(name: str, **labels: str) -> int:

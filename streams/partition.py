@@ -17,13 +17,20 @@ from itertools import chain, repeat
 from operator import add, eq, or_
 from typing import Any, NamedTuple
 
+from tokenops.deadletters import DLQ_BUNDLE
 from tokenops.schemas.aggregates import window_totals_record
 from tokenops.schemas.columns import EventColumns, MixedColumns, select, select_mixed
-from tokenops.schemas.decode import Fetch, check_key
+from tokenops.schemas.decode import Fetch, bundle_elements, check_key, is_bundle
 from tokenops.schemas.errors import InvalidEventError
 from tokenops.streams.deadletter import dead_letter_record
 from tokenops.streams.processors import OutputRecord, PartitionProcessor
-from tokenops.streams.routing import CREATE_TIME, PlacementCheck, RecordRouter, event_clock
+from tokenops.streams.routing import (
+    CREATE_TIME,
+    LOG_APPEND_TIME,
+    PlacementCheck,
+    RecordRouter,
+    event_clock,
+)
 from tokenops.streams.state.delta import StateDelta
 from tokenops.streams.state.store import PartitionStore
 from tokenops.streams.windows import NO_TIME, Totals, WindowBook, WindowId
@@ -62,6 +69,8 @@ class InputRecord(NamedTuple):
     headers: Any  # list of (name, bytes) pairs, as the client gives them
     timestamp_ms: int
     timestamp_type: int = CREATE_TIME  # LOG_APPEND_TIME: stamped by the broker
+    # a bundle's element (routing.py): (partition, offset) it was written at, its index
+    origin: tuple[int, int, int] | None = None
 
 
 @dataclass
@@ -70,6 +79,7 @@ class BatchCounts:
     skipped: int = 0  # below next_offset: already in the state (replay after a crash)
     dead_lettered: int = 0
     forwarded: int = 0  # sent to their tenant's home partition, counted there
+    bundles: int = 0  # records produced to carry the forwarded ones (`routing.py`)
     events: int = 0  # events in counted records
     counted: int = 0
     duplicates: int = 0
@@ -160,12 +170,17 @@ class PartitionState:
                 )
             self.next_offset = record.offset + 1
             clock_ms = event_clock(record.timestamp_ms, record.timestamp_type, now_ms)
-            keyed = self.router.forward_keyed(record.key, record.value, record.headers, clock_ms)
-            if keyed is not None:  # away from its key's home: not decoded here (routing.py)
-                counts.forwarded += 1
-                outputs.append(keyed)
+            if record.key is None and is_bundle(record.key, record.headers):
+                self._unbundle(record, clock_ms, todo, counts, outputs, now_ms)
+                continue
+            at = (self.partition, record.offset)
+            if self.router.forward_keyed(record.key, record.value, record.headers, clock_ms, at):
+                counts.forwarded += 1  # away from its key's home: not decoded here (routing.py)
                 continue
             todo.append((record, clock_ms))
+        forwarded = self.router.take_forwarded()
+        counts.bundles = sum(o.key is None for o in forwarded)  # a lone record keeps its key
+        outputs += forwarded
         # one decode for the batch: its single-event records are checked together, and
         # stay one chunk of many tenants (`MixedColumns`) through dedup, windows, quotas
         results, mixed, rows = self.decode_many([(r.value, r.headers, c) for r, c in todo])
@@ -217,6 +232,35 @@ class PartitionState:
         delta.dedup = {b: "\n".join(keys) for b, keys in chunk.buckets.items()}
         self._finish(delta, outputs, counts, now_ms, NO_TIME)
         return outputs, delta, counts
+
+    def _unbundle(
+        self,
+        bundle: InputRecord,
+        clock_ms: int,
+        todo: list[tuple[InputRecord, int]],
+        counts: BatchCounts,
+        outputs: list[OutputRecord],
+        now_ms: int,
+    ) -> None:
+        """Each record of a bundle joins the batch as if it had come alone, at the
+        bundle's offset; its event clock is the one it had where it was written, never
+        later than the bundle's own (`clock_ms`). A malformed bundle is dead-lettered."""
+        try:
+            elements = bundle_elements(bundle.value, bundle.headers)
+        except InvalidEventError as exc:
+            counts.dead_lettered += 1
+            counts.dead_letter_fields.append(exc.field)
+            outputs.append(self._dead_letter(bundle, exc, now_ms))
+            return
+        counts.records += len(elements) - 1  # records, as their partitions counted them
+        for i, (key, value, headers, partition, offset, written_ms) in enumerate(elements):
+            clock = min(written_ms, clock_ms)
+            if self.router.forward_keyed(key, value, headers, clock, (partition, offset)):
+                counts.forwarded += 1  # not a home of its key (a bundle no worker wrote)
+                continue
+            origin = (partition, offset, i)
+            record = InputRecord(bundle.offset, key, value, headers, clock, LOG_APPEND_TIME, origin)
+            todo.append((record, clock))
 
     def _placed(
         self,
@@ -379,16 +423,19 @@ class PartitionState:
     def _dead_letter(
         self, record: InputRecord, exc: InvalidEventError, now_ms: int
     ) -> OutputRecord:
+        origin = record.origin  # a bundle's element: named where it was written
         value, headers = dead_letter_record(
             record.value,
             record.headers,
             reason=str(exc.message),
             field=exc.field,
             topic=self.topic,
-            partition=self.partition,
-            offset=record.offset,
+            partition=self.partition if origin is None else origin[0],
+            offset=record.offset if origin is None else origin[1],
             time_ms=now_ms,
         )
+        if origin is not None:  # where it was read: the bundle, and its index there
+            headers.append((DLQ_BUNDLE, b"%d:%d:%d" % (self.partition, record.offset, origin[2])))
         return OutputRecord(self.dead_letter_topic, record.key, value, headers)
 
 

@@ -15,6 +15,10 @@ A dead letter carries the original record's key, value and headers, plus (values
 - `tokenops.dlq.offset`
 - `tokenops.dlq.time_ms`   wall-clock time the worker dead-lettered it (epoch ms)
 - `tokenops.dlq.value_bytes` only when the value was left out: its size
+- `tokenops.dlq.bundle`    only for a record that reached its home partition in a
+                           worker's bundle (`schemas/wire.py`): `partition:offset:index`
+                           of the bundle it was read from; `partition` and `offset` above
+                           then name where it was written (as the bundle's header says)
 
 The `field` header names the field or rule a record broke (`InvalidEventError.field`).
 Most values are fixed names, but a few echo a name the producer chose (an unknown event
@@ -38,6 +42,7 @@ DLQ_PARTITION = "tokenops.dlq.partition"
 DLQ_OFFSET = "tokenops.dlq.offset"
 DLQ_TIME_MS = "tokenops.dlq.time_ms"
 DLQ_VALUE_BYTES = "tokenops.dlq.value_bytes"
+DLQ_BUNDLE = "tokenops.dlq.bundle"
 DLQ_HEADERS = (DLQ_REASON, DLQ_FIELD, DLQ_TOPIC, DLQ_PARTITION, DLQ_OFFSET, DLQ_TIME_MS)
 
 OTHER = "other"
@@ -55,6 +60,7 @@ RECORD_FIELDS = (
     "data",
     "datacontenttype",
     "signature",
+    "bundle",
 )
 # Rules named instead of a field: an event time past now + the allowed skew, an event
 # outside its signing key's scope, a JSON key twice in one object (schemas/decode.py).

@@ -7,7 +7,8 @@ The sink does not judge records (`verdicts.py`): no signature, key or clock chec
 the worker's dead letters say which stored records were not counted. It stores only a
 record in its tenant's home partition: one that landed elsewhere is forwarded there by
 the worker, and that copy, the one the worker counts, is stored instead. A keyed record
-away from its key's home never reaches this decoder (`ClickHouseSink`, `key_home`).
+away from its key's home never reaches this decoder (`ClickHouseSink`, `key_home`); the
+records of a worker's bundle reach it one by one, each as it was written.
 With `decode_processes > 0` chunks of records are decoded in that many spawned processes
 while the sink keeps consuming. The rows come back in submission order, as columns.
 Spawned, not forked: the sink process runs librdkafka and ClickHouse threads, which a
@@ -29,8 +30,10 @@ from tokenops.schemas.signing import signature_key_id
 from tokenops.sinks.base import NOT_HOME, UNREADABLE, Skip
 from tokenops.sinks.clickhouse.rows import Decoded, RecordPart, raw_event_columns
 
-# (value, headers, partition, offset) of one usage record
-RawRecord = tuple[bytes | None, object, int, int]
+# (value, headers, partition, offset) of one usage record, and for a record read from a
+# bundle (`ClickHouseSink`, `decode.bundle_elements`) its index there: it is stored at
+# the bundle's partition and offset, as the worker names it in a dead letter
+RawRecord = tuple[bytes | None, object, int, int] | tuple[bytes | None, object, int, int, int]
 
 # How far ahead an event may be is the worker's verdict (dead letter `future`): it
 # accepts at most its allowed skew (300 s) ahead of its clock, and it reads a record at
@@ -53,7 +56,8 @@ def decode_chunk(records: Sequence[RawRecord], partitions: int | None = None) ->
         [(cast(bytes, r[0]), h, now_ms) for r, h in zip(records, pairs, strict=True)],
         max_future_skew_s=STORE_AHEAD_S,
     )
-    for (_, _, partition, offset), headers, columns in zip(records, pairs, decoded, strict=True):
+    for record, headers, columns in zip(records, pairs, decoded, strict=True):
+        partition, offset = record[2], record[3]
         if columns.__class__ is not EventColumns:  # unreadable: the worker dead-letters it
             skipped.append(Skip(UNREADABLE, f"partition={partition} offset={offset}: {columns}"))
             continue
@@ -62,7 +66,8 @@ def decode_chunk(records: Sequence[RawRecord], partitions: int | None = None) ->
             detail = f"partition={partition} offset={offset} tenant_id={columns.tenant_id!r}"
             skipped.append(Skip(NOT_HOME, detail))
             continue
-        parts.append((columns, partition, offset, signature_key_id(headers) or ""))
+        element = record[4] if len(record) == 5 else 0
+        parts.append((columns, partition, offset, signature_key_id(headers) or "", element))
     return raw_event_columns(parts), skipped
 
 

@@ -51,6 +51,7 @@ EVENT_COLUMNS = [
     "key_id",
     "kafka_partition",
     "kafka_offset",
+    "kafka_element",
 ]
 
 
@@ -79,8 +80,9 @@ _OPTIONAL_IDS = frozenset({"project_id", "agent_id", "user_id", "api_key_id", "r
 _NO_ATTRIBUTES: dict[str, str] = {}  # shared by every row without attributes; never mutated
 
 
-# one decoded usage record: its events, partition, offset and signing key id ('' if none)
-RecordPart = tuple[EventColumns, int, int, str]
+# one decoded usage record: its events, partition, offset, signing key id ('' if none) and
+# index in the bundle it was read from (0 for a record read alone)
+RecordPart = tuple[EventColumns, int, int, str, int]
 
 # raw_events columns taken from each record's own lists, and the `EventColumns` field each
 # is read from; the other columns hold one value per record (`_PER_RECORD`) or attributes
@@ -89,7 +91,7 @@ _PER_EVENT = [
     and not name.startswith("kafka_")
 ]  # fmt: skip
 _EVENT_FIELDS = attrgetter(*("time_ms" if name == "time" else name for name in _PER_EVENT))
-_PER_RECORD = {"kafka_partition": 1, "kafka_offset": 2, "key_id": 3}  # index in RecordPart
+_PER_RECORD = {"kafka_partition": 1, "kafka_offset": 2, "key_id": 3, "kafka_element": 4}
 _FIRST = itemgetter(0)
 
 

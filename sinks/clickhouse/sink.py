@@ -26,6 +26,8 @@ from pydantic import ValidationError
 
 from tokenops.placement import key_home
 from tokenops.schemas import WindowTotals
+from tokenops.schemas.decode import bundle_elements, is_bundle
+from tokenops.schemas.errors import InvalidEventError
 from tokenops.settings import KafkaSettings, TopicSettings
 from tokenops.sinks.base import NOT_HOME, UNREADABLE, BatchingSink, Skip, SkippedRecords
 from tokenops.sinks.clickhouse.decoding import EventDecoder, RawRecord
@@ -251,8 +253,31 @@ class ClickHouseSink(BatchingSink[Batch, Offsets]):
                 self._first_away = (partition, offset, key, home)
             self._away += 1
             return position
-        self._chunk.append((value, message.headers(), partition, offset))
+        carried = message.headers()
+        if key is None and is_bundle(key, carried):
+            self._unbundle(value, carried, partition, offset)
+            return position
+        self._chunk.append((value, carried, partition, offset))
         return position
+
+    def _unbundle(self, value: bytes | None, headers: Any, partition: int, offset: int) -> None:
+        """The records of a worker's bundle (`decode.bundle_elements`), each decoded as a
+        record of its own and stored under the bundle's position and its index there; one
+        whose key's home is elsewhere the worker forwards on, like any record away."""
+        try:
+            elements = bundle_elements(value, headers)
+        except InvalidEventError as exc:  # the worker dead-letters it whole
+            detail = f"partition={partition} offset={offset}: {exc}"
+            self.skipped.skipped("usage", [Skip(UNREADABLE, detail)])
+            return
+        for index, element in enumerate(elements):
+            home = self._key_home(element.key)
+            if home != partition:
+                if not self._away:
+                    self._first_away = (partition, offset, element.key, home or 0)
+                self._away += 1
+                continue
+            self._chunk.append((element.value, element.headers, partition, offset, index))
 
     def _key_home(self, key: bytes) -> int | None:
         """`key_home`, remembered per key until the next assignment: a dict look-up per

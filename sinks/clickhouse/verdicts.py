@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tokenops.deadletters import (
+    DLQ_BUNDLE,
     DLQ_FIELD,
     DLQ_OFFSET,
     DLQ_PARTITION,
@@ -26,6 +27,7 @@ DEAD_LETTER_COLUMNS = [
     "topic",
     "partition",
     "offset",
+    "element",
     "reason",
     "field",
     "key",
@@ -43,6 +45,11 @@ def dead_letter_row(headers: Headers, key: bytes | None, usage_topic: str) -> li
         return None
     try:
         partition, offset = int(found[DLQ_PARTITION]), int(found[DLQ_OFFSET])
+        element = 0
+        if DLQ_BUNDLE in found:
+            # an element of a bundle: its events are stored at the bundle's position and
+            # its index there (`decoding.py`); DLQ_PARTITION/OFFSET say where it was written
+            partition, offset, element = map(int, found[DLQ_BUNDLE].split(b":"))
         time_ms = int(found.get(DLQ_TIME_MS, b"0"))
     except (KeyError, ValueError):
         return None
@@ -50,6 +57,7 @@ def dead_letter_row(headers: Headers, key: bytes | None, usage_topic: str) -> li
         usage_topic,
         partition,
         offset,
+        element,
         found.get(DLQ_REASON, b"").decode("utf-8", "replace"),
         found.get(DLQ_FIELD, b"").decode("utf-8", "replace"),
         (key or b"").decode("utf-8", "replace"),

@@ -5,7 +5,9 @@ worker's keyring retired are dead-lettered by the worker. The sink runs with the
 keyring (a rotation that reached the worker first): before, it judged signatures and
 clocks itself and stored both, so `reconcile` flagged the tenant (777 vs 0). Now the
 sink stores the worker's dead letters, the billing view leaves both out, and reconcile
-is clean once the sink has consumed the dead-letter topic.
+is clean once the sink has consumed the dead-letter topic. Single CloudEvents a plain
+producer wrote outside the tenant's home partition reach it in a worker's bundle: stored
+once each, a resend billed once, and the too-late one left out alone.
 """
 
 from __future__ import annotations
@@ -16,11 +18,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Producer
 
 from tests.e2e.test_clickhouse_pipeline import SinkProcess, cli, topics  # noqa: F401
 from tests.e2e.worker_run import WorkerProcess, clickhouse_sink_env, latest_totals, worker_env
 from tokenops.demo.observe import pipeline_lag
+from tokenops.placement import home_partition
 from tokenops.producers import ProducerSettings, UsageProducer
+from tokenops.schemas.event import UsageEvent
+from tokenops.schemas.wire import EVENT_HEADERS, encode_event
 from tokenops.settings import KafkaSettings
 from tokenops.sinks.clickhouse import ClickHouseSettings, open_store
 from tokenops.topics import read_to_end
@@ -65,6 +71,19 @@ def _send(
         assert producer.flush(30) == 0
 
 
+def _plain(now: datetime, n: int, *, late: bool = False) -> UsageEvent:
+    return UsageEvent(
+        id=f"plain-{n}",
+        source="//gateway",
+        time=now - timedelta(hours=1) if late else now,
+        tenant_id="acme",
+        model="m1",
+        provider="p",
+        input_tokens=333 if late else 20,
+        output_tokens=1,
+    )
+
+
 def test_dead_lettered_events_stay_out_of_raw_billing_and_reconcile_is_clean(
     kafka_settings: KafkaSettings,
     topics: dict[str, str],  # noqa: F811
@@ -97,11 +116,18 @@ def test_dead_lettered_events_stay_out_of_raw_billing_and_reconcile_is_clean(
         _send(kafka_settings, usage, tmp_path, 1, now - timedelta(hours=1), CURRENT, 777)
         # signed with the key the worker's keyring retired: dead letter `signature`
         _send(kafka_settings, usage, tmp_path, 1, now, RETIRED, 555)
+        # single CloudEvents a plain producer wrote away from acme's home: forwarded there
+        # in a bundle; one resent, one too late (dead-lettered alone, the rest stored)
+        away = (home_partition("acme", 4) + 1) % 4
+        plain = Producer(kafka_settings.librdkafka())
+        for e in (_plain(now, 1), _plain(now, 2), _plain(now, 1), _plain(now, 3, late=True)):
+            plain.produce(usage, encode_event(e), b"acme", away, headers=EVENT_HEADERS)
+        assert plain.flush(10) == 0
 
-        while len(read_to_end(kafka_settings, topics["dead_letter"])) < 2:
+        while len(read_to_end(kafka_settings, topics["dead_letter"])) < 3:
             assert time.monotonic() < deadline, worker.output()[-3000:]
             time.sleep(0.3)
-        while sum(t[-1] for t in latest_totals(kafka_settings, topics["aggregates"]).values()) < 3:
+        while sum(t[-1] for t in latest_totals(kafka_settings, topics["aggregates"]).values()) < 5:
             assert time.monotonic() < deadline, worker.output()[-3000:]
             time.sleep(0.3)
         # the sink has every window, raw event AND dead letter before reconcile runs
@@ -113,13 +139,19 @@ def test_dead_lettered_events_stay_out_of_raw_billing_and_reconcile_is_clean(
         check = cli(sink_env, "reconcile", "--from", span[0], "--to", span[1])
         assert check.returncode == 0, check.stdout + check.stderr
         assert "clean" in check.stdout
+        worker_bundles = worker.metric("tokenops_worker_forward_bundles_total")
     finally:
         sink.stop()
         worker.stop()
     with open_store(ClickHouseSettings(url=f"chdb://{store}", http_port=0), tmp_path) as opened:
         billed = opened.client.query("SELECT sum(input_tokens), count() FROM raw_events_latest")
-        assert billed.result_rows == [(30, 3)]
+        assert billed.result_rows == [(30 + 2 * 20, 3 + 2)]
         rejected = opened.client.query(
             "SELECT input_tokens, field, key_id FROM raw_events_rejected ORDER BY input_tokens"
         ).result_rows
-        assert rejected == [(555, "signature", RETIRED[0]), (777, "time", CURRENT[0])]
+        assert rejected == [
+            (333, "time", ""),  # the late one of the bundle, alone
+            (555, "signature", RETIRED[0]),
+            (777, "time", CURRENT[0]),
+        ]
+        assert worker_bundles >= 1

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Producer
@@ -34,6 +35,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 PARTITIONS = 4
 COUNTED = 'tokenops_worker_events_total{outcome="counted"}'
 FORWARDED = 'tokenops_worker_records_total{outcome="forwarded"}'
+BUNDLES = "tokenops_worker_forward_bundles_total"
 
 
 @pytest.fixture
@@ -58,6 +60,16 @@ def _event(event_id: str, tenant: str) -> UsageEvent:
         input_tokens=10_000,
         output_tokens=7,
     )
+
+
+def _remember(traffic: Traffic) -> Callable[[Any, Any], None]:
+    """A delivery callback filing the record among the ledger's dead letters to come."""
+
+    def remember(err: Any, msg: Any) -> None:
+        assert err is None, err
+        traffic.ledger.malformed[(msg.partition(), msg.offset())] = msg.value()
+
+    return remember
 
 
 def _wait(worker: WorkerProcess, check: Callable[[], bool], what: str) -> None:
@@ -128,16 +140,22 @@ def test_a_run_half_from_a_default_librdkafka_producer_equals_the_ledger(
         for _ in range(4):
             traffic.round(600)
             time.sleep(0.5)
+        # keyed as another tenant, by the default producer: dead-lettered where it was
+        # written (in a bundle if it landed away from its key's home), with the key rule
+        miskeyed = encode_event(_event("miskeyed", "tenant-2"))
+        default = traffic.producers[1]
+        default.produce(topics["usage"], miskeyed, b"tenant-1", on_delivery=_remember(traffic))
+        assert default.flush(10) == 0
         expected = dict(traffic.ledger.totals)
         got = wait_exact(kafka_settings, topics, expected, timeout_s=60)
         missing = {k: v for k, v in expected.items() if got.get(k) != v}
         extra = {k: v for k, v in got.items() if k not in expected}
         assert not missing and not extra, (len(missing), list(missing.items())[:5], extra)
         assert worker.metric(FORWARDED) > 0  # the run did put tenants outside their home
-        # each malformed record dead-lettered once; a keyed one away from its key's home
-        # is judged there, under the forwarded copy's offset (docs/streams.md)
-        dead = dead_letters(kafka_settings, topics["dead_letter"])
-        assert sorted(dead.values()) == sorted(traffic.ledger.malformed.values())
+        # each malformed record dead-lettered once, named where the producer wrote it:
+        # a keyed one away from its key's home is judged there, inside a bundle
+        assert dead_letters(kafka_settings, topics["dead_letter"]) == traffic.ledger.malformed
+        assert 0 < worker.metric(BUNDLES) < worker.metric(FORWARDED)
         assert latest_totals(kafka_settings, topics["aggregates"]) == expected
     finally:
         worker.stop()

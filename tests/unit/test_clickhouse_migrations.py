@@ -25,6 +25,7 @@ SINGLE = {
     "0005_verdicts": "a356cd0e04e1ccfa81b760067291e959af5b9be2eef3a3613a1e4c1d7225c21a",
     "0006_finality": "ac491f8e7ddba0a88ac857ed5db867f87a56c2e15a7c9242f0dedea0bcbc71a3",
     "0007_window_region": "2bf48d97b6dde680e43ad2cbad600ea65d360d1c6a658fa1af7b22a609051a58",
+    "0008_bundle_elements": "67728d3f91ed1efcaa5c613c760bbfc2da7e8dafcda59925a6001980ac036d77",
 }
 
 # The SHA-256 of each migration's cluster DDL (`tokenops clickhouse ddl --variant cluster`):
@@ -38,6 +39,7 @@ CLUSTER = {
     "0005_verdicts": "8b4f3a76272c675cd47d78c29058f487c5b6de051bc6b1ff48e8c637a6ecde4c",
     "0006_finality": "ff4abcad51c82d9f3f475512b464c866f4cb68ac959e45e5688bcd20f5a8d48f",
     "0007_window_region": "beffedea79d745ce340b7e555dc1b887b9f2e0382c883864ab06ffd69e54db0e",
+    "0008_bundle_elements": "29200117a2342abb2eadd4d6ae99ca8136b0086e65b26662f3fdbf3eb91d4219",
 }
 
 

@@ -6,6 +6,7 @@ from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 
 from tests.clickhouse_helpers import event, ms, window
+from tokenops.deadletters import DLQ_BUNDLE
 from tokenops.placement import home_partition
 from tokenops.schemas.signing import signature_key_id
 from tokenops.schemas.wire import EVENT_HEADERS, encode_batch, encode_event, encode_fields
@@ -102,7 +103,12 @@ def test_dead_letters_of_the_usage_topic_become_rows_and_others_are_ignored() ->
         time_ms=5,
     )
     row = dead_letter_row(headers, b"acme", "usage")
-    assert row == ["usage", 3, 17, "too_late: older than the dedup horizon", "time", "acme", 5]
+    assert row == ["usage", 3, 17, 0, "too_late: older than the dedup horizon", "time", "acme", 5]
+    # an element of a bundle: the row names where its events are stored (the bundle's
+    # position and its index there), not where it was written
+    bundled = dead_letter_row([*headers, (DLQ_BUNDLE, b"1:40:2")], b"acme", "usage")
+    assert bundled is not None and bundled[:4] == ["usage", 1, 40, 2]
+    assert dead_letter_row([*headers, (DLQ_BUNDLE, b"1:40")], b"acme", "usage") is None
     assert dead_letter_row(headers, b"acme", "another-topic") is None
     assert dead_letter_row([("tokenops.dlq.topic", b"usage")], None, "usage") is None
 

@@ -10,12 +10,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from tests.harness.partition import partition_state, partition_store
-from tokenops.deadletters import DLQ_FIELD
+from tokenops.deadletters import DLQ_BUNDLE, DLQ_FIELD, DLQ_OFFSET, DLQ_PARTITION
 from tokenops.placement import home_partition
 from tokenops.schemas.columns import EventColumns
 from tokenops.schemas.decode import decode_columns
 from tokenops.schemas.event import FUTURE, UsageEvent
-from tokenops.schemas.wire import encode_event
+from tokenops.schemas.wire import EVENT_HEADERS, encode_event
 from tokenops.streams.errors import PlacementError
 from tokenops.streams.metrics import WorkerMetrics
 from tokenops.streams.partition import InputRecord, PartitionState
@@ -58,7 +58,8 @@ def _on(store: PartitionStore, partitions: int = PARTITIONS, partition: int = 1)
 
 def _record(offset: int, event: UsageEvent, key: bytes | None, **kw: Any) -> InputRecord:
     ts = kw.pop("timestamp_ms", T0)
-    return InputRecord(offset, key, encode_event(event), [("h", b"v")], ts, **kw)
+    headers = kw.pop("headers", [("h", b"v")])
+    return InputRecord(offset, key, encode_event(event), headers, ts, **kw)
 
 
 def test_the_clock_is_the_brokers_append_time_or_the_producers_capped_by_the_wall() -> None:
@@ -97,23 +98,35 @@ def test_a_misplaced_or_unkeyed_record_is_forwarded_home_not_counted(tmp_path: P
 def test_a_keyed_record_away_from_home_goes_there_undecoded_and_is_judged_there(
     tmp_path: Path,
 ) -> None:
-    """A keyed record's home is its key's: it is forwarded without a decode, and a broken
-    or mis-keyed one is dead-lettered at that home, alone, with its reason."""
+    """A keyed record's home is its key's: it is forwarded without a decode (in a bundle
+    when it carries no header but the CloudEvents content type), and a broken or
+    mis-keyed one is dead-lettered at that home, alone, with its reason, named where it
+    was written."""
     away, home = AWAY[0], HOME[0]
     broken = InputRecord(0, away.encode(), b'{"tenant_id": "acme"', None, T0)
     miskeyed = _record(1, _event(1, T0, home), away.encode())  # key: another tenant
-    good = _record(2, _event(2, T0, away), away.encode())
+    good = _record(2, _event(2, T0, away), away.encode(), headers=EVENT_HEADERS)
     outputs, _, counts = _state(tmp_path / "p1").process([broken, miskeyed, good], T0)
     assert (counts.forwarded, counts.dead_lettered, counts.counted) == (3, 0, 0)
-    assert [(o.topic, o.partition, o.value) for o in outputs] == [
-        ("usage", 3, r.value) for r in (broken, miskeyed, good)
-    ]
+    alone, bundle = outputs  # a record with a header of its own goes alone
+    assert (alone.topic, alone.partition, alone.key, alone.value) == (
+        "usage",
+        3,
+        away.encode(),
+        miskeyed.value,
+    )
+    assert (bundle.topic, bundle.partition, bundle.key) == ("usage", 3, None)
+    assert bundle.value == b"[" + broken.value + b"," + good.value + b"]"
     at_home = _on(partition_store(tmp_path / "p3"), 4, 3)
     copies = [InputRecord(i, o.key, o.value, o.headers, T0) for i, o in enumerate(outputs)]
     outputs, _, counts = at_home.process(copies, T0)
-    assert (counts.forwarded, counts.dead_lettered, counts.counted) == (0, 2, 1)
-    assert counts.dead_letter_fields == ["record", "key"]
-    assert [o.topic for o in outputs] == ["dlq", "dlq"]
+    assert (counts.records, counts.forwarded, counts.dead_lettered, counts.counted) == (3, 0, 2, 1)
+    assert sorted(counts.dead_letter_fields) == ["key", "record"]
+    dead = {o.value: dict(o.headers or []) for o in outputs if o.topic == "dlq"}
+    assert (dead[broken.value][DLQ_PARTITION], dead[broken.value][DLQ_OFFSET]) == (b"1", b"0")
+    assert dead[broken.value][DLQ_BUNDLE] == b"3:1:0"  # read at home, bundle offset 1
+    assert (dead[miskeyed.value][DLQ_PARTITION], dead[miskeyed.value][DLQ_OFFSET]) == (b"3", b"0")
+    assert DLQ_BUNDLE not in dead[miskeyed.value]
 
 
 def test_a_record_without_a_readable_tenant_is_dead_lettered_where_it_landed(
