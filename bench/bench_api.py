@@ -12,7 +12,9 @@ machine at its limit shows:
 2. single-event POST /v1/events requests/s (each 200 is acknowledged by Kafka);
 3. 100-event batch POSTs, in events/s: one tenant per batch, and 50 tenants mixed;
 4. GET /v1/quotas/{tenant} at a fixed 1,000 requests/s: p50/p99 latency, measured from
-   each request's scheduled time (so a stall counts for every request it delays).
+   each request's scheduled time (so a stall counts for every request it delays);
+5. 1 to 3 again (mixed batches aside) on two server processes sharing the port
+   (`TOKENOPS_API_REUSE_PORT`), named `..._2p`, alternated with the others.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,15 +96,18 @@ async def closed_loop(
     return {"per_s": done[0] / elapsed, "errors": errors[0]}
 
 
-async def open_loop(port: int, request: bytes, rate: int, seconds: float) -> dict[str, float]:
-    """`rate` requests/s on a pool of connections; latency from each scheduled time."""
+async def open_loop(
+    port: int, requests: list[bytes], rate: int, seconds: float
+) -> dict[str, float]:
+    """`rate` requests/s (`requests` in turn) on a pool of connections; latency from each
+    scheduled time."""
     pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
     for _ in range(32):
         pool.put_nowait(await asyncio.open_connection("127.0.0.1", port))
     latencies: list[float] = []
     errors = [0]
 
-    async def one(scheduled: float) -> None:
+    async def one(scheduled: float, request: bytes) -> None:
         reader, writer = await pool.get()
         status = await _exchange(reader, writer, request)
         latencies.append(time.monotonic() - scheduled)
@@ -114,7 +120,7 @@ async def open_loop(port: int, request: bytes, rate: int, seconds: float) -> dic
         delay = scheduled - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(scheduled)))
+        tasks.append(asyncio.create_task(one(scheduled, requests[n % len(requests)])))
     await asyncio.gather(*tasks)
     latencies.sort()
     return {
@@ -138,18 +144,60 @@ def process_cpu_s(pid: int) -> float:
     return total / tick
 
 
-def measured(pid: int, port: int, requests: list[bytes], connections: int, seconds: float
+def measured(pids: list[int], port: int, requests: list[bytes], connections: int, seconds: float
              ) -> dict[str, float]:  # fmt: skip
-    """`closed_loop`, with the server's and this client's CPU microseconds per request."""
-    server, client = process_cpu_s(pid), time.process_time()
+    """`closed_loop`, with the server processes' and this client's CPU microseconds per
+    request."""
+    server, client = sum(map(process_cpu_s, pids)), time.process_time()
     result = asyncio.run(closed_loop(port, requests, connections, seconds))
     done = max(1.0, result["per_s"] * seconds)
-    result["server_cpu_us"] = (process_cpu_s(pid) - server) / done * 1e6
+    result["server_cpu_us"] = (sum(map(process_cpu_s, pids)) - server) / done * 1e6
     result["client_cpu_us"] = (time.process_time() - client) / done * 1e6
     return result
 
 
-def start_server(kafka: KafkaSettings, tmp: Path) -> tuple[subprocess.Popen[bytes], int, str, str]:
+def paced(pids: list[int], port: int, requests: list[bytes], rate: int, seconds: float
+          ) -> dict[str, float]:  # fmt: skip
+    """`open_loop` at `rate`, with the server processes' CPU microseconds per request: at
+    one rate for two servers, requests share loop turns and records alike, so their CPU
+    per request compares the code, not how the machine's load spread the requests."""
+    server = sum(map(process_cpu_s, pids))
+    result = asyncio.run(open_loop(port, requests, rate, seconds))
+    done = max(1.0, result["achieved_per_s"] * seconds)
+    result["per_s"] = result["achieved_per_s"]
+    result["server_cpu_us"] = (sum(map(process_cpu_s, pids)) - server) / done * 1e6
+    result["client_cpu_us"] = 0.0  # not measured: the pacing loop's own cost is in it
+    return result
+
+
+@dataclass
+class Server:
+    processes: list[subprocess.Popen[bytes]]
+    port: int
+    key: str  # an admin API key
+    topic: str  # its usage topic
+
+    @property
+    def pids(self) -> list[int]:
+        return [process.pid for process in self.processes]
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.wait(30)
+
+
+def start_server(
+    kafka: KafkaSettings,
+    tmp: Path,
+    python: str = sys.executable,
+    tree: Path | None = None,
+    processes: int = 1,
+) -> Server:
+    """The benchmark's server, run by `python` from the source `tree` (this one unless
+    given: bench_api_ab.py runs two trees side by side), as `processes` processes on one
+    port (`TOKENOPS_API_REUSE_PORT`), each with its own producer."""
     topics = new_topics(kafka)
     keys = tmp / "keys.json"
     key = new_key(keys, None)[1]
@@ -167,22 +215,31 @@ def start_server(kafka: KafkaSettings, tmp: Path) -> tuple[subprocess.Popen[byte
         "TOKENOPS_API_PORT": str(port),
         "TOKENOPS_API_KEYS_FILE": str(keys),
         "TOKENOPS_API_QUERIES": "false",
+        "TOKENOPS_API_REUSE_PORT": str(processes > 1).lower(),
         "TOKENOPS_LOG_LEVEL": "WARNING",
     }
     log = (tmp / "api.log").open("ab")
-    process = subprocess.Popen([sys.executable, "-m", "bench.bench_api", "--serve"], env=env,
-                               stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-    deadline = time.monotonic() + 60
-    while True:
+    server = Server([
+        subprocess.Popen([python, "-m", "bench.bench_api", "--serve"], env=env, cwd=tree,
+                         stdout=log, stderr=subprocess.STDOUT)
+        for _ in range(processes)
+    ], port, key, topics.usage)  # fmt: skip
+    deadline, answered = time.monotonic() + 60, 0
+    # Each probe is a new connection, which the kernel gives to any of the processes:
+    # many answers in a row mean every process is up and has read the quota topics.
+    while answered < 10 * processes:
         try:
             status = asyncio.run(_probe(port, _request("GET", "/v1/quotas/t1", key)))
-            if status == 200:
-                return process, port, key, topics.usage
+            answered = answered + 1 if status == 200 else 0
+            if answered:
+                continue
         except OSError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
+            answered = 0
+        if time.monotonic() > deadline or any(p.poll() is not None for p in server.processes):
+            server.stop()
             raise SystemExit("the API server did not start; see " + str(tmp / "api.log"))
         time.sleep(0.3)
+    return server
 
 
 async def _probe(port: int, request: bytes) -> int:
@@ -193,56 +250,83 @@ async def _probe(port: int, request: bytes) -> int:
         writer.close()
 
 
+def workloads(key: str) -> dict[str, list[bytes]]:
+    """The closed-loop figures' requests, by figure name, sent with `key`."""
+    single = [
+        _request("POST", "/v1/events", key, orjson.dumps(_event(i)), "application/cloudevents+json")
+        for i in range(20_000)
+    ]
+    batch = [  # one tenant per batch, as a gateway batching per tenant sends
+        _request("POST", "/v1/events", key,
+                 orjson.dumps([_event(b * 100 + i, f"t{b % 50}") for i in range(100)]),
+                 "application/cloudevents-batch+json")
+        for b in range(400)
+    ]  # fmt: skip
+    mixed = [  # 50 tenants in each batch: regrouped per tenant before decoding
+        _request("POST", "/v1/events", key,
+                 orjson.dumps([_event(b * 100 + i) for i in range(100)]),
+                 "application/cloudevents-batch+json")
+        for b in range(400, 800)
+    ]  # fmt: skip
+    return {"hello": [_request("GET", "/hello", key)], "single": single, "batch": batch,
+            "mixed": mixed}  # fmt: skip
+
+
 def run(
     kafka: KafkaSettings, tmp: Path, seconds: float = 6, connections: int = 32, rounds: int = 3
 ) -> dict[str, Any]:
-    process, port, key, _ = start_server(kafka, tmp)
+    """The figures of one server process, and hello, single events and one-tenant
+    batches again on two processes sharing the port (`_2p`), alternated in each round."""
+    (tmp / "one").mkdir(parents=True, exist_ok=True)
+    (tmp / "two").mkdir(parents=True, exist_ok=True)
+    server = start_server(kafka, tmp / "one")
+    pair = start_server(kafka, tmp / "two", processes=2)
+    port, key = server.port, server.key
     try:
-        hello = [_request("GET", "/hello", key)]
-        single = [
-            _request(
-                "POST", "/v1/events", key, orjson.dumps(_event(i)), "application/cloudevents+json"
-            )
-            for i in range(20_000)
-        ]
-        batch = [  # one tenant per batch, as a gateway batching per tenant sends
-            _request("POST", "/v1/events", key,
-                     orjson.dumps([_event(b * 100 + i, f"t{b % 50}") for i in range(100)]),
-                     "application/cloudevents-batch+json")
-            for b in range(400)
-        ]  # fmt: skip
-        mixed = [  # 50 tenants in each batch: regrouped per tenant before decoding
-            _request("POST", "/v1/events", key,
-                     orjson.dumps([_event(b * 100 + i) for i in range(100)]),
-                     "application/cloudevents-batch+json")
-            for b in range(400, 800)
-        ]  # fmt: skip
+        loads = workloads(key)
+        hello, single = loads["hello"], loads["single"]
         quota = _request("GET", "/v1/quotas/t1", key)
         asyncio.run(closed_loop(port, single, connections, 3))  # warm-up, uncounted
+        asyncio.run(closed_loop(pair.port, workloads(pair.key)["single"], connections, 3))
         results: dict[str, Any] = {}
-        figures = (("hello", hello), ("single", single), ("batch", batch), ("mixed", mixed))
-        runs: dict[str, list[dict[str, float]]] = {name: [] for name, _ in figures}
+        figures = [(name, server, requests) for name, requests in loads.items()]
+        figures += [
+            (f"{name}_2p", pair, requests)
+            for name, requests in workloads(pair.key).items()
+            if name != "mixed"
+        ]
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in figures}
         for round_ in range(rounds):  # alternated, so a noisy minute hits every figure
-            for name, requests in figures:
-                runs[name].append(measured(process.pid, port, requests, connections, seconds))
+            for name, target, requests in figures:
+                runs[name].append(
+                    measured(target.pids, target.port, requests, connections, seconds)
+                )
                 print(f"  round {round_ + 1} {name}: {runs[name][-1]}", flush=True)
-        for name, _ in figures:
+        for name, _, _ in figures:
             results[name] = {
                 key: statistics.median(run[key] for run in runs[name]) for key in runs[name][0]
             }
             results[name]["rounds_per_s"] = [run["per_s"] for run in runs[name]]
-        for name in ("batch", "mixed"):
+        for name in ("batch", "mixed", "batch_2p"):
             results[name]["events_per_s"] = results[name]["per_s"] * 100
-        results["single"]["of_hello"] = results["single"]["per_s"] / results["hello"]["per_s"]
+        for suffix in ("", "_2p"):
+            shares = [
+                s["per_s"] / h["per_s"]
+                for s, h in zip(runs[f"single{suffix}"], runs[f"hello{suffix}"], strict=True)
+            ]
+            results[f"single{suffix}"]["of_hello"] = (
+                results[f"single{suffix}"]["per_s"] / results[f"hello{suffix}"]["per_s"]
+            )
+            results[f"single{suffix}"]["of_hello_per_round"] = shares
         results["load_average"] = os.getloadavg()
-        results["hello_at_1000"] = asyncio.run(open_loop(port, hello[0], 1000, seconds))
-        results["quota_at_1000"] = asyncio.run(open_loop(port, quota, 1000, seconds))
+        results["hello_at_1000"] = asyncio.run(open_loop(port, hello, 1000, seconds))
+        results["quota_at_1000"] = asyncio.run(open_loop(port, [quota], 1000, seconds))
         print(f"  hello at 1000/s: {results['hello_at_1000']}", flush=True)
         print(f"  quota at 1000/s: {results['quota_at_1000']}", flush=True)
         return results
     finally:
-        process.terminate()
-        process.wait(30)
+        server.stop()
+        pair.stop()
 
 
 def serve_with_hello() -> None:

@@ -4,7 +4,8 @@ One CloudEvent per record, written by plain confluent-kafka (idempotence on, pro
 only once every partition has a leader) with librdkafka's default partitioner
 (consistent_random) and with murmur2_random. On each topic, in turn and in the same run:
 (a) the raw confluent-kafka + orjson + sum consumer, (b) the tuned Kafka Streams
-reference, and `tokenops worker`, each reading from the start (catch-up); then live end
+reference, (c) the aiokafka floor (the worker's own client doing (a)'s work,
+`aiokafka_floor.py`) and `tokenops worker`, each reading from the start (catch-up); then live end
 to end (the consumer running first, the load sent with live event times, timed from the
 first send to the last event stored); then the SDK's v2 batches, worker against (a).
 
@@ -22,6 +23,7 @@ from typing import Any
 
 from bench import pipeline_baselines as baselines
 from bench import pipeline_runs as runs
+from bench.aiokafka_floor import AIOKAFKA, aiokafka_consume
 from bench.pipeline_analysis import RAW, STREAMS
 from bench.pipeline_baselines import Drained, StreamsApp
 from bench.pipeline_env import new_topics
@@ -112,6 +114,7 @@ def catchup(kafka: KafkaSettings, work: Path, cfg: dict[str, Any], out: dict[str
                 out["rejected"].append(f"{what}, {STREAMS}: totals differ from the ledger")
             else:
                 keep(rows, STREAMS, got, what)
+            keep(rows, AIOKAFKA, aiokafka_consume(kafka, topics.usage, events), what)
             rate = runs.worker_catchup(kafka, topics, work, events).rate
             rows.setdefault(WORKER, []).append(rate)
             print(f"  {what}, {WORKER}: {rate:,.0f} events/s", flush=True)
@@ -193,7 +196,7 @@ def main() -> None:
         catchup(kafka, work, cfg, out, keep)
     for part_label, rows in out["catchup"].items():
         worker = sum(rows.get(WORKER, [0])) / max(1, len(rows.get(WORKER, [])))
-        for base in (RAW, STREAMS):
+        for base in (RAW, STREAMS, AIOKAFKA):
             if rows.get(base):
                 ratio = worker / (sum(rows[base]) / len(rows[base]))
                 print(f"{part_label}: worker / {base} = {ratio:.2f}")

@@ -102,7 +102,8 @@ class TenantBuffer:
     when the columns are next needed; attributes apart, one per event once any has some."""
 
     __slots__ = (
-        "attributes", "bound", "columns", "count", "measured", "rows", "since", "tenant", "tickets",
+        "attributes", "bound", "columns", "count", "encoded", "measured", "rows", "since", "tenant",
+        "tickets",
     )  # fmt: skip
 
     def __init__(self, tenant: str, since: float) -> None:
@@ -115,6 +116,9 @@ class TenantBuffer:
         self.measured = 0  # events before this are in `bound` measured, later at worst
         self.bound = ENVELOPE_BYTES
         self.tickets: list[Ticket] | None = None  # callers waiting for these events
+        # The CloudEvent bytes of its first event as the caller had them (`extend`): the
+        # record's value if that event stays alone.
+        self.encoded: bytes | None = None
 
     def hold(self, ticket: Ticket) -> None:
         """`ticket` waits for this buffer's record too (once, however many events)."""
@@ -205,10 +209,10 @@ class TenantBatches:
         self.clock = clock
         self.buffered = 0
         self._buffers: dict[str, TenantBuffer] = {}
-        # The tickets of taken records until they are produced, by id of their columns,
-        # which the entry keeps alive (so the id names them alone): the returned records
-        # stay plain `EventColumns`.
-        self._tickets: dict[int, tuple[EventColumns, list[Ticket]]] = {}
+        # The tickets and bytes of taken records until they are produced, by id of their
+        # columns, which the entry keeps alive (so the id names them alone): the returned
+        # records stay plain `EventColumns`.
+        self._taken: dict[int, tuple[EventColumns, list[Ticket] | None, bytes | None]] = {}
 
     def add(self, tenant: str, row: Row, attributes: dict[str, str]) -> EventColumns | None:
         """Buffer one validated event (`event_row`, `fields_row`)."""
@@ -273,11 +277,18 @@ class TenantBatches:
                     done.append(full)
         return done
 
-    def extend(self, part: EventColumns, ticket: Ticket | None = None) -> list[EventColumns]:
+    def extend(
+        self, part: EventColumns, ticket: Ticket | None = None, encoded: bytes | None = None
+    ) -> list[EventColumns]:
         """Buffer one tenant's validated columns (`columns_many`), in their order;
-        `ticket` is held by every buffer that takes some of them."""
+        `ticket` is held by every buffer that takes some of them. `encoded`: the
+        CloudEvent that a part of one event was decoded from, sent as it is if no other
+        event joins it in its record."""
         done = []
         tenant, n, start = part.tenant_id, len(part), 0
+        if encoded is not None and n == 1 and tenant not in self._buffers:
+            first = self._buffers[tenant] = TenantBuffer(tenant, self.clock())
+            first.encoded = encoded
         sizes = None if part.attributes is None else list(map(attributes_bytes, part.attributes))
         while start < n:
             buffer = self._buffers.get(tenant)
@@ -321,17 +332,19 @@ class TenantBatches:
     def drain(self) -> list[EventColumns]:
         return [self._take(tenant) for tenant in list(self._buffers)]
 
-    def tickets_of(self, columns: EventColumns) -> list[Ticket] | None:
-        """The tickets a taken record carries (asked once, when it is produced)."""
-        entry = self._tickets.pop(id(columns), None) if self._tickets else None
-        return None if entry is None else entry[1]
+    def taken(self, columns: EventColumns) -> tuple[list[Ticket] | None, bytes | None]:
+        """The tickets a taken record carries, and its lone event's bytes if the caller
+        gave them (asked once, when it is produced)."""
+        entry = self._taken.pop(id(columns), None) if self._taken else None
+        return (None, None) if entry is None else entry[1:]
 
     def _take(self, tenant: str) -> EventColumns:
         buffer = self._buffers.pop(tenant)
         self.buffered -= buffer.count
         columns = buffer.columns_of()
-        if buffer.tickets is not None:
-            self._tickets[id(columns)] = (columns, buffer.tickets)
+        encoded = buffer.encoded if buffer.count == 1 else None  # its first event, alone
+        if buffer.tickets is not None or encoded is not None:
+            self._taken[id(columns)] = (columns, buffer.tickets, encoded)
         return columns
 
 

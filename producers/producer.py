@@ -48,7 +48,7 @@ from tokenops.producers.settings import ProducerSettings
 from tokenops.producers.signing import record_signer
 from tokenops.producers.spool import Spool, SpooledRecord
 from tokenops.producers.tickets import Ticket
-from tokenops.schemas import EventColumns, InvalidEventError, UsageEvent
+from tokenops.schemas import CLOUDEVENTS_CONTENT_TYPE, EventColumns, InvalidEventError, UsageEvent
 from tokenops.schemas.columns import columns_many, event_row, fields_row, latest_ms
 from tokenops.schemas.event import MIN_EVENT_TIME, to_epoch_ms
 from tokenops.schemas.rules import Row, quick_row
@@ -168,15 +168,22 @@ class UsageProducer:
         self._accept_many(pairs or [], parts)
         return n
 
-    def send_columns(self, parts: Sequence[EventColumns], ticket: Ticket | None = None) -> int:
+    def send_columns(
+        self,
+        parts: Sequence[EventColumns],
+        ticket: Ticket | None = None,
+        encoded: bytes | None = None,
+    ) -> int:
         """Accept events already validated into columns (by `decode_columns`): all parts
         or none. Raises `ProducerBackpressureError` (none accepted) when the queue stays
         full for `backpressure_timeout_s`. Returns how many events were accepted.
 
         With a `ticket`, its `on_durable` runs once every record holding any of these
         events is acknowledged (`acks=all`) or fsynced in the spool (`tickets.py`); the
-        records still wait for their batch like any others (`produce_buffered`)."""
-        self._accept_many([], parts, ticket)
+        records still wait for their batch like any others (`produce_buffered`).
+        `encoded`: for one event, the CloudEvent bytes `decode_columns` accepted as it; a
+        record holding that event alone carries them as they are, not encoded again."""
+        self._accept_many([], parts, ticket, encoded)
         return sum(len(part) for part in parts)
 
     def _accept_many(
@@ -184,6 +191,7 @@ class UsageProducer:
         pairs: list[tuple[str, Row]],
         parts: Sequence[EventColumns],
         ticket: Ticket | None = None,
+        encoded: bytes | None = None,
     ) -> None:
         """Checked rows and column parts into the tenants' batches, once there is room."""
         if self.outstanding() >= self._max_outstanding:
@@ -194,7 +202,7 @@ class UsageProducer:
             self._settle_rows()
             done = self._batches.add_rows(pairs) if pairs else []
             for part in parts:
-                done += self._batches.extend(part, ticket)
+                done += self._batches.extend(part, ticket, encoded)
             for full in done:
                 self._produce(full)
 
@@ -417,11 +425,15 @@ class UsageProducer:
         """Hand one tenant's buffered events to librdkafka as one record (lock held)."""
         signer = self._sender.signer
         signature = None if signer is None else signer.sign(columns)  # before encoding
-        content_type, value = columns_record(columns)
+        tickets, encoded = self._batches.taken(columns)
+        if encoded is None:
+            content_type, value = columns_record(columns)
+        else:  # the caller's bytes of its lone event, which decode to these columns
+            content_type, value = CLOUDEVENTS_CONTENT_TYPE, encoded
         record = SpooledRecord(
             len(columns), columns.tenant_id.encode(), content_type, value, signature
         )
-        self._sender.submit(record, tickets=self._batches.tickets_of(columns))
+        self._sender.submit(record, tickets=tickets)
 
     def _poll_loop(self) -> None:
         """Serves delivery reports and lingering batches until close; never dies quietly."""

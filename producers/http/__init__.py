@@ -5,7 +5,12 @@ Modules: `cloudevents` (CloudEvents and tokenops batches over HTTP), `otlp` (Gen
 to usage events), `durability` (answering once the events are durable).
 """
 
-from tokenops.producers.http.cloudevents import EventProblem, IngestRejectedError, decode_body
+from tokenops.producers.http.cloudevents import (
+    EventProblem,
+    IngestRejectedError,
+    decode_body,
+    decode_request,
+)
 from tokenops.producers.http.durability import DurableSender, NotDurableError
 from tokenops.producers.http.otlp import OtlpResult, spans_to_events
 
@@ -16,5 +21,6 @@ __all__ = [
     "NotDurableError",
     "OtlpResult",
     "decode_body",
+    "decode_request",
     "spans_to_events",
 ]

@@ -67,13 +67,25 @@ def decode_body(body: bytes, content_type: str, headers: Mapping[str, str]) -> l
     """The columns of one request body (one part per tenant and record), or
     IngestRejectedError naming every bad event. `headers` are the request's, lower-cased
     (binary mode reads the `ce-*` ones)."""
+    return decode_request(body, content_type, headers)[0]
+
+
+def decode_request(
+    body: bytes, content_type: str, headers: Mapping[str, str]
+) -> tuple[list[EventColumns], bytes | None]:
+    """`decode_body`, and for a single CloudEvent (structured or binary mode) the bytes
+    the decoder accepted: a record of that event alone can carry them as they are
+    (`UsageProducer.send_columns(..., encoded=)`) instead of encoding them again."""
     kind = content_type.split(";")[0].strip().lower()
     if kind == CLOUDEVENTS_BATCH_CONTENT_TYPE:
-        return decode_batch(body)
-    if kind in (CLOUDEVENTS_CONTENT_TYPE, BATCH_CONTENT_TYPE, COLUMNS_CONTENT_TYPE):
-        return [_decode_one(body, [("content-type", kind.encode())])]
+        return decode_batch(body), None
+    if kind == CLOUDEVENTS_CONTENT_TYPE:
+        return [_decode_one(body, EVENT_HEADERS)], body
+    if kind in (BATCH_CONTENT_TYPE, COLUMNS_CONTENT_TYPE):
+        return [_decode_one(body, [("content-type", kind.encode())])], None
     if "ce-specversion" in headers:
-        return [_decode_one(binary_event(body, kind, headers), EVENT_HEADERS)]
+        event = binary_event(body, kind, headers)
+        return [_decode_one(event, EVENT_HEADERS)], event
     raise IngestRejectedError(
         [EventProblem(None, "content-type", f"{kind or 'none'} is not a usage event type")]
     )

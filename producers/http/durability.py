@@ -47,8 +47,9 @@ class DurableSender:
         self.timeout_s = timeout_s
         self._release_scheduled = False
 
-    async def send(self, parts: Sequence[EventColumns]) -> int:
-        """Accept `parts` (all or none) and return once they are durable; raises
+    async def send(self, parts: Sequence[EventColumns], encoded: bytes | None = None) -> int:
+        """Accept `parts` (all or none; `encoded`: see `UsageProducer.send_columns`) and
+        return once they are durable; raises
         ProducerBackpressureError (none accepted), NotDurableError, or the ProducerError
         that kept them from the broker and the spool."""
         loop = asyncio.get_running_loop()
@@ -63,7 +64,7 @@ class DurableSender:
                 loop.call_soon_threadsafe(_settle, waiter, error)
 
         ticket = Ticket(on_durable)
-        accepted = self.producer.send_columns(parts, ticket)
+        accepted = self.producer.send_columns(parts, ticket, encoded)
         if not self._release_scheduled:
             self._release_scheduled = True
             loop.call_soon(self._release)

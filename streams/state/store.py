@@ -70,6 +70,8 @@ class PartitionStore:
         self._write.disable_wal = True  # type: ignore[method-assign,assignment]  # a property
         raw = self.db.get(_META)
         self.meta: dict[str, Any] = orjson.loads(raw) if raw is not None else {}
+        # the ranges `_expire` deleted last in this process, once written (none yet)
+        self._expired_bucket, self._expired_start = NO_TIME, NO_TIME
 
     @classmethod
     def wipe(cls, path: Path) -> None:
@@ -133,7 +135,7 @@ class PartitionStore:
                     batch.delete(prefix + key.encode())
                 else:
                     batch.put(prefix + key.encode(), orjson.dumps(value))
-        self._expire(batch, delta.expire_before_ms)
+        expired = self._expire(batch, delta)
         meta = {
             "next_offset": delta.next_offset,
             "changelog_next": changelog_next,
@@ -145,22 +147,42 @@ class PartitionStore:
         batch.put(_META, orjson.dumps(meta))
         self.db.write(batch, self._write)
         self.meta = meta
+        self._expired_bucket, self._expired_start = expired
 
     def set_claim(self, owner: str, changelog_next: int) -> None:
         self.meta = {**self.meta, "owner": owner, "changelog_next": changelog_next}
         self.db.put(_META, orjson.dumps(self.meta), self._write)
 
-    def _expire(self, batch: WriteBatch, before_ms: int) -> None:
+    def _expire(self, batch: WriteBatch, delta: StateDelta) -> tuple[int, int]:
+        """Delete the dedup buckets and closed windows that ended at or before the delta's
+        `expire_before_ms`.
+
+        Each range is deleted only when it reaches past the range this store deleted last,
+        or when `batch` writes a key inside it: otherwise it holds no key. Range
+        tombstones slow every later read of the memtable (measured: the dedup multi-get,
+        0.16 us per key, took 4.3 after a few hundred batches each adding two), and the
+        watermark moves with nearly every batch while the ranges move a bucket or a
+        window at a time. Returns the ranges deleted last once `batch` is written.
+        """
+        before_ms = delta.expire_before_ms
+        expired = self._expired_bucket, self._expired_start
         if before_ms <= 0 or before_ms <= self.meta.get("expired_ms", NO_TIME):
-            return
+            return expired
         last_bucket = before_ms // self.bucket_ms  # buckets ending at or before `before_ms`
-        bound = b"e" + _TIME.pack(last_bucket)
-        for _, joined in self._items_between(b"e", bound):
-            for key in joined.split(b"\n"):
-                batch.delete(b"d" + key)
-        batch.delete_range(b"e", bound)
-        # closed windows whose end is at or before the bound: start <= before_ms - window
-        batch.delete_range(b"c", b"c" + _TIME.pack(before_ms - self.window_ms + 1))
+        if last_bucket > self._expired_bucket or any(b < last_bucket for b in delta.dedup):
+            bound = b"e" + _TIME.pack(last_bucket)
+            for _, joined in self._items_between(b"e", bound):
+                for key in joined.split(b"\n"):
+                    batch.delete(b"d" + key)
+            batch.delete_range(b"e", bound)
+            expired = last_bucket, expired[1]
+        # closed windows whose end is at or before the bound: start <= before_ms - window,
+        # and starts are multiples of the window
+        newest = (before_ms - self.window_ms) // self.window_ms * self.window_ms
+        if newest > self._expired_start or any(c[3] <= newest for c in delta.closed):
+            batch.delete_range(b"c", b"c" + _TIME.pack(newest + 1))
+            expired = expired[0], newest
+        return expired
 
     def _items_between(self, low: bytes, high: bytes) -> Iterable[tuple[bytes, bytes]]:
         for raw_key, value in self.db.items(from_key=low):

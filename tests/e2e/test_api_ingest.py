@@ -4,19 +4,24 @@ CloudEvents mode lands on Kafka once acknowledged; bad input is refused whole, n
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from tests.api_server import ApiServer
+from tests.api_server import ApiServer, start_api
+from tests.processes import TokenopsProcess
 from tokenops.schemas import decode_record
 from tokenops.settings import KafkaSettings
 from tokenops.topics import read_to_end
 
 pytestmark = pytest.mark.e2e
+CLOUDEVENTS = "application/cloudevents+json"
 
 
 def cloudevent(tenant: str = "acme", **data: Any) -> dict[str, Any]:
@@ -60,10 +65,14 @@ def test_curl_structured_batch_and_binary_modes_are_durable(
     api_server: ApiServer, kafka_settings: KafkaSettings
 ) -> None:
     single = cloudevent(input_tokens=1)
-    status, answer = curl(
-        api_server, orjson.dumps(single), {"Content-Type": "application/cloudevents+json"}
-    )
+    posted = orjson.dumps(single, option=orjson.OPT_INDENT_2)  # not as the SDK writes it
+    status, answer = curl(api_server, posted, {"Content-Type": "application/cloudevents+json"})
     assert (status, answer) == (200, {"accepted": 1, "durable": True})
+    # alone in its record, the event is forwarded as the bytes the decoder accepted
+    values = [
+        m.value() for m in read_to_end(kafka_settings, api_server.env["TOKENOPS_PRODUCER_TOPIC"])
+    ]
+    assert values == [posted]
 
     batch = [cloudevent(input_tokens=2 + i) for i in range(3)]
     status, answer = curl(
@@ -131,3 +140,32 @@ def test_limits_and_foreign_hosts(api_server: ApiServer) -> None:
     assert status == 400 and b"Traceback" not in body
     json = {"Content-Type": "application/json"}
     assert api_server.request("POST", "/v1/traces", b"[null, null]", headers=json)[0] == 400
+
+
+def test_two_processes_share_the_port_with_reuse_port(
+    kafka_settings: KafkaSettings, new_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    """TOKENOPS_API_REUSE_PORT: a second `tokenops api serve` binds the first's port, the
+    kernel gives each new connection to one of them, every 200 is on the topic, and
+    the port keeps serving when either process stops."""
+    first = start_api(
+        kafka_settings, new_topic("api"), tmp_path, ["acme"], {"TOKENOPS_API_REUSE_PORT": "true"}
+    )
+    second = TokenopsProcess(["api", "serve"], first.env, tmp_path / "api-2.log")
+    try:
+        deadline = time.monotonic() + 60
+        while "api listening" not in second.output():  # logged once its socket is bound
+            assert time.monotonic() < deadline and second.proc.poll() is None, second.output()
+            time.sleep(0.2)
+        events = [cloudevent(input_tokens=i) for i in range(20)]
+        for event in events[:10]:  # each curl is a new connection
+            status, _ = curl(first, orjson.dumps(event), {"Content-Type": CLOUDEVENTS})
+            assert status == 200
+        first.process.stop()
+        for event in events[10:]:
+            status, _ = curl(first, orjson.dumps(event), {"Content-Type": CLOUDEVENTS})
+            assert status == 200
+        assert stored(kafka_settings, first) == {e["id"]: e["data"]["input_tokens"] for e in events}
+    finally:
+        second.stop()
+        first.process.stop()

@@ -14,9 +14,12 @@ import orjson
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from prometheus_client import CollectorRegistry
 
-from tokenops.api.app import HostCheck
+from tokenops.api.app import HostCheck, create_app
 from tokenops.api.keys import ApiKeyError, KeyStore, new_key, read_entries, revoke_key
+from tokenops.api.settings import ApiSettings
+from tokenops.api.state import ApiMetrics, ApiState
 from tokenops.producers import SpoolError
 from tokenops.producers.http import (
     DurableSender,
@@ -170,7 +173,7 @@ class _TicketedProducer:
         self.tickets: list[Ticket] = []
         self.releases = 0
 
-    def send_columns(self, parts: Any, ticket: Ticket) -> int:
+    def send_columns(self, parts: Any, ticket: Ticket, encoded: bytes | None = None) -> int:
         ticket.records += 1  # one record holds the request's events
         self.tickets.append(ticket)
         return len(parts)
@@ -239,3 +242,78 @@ def test_a_ticket_resolved_after_the_server_loop_closed_raises_nothing() -> None
 
     asyncio.run(timed_out())  # closes its loop
     producer.resolve(0)  # in another thread, as close() would: no RuntimeError
+
+
+def test_the_events_endpoint_answers_as_the_route_did_without_starlette(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """POST /v1/events is served straight from ASGI (`HotRoutes`): a body sent in
+    several messages is read whole and answered once durable, one above the limit is
+    413 while it streams, a client gone before its body takes nothing, another method
+    is Starlette's 405, and an unexpected error is an opaque 500 whose id is logged."""
+    keys = tmp_path / "keys.json"
+    _, key = new_key(keys, "acme")
+    registry = CollectorRegistry()
+    producer = _TicketedProducer()
+    state = ApiState(
+        settings=ApiSettings(keys_file=keys, max_body_bytes=1024),
+        keys=KeyStore(keys),
+        sender=DurableSender(producer, timeout_s=5),  # type: ignore[arg-type]
+        registry=registry,
+        metrics=ApiMetrics(registry),
+    )
+    app = create_app(state)
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    event = orjson.dumps(
+        {"specversion": "1.0", "type": "ai.tokenops.usage", "source": "//n", "id": "e1",
+         "time": now, "data": {"schema_version": 1, "tenant_id": "acme", "model": "m",
+                               "provider": "p", "input_tokens": 1, "output_tokens": 1}}
+    )  # fmt: skip
+
+    async def call(method: str, messages: list[dict[str, Any]]) -> tuple[int, bytes]:
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return messages.pop(0)
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        headers = [(b"host", b"127.0.0.1"), (b"authorization", b"Bearer " + key.encode()),
+                   (b"content-type", b"application/cloudevents+json")]  # fmt: skip
+        scope = {"type": "http", "method": method, "path": "/v1/events", "headers": headers,
+                 "query_string": b"", "root_path": ""}  # fmt: skip
+        task = asyncio.create_task(app(scope, receive, send))
+        while not task.done():
+            await asyncio.sleep(0.005)
+            for ticket in producer.tickets:
+                if ticket.records:
+                    ticket.resolved(None)  # durable
+        await task
+        if not sent:
+            return 0, b""
+        return int(sent[0]["status"]), b"".join(m.get("body", b"") for m in sent[1:])
+
+    def chunks(body: bytes, size: int) -> list[dict[str, Any]]:
+        parts = [body[at : at + size] for at in range(0, len(body), size)]
+        return [{"type": "http.request", "body": part, "more_body": n < len(parts) - 1}
+                for n, part in enumerate(parts)]  # fmt: skip
+
+    async def scenario() -> None:
+        assert await call("POST", chunks(event, 50)) == (200, b'{"accepted":1,"durable":true}')
+        status, body = await call("POST", chunks(b"[" + b" " * 2000 + b"]", 100))
+        assert status == 413 and orjson.loads(body) == {"error": "body exceeds 1024 bytes"}
+        assert await call("POST", [{"type": "http.disconnect"}]) == (0, b"")
+        assert (await call("GET", []))[0] == 405
+        assert len(producer.tickets) == 1  # only the first request reached the producer
+
+        def broken(parts: Any, ticket: Ticket, encoded: bytes | None) -> int:
+            raise RuntimeError("internal detail password=hunter2")
+
+        producer.send_columns = broken  # type: ignore[method-assign]
+        status, body = await call("POST", chunks(event, 4096))
+        answer = orjson.loads(body)
+        assert status == 500 and answer.keys() == {"error", "error_id"}
+        assert b"hunter2" not in body and answer["error_id"] in caplog.text
+
+    asyncio.run(scenario())

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from bench.aiokafka_floor import AIOKAFKA
 from bench.foreign import DEFAULT, PIPELINE, WORKER
-from bench.foreign_markdown import targets
+from bench.foreign_markdown import floor_notes, targets
 from bench.pipeline_analysis import RAW, STREAMS
 from bench.pipeline_baselines import Drained, ledger_mismatches
 from tokenops.simulate.ledger import Ledger
@@ -49,3 +50,10 @@ def test_targets_compare_medians_and_a_missing_baseline_is_missed() -> None:
     rows = targets(results)
     assert [verdict for _, _, verdict in rows] == ["met", "met", "met", "**missed**"]
     assert [got for _, got, _ in rows][:3] == ["0.55 x", "1.50 x", "65,000 events/s"]
+
+
+def test_the_aiokafka_floor_reads_as_a_share_of_raw() -> None:
+    results = {"catchup": {DEFAULT: {RAW: [200.0], AIOKAFKA: [100.0], WORKER: [40.0]}}}
+    (note,) = floor_notes(results)
+    assert "(c) is 0.50 x raw (a)" in note and "1.00 x what" in note and "0.40 x (c)" in note
+    assert floor_notes({"catchup": {DEFAULT: {RAW: [200.0], WORKER: [40.0]}}}) == []

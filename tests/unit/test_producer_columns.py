@@ -418,3 +418,24 @@ def test_the_sdk_sends_v2_records_of_exactly_the_events_sent(
     assert got == expected
     assert any(e.attributes for e in sent) and any(e.operation == "embeddings" for e in sent)
     assert registry.get_sample_value("tokenops_producer_events_sent_total") == 200
+
+
+def test_a_lone_event_keeps_the_bytes_it_came_in_and_a_shared_record_does_not() -> None:
+    """A part of one event given with its CloudEvent bytes (the HTTP API's single event)
+    leaves as those bytes when it is alone in its record; if another event of its tenant
+    joins the buffer, the record is encoded from the columns (the bytes hold one event)."""
+    lone, other = (
+        EventColumns.from_events([UsageEvent(**big_fields(i, attributes=False))]) for i in (1, 2)
+    )
+    batches = TenantBatches(max_events=500, linger_s=1.0)
+    batches.extend(lone, encoded=b"the posted bytes")
+    [record] = batches.drain()
+    assert batches.taken(record) == (None, b"the posted bytes")
+    batches.extend(lone, encoded=b"the posted bytes")
+    batches.extend(other)  # same tenant: joins the record
+    [record] = batches.drain()
+    assert len(record) == 2 and batches.taken(record) == (None, None)
+    batches.extend(other)  # a buffer started without bytes takes none later
+    batches.extend(lone, encoded=b"the posted bytes")
+    [record] = batches.drain()
+    assert len(record) == 2 and batches.taken(record) == (None, None)

@@ -6,8 +6,6 @@ Every error is JSON `{"error": ...}`; an unexpected exception answers 500 with a
 
 from __future__ import annotations
 
-import logging
-import uuid
 from importlib import resources
 from typing import Any
 
@@ -18,14 +16,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tokenops.api.errors import ApiError
-from tokenops.api.ingest import post_events, post_traces
+from tokenops.api.errors import ApiError, opaque_500
+from tokenops.api.events_endpoint import EventsEndpoint, HotRoutes
+from tokenops.api.ingest import post_traces
 from tokenops.api.queries import get_invoice, get_usage
 from tokenops.api.quotas import get_quota
 from tokenops.api.state import ApiState, QueryState
 from tokenops.listen import host_allowed, parse_allowed_hosts
 
-logger = logging.getLogger(__name__)
 OPENAPI_FILE = "tokenops-api.openapi.json"
 
 
@@ -50,13 +48,12 @@ async def openapi(request: Request) -> Response:
 
 async def api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+    return Response(exc.json(), exc.status, exc.headers, media_type="application/json")
 
 
 async def unexpected(request: Request, exc: Exception) -> Response:
-    error_id = uuid.uuid4().hex[:12]
-    logger.error("request failed error_id=%s path=%s", error_id, request.url.path, exc_info=exc)
-    return JSONResponse({"error": "internal error", "error_id": error_id}, status_code=500)
+    body = opaque_500(request.url.path, exc)
+    return Response(body, status_code=500, media_type="application/json")
 
 
 class HostCheck:
@@ -98,7 +95,6 @@ SHARED_ROUTES = [
     Route("/metrics", metrics, methods=["GET"]),
 ]
 ROUTES = [
-    Route("/v1/events", post_events, methods=["POST"]),
     Route("/v1/traces", post_traces, methods=["POST"]),
     Route("/v1/quotas/{tenant}", get_quota, methods=["GET"]),
     Route("/openapi.json", openapi, methods=["GET"]),
@@ -108,9 +104,11 @@ ROUTES = [
 
 def create_app(state: ApiState, extra_routes: list[Any] | None = None) -> ASGIApp:
     """The app over `state`; `extra_routes` lets a benchmark add its baseline route."""
-    app = starlette_app([*ROUTES, *(extra_routes or [])], state)
+    events = EventsEndpoint(state)
+    routes = [Route("/v1/events", events, methods=["POST"]), *ROUTES, *(extra_routes or [])]
+    app = starlette_app(routes, state)
     app.state.openapi = openapi_document()
-    return HostCheck(app, parse_allowed_hosts(state.settings.allowed_hosts))
+    return HostCheck(HotRoutes(app, events), parse_allowed_hosts(state.settings.allowed_hosts))
 
 
 def starlette_app(routes: list[Any], state: QueryState) -> Starlette:

@@ -16,16 +16,18 @@ from collections.abc import Mapping, Sequence
 from google.protobuf.message import DecodeError
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive
 
 from tokenops.api.auth import authenticate, headers_of, require_tenant
 from tokenops.api.errors import ApiError
+from tokenops.api.keys import ApiKey
 from tokenops.api.otlp_wire import parse_traces, traces_response
 from tokenops.api.state import ApiState
 from tokenops.producers import ProducerBackpressureError, ProducerError
 from tokenops.producers.http import (
     IngestRejectedError,
     NotDurableError,
-    decode_body,
+    decode_request,
     spans_to_events,
 )
 from tokenops.schemas import EventColumns
@@ -33,26 +35,47 @@ from tokenops.schemas import EventColumns
 logger = logging.getLogger(__name__)
 
 
-async def read_body(request: Request, headers: Mapping[str, str], limit: int) -> bytes:
-    """The request body, or 413 as soon as it is known to exceed `limit` bytes."""
+async def read_body(receive: Receive, limit: int, headers: Mapping[str, str]) -> bytes | None:
+    """The body from ASGI messages (None if the client disconnected first); 413 as soon
+    as it is known to exceed `limit` bytes, 415 when compressed."""
+    check_body_headers(headers, limit)
+    message = await receive()
+    if message["type"] != "http.request":
+        return None
+    body: bytes = message.get("body", b"")
+    if len(body) > limit:
+        raise ApiError(413, f"body exceeds {limit} bytes")
+    if not message.get("more_body", False):  # the usual case: one message
+        return body
+    chunks, size = [body], len(body)
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"body exceeds {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def check_body_headers(headers: Mapping[str, str], limit: int) -> None:
+    """413 for a declared length above `limit`, 415 for a compressed body: before reading."""
     declared = headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"body exceeds {limit} bytes")
     if headers.get("content-encoding", "identity").lower() != "identity":
         raise ApiError(415, "content-encoding is not supported; send the body uncompressed")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"body exceeds {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
-async def send_durably(state: ApiState, parts: Sequence[EventColumns]) -> int:
+async def send_durably(
+    state: ApiState, parts: Sequence[EventColumns], encoded: bytes | None = None
+) -> int:
     retry = {"Retry-After": str(state.settings.retry_after_s)}
     try:
-        return await state.sender.send(parts)
+        return await state.sender.send(parts, encoded)
     except ProducerBackpressureError:
         state.metrics.unavailable.labels("queue_full").inc()
         raise ApiError(503, "the ingest queue is full; retry later", headers=retry) from None
@@ -66,13 +89,13 @@ async def send_durably(state: ApiState, parts: Sequence[EventColumns]) -> int:
         raise ApiError(503, "ingest is unavailable; retry later", headers=retry) from None
 
 
-async def post_events(request: Request) -> Response:
-    state: ApiState = request.app.state.api
-    headers = headers_of(request)
-    key = authenticate(headers, state.keys)
-    body = await read_body(request, headers, state.settings.max_body_bytes)
+async def accept_events(
+    state: ApiState, key: ApiKey, headers: Mapping[str, str], body: bytes
+) -> int:
+    """POST /v1/events once the caller's `key` is known and the body read: decode, check
+    the tenants, wait until durable; the events accepted (ApiError otherwise)."""
     try:
-        parts = decode_body(body, headers.get("content-type", ""), headers)
+        parts, encoded = decode_request(body, headers.get("content-type", ""), headers)
     except IngestRejectedError as rejected:
         state.metrics.rejected.inc(len(rejected.problems))
         problems = [p.to_json() for p in rejected.problems]
@@ -80,17 +103,18 @@ async def post_events(request: Request) -> Response:
         raise ApiError(400, rejected.message, detail=detail) from None
     for part in parts:
         require_tenant(key, part.tenant_id)
-    accepted = await send_durably(state, parts)
+    accepted = await send_durably(state, parts, encoded)
     state.metrics.accepted_cloudevents.inc(accepted)
-    body = b'{"accepted":%d,"durable":true}' % accepted
-    return Response(body, media_type="application/json")
+    return accepted
 
 
 async def post_traces(request: Request) -> Response:
     state: ApiState = request.app.state.api
-    headers = headers_of(request)
+    headers = headers_of(request.scope)
     key = authenticate(headers, state.keys)
-    body = await read_body(request, headers, state.settings.max_body_bytes)
+    body = await read_body(request.receive, state.settings.max_body_bytes, headers)
+    if body is None:  # the client left: nobody to answer, nothing taken
+        raise ApiError(400, "the request's body did not arrive")
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
     try:
         export = parse_traces(body, content_type)

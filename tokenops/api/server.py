@@ -8,6 +8,7 @@ On shutdown the producer is closed: what the broker has not acknowledged is spoo
 from __future__ import annotations
 
 import logging
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,21 +77,41 @@ def serve(config: ServerSettings, extra_routes: list[Any] | None = None) -> None
         if quotas is not None:
             quotas.start()
             state.quotas = quotas
+        sockets = [shared_listener(settings.host, settings.port)] if settings.reuse_port else None
         logger.info("api listening host=%s port=%d", settings.host, settings.port)
-        uvicorn.run(
-            create_app(state, extra_routes),
-            host=settings.host,
-            port=settings.port,
-            loop="uvloop",
-            http="httptools",
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            proxy_headers=False,
-            limit_concurrency=1024,
-            timeout_keep_alive=15,
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(state, extra_routes),
+                host=settings.host,
+                port=settings.port,
+                loop="uvloop",
+                http="httptools",
+                log_config=None,
+                access_log=False,
+                server_header=False,
+                proxy_headers=False,
+                limit_concurrency=1024,
+                timeout_keep_alive=15,
+            )
         )
+        server.run(sockets)
     finally:
         if quotas is not None:
             quotas.stop()
         producer.close()
+
+
+def shared_listener(host: str, port: int) -> socket.socket:
+    """A listening socket with SO_REUSEPORT: several `tokenops api serve` processes bind
+    the same port and the kernel spreads the connections among them; each process has
+    its own producer (and its own file in the shared spool directory)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(address)
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock

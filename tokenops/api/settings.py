@@ -51,6 +51,10 @@ class ApiSettings(TokenopsSettings):
         default="tokenops.tenant_id",
         description="OTLP resource attribute naming an admin key's tenant.",
     )
+    reuse_port: bool = Field(
+        default=False,
+        description="Bind with SO_REUSEPORT, so several API processes can share the port.",
+    )
     quotas: bool = Field(default=True, description="Serve /v1/quotas from the quota topics.")
     queries: bool = Field(
         default=True, description="Serve /v1/usage and /v1/invoices from ClickHouse."
