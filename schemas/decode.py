@@ -23,7 +23,7 @@ import re
 import time
 from collections.abc import Sequence
 from itertools import repeat
-from operator import eq, itemgetter
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import orjson
@@ -33,6 +33,7 @@ from tokenops.schemas.columns import (
     MixedColumns,
     one_row_columns,
     row_columns_of,
+    same_keys_reader,
 )
 from tokenops.schemas.errors import InvalidEventError
 from tokenops.schemas.event import (
@@ -75,6 +76,8 @@ _OPTIONAL_ATTRIBUTES = frozenset({"datacontenttype", "dataschema", "subject"})
 _EXTENSION = re.compile(r"[a-z0-9]{1,20}").fullmatch
 _EARLIEST_MS = to_epoch_ms(MIN_EVENT_TIME)
 _CORE = frozenset({"specversion", "type", "source", "id", "time", "data"})
+_CORE_KEYS = ("specversion", "type", "source", "id", "time", "data")
+_CORE_COUNT = {len(_CORE)}
 _ENVELOPE_V2 = frozenset({"type", "version", "tenant_id", "schema_version", "columns"})
 _DICT = frozenset({dict})
 _FEW_EVENTS = 12  # fewer single events than this: per-event rules (`decode_many`)
@@ -512,24 +515,32 @@ def checked_cloudevents(
     records, either way one pass per column. None: decode them one by one."""
     n = len(items)
     try:
-        if not all(map(eq, map(dict.keys, items), repeat(_CORE, n))):
+        # Six keys each and all six read: exactly the core attributes.
+        if set(map(len, items)) != _CORE_COUNT:
             return None
-        datas = list(map(itemgetter("data"), items))
+        envelope = {key: list(map(itemgetter(key), items)) for key in _CORE_KEYS}
+        datas = envelope["data"]
         if not (
-            set(map(itemgetter("specversion"), items)) == {SPECVERSION}
-            and set(map(itemgetter("type"), items)) == {EVENT_TYPE}
+            set(envelope["specversion"]) == {SPECVERSION}
+            and set(envelope["type"]) == {EVENT_TYPE}
             and set(map(type, datas)) == _DICT
-            and all(map(DATA_FIELDS.issuperset, datas))
-            and not any(map(dict.__contains__, datas, repeat("attributes", n)))
         ):
             return None
+        data_column = same_keys_reader(datas, n, DATA_FIELDS)
+        if data_column is None:
+            if not all(map(DATA_FIELDS.issuperset, datas)) or any(
+                map(dict.__contains__, datas, repeat("attributes", n))
+            ):
+                return None
+
+            def data_column(name: str, default: Any = None) -> list[Any]:
+                return list(map(dict.get, datas, repeat(name, n), repeat(default, n)))
+
     except (TypeError, KeyError):  # not dicts, unhashable values: the careful way decides
         return None
 
     def column(name: str, default: Any = None) -> list[Any]:
-        if name in IDENTITY:
-            return list(map(itemgetter(name), items))
-        return list(map(dict.get, datas, repeat(name, n), repeat(default, n)))
+        return envelope[name] if name in IDENTITY else data_column(name, default)
 
     return checked_columns(column, n, earliest_ms, latest_ms, version_default=None)
 
