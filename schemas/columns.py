@@ -53,11 +53,11 @@ __all__ = [
     "build_event",
     "columns_many",
     "event_row",
+    "fields_reader",
     "fields_row",
     "latest_ms",
     "one_row_columns",
     "row_columns_of",
-    "same_keys_reader",
     "select",
     "select_mixed",
 ]
@@ -351,18 +351,31 @@ def _grouped(items: Sequence[Any]) -> Sequence[Any] | None:
 def _checked(items: Sequence[Any], latest_ms: int) -> _Checked | None:
     """The validated columns of the common shape of events, or None: go event by event."""
     n = len(items)
-    column = same_keys_reader(items, n)
+    column = fields_reader(items, n)
     if column is None:
-        if not all(map(_FLAT.issuperset, items)) or any(
-            map(dict.__contains__, items, repeat("attributes", n))
-        ):
-            return None
-
-        def column(name: str, default: Any = None) -> list[Any]:
-            return list(map(dict.get, items, repeat(name, n), repeat(default, n)))
-
+        return None
     checked = checked_columns(column, n, _EARLIEST_MS, [latest_ms], version_default=SCHEMA_VERSION)
     return None if checked is None else _Checked(*checked)
+
+
+def fields_reader(
+    items: Sequence[Any], n: int, fields: frozenset[str] = _FLAT
+) -> Callable[..., list[Any]] | None:
+    """`column(name, default)` over dicts whose keys are all in `fields`, none of them
+    `attributes` (the column check's shape), or None. Dicts of one shape are read by
+    `same_keys_reader`; others by one `dict.get` pass per column."""
+    column = same_keys_reader(items, n, fields)
+    if column is not None:
+        return column
+    if not all(map(fields.issuperset, items)) or any(
+        map(dict.__contains__, items, repeat("attributes", n))
+    ):
+        return None
+
+    def get(name: str, default: Any = None) -> list[Any]:
+        return list(map(dict.get, items, repeat(name, n), repeat(default, n)))
+
+    return get
 
 
 def same_keys_reader(

@@ -22,7 +22,7 @@ import json
 import re
 import time
 from collections.abc import Sequence
-from itertools import repeat
+from itertools import chain
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -31,9 +31,9 @@ import orjson
 from tokenops.schemas.columns import (
     EventColumns,
     MixedColumns,
+    fields_reader,
     one_row_columns,
     row_columns_of,
-    same_keys_reader,
 )
 from tokenops.schemas.errors import InvalidEventError
 from tokenops.schemas.event import (
@@ -167,10 +167,15 @@ def decode_cloudevents_array(
     at: dict[str, list[int]] = {}
     for index, tenant in enumerate(tenants):
         at.setdefault(tenant, []).append(index)
-    return [
-        EventColumns(tenant, *[list(map(column.__getitem__, indexes)) for column in columns])
-        for tenant, indexes in at.items()
-    ]
+    # Each column gathered once in tenant order, then cut: one slice per tenant and column.
+    pick = itemgetter(*chain.from_iterable(at.values()))
+    grouped = [list(pick(column)) for column in columns]
+    parts, start = [], 0
+    for tenant, indexes in at.items():
+        end = start + len(indexes)
+        parts.append(EventColumns(tenant, *map(itemgetter(slice(start, end)), grouped)))
+        start = end
+    return parts
 
 
 RecordIn = tuple[bytes, Any, int]  # (value, headers, now_ms: the record's event clock)
@@ -526,16 +531,9 @@ def checked_cloudevents(
             and set(map(type, datas)) == _DICT
         ):
             return None
-        data_column = same_keys_reader(datas, n, DATA_FIELDS)
+        data_column = fields_reader(datas, n, DATA_FIELDS)
         if data_column is None:
-            if not all(map(DATA_FIELDS.issuperset, datas)) or any(
-                map(dict.__contains__, datas, repeat("attributes", n))
-            ):
-                return None
-
-            def data_column(name: str, default: Any = None) -> list[Any]:
-                return list(map(dict.get, datas, repeat(name, n), repeat(default, n)))
-
+            return None
     except (TypeError, KeyError):  # not dicts, unhashable values: the careful way decides
         return None
 

@@ -38,6 +38,21 @@ def cloudevent(event_id: str, **data: object) -> dict[str, object]:
     }
 
 
+def assert_each_as_alone(values: list[bytes], results: list[object]) -> None:
+    """Each record's verdict in a fetch is the one it gets alone: its columns, or its
+    error with the same field and reason."""
+    for value, result in zip(values, results, strict=True):
+        try:
+            alone: object = decode_columns(value, EVENT_HEADERS, now_ms=NOW_MS)
+        except InvalidEventError as exc:
+            alone = exc
+        if isinstance(alone, InvalidEventError):
+            assert isinstance(result, InvalidEventError)
+            assert (result.field, str(result)) == (alone.field, str(alone))
+        else:
+            assert result == alone
+
+
 @pytest.mark.parametrize("attributes", [{}, {"team": "search"}])
 def test_one_row_columns_equal_the_general_builder(attributes: dict[str, str]) -> None:
     fields = {**cloudevent("e1")["data"], "id": "e1", "source": "//node/a", "time": WHEN}
@@ -72,16 +87,7 @@ def test_a_bad_record_in_a_fetch_changes_no_other_verdict(good: int) -> None:
         orjson.dumps(cloudevent("good-3", attributes={"team": "search"})),
     ]
     results = decode_many([(v, EVENT_HEADERS, NOW_MS) for v in values])
-    for value, result in zip(values, results, strict=True):
-        try:
-            alone: object = decode_columns(value, EVENT_HEADERS, now_ms=NOW_MS)
-        except InvalidEventError as exc:
-            alone = exc
-        if isinstance(alone, InvalidEventError):
-            assert isinstance(result, InvalidEventError)
-            assert (result.field, str(result)) == (alone.field, str(alone))
-        else:
-            assert result == alone
+    assert_each_as_alone(values, results)
     bad = results[good + 1]
     assert isinstance(bad, InvalidEventError) and bad.field == "input_tokens"
     kept = [r.id for r in results if not isinstance(r, InvalidEventError)]
@@ -113,16 +119,7 @@ def test_a_fetch_reads_each_time_as_the_event_alone_does(when: str) -> None:
     values = [orjson.dumps(cloudevent(f"e{i}", user_id=f"u{i % 3}")) for i in range(20)]
     values[7] = orjson.dumps({**cloudevent("odd"), "time": when})
     results = decode_many([(v, EVENT_HEADERS, NOW_MS) for v in values])
-    for value, result in zip(values, results, strict=True):
-        try:
-            alone: object = decode_columns(value, EVENT_HEADERS, now_ms=NOW_MS)
-        except InvalidEventError as exc:
-            alone = exc
-        if isinstance(alone, InvalidEventError):
-            assert isinstance(result, InvalidEventError)
-            assert (result.field, str(result)) == (alone.field, str(alone))
-        else:
-            assert result == alone
+    assert_each_as_alone(values, results)
 
 
 def test_singles_of_new_seconds_and_mixed_shapes_take_the_column_check() -> None:
