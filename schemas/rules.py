@@ -431,21 +431,21 @@ def _identifiers_valid(
     providers: list[Any], operations: list[Any], optional: list[list[Any]],
 ) -> bool:  # fmt: skip
     """Whether every identifier and source of these columns matches its pattern (new ones
-    are learned first) and the ids are all well-formed."""
-    _SEEN.learn_ids(tenants, models, providers, operations, *optional)
-    _SEEN.learn_sources(sources)
-    known, joined_ids = _SEEN.ids, "\n".join(ids)
+    are learned first) and the ids are all well-formed. Each column is made a set once:
+    its values repeat (tenants, models, sources), so the checks run on few values."""
+    required = [set(tenants), set(models), set(providers), set(operations)]
+    distinct = [*required, *map(set, optional)]
+    known, sources_known = _SEEN.ids, _SEEN.sources
+    if not all(map(known.issuperset, distinct)):
+        _SEEN.learn_ids(*distinct)
+    source_set = set(sources)
+    if not sources_known.issuperset(source_set):
+        _SEEN.learn_sources(source_set)
+    joined_ids = "\n".join(ids)
     return (
-        known.issuperset(tenants)
-        and None not in tenants
-        and known.issuperset(models)
-        and None not in models
-        and known.issuperset(providers)
-        and None not in providers
-        and known.issuperset(operations)
-        and None not in operations
-        and all(map(known.issuperset, optional))
-        and _SEEN.sources.issuperset(sources)
+        all(map(known.issuperset, distinct))
+        and not any(map(set.__contains__, required, repeat(None)))
+        and sources_known.issuperset(source_set)
         and joined_ids.count("\n") == len(ids) - 1
         and _IDS(joined_ids) is not None
     )
