@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from itertools import compress, repeat
+from itertools import chain, compress, repeat
 from operator import add, floordiv, is_, itemgetter, le, sub
 from typing import Any
 
@@ -412,6 +412,16 @@ def _canonical_millis(times: list[str]) -> list[int] | None:
     the second's `.000Z`), so the rule runs once per distinct second, not per event.
     Raises InvalidEventError when a second breaks the rule (then the careful way names it)."""
     seconds = _SEEN.seconds
+    try:  # every second seen and every tail canonical: one pass, no list in between
+        return list(
+            map(
+                add,
+                map(seconds.__getitem__, map(_SECOND_OF, times)),
+                map(_MS_OF_TAIL.__getitem__, map(_TAIL_OF, times)),
+            )
+        )
+    except KeyError:
+        pass
     prefixes = list(map(_SECOND_OF, times))
     bases = list(map(seconds.get, prefixes))
     if None in bases:
@@ -458,8 +468,10 @@ def _in_range(millis: list[int], tokens: Any, earliest_ms: int, latest_ms: int) 
     return (
         earliest_ms <= min(millis)
         and max(millis) <= latest_ms
-        and all(_INT.issuperset(map(type, c)) for c in tokens)
-        and min(map(min, tokens)) >= 0
+        and set(map(type, chain(*tokens))) == _INT
+        and min(reads) >= 0  # inputs >= reads + creations and outputs >= reasonings,
+        and min(creations) >= 0  # checked below, then are not negative either
+        and min(reasonings) >= 0
         and max(inputs) <= MAX_TOKENS
         and max(outputs) <= MAX_TOKENS
         and all(map(le, map(add, reads, creations), inputs))
