@@ -19,6 +19,17 @@ keyed and placed at home), then measures in the same run, on the same rows:
    `TOKENOPS_BENCH_SINK_BEFORE=<tokenops executable>` runs that one (another checkout's,
    say the code before a change) as "before" instead of the per-event decode.
 
+`TOKENOPS_BENCH_LIVE=1` measures the sinks live instead of catching up: each run starts
+its sink on a fresh empty topic, sends `WARM_UP` events through it (so its partitions are
+assigned), then sends the events while it runs (from this process, as fast as it can,
+so it reads a few records per fetch and closes its batches at `batch_max_ms`, as it
+does behind a live worker) and times them from the first send until the last is stored.
+The storage and decode ceilings are skipped. With `TOKENOPS_BENCH_FORWARDED=1` (and `ce`)
+the topic holds about what the sink reads behind a live worker under librdkafka's
+default partitioner: three events in four land first away from their tenant's home
+partition (the sink skips them undecoded) and again at home, where the worker forwards
+them (here each copy alone; the worker sends a batch's copies as one bundle record).
+
 Rates are per second of wall-clock time and per second of CPU time (all threads and
 decoder processes); on a shared machine the CPU-time rates are the ones to compare.
 `TOKENOPS_BENCH_PROFILE=<file>` runs the current inline sink under cProfile;
@@ -46,11 +57,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, Producer
 
 from bench import sink_legacy
-from bench.bench_worker import _peak_rss_mb, fill
+from bench.bench_worker import _ce_records, _peak_rss_mb, fill
 from bench.pipeline_env import bench_kafka
+from tokenops.placement import home_partition
 from tokenops.settings import KafkaSettings
 from tokenops.sinks.clickhouse import ClickHouseSettings, open_store
 from tokenops.sinks.clickhouse.decoding import RawRecord, decode_chunk
@@ -123,6 +135,9 @@ def bare_insert(columns: list[list[object]], store_dir: Path) -> Rate:
         return Rate(rows / (time.perf_counter() - start), rows / (time.process_time() - cpu))
 
 
+WARM_UP = 1_000  # live: events through the sink before the measured part
+
+
 def run_sink(
     kafka: KafkaSettings,
     topic: str,
@@ -130,8 +145,10 @@ def run_sink(
     tmp: Path,
     decode_processes: int,
     legacy: bool = False,
+    send: Callable[[str, int], None] | None = None,
 ) -> tuple[Rate, float]:
-    """One sink process on the topic (`legacy`: with the per-event decode of before)."""
+    """One sink process on the topic (`legacy`: with the per-event decode of before).
+    With `send` (live), the topic starts empty: `send(topic, n)` sends n events to it."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENOPS_")}
     env.update(
@@ -167,6 +184,10 @@ def run_sink(
     proc = subprocess.Popen(command, env=env, cwd=Path(__file__).parent.parent)
     pid = proc.pid
     try:
+        if spying:
+            pid = _child(proc.pid)  # the sink, which py-spy started
+        if send is not None:
+            return _live(send, events, topic, pid, proc, port)
         start = None
         written = 0.0
         while written < events:
@@ -174,7 +195,6 @@ def run_sink(
             assert proc.poll() is None, "sink exited"
             if start is None and _metric(port, "tokenops_clickhouse_sink_records_total") > 0:
                 start = time.perf_counter()  # the first record is consumed
-                pid = _child(proc.pid) if spying else proc.pid
                 cpu = _cpu_seconds(pid)
                 threads = _thread_cpu_seconds(pid)
             written = _metric(port, 'tokenops_clickhouse_sink_rows_total{table="raw_events"}')
@@ -193,6 +213,59 @@ def run_sink(
                 proc.wait(120)
         proc.terminate()
         proc.wait(60)
+
+
+def _live(
+    send: Callable[[str, int], None],
+    events: int,
+    topic: str,
+    pid: int,
+    proc: subprocess.Popen[bytes],
+    port: int,
+) -> tuple[Rate, float]:
+    """`run_sink`'s live measurement of sink `pid`: warm up, then time `events` sent
+    while it runs."""
+    raw = 'tokenops_clickhouse_sink_rows_total{table="raw_events"}'
+    send(topic, WARM_UP)
+    _wait_rows(proc, port, raw, WARM_UP)
+    cpu, start = _cpu_seconds(pid), time.perf_counter()
+    send(topic, events)
+    _wait_rows(proc, port, raw, WARM_UP + events)
+    elapsed, used = time.perf_counter() - start, _cpu_seconds(pid) - cpu
+    return Rate(events / elapsed, events / used), _peak_rss_mb(pid)
+
+
+def send_forwarded(kafka: KafkaSettings, topic: str, events: int, tenants: int) -> None:
+    """`events` single CloudEvents of `tenants` tenants on a 4-partition topic as a live
+    worker leaves them: three in four first away from home (keyed), then at home."""
+    producer = Producer(
+        {
+            **kafka.librdkafka(),
+            "linger.ms": 20,
+            "compression.type": "lz4",
+            "queue.buffering.max.kbytes": 512_000,
+        }
+    )
+    start_ms = int(time.time() * 1000) - 3_600_000
+    for n, (tenant, value, headers) in enumerate(_ce_records(events, 1, tenants, start_ms)):
+        home = home_partition(tenant, 4)
+        for partition in [home] if n % 4 == 0 else [(home + n) % 4, home]:
+            while True:
+                try:
+                    producer.produce(
+                        topic, value, tenant.encode(), partition=partition, headers=headers
+                    )
+                    break
+                except BufferError:
+                    producer.poll(0.1)
+        producer.poll(0)
+    producer.flush(120)
+
+
+def _wait_rows(proc: subprocess.Popen[bytes], port: int, sample: str, rows: int) -> None:
+    while _metric(port, sample) < rows:  # as often as the foreign bench's live phase
+        assert proc.poll() is None, "sink exited"
+        time.sleep(0.1)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -260,29 +333,21 @@ def main(events: int = 500_000, per_record: int = 100, record_format: str = "v2"
     repeats = int(os.environ.get("TOKENOPS_BENCH_REPEATS", "1"))
     raise_young_gc_threshold()  # the sink process's collector setting, for its decode here
     processes = [int(p) for p in os.environ.get("TOKENOPS_BENCH_DECODE_PROCESSES", "0").split(",")]
+    live = bool(os.environ.get("TOKENOPS_BENCH_LIVE"))
     with tempfile.TemporaryDirectory(prefix="tokenops-bench-") as tmp_name:
         tmp = Path(tmp_name)
         with bench_kafka(tmp / "kafka") as kafka:
-            topic = f"bench.usage.{uuid.uuid4().hex[:8]}"
-            ensure_topics(kafka, [TopicSpec(topic, 4, 1)])
-            t = time.perf_counter()
-            fill(kafka, topic, events, per_record, tenants=1000, load=record_format)
-            took = time.perf_counter() - t
             print(f"load average at the start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-            print(
-                f"filled {events} events in {-(-events // per_record)} {record_format} records "
-                f"({took:.1f}s)"
-            )
-            _, legacy_decoded = decode_columns(kafka, topic, events, sink_legacy.decode_chunk)
-            columns, decoded = decode_columns(kafka, topic, events)
-            bare = bare_insert(columns, tmp / "bare-store")
-            del columns
-            label = f"bare client.insert, {BATCH_ROWS}-row column chunks:"
-            print(f"{label:<56}{bare}")
-            label = "consume + decode, no storage, before (per event):"
-            print(f"{label:<56}{legacy_decoded}")
-            label = "consume + decode, no storage (decode_columns):"
-            print(f"{label:<56}{decoded}")
+            topic, bare = f"bench.usage.{uuid.uuid4().hex[:8]}", None
+            if not live:
+                bare = _ceilings(kafka, topic, events, per_record, record_format, tmp)
+
+            def send(topic: str, n: int) -> None:
+                if os.environ.get("TOKENOPS_BENCH_FORWARDED") and record_format == "ce":
+                    send_forwarded(kafka, topic, n, tenants=1000)
+                else:
+                    fill(kafka, topic, n, per_record, tenants=1000, load=record_format)
+
             runs: dict[str, list[Rate]] = {}
             for _ in range(repeats):
                 before = os.environ.get("TOKENOPS_BENCH_SINK_BEFORE")
@@ -290,17 +355,25 @@ def main(events: int = 500_000, per_record: int = 100, record_format: str = "v2"
                 variants = [(f"{label}, decode_processes=0", 0, True)]
                 variants += [(f"decode_processes={p}", p, False) for p in processes]
                 for name, count, legacy in variants:
-                    rate, rss = run_sink(kafka, topic, events, tmp, count, legacy)
-                    runs.setdefault(name, []).append(rate)
-                    label = f"tokenops sink clickhouse, {name}:"
-                    print(f"{label:<56}{rate}  peak RSS {rss:.0f} MiB")
-                    print(
-                        f"  sink / bare insert = {rate.wall / bare.wall:.2f}; target 100,000 "
-                        + ("rows/s: met" if rate.wall >= 100_000 else "rows/s: NOT met")
-                        + " (wall); "
-                        + ("met" if rate.cpu >= 100_000 else "NOT met")
-                        + " per CPU-second"
+                    if live:  # a fresh topic per run: the sink reads from the start
+                        topic = f"bench.usage.{uuid.uuid4().hex[:8]}"
+                        ensure_topics(kafka, [TopicSpec(topic, 4, 1)])
+                    rate, rss = run_sink(
+                        kafka, topic, events, tmp, count, legacy, send if live else None
                     )
+                    runs.setdefault(name, []).append(rate)
+                    label = f"tokenops sink clickhouse{', live' if live else ''}, {name}:"
+                    print(
+                        f"{label:<56}{rate}  {1e6 / rate.cpu:.1f} us/event  peak RSS {rss:.0f} MiB"
+                    )
+                    if bare is not None:
+                        print(
+                            f"  sink / bare insert = {rate.wall / bare.wall:.2f}; target 100,000 "
+                            + ("rows/s: met" if rate.wall >= 100_000 else "rows/s: NOT met")
+                            + " (wall); "
+                            + ("met" if rate.cpu >= 100_000 else "NOT met")
+                            + " per CPU-second"
+                        )
             if repeats > 1:
                 for name, rates in runs.items():
                     wall = statistics.median(r.wall for r in rates)
@@ -308,6 +381,32 @@ def main(events: int = 500_000, per_record: int = 100, record_format: str = "v2"
                     label = f"median of {repeats}, {name}:"
                     print(f"{label:<56}{Rate(wall, cpu)}")
             print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
+def _ceilings(
+    kafka: KafkaSettings, topic: str, events: int, per_record: int, record_format: str, tmp: Path
+) -> Rate:
+    """Fill the catch-up `topic` and print the storage and decode ceilings; returns the
+    bare insert's rate."""
+    ensure_topics(kafka, [TopicSpec(topic, 4, 1)])
+    t = time.perf_counter()
+    fill(kafka, topic, events, per_record, tenants=1000, load=record_format)
+    took = time.perf_counter() - t
+    print(
+        f"filled {events} events in {-(-events // per_record)} {record_format} records "
+        f"({took:.1f}s)"
+    )
+    _, legacy_decoded = decode_columns(kafka, topic, events, sink_legacy.decode_chunk)
+    columns, decoded = decode_columns(kafka, topic, events)
+    bare = bare_insert(columns, tmp / "bare-store")
+    del columns
+    label = f"bare client.insert, {BATCH_ROWS}-row column chunks:"
+    print(f"{label:<56}{bare}")
+    label = "consume + decode, no storage, before (per event):"
+    print(f"{label:<56}{legacy_decoded}")
+    label = "consume + decode, no storage (decode_columns):"
+    print(f"{label:<56}{decoded}")
+    return bare
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """The "Pipeline" section of docs/benchmarks.md and its plot, from one run's results.
 
 Only this section is rewritten: the per-stage sections other scripts write stay as they
-are. A section that does not exist yet goes before the first other section.
+are. A section that does not exist yet goes before the first other section. Inside a
+section, what follows the `NOTES` line (dated A/B findings written by hand) is kept when a
+run rewrites the section, so a re-run refreshes the figures without erasing the record.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 HEADING = "## Pipeline"
+NOTES = "<!-- Written by hand below: kept when a bench run rewrites this section. -->"
 
 
 def spread(values: list[float], unit: str = "", fmt: str = ",.0f") -> str:
@@ -51,7 +54,11 @@ def write_section(body: str, path: Path = DOCS / "benchmarks.md", heading: str =
         end = next(
             (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
         )
-        lines[start:end] = [section] + (["\n"] if end < len(lines) else [])
+        notes = next((i for i in range(start, end) if lines[i].rstrip() == NOTES), None)
+        kept = ["\n", *lines[notes:end]] if notes is not None else []
+        if kept and not kept[-1].endswith("\n"):
+            kept[-1] += "\n"
+        lines[start:end] = [section, *kept] + (["\n"] if end < len(lines) and not kept else [])
     path.write_text("".join(lines))
 
 

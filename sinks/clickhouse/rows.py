@@ -6,8 +6,10 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
+from typing import Any
 
 from tokenops.schemas import EventColumns, WindowTotals
+from tokenops.schemas.columns import MixedColumns
 from tokenops.sinks.base import Skip
 
 WINDOW_COLUMNS = [
@@ -129,22 +131,49 @@ def raw_event_columns(parts: Sequence[RecordPart]) -> list[list[object]]:
         attributes = []
         for c, size in zip(records, sizes, strict=True):
             attributes += [_NO_ATTRIBUTES] * size if c.attributes is None else c.attributes
+    return _in_order({**joined, **by_record}, attributes)
+
+
+def mixed_event_columns(
+    chunk: MixedColumns,
+    partition: list[int],
+    offset: list[int],
+    key_id: list[str],
+    element: list[int],
+) -> list[list[object]]:
+    """`raw_events` columns in EVENT_COLUMNS order of a chunk of single-event records of
+    many tenants (`decode.decode_fetch`), given each record's partition, offset, key id
+    and index in its bundle: the chunk's own lists, no step per record or per value."""
+    events = chunk.events
+    values: dict[str, list[Any]] = {
+        name: getattr(events, "time_ms" if name == "time" else name) for name in _PER_EVENT
+    }
+    values.update(
+        tenant_id=chunk.tenant, kafka_partition=partition, kafka_offset=offset, key_id=key_id,
+        kafka_element=element,
+    )  # fmt: skip
+    n = len(chunk)
+    attributes = [_NO_ATTRIBUTES] * n if events.attributes is None else events.attributes
+    return _in_order(values, attributes)
+
+
+def _in_order(values: dict[str, list[Any]], attributes: list[Any]) -> list[list[object]]:
+    """The columns in EVENT_COLUMNS order, absent identifiers as ''. Each a list of its
+    own: `Batch` extends them in place, so two names must never share one list."""
     columns: list[list[object]] = []
+    seen: set[int] = set()
     for name in EVENT_COLUMNS:
-        if name == "attributes":
-            columns.append(attributes)
-        elif name in by_record:
-            columns.append(by_record[name])
-        elif name in _OPTIONAL_IDS:  # absent identifiers are '' in ClickHouse
-            values = joined[name]
-            absent = values.count(None)
-            if absent == len(values):
-                values = [""] * absent
+        column = attributes if name == "attributes" else values[name]
+        if name in _OPTIONAL_IDS:
+            absent = column.count(None)
+            if absent == len(column):
+                column = [""] * absent
             elif absent:
-                values = [v or "" for v in values]
-            columns.append(values)
-        else:
-            columns.append(joined[name])
+                column = [v or "" for v in column]
+        if id(column) in seen:
+            column = list(column)
+        seen.add(id(column))
+        columns.append(column)
     return columns
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.pipeline_report import percentile, spread, write_section
+from bench.pipeline_report import NOTES, percentile, spread, write_section
 
 DOC = """# Benchmarks
 
@@ -47,6 +47,19 @@ def test_a_missing_section_goes_before_the_first_other_section(tmp_path: Path) -
     )
     write_section("again", path)  # idempotent: still one section
     assert path.read_text().count("## Pipeline") == 1
+
+
+def test_hand_written_notes_survive_a_rewrite(tmp_path: Path) -> None:
+    path = tmp_path / "benchmarks.md"
+    path.write_text(
+        f"# Benchmarks\n\n## Pipeline\n\nold figures\n\n{NOTES}\n\nA/B of 12:00.\n\n"
+        "## Producer\n\nfigures\n"
+    )
+    write_section("new figures", path)
+    assert path.read_text() == (
+        f"# Benchmarks\n\n## Pipeline\n\nnew figures\n\n{NOTES}\n\nA/B of 12:00.\n\n"
+        "## Producer\n\nfigures\n"
+    )
 
 
 def test_spread_and_percentile() -> None:

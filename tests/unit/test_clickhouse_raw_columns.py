@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.oracles.sink_per_event import decode_chunk as per_event_decode_chunk
+from tokenops.placement import home_partition
 from tokenops.schemas import (
     BATCH_HEADERS,
     COLUMNS_HEADERS,
@@ -120,6 +121,56 @@ def test_the_signing_key_id_is_stored_and_the_signature_left_to_the_worker(
     assert reasons(got) == reasons(per_event_decode_chunk(records))
     key_ids = dict(zip(EVENT_COLUMNS, got[0], strict=True))["key_id"]
     assert set(key_ids) <= {"k1", ""}
+
+
+# What a gateway that is not the SDK sends: many single events, most at their tenant's
+# home partition, a few broken, signed, with attributes, or batches. Twelve or more
+# single events without attributes make one chunk of many tenants in the decoder
+# (`decode_fetch`), whose lists the sink stores as they are.
+many_singles = st.lists(
+    st.tuples(
+        st.lists(valid_fields(), min_size=1, max_size=2),
+        st.sampled_from(["event"] * 12 + ["v1", "v2", "invalid"]),
+        st.sampled_from(["home"] * 6 + ["away", "signed", "attributes"]),
+        st.integers(0, 2**40),
+    ),
+    min_size=12,
+    max_size=40,
+)
+
+
+@settings(SETTINGS, max_examples=40)
+@given(many_singles, st.sampled_from([None, 4]))
+def test_a_chunk_of_single_events_gives_the_rows_of_the_per_event_path(
+    drawn: list[tuple[list[dict[str, Any]], str, str, int]], partitions: int | None
+) -> None:
+    records: list[RawRecord] = []
+    for many, kind, how, offset in drawn:
+        if how != "attributes":
+            many = [{k: v for k, v in fields.items() if k != "attributes"} for fields in many]
+        events = [UsageEvent(**{**fields, "tenant_id": many[0]["tenant_id"]}) for fields in many]
+        value, headers = encoded(events, kind)
+        pairs = list(headers or [])
+        if how == "signed":
+            pairs.append((SIGNATURE_HEADER, f"v1;kid=k{offset % 3};sig={'A' * 43}".encode()))
+        home = home_partition(many[0]["tenant_id"], 4)
+        records.append((value, pairs, home if how != "away" else (home + 1) % 4, offset))
+    expected = per_event_decode_chunk(records, partitions)
+    got = decode_chunk(records, partitions)
+    assert reasons(got) == reasons(expected)  # skips in record order, as the oracle's
+    # records read from a bundle (the oracle knows none) keep their index in it
+    table = dict(zip(EVENT_COLUMNS, got[0], strict=True))
+    bundled = decode_chunk([(*r, r[3] % 7) for r in records], partitions)
+    assert dict(zip(EVENT_COLUMNS, bundled[0], strict=True)) == {
+        **table,
+        "kafka_element": [o % 7 for o in cast("list[int]", table["kafka_offset"])],
+    }
+    # a batch extends its first chunk's lists in place: no two columns may share a list
+    batch = Batch()
+    for _ in range(2):
+        batch.add_pending(_done(decode_chunk(records, partitions)), len(records), 0)
+        batch.resolve_oldest()
+    assert batch.events == [column * 2 for column in expected[0]]
 
 
 def test_common_batches_take_whole_columns_and_optional_ids_become_empty() -> None:
