@@ -8,7 +8,11 @@ one core, in the same run, the median of 5 interleaved rounds of:
 2. `decode_record` of v1: every rule of the contract checked, one `UsageEvent` per event;
 3. `decode_columns` of v1: the same checks, `EventColumns` instead of objects;
 4. `orjson.loads` of each v2 record;
-5. `decode_columns` of v2: what the worker and the ClickHouse sink run on SDK records.
+5. `decode_columns` of v2: what the worker and the ClickHouse sink run on SDK records;
+6. `decode_fetch` of fetches of 500 single-CloudEvent records of 1,000 tenants: the
+   worker's chunk of one-event records;
+7. `decode_cloudevents_array` of 100-event JSON arrays of one tenant, the body of an
+   HTTP batch POST (parsing included).
 
 Figures are CPU time (`time.process_time`), so other load on the machine inflates them
 less than wall time would. `--write` rewrites the "Event decoding" section of
@@ -23,6 +27,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from typing import Any
 
 import orjson
 
@@ -34,7 +39,8 @@ from tokenops.schemas import (
     decode_record,
     encode_columns,
 )
-from tokenops.schemas.wire import encode_batch_encoded, encode_fields
+from tokenops.schemas.decode import RecordIn, decode_cloudevents_array, decode_fetch
+from tokenops.schemas.wire import EVENT_HEADERS, encode_batch_encoded, encode_fields
 from tokenops.simulate.simulator import SimulationConfig, Simulator
 
 SECTION = "## Event decoding"
@@ -55,7 +61,38 @@ def records(per_record: int, count: int) -> list[bytes]:
     return out
 
 
-def rate(decode: Callable[[bytes], int], values: list[bytes]) -> float:
+def single_events(count: int, tenants: int = 1_000) -> list[bytes]:
+    """`count` single CloudEvents of simulator events of `tenants` tenants."""
+    config = SimulationConfig(tenants=tenants, rate=1e9, duration_s=count / 1e9, seed=3)
+    out = []
+    for emission in Simulator(config).emissions():
+        assert emission.fields is not None
+        out.append(encode_fields(emission.fields, max_future_skew_s=1e9)[1])
+    return out
+
+
+def fetches(events: list[bytes], per_fetch: int = 500) -> list[list[RecordIn]]:
+    """The events as fetches of single-event records, with a record clock far ahead."""
+    clock = int(time.time() * 1000) + 10**12
+    return [
+        [(value, EVENT_HEADERS, clock) for value in events[at : at + per_fetch]]
+        for at in range(0, len(events) - per_fetch + 1, per_fetch)
+    ]
+
+
+def fetch_events(records: list[RecordIn]) -> int:
+    mixed = decode_fetch(records).mixed
+    assert mixed is not None, "the single events must pass the column check together"
+    return len(mixed)
+
+
+def array_events(value: bytes) -> int:
+    parts = decode_cloudevents_array(value, orjson.loads(value), max_future_skew_s=1e12)
+    assert parts is not None, "the array must pass the column check"
+    return sum(map(len, parts))
+
+
+def rate(decode: Callable[[Any], int], values: list[Any]) -> float:
     """Events per CPU-second of one round."""
     began, events = time.process_time(), 0
     for value in values:
@@ -66,8 +103,11 @@ def rate(decode: Callable[[bytes], int], values: list[bytes]) -> float:
 def main(per_record: int = 500, count: int = 200, write: bool = False) -> None:
     v1 = records(per_record, count)
     v2 = [encode_columns(decode_columns(v, BATCH_HEADERS, max_future_skew_s=1e9)) for v in v1]
+    singles = single_events(per_record * count)
+    own = single_events(per_record * count, tenants=1)  # an HTTP request: one API key's tenant
+    arrays = [b"[" + b",".join(own[at : at + 100]) + b"]" for at in range(0, len(own), 100)]
     decode_record(v1[0], BATCH_HEADERS)  # the decoder's caches, as in a running worker
-    cases: list[tuple[str, Callable[[bytes], int], list[bytes]]] = [
+    cases: list[tuple[str, Callable[[Any], int], list[Any]]] = [
         (
             "v1 `orjson.loads` only (baseline: no checks, no objects)",
             lambda v: len(orjson.loads(v)["events"]),
@@ -80,6 +120,16 @@ def main(per_record: int = 500, count: int = 200, write: bool = False) -> None:
             "v2 `decode_columns`: validated columns (worker, sink)",
             lambda v: len(decode_columns(v, COLUMNS_HEADERS)),
             v2,
+        ),
+        (
+            "single CloudEvents `decode_fetch`: 500 records of 1,000 tenants (worker)",
+            fetch_events,
+            fetches(singles),
+        ),
+        (
+            "100-event arrays of one tenant `decode_cloudevents_array` (HTTP batch)",
+            array_events,
+            arrays,
         ),
     ]
     rounds: dict[str, list[float]] = {label: [] for label, _, _ in cases}

@@ -53,6 +53,7 @@ __all__ = [
     "build_event",
     "columns_many",
     "event_row",
+    "fields_reader",
     "fields_row",
     "latest_ms",
     "one_row_columns",
@@ -350,36 +351,52 @@ def _grouped(items: Sequence[Any]) -> Sequence[Any] | None:
 def _checked(items: Sequence[Any], latest_ms: int) -> _Checked | None:
     """The validated columns of the common shape of events, or None: go event by event."""
     n = len(items)
-    column = _same_keys_reader(items, n)
+    column = fields_reader(items, n)
     if column is None:
-        if not all(map(_FLAT.issuperset, items)) or any(
-            map(dict.__contains__, items, repeat("attributes", n))
-        ):
-            return None
-
-        def column(name: str, default: Any = None) -> list[Any]:
-            return list(map(dict.get, items, repeat(name, n), repeat(default, n)))
-
+        return None
     checked = checked_columns(column, n, _EARLIEST_MS, [latest_ms], version_default=SCHEMA_VERSION)
     return None if checked is None else _Checked(*checked)
 
 
-def _same_keys_reader(items: Sequence[Any], n: int) -> Callable[..., list[Any]] | None:
+def fields_reader(
+    items: Sequence[Any], n: int, fields: frozenset[str] = _FLAT
+) -> Callable[..., list[Any]] | None:
+    """`column(name, default)` over dicts whose keys are all in `fields`, none of them
+    `attributes` (the column check's shape), or None. Dicts of one shape are read by
+    `same_keys_reader`; others by one `dict.get` pass per column."""
+    column = same_keys_reader(items, n, fields)
+    if column is not None:
+        return column
+    if not all(map(fields.issuperset, items)) or any(
+        map(dict.__contains__, items, repeat("attributes", n))
+    ):
+        return None
+
+    def get(name: str, default: Any = None) -> list[Any]:
+        return list(map(dict.get, items, repeat(name, n), repeat(default, n)))
+
+    return get
+
+
+def same_keys_reader(
+    items: Sequence[Any], n: int, fields: frozenset[str] = _FLAT
+) -> Callable[..., list[Any]] | None:
     """`column(name, default)` for dicts that all have the first one's keys (a caller's
-    events usually share their shape): every value read with one `itemgetter` call per
-    event and the columns made by one transposition; None if the keys differ, or include
-    `attributes` or a key that is not a field."""
+    events usually share their shape): each column read with one `itemgetter` pass, no
+    per-event tuple (young containers make the garbage collector scan the whole batch);
+    None if the keys differ, or include `attributes` or a key not in `fields`."""
     keys = tuple(items[0])
-    if len(keys) < 2 or not _FLAT.issuperset(keys) or "attributes" in keys:
+    if len(keys) < 2 or not fields.issuperset(keys) or "attributes" in keys:
         return None
     if set(map(len, items)) != {len(keys)}:
         return None
-    if not all(map(frozenset(keys).issuperset, items)):  # and the same length: same keys
+    try:  # every key found in dicts of as many keys: the same keys
+        values = {key: list(map(itemgetter(key), items)) for key in keys}
+    except KeyError:
         return None
-    values = dict(zip(keys, zip(*map(itemgetter(*keys), items), strict=True), strict=True))
 
     def column(name: str, default: Any = None) -> list[Any]:
         found = values.get(name)
-        return [default] * n if found is None else list(found)
+        return [default] * n if found is None else found
 
     return column

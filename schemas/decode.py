@@ -22,8 +22,8 @@ import json
 import re
 import time
 from collections.abc import Sequence
-from itertools import repeat
-from operator import eq, itemgetter
+from itertools import chain
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import orjson
@@ -31,6 +31,7 @@ import orjson
 from tokenops.schemas.columns import (
     EventColumns,
     MixedColumns,
+    fields_reader,
     one_row_columns,
     row_columns_of,
 )
@@ -75,6 +76,8 @@ _OPTIONAL_ATTRIBUTES = frozenset({"datacontenttype", "dataschema", "subject"})
 _EXTENSION = re.compile(r"[a-z0-9]{1,20}").fullmatch
 _EARLIEST_MS = to_epoch_ms(MIN_EVENT_TIME)
 _CORE = frozenset({"specversion", "type", "source", "id", "time", "data"})
+_CORE_KEYS = ("specversion", "type", "source", "id", "time", "data")
+_CORE_COUNT = {len(_CORE)}
 _ENVELOPE_V2 = frozenset({"type", "version", "tenant_id", "schema_version", "columns"})
 _DICT = frozenset({dict})
 _FEW_EVENTS = 12  # fewer single events than this: per-event rules (`decode_many`)
@@ -164,10 +167,15 @@ def decode_cloudevents_array(
     at: dict[str, list[int]] = {}
     for index, tenant in enumerate(tenants):
         at.setdefault(tenant, []).append(index)
-    return [
-        EventColumns(tenant, *[list(map(column.__getitem__, indexes)) for column in columns])
-        for tenant, indexes in at.items()
-    ]
+    # Each column gathered once in tenant order, then cut: one slice per tenant and column.
+    pick = itemgetter(*chain.from_iterable(at.values()))
+    grouped = [list(pick(column)) for column in columns]
+    parts, start = [], 0
+    for tenant, indexes in at.items():
+        end = start + len(indexes)
+        parts.append(EventColumns(tenant, *map(itemgetter(slice(start, end)), grouped)))
+        start = end
+    return parts
 
 
 RecordIn = tuple[bytes, Any, int]  # (value, headers, now_ms: the record's event clock)
@@ -512,24 +520,25 @@ def checked_cloudevents(
     records, either way one pass per column. None: decode them one by one."""
     n = len(items)
     try:
-        if not all(map(eq, map(dict.keys, items), repeat(_CORE, n))):
+        # Six keys each and all six read: exactly the core attributes.
+        if set(map(len, items)) != _CORE_COUNT:
             return None
-        datas = list(map(itemgetter("data"), items))
+        envelope = {key: list(map(itemgetter(key), items)) for key in _CORE_KEYS}
+        datas = envelope["data"]
         if not (
-            set(map(itemgetter("specversion"), items)) == {SPECVERSION}
-            and set(map(itemgetter("type"), items)) == {EVENT_TYPE}
+            set(envelope["specversion"]) == {SPECVERSION}
+            and set(envelope["type"]) == {EVENT_TYPE}
             and set(map(type, datas)) == _DICT
-            and all(map(DATA_FIELDS.issuperset, datas))
-            and not any(map(dict.__contains__, datas, repeat("attributes", n)))
         ):
+            return None
+        data_column = fields_reader(datas, n, DATA_FIELDS)
+        if data_column is None:
             return None
     except (TypeError, KeyError):  # not dicts, unhashable values: the careful way decides
         return None
 
     def column(name: str, default: Any = None) -> list[Any]:
-        if name in IDENTITY:
-            return list(map(itemgetter(name), items))
-        return list(map(dict.get, datas, repeat(name, n), repeat(default, n)))
+        return envelope[name] if name in IDENTITY else data_column(name, default)
 
     return checked_columns(column, n, earliest_ms, latest_ms, version_default=None)
 

@@ -7,9 +7,9 @@ Two ways to apply the same rules, and no third:
   in `UsageEvent` field order, that breaks a rule (then the first unknown key). It is
   also the SDK's `send` check (`quick_row`), so its common case is kept to set lookups.
 - `checked_columns` is the fast way, over many events given as columns: a few C-level
-  passes per column (`map`, `set`, one regex over the joined ids and times). It returns
-  the columns or None, and on None the caller goes event by event with `check_fields`,
-  which names the field. It accepts only what `check_fields` accepts.
+  passes per column (`map`, `set`, one regex over the joined ids, a lookup of each
+  time's second). It returns the columns or None, and on None the caller goes event
+  by event with `check_fields`, which names the field. It accepts only what `check_fields` accepts.
 
 The patterns, limits and time rules themselves live in `event.py`, where the public
 pydantic model and the JSON Schemas read them too. Identifiers, sources and seconds
@@ -22,8 +22,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from itertools import repeat
-from operator import add, floordiv, le, sub
+from itertools import chain, compress, repeat
+from operator import add, floordiv, is_, itemgetter, le, sub
 from typing import Any
 
 import orjson
@@ -81,11 +81,11 @@ _IDS = re.compile(rf"{IDENTIFIER_PATTERN[1:-1]}(?:\n{IDENTIFIER_PATTERN[1:-1]})*
 _SOURCE = re.compile(SOURCE_PATTERN[1:-1]).fullmatch
 _ATTR_KEY = re.compile(ATTRIBUTE_KEY_PATTERN[1:-1]).fullmatch
 _ATTR_VALUE = re.compile(ATTRIBUTE_VALUE_PATTERN[1:-1]).fullmatch
-# Canonical times YYYY-MM-DDTHH:MM:SS.mmmZ (ASCII digits only), joined: one regex pass.
-_CANONICAL_TIMES = re.compile(
-    r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z)+"
-).fullmatch
 _INT = frozenset({int})
+# A canonical time is its second (`Seen.seconds`' key) and one of these 1,000 tails.
+_SECOND_OF = itemgetter(slice(0, 19))
+_TAIL_OF = itemgetter(slice(19, None))
+_MS_OF_TAIL = {f".{ms:03d}Z": ms for ms in range(1000)}
 
 
 class Seen:
@@ -363,7 +363,7 @@ def checked_columns(
     absent `schema_version` (None: it is required). Never raises."""
     try:
         return _checked_columns(column, n, earliest_ms, latest_ms, version_default)
-    except (TypeError, ValueError, AttributeError, KeyError):
+    except (TypeError, ValueError, AttributeError, KeyError, InvalidEventError):
         return None  # unhashable, wrong type, impossible date...: the careful way decides
 
 
@@ -382,13 +382,14 @@ def _checked_columns(
     ):
         return None
     kinds = set(map(type, times))
-    if kinds == {str} and set(map(len, times)) == {24} and _CANONICAL_TIMES("".join(times)):
-        moments: Any = map(datetime.fromisoformat, times)  # ValueError on 2026-02-30
+    if kinds == {str}:
+        millis = _canonical_millis(times)
+        if millis is None:
+            return None
     elif kinds == {datetime} and {t.tzinfo for t in times} == {UTC}:  # the SDK's own
-        moments = times
+        millis = list(map(floordiv, map(sub, times, repeat(EPOCH, n)), repeat(ONE_MS, n)))
     else:
         return None
-    millis = list(map(floordiv, map(sub, moments, repeat(EPOCH, n)), repeat(ONE_MS, n)))
     tokens = [
         column("input_tokens"),
         column("output_tokens"),
@@ -404,26 +405,57 @@ def _checked_columns(
     return tenants, [ids, sources, millis, models, providers, operations, *tokens, *optional]
 
 
+def _canonical_millis(times: list[str]) -> list[int] | None:
+    """Epoch ms of canonical times (YYYY-MM-DDTHH:MM:SS.mmmZ), or None if any is not one.
+    Each time is its second, read with one lookup in `_SEEN.seconds`, plus its `.mmmZ`
+    tail: a second not seen yet is learned first through the time rule (`_time_ms`, on
+    the second's `.000Z`), so the rule runs once per distinct second, not per event.
+    Raises InvalidEventError when a second breaks the rule (then the careful way names it)."""
+    seconds = _SEEN.seconds
+    try:  # every second seen and every tail canonical: one pass, no list in between
+        return list(
+            map(
+                add,
+                map(seconds.__getitem__, map(_SECOND_OF, times)),
+                map(_MS_OF_TAIL.__getitem__, map(_TAIL_OF, times)),
+            )
+        )
+    except KeyError:
+        pass
+    prefixes = list(map(_SECOND_OF, times))
+    bases = list(map(seconds.get, prefixes))
+    if None in bases:
+        for prefix in set(compress(prefixes, map(is_, bases, repeat(None)))):
+            _time_ms(prefix + ".000Z")  # learns the second (`Seen.second`), or raises
+        bases = list(map(seconds.get, prefixes))
+        if None in bases:  # `seconds` started over while learning: take the careful way
+            return None
+    fractions = list(map(_MS_OF_TAIL.get, map(_TAIL_OF, times)))
+    if None in fractions:
+        return None
+    return list(map(add, bases, fractions))
+
+
 def _identifiers_valid(
     tenants: Any, ids: list[Any], sources: list[Any], models: list[Any],
     providers: list[Any], operations: list[Any], optional: list[list[Any]],
 ) -> bool:  # fmt: skip
     """Whether every identifier and source of these columns matches its pattern (new ones
-    are learned first) and the ids are all well-formed."""
-    _SEEN.learn_ids(tenants, models, providers, operations, *optional)
-    _SEEN.learn_sources(sources)
-    known, joined_ids = _SEEN.ids, "\n".join(ids)
+    are learned first) and the ids are all well-formed. Each column is made a set once:
+    its values repeat (tenants, models, sources), so the checks run on few values."""
+    required = [set(tenants), set(models), set(providers), set(operations)]
+    distinct = [*required, *map(set, optional)]
+    known, sources_known = _SEEN.ids, _SEEN.sources
+    if not all(map(known.issuperset, distinct)):
+        _SEEN.learn_ids(*distinct)
+    source_set = set(sources)
+    if not sources_known.issuperset(source_set):
+        _SEEN.learn_sources(source_set)
+    joined_ids = "\n".join(ids)
     return (
-        known.issuperset(tenants)
-        and None not in tenants
-        and known.issuperset(models)
-        and None not in models
-        and known.issuperset(providers)
-        and None not in providers
-        and known.issuperset(operations)
-        and None not in operations
-        and all(map(known.issuperset, optional))
-        and _SEEN.sources.issuperset(sources)
+        all(map(known.issuperset, distinct))
+        and not any(map(set.__contains__, required, repeat(None)))
+        and sources_known.issuperset(source_set)
         and joined_ids.count("\n") == len(ids) - 1
         and _IDS(joined_ids) is not None
     )
@@ -436,8 +468,10 @@ def _in_range(millis: list[int], tokens: Any, earliest_ms: int, latest_ms: int) 
     return (
         earliest_ms <= min(millis)
         and max(millis) <= latest_ms
-        and all(_INT.issuperset(map(type, c)) for c in tokens)
-        and min(map(min, tokens)) >= 0
+        and set(map(type, chain(*tokens))) == _INT
+        and min(reads) >= 0  # inputs >= reads + creations and outputs >= reasonings,
+        and min(creations) >= 0  # checked below, then are not negative either
+        and min(reasonings) >= 0
         and max(inputs) <= MAX_TOKENS
         and max(outputs) <= MAX_TOKENS
         and all(map(le, map(add, reads, creations), inputs))
