@@ -139,6 +139,19 @@ class Harness:
             time.sleep(0.1)
 
 
+def sink_settings(chdb_dsn: str) -> ClickHouseSettings:
+    """Small batches and short retries, in a consumer group of its own."""
+    return ClickHouseSettings(
+        url=chdb_dsn,
+        http_port=0,
+        batch_max_rows=40,
+        batch_max_ms=100,
+        retry_initial_ms=20,
+        retry_max_ms=200,
+        consumer_group=f"sink-{uuid.uuid4().hex[:8]}",
+    )
+
+
 @pytest.fixture
 def harness(
     kafka_settings: KafkaSettings, new_topic: Callable[..., str], chdb_dsn: str, tmp_path: Path
@@ -148,15 +161,7 @@ def harness(
         usage=new_topic("usage", partitions=2),
         dead_letter=new_topic("dlq", partitions=2),
     )
-    settings = ClickHouseSettings(
-        url=chdb_dsn,
-        http_port=0,
-        batch_max_rows=40,
-        batch_max_ms=100,
-        retry_initial_ms=20,
-        retry_max_ms=200,
-        consumer_group=f"sink-{uuid.uuid4().hex[:8]}",
-    )
+    settings = sink_settings(chdb_dsn)
     with open_store(settings, tmp_path) as store:
         prepare_store(store, None)
         h = Harness(kafka_settings, topics, settings, store, threading.Lock())

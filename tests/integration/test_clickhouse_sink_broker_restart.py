@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -21,11 +20,12 @@ from tests.integration.test_clickhouse_sink import (
     Harness,
     expected_totals,
     produce,
+    sink_settings,
     stored_totals,
     windows_batch,
 )
 from tokenops.settings import KafkaSettings, StackSettings, TopicSettings
-from tokenops.sinks.clickhouse import ClickHouseSettings, open_store
+from tokenops.sinks.clickhouse import open_store
 from tokenops.sinks.clickhouse.service import prepare_store
 from tokenops.stack.kafka import KafkaBroker
 from tokenops.stack.process import free_port
@@ -54,15 +54,7 @@ def test_sink_resumes_and_commits_everything_after_a_broker_restart(
         )
         topics = TopicSettings(aggregates="aggregates", usage="usage", dead_letter="dlq")
         ensure_topics(kafka, [TopicSpec(t, 2, 1) for t in ("aggregates", "usage", "dlq")])
-        settings = ClickHouseSettings(
-            url=chdb_dsn,
-            http_port=0,
-            batch_max_rows=40,
-            batch_max_ms=100,
-            retry_initial_ms=20,
-            retry_max_ms=200,
-            consumer_group=f"sink-{uuid.uuid4().hex[:8]}",
-        )
+        settings = sink_settings(chdb_dsn)
         with open_store(settings, tmp_path) as store:
             prepare_store(store, None)
             h = Harness(kafka, topics, settings, store, threading.Lock())
