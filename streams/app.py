@@ -68,7 +68,8 @@ def create_app(
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         broker_commit_interval=2.0,
         stream_buffer_maxsize=max(4096, settings.batch_max_records * 2),
-        broker_max_poll_records=max(500, settings.batch_max_records),
+        # a fetch is at most 500 records, so a batch passes its byte cap by one fetch at most
+        broker_max_poll_records=min(500, settings.batch_max_records),
         consumer_max_fetch_size=16 * 1024 * 1024,
         stream_wait_empty=False,
     )
@@ -86,6 +87,7 @@ def create_app(
         handle=lambda batch: _or_die(worker.handle(batch)),
         positions=lambda: {p: s.next_offset for p, s in worker.states.items()},
         max_records=settings.batch_max_records,
+        max_bytes=settings.batch_max_bytes,
         within_s=settings.batch_within_s,
         commit_interval_s=2.0,
     )

@@ -10,8 +10,8 @@ works on whole batches and keeps its own offsets, so none of that is needed.
 `BatchConsumer` keeps everything else of Faust's aiokafka consumer (group membership,
 rebalances, flow control, seeking to committed offsets) and replaces only its fetch
 loop (`_drain_messages`): the usage topic's fetched records are gathered by partition
-into batches (`max_records`, or `within_s` after the first record, as the worker's
-`batch_max_records` and `batch_within_s`) and go straight to `handle`, which returns
+into batches (`max_records`, `max_bytes` of record values, or `within_s` after the first
+record, as the worker's `batch_max_records`, `batch_max_bytes` and `batch_within_s`) and go straight to `handle`, which returns
 once the batch is durable. Records fetched before a rebalance are dropped, as Faust
 does: it then seeks every assigned partition to its committed offset, the state's
 next input offset (`app.py`), so they are fetched again. Messages are never acked to
@@ -48,7 +48,8 @@ class BatchWiring:
     topic: str
     handle: BatchHandler
     positions: Positions
-    max_records: int = 500  # a batch is handled once it holds this many records,
+    max_records: int = 2000  # a batch is handled once it holds this many records,
+    max_bytes: int = 8 * 1024 * 1024  # or this many bytes of record values,
     within_s: float = 0.2  # or this long after its first record arrived
     commit_interval_s: float = 2.0
 
@@ -73,7 +74,7 @@ class BatchConsumer(aiokafka.Consumer):
         topic, handle = wiring.topic, wiring.handle
         consumer_stopped, fetcher_stopped = self._stopped.is_set, fetcher._stopped.is_set
         batch: dict[int, list[InputRecord]] = {}
-        size, due, batch_generation = 0, 0.0, None
+        size, nbytes, due, batch_generation = 0, 0, 0.0, None
         last_commit = time.monotonic()
         try:
             while not (consumer_stopped() or fetcher_stopped()):
@@ -87,18 +88,23 @@ class BatchConsumer(aiokafka.Consumer):
                 if not self.flow_active or generation != batch_generation:
                     # A rebalance: what was fetched before it is dropped; Faust seeks the
                     # partitions to the committed offsets, which are their state offsets.
-                    batch, size = {}, 0
+                    batch, size, nbytes = {}, 0, 0
                     if not self.flow_active:
                         if records is not None:
                             await self._seek_back()  # as Faust's getmany does
                         continue
                 if records:
-                    added = self._add(batch, topic, records, active)
+                    added, added_bytes = self._add(batch, topic, records, active)
                     if added and not size:
                         due, batch_generation = time.monotonic() + wiring.within_s, generation
                     size += added
-                if size and (size >= wiring.max_records or time.monotonic() >= due):
-                    ready, batch, size = batch, {}, 0
+                    nbytes += added_bytes
+                if size and (
+                    size >= wiring.max_records
+                    or nbytes >= wiring.max_bytes
+                    or time.monotonic() >= due
+                ):
+                    ready, batch, size, nbytes = batch, {}, 0, 0
                     await handle(ready)
                 if time.monotonic() - last_commit >= wiring.commit_interval_s:
                     last_commit = time.monotonic()
@@ -120,10 +126,10 @@ class BatchConsumer(aiokafka.Consumer):
         topic: str,
         records: Any,
         active: set[Any] | None,
-    ) -> int:
+    ) -> tuple[int, int]:
         """Add the usage topic's records of the active partitions to `batch`, by
-        partition, in offset order; returns how many were added."""
-        added = 0
+        partition, in offset order; returns how many were added and their values' bytes."""
+        added = added_bytes = 0
         buffered = self._buffered_partitions
         for tp, items in records.items():
             if tp.topic != topic:
@@ -138,7 +144,8 @@ class BatchConsumer(aiokafka.Consumer):
                 for r in items
             ]
             added += len(items)
-        return added
+            added_bytes += sum(len(r.value) for r in items if r.value)
+        return added, added_bytes
 
     async def _seek_back(self) -> None:
         try:

@@ -67,6 +67,7 @@ DESCRIPTIONS: dict[str, str] = {
     "TOKENOPS_WORKER_DEDUP_HORIZON_S": "Event time over which duplicates are recognised.",
     "TOKENOPS_WORKER_STATE_DIR": "The worker's local state; default: <stack state_dir>/worker.",
     "TOKENOPS_WORKER_BATCH_MAX_RECORDS": "Records the worker takes per batch at most.",
+    "TOKENOPS_WORKER_BATCH_MAX_BYTES": "Bytes of record values per batch at most (one fetch over).",
     "TOKENOPS_WORKER_BATCH_WITHIN_S": "Longest the worker waits to fill a batch.",
     "TOKENOPS_WORKER_SESSION_TIMEOUT_S": "Kafka group session timeout.",
     "TOKENOPS_WORKER_HEARTBEAT_INTERVAL_S": "Kafka group heartbeat interval.",
