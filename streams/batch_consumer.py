@@ -12,8 +12,8 @@ rebalances, flow control, seeking to committed offsets) and replaces only its fe
 loop (`_drain_messages`): the usage topic's fetched records are gathered by partition
 into batches (`max_records`, `max_bytes` of record values, or `within_s` after the first
 record, as the worker's `batch_max_records`, `batch_max_bytes` and `batch_within_s`)
-and go straight to `handle`, which returns once the batch is durable. Records fetched before a rebalance are dropped, as Faust
-does: it then seeks every assigned partition to its committed offset, the state's
+and go straight to `handle`, which returns once the batch is durable. Records fetched
+before a rebalance are dropped, as Faust does: it then seeks every assigned partition to its committed offset, the state's
 next input offset (`app.py`), so they are fetched again. Messages are never acked to
 Faust; instead the partitions' state offsets, which are durable by
 construction, are committed every `commit_interval_s` (they matter only for lag
