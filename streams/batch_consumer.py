@@ -8,16 +8,16 @@ with small records (a few events each) it was most of the worker's time (measure
 works on whole batches and keeps its own offsets, so none of that is needed.
 
 `BatchConsumer` keeps everything else of Faust's aiokafka consumer (group membership,
-rebalances, flow control, seeking to committed offsets) and replaces only its fetch
-loop (`_drain_messages`): the usage topic's fetched records are gathered by partition
-into batches (`max_records`, `max_bytes` of record values, or `within_s` after the first
-record, as the worker's `batch_max_records`, `batch_max_bytes` and `batch_within_s`)
-and go straight to `handle`, which returns once the batch is durable. Records fetched
-before a rebalance are dropped, as Faust does: it then seeks every assigned partition to its committed offset, the state's
-next input offset (`app.py`), so they are fetched again. Messages are never acked to
-Faust; instead the partitions' state offsets, which are durable by
-construction, are committed every `commit_interval_s` (they matter only for lag
-monitoring: a partition resumes from its state, see docs/streams.md).
+rebalances, flow control, seeking to committed offsets) and replaces only its fetch loop
+(`_drain_messages`): the usage topic's fetched records are gathered by partition into
+batches (`max_records`, `max_bytes` of record values, or `within_s` after the first
+record, as the worker's `batch_max_records`, `batch_max_bytes` and `batch_within_s`) and
+go straight to `handle`, which returns once the batch is durable. Records fetched before
+a rebalance are dropped, as Faust does: it then seeks every assigned partition to its
+committed offset, the state's next input offset (`app.py`), so they are fetched again.
+Messages are never acked to Faust; instead the partitions' state offsets, which are
+durable by construction, are committed every `commit_interval_s` (they matter only for
+lag monitoring: a partition resumes from its state, see docs/streams.md).
 """
 
 from __future__ import annotations
