@@ -7,9 +7,11 @@ many partitions the topic has, the store).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tokenops.schemas import UsageEvent
 from tokenops.streams.partition import PartitionState
 from tokenops.streams.state.store import PartitionStore
 
@@ -41,4 +43,19 @@ def partition_state(
         outputs=outputs,
         decode=decode,
         **more,
+    )
+
+
+def usage_event(i: int, t_ms: int, tenant: str) -> UsageEvent:
+    """Event number `i` of `tenant` at `t_ms`; its input tokens (10 + i) tell events apart
+    in totals."""
+    return UsageEvent(
+        id=f"e{i}",
+        source="//node/1",
+        time=datetime.fromtimestamp(t_ms / 1000, UTC),
+        tenant_id=tenant,
+        model="m1",
+        provider="p",
+        input_tokens=10 + i,
+        output_tokens=4,
     )

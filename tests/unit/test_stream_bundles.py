@@ -3,20 +3,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from tests.harness.partition import partition_state
+from tests.harness.partition import partition_state, usage_event
 from tokenops.deadletters import DLQ_BUNDLE, DLQ_FIELD, DLQ_OFFSET, DLQ_PARTITION
 from tokenops.placement import home_partition
 from tokenops.schemas.columns import EventColumns
 from tokenops.schemas.decode import bundle_elements, decode_columns, is_bundle
 from tokenops.schemas.errors import InvalidEventError
-from tokenops.schemas.event import FUTURE, UsageEvent
+from tokenops.schemas.event import FUTURE
 from tokenops.schemas.wire import BUNDLE_HEADER, EVENT_HEADERS, encode_bundle, encode_event
 from tokenops.streams.partition import InputRecord, PartitionState
 from tokenops.streams.routing import LOG_APPEND_TIME
@@ -25,19 +24,6 @@ T0 = 1_750_000_020_000
 PARTITIONS = 4
 TENANTS = [f"tenant-{i}" for i in range(40)]
 AT = {p: [t for t in TENANTS if home_partition(t, PARTITIONS) == p] for p in range(PARTITIONS)}
-
-
-def _event(i: int, t_ms: int, tenant: str) -> UsageEvent:
-    return UsageEvent(
-        id=f"e{i}",
-        source="//node/1",
-        time=datetime.fromtimestamp(t_ms / 1000, UTC),
-        tenant_id=tenant,
-        model="m1",
-        provider="p",
-        input_tokens=10 + i,
-        output_tokens=4,
-    )
 
 
 def _decode(value: bytes, headers: Any, now_ms: int) -> EventColumns:
@@ -63,7 +49,7 @@ def _bundle(elements: list[tuple[str, bytes, int, int]], **meta: Any) -> tuple[b
 
 
 def test_a_bundle_carries_each_record_as_written() -> None:
-    a, b = encode_event(_event(1, T0, "acme")), b'{"not": "an event"}'
+    a, b = encode_event(usage_event(1, T0, "acme")), b'{"not": "an event"}'
     value, headers = encode_bundle(["acme", "b\u00e9ta"], [a, b], [1, 0], ([0, 2], [17, 4]), [5, 6])
     assert orjson.loads(value) == [orjson.loads(a), orjson.loads(b)]  # a JSON array
     assert is_bundle(None, headers) and not is_bundle(b"acme", headers)
@@ -114,13 +100,13 @@ def _forwarded_home(path: Path, records: list[InputRecord]) -> tuple[list[Any], 
 
 def test_each_element_is_judged_alone_and_named_where_it_was_written(tmp_path: Path) -> None:
     tenant, other = AT[1][0], AT[1][1]
-    good = encode_event(_event(1, T0, tenant))
+    good = encode_event(usage_event(1, T0, tenant))
     records = [
         InputRecord(0, tenant.encode(), good, EVENT_HEADERS, T0),
         InputRecord(1, tenant.encode(), good, EVENT_HEADERS, T0),  # a resend
         InputRecord(2, tenant.encode(), b"{not json", None, T0),
-        InputRecord(3, tenant.encode(), encode_event(_event(2, T0, other)), None, T0),  # key
-        InputRecord(4, tenant.encode(), encode_event(_event(3, T0, tenant)), None, T0),
+        InputRecord(3, tenant.encode(), encode_event(usage_event(2, T0, other)), None, T0),  # key
+        InputRecord(4, tenant.encode(), encode_event(usage_event(3, T0, tenant)), None, T0),
     ]
     outputs, counts = _forwarded_home(tmp_path, records)
     assert (counts.records, counts.dead_lettered, counts.forwarded) == (5, 2, 0)
@@ -137,10 +123,10 @@ def test_an_elements_clock_is_capped_by_the_bundles_own(tmp_path: Path) -> None:
     """A forged header cannot move an element's clock past the bundle's own event clock
     at home; it can only make it earlier, which judges the element more strictly."""
     tenant = AT[1][0]
-    ahead = encode_event(_event(1, T0 + 10 * 60_000, tenant))  # 10 min past T0
+    ahead = encode_event(usage_event(1, T0 + 10 * 60_000, tenant))  # 10 min past T0
     value, headers = encode_bundle(
         [tenant] * 2,
-        [ahead, encode_event(_event(2, T0, tenant))],
+        [ahead, encode_event(usage_event(2, T0, tenant))],
         [1, 1],
         ([0, 0], [1, 2]),
         [T0 + 3_600_000, T0 - 60_000],  # forged: an hour ahead; and a minute behind
@@ -157,7 +143,7 @@ def test_a_bundle_written_by_a_producer_gains_nothing(tmp_path: Path) -> None:
     record: one keyed elsewhere goes on to its key's home, in a bundle, as it would have
     alone; a malformed one is dead-lettered whole at its own position."""
     tenant, elsewhere = AT[1][0], AT[2][0]
-    one = encode_event(_event(1, T0, tenant))
+    one = encode_event(usage_event(1, T0, tenant))
     value, headers = _bundle([(tenant, one, 3, 7), (elsewhere, one, 3, 8)])
     state = _state(tmp_path / "p1", 1)
     records = [
@@ -183,7 +169,7 @@ def test_forwarding_in_bundles_counts_what_murmur2_placement_counts(tmp_path: Pa
     every partition (consistent_random's effect), give the same state at each home."""
     records = {p: [] for p in range(PARTITIONS)}  # type: dict[int, list[InputRecord]]
     spread = {p: [] for p in range(PARTITIONS)}  # type: dict[int, list[InputRecord]]
-    events = [_event(i, T0 + i, TENANTS[i % len(TENANTS)]) for i in range(150)]
+    events = [usage_event(i, T0 + i, TENANTS[i % len(TENANTS)]) for i in range(150)]
     for i in range(200):
         event = events[i % 150]  # 50 resends
         tenant, value = event.tenant_id, encode_event(event)

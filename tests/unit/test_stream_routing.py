@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tests.harness.partition import partition_state, partition_store
+from tests.harness.partition import partition_state, partition_store, usage_event
 from tokenops.deadletters import DLQ_BUNDLE, DLQ_FIELD, DLQ_OFFSET, DLQ_PARTITION
 from tokenops.placement import home_partition
 from tokenops.schemas.columns import EventColumns
@@ -27,19 +26,6 @@ T0 = 1_750_000_020_000  # a minute boundary in the past: the worker's wall clock
 PARTITIONS = 4
 HOME = [t for t in (f"tenant-{i}" for i in range(50)) if home_partition(t, PARTITIONS) == 1]
 AWAY = [t for t in (f"tenant-{i}" for i in range(50)) if home_partition(t, PARTITIONS) == 3]
-
-
-def _event(i: int, t_ms: int, tenant: str) -> UsageEvent:
-    return UsageEvent(
-        id=f"e{i}",
-        source="//node/1",
-        time=datetime.fromtimestamp(t_ms / 1000, UTC),
-        tenant_id=tenant,
-        model="m1",
-        provider="p",
-        input_tokens=10,
-        output_tokens=4,
-    )
 
 
 def _decode(value: bytes, headers: Any, now_ms: int) -> EventColumns:
@@ -73,10 +59,10 @@ def test_a_misplaced_or_unkeyed_record_is_forwarded_home_not_counted(tmp_path: P
     state = _state(tmp_path / "p1")
     home, away = HOME[0], AWAY[0]
     records = [
-        _record(0, _event(1, T0, home), home.encode()),  # at home: counted
-        _record(1, _event(2, T0, away), away.encode()),  # keyed, wrong partition
-        _record(2, _event(3, T0, away), None),  # no key (kcat, explicit partition)
-        _record(3, _event(4, T0, home), None),  # no key, but at home: counted
+        _record(0, usage_event(1, T0, home), home.encode()),  # at home: counted
+        _record(1, usage_event(2, T0, away), away.encode()),  # keyed, wrong partition
+        _record(2, usage_event(3, T0, away), None),  # no key (kcat, explicit partition)
+        _record(3, usage_event(4, T0, home), None),  # no key, but at home: counted
     ]
     outputs, delta, counts = state.process(records, T0 + 1000)
     assert (counts.counted, counts.forwarded, counts.dead_lettered) == (2, 2, 0)
@@ -104,8 +90,8 @@ def test_a_keyed_record_away_from_home_goes_there_undecoded_and_is_judged_there(
     was written."""
     away, home = AWAY[0], HOME[0]
     broken = InputRecord(0, away.encode(), b'{"tenant_id": "acme"', None, T0)
-    miskeyed = _record(1, _event(1, T0, home), away.encode())  # key: another tenant
-    good = _record(2, _event(2, T0, away), away.encode(), headers=EVENT_HEADERS)
+    miskeyed = _record(1, usage_event(1, T0, home), away.encode())  # key: another tenant
+    good = _record(2, usage_event(2, T0, away), away.encode(), headers=EVENT_HEADERS)
     outputs, _, counts = _state(tmp_path / "p1").process([broken, miskeyed, good], T0)
     assert (counts.forwarded, counts.dead_lettered, counts.counted) == (3, 0, 0)
     alone, bundle = outputs  # a record with a header of its own goes alone
@@ -144,8 +130,8 @@ def test_an_event_beyond_the_clock_is_dead_lettered_future_and_moves_nothing(
 ) -> None:
     state = _state(tmp_path / "p1")
     tenant, hour = HOME[0], 3_600_000
-    state.process([_record(0, _event(1, T0, tenant), None)], T0)
-    ahead = _event(2, T0 + 64 * 60_000, tenant)
+    state.process([_record(0, usage_event(1, T0, tenant), None)], T0)
+    ahead = usage_event(2, T0 + 64 * 60_000, tenant)
     # the producer set the record's timestamp with the event: a CreateTime topic
     outputs, delta, counts = state.process([_record(1, ahead, None, timestamp_ms=T0 + hour)], T0)
     assert counts.dead_lettered == 1 and counts.dead_letter_fields == [FUTURE]
@@ -159,7 +145,7 @@ def test_an_event_beyond_the_clock_is_dead_lettered_future_and_moves_nothing(
 
 def test_a_state_built_with_another_partition_count_is_refused(tmp_path: Path) -> None:
     state = _state(tmp_path / "p1")
-    _, delta, _ = state.process([_record(0, _event(1, T0, HOME[0]), None)], T0)
+    _, delta, _ = state.process([_record(0, usage_event(1, T0, HOME[0]), None)], T0)
     state.commit(delta, 1)
     assert state.store.processor_state("placement") == {"partitions": PARTITIONS}
     state.store.close()
@@ -183,7 +169,7 @@ def test_a_chunk_of_single_events_is_placed_as_record_by_record(tmp_path: Path) 
         key: bytes | None = tenant.encode() if i % 3 else None
         if i == 7:
             key = HOME[1].encode() if tenant != HOME[1] else HOME[0].encode()  # another tenant
-        records.append(_record(i, _event(i, T0 + i, tenant), key))
+        records.append(_record(i, usage_event(i, T0 + i, tenant), key))
     records[20] = InputRecord(20, None, b"{not json", None, T0)
     fetch = WorkerDecoder(None).many([(r.value, r.headers, T0) for r in records[:20]])
     assert fetch.mixed is not None and len(fetch.mixed) == len(fetch.rows) == 20
